@@ -1,0 +1,259 @@
+// Package config reads authsvc's configuration from the environment, once, and
+// reports every problem it finds together rather than the first one.
+//
+// Every secret may also be given as a file: AUTHSVC_X_FILE names a file whose
+// content (without a trailing newline) is the value of AUTHSVC_X. Secrets are
+// held in the Secret type, which never prints its value.
+package config
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Secret holds key material. Its String, GoString and LogValue methods
+// redact it, so it cannot leak through fmt, %v or slog by accident.
+type Secret []byte
+
+func (Secret) String() string                 { return "[redacted]" }
+func (Secret) GoString() string               { return "[redacted]" }
+func (Secret) LogValue() slog.Value           { return slog.StringValue("[redacted]") }
+func (s Secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
+
+// Config is authsvc's whole configuration.
+type Config struct {
+	Listen           string         // host:port of the public API (behind nginx)
+	DatabaseURL      Secret         // role authsvc; holds a password
+	RedisURL         Secret         // one node: redis://…; empty when RedisAddrs is set
+	RedisAddrs       []string       // Redis Cluster seed nodes
+	RedisPassword    Secret         // with RedisAddrs
+	Issuer           string         // the iss claim; the gateway's public URL
+	Audience         string         // the aud claim; PostgREST's jwt-aud
+	ServerSecret     Secret         // >= 32 bytes: seals SRP handshakes, derives fake salts
+	KeyEncryptionKey Secret         // 32 bytes: seals private signing keys in the database
+	TrustedProxies   []netip.Prefix // peers whose X-Zsm-Client-Ip header is believed
+
+	AccessTTL    time.Duration // lifetime of an access token, at most 15 minutes
+	SessionTTL   time.Duration // absolute lifetime of a session (refreshes never extend it)
+	HandshakeTTL time.Duration // lifetime of SRP handshake state, at most 60 s
+
+	LoginRatePerIP       int // login attempts per minute per client address
+	LoginRatePerIdentity int // login attempts per minute per identity
+	SignupRatePerIP      int // sign-ups per minute per client address
+
+	LogLevel slog.Level
+}
+
+// Getenv is os.Getenv's shape, so tests can pass a map.
+type Getenv func(string) string
+
+// FromEnv reads and validates the configuration. needServe says whether the
+// settings only `serve` needs (listen address, Redis, keys) are required; the
+// migrate and keys subcommands need less.
+func FromEnv(getenv Getenv, needServe bool) (Config, error) {
+	r := reader{getenv: getenv}
+	c := Config{
+		Listen:   r.str("AUTHSVC_LISTEN", ""),
+		Issuer:   r.str("AUTHSVC_ISSUER", ""),
+		Audience: r.str("AUTHSVC_AUDIENCE", "zsm-api"),
+
+		AccessTTL:    r.duration("AUTHSVC_ACCESS_TTL", 15*time.Minute),
+		SessionTTL:   r.duration("AUTHSVC_SESSION_TTL", 30*24*time.Hour),
+		HandshakeTTL: r.duration("AUTHSVC_HANDSHAKE_TTL", 60*time.Second),
+
+		LoginRatePerIP:       r.integer("AUTHSVC_LOGIN_RATE_PER_IP", 30),
+		LoginRatePerIdentity: r.integer("AUTHSVC_LOGIN_RATE_PER_IDENTITY", 10),
+		SignupRatePerIP:      r.integer("AUTHSVC_SIGNUP_RATE_PER_IP", 10),
+	}
+	c.DatabaseURL = r.secret("AUTHSVC_DATABASE_URL")
+	c.RedisURL = r.secret("AUTHSVC_REDIS_URL")
+	c.RedisPassword = r.secret("AUTHSVC_REDIS_PASSWORD")
+	if addrs := r.str("AUTHSVC_REDIS_ADDRS", ""); addrs != "" {
+		for _, a := range strings.Split(addrs, ",") {
+			c.RedisAddrs = append(c.RedisAddrs, strings.TrimSpace(a))
+		}
+	}
+	c.ServerSecret = r.key("AUTHSVC_SERVER_SECRET", 32, 0)
+	c.KeyEncryptionKey = r.key("AUTHSVC_KEY_ENCRYPTION_KEY", 32, 32)
+	c.TrustedProxies = r.prefixes("AUTHSVC_TRUSTED_PROXIES", "127.0.0.1/32,::1/128")
+	c.LogLevel = r.level("AUTHSVC_LOG_LEVEL", slog.LevelInfo)
+
+	if len(c.DatabaseURL) == 0 {
+		r.fail("AUTHSVC_DATABASE_URL is required")
+	} else if u, err := url.Parse(string(c.DatabaseURL)); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		r.fail("AUTHSVC_DATABASE_URL must be a postgres:// URL")
+	}
+	if needServe {
+		if c.Listen == "" {
+			r.fail("AUTHSVC_LISTEN is required (host:port)")
+		} else if _, err := netip.ParseAddrPort(c.Listen); err != nil {
+			r.fail(fmt.Sprintf("AUTHSVC_LISTEN %q is not an IP:port", c.Listen))
+		}
+		if c.Issuer == "" {
+			r.fail("AUTHSVC_ISSUER is required (the gateway's public URL)")
+		}
+		switch {
+		case len(c.RedisURL) == 0 && len(c.RedisAddrs) == 0:
+			r.fail("AUTHSVC_REDIS_URL or AUTHSVC_REDIS_ADDRS is required")
+		case len(c.RedisURL) > 0 && len(c.RedisAddrs) > 0:
+			r.fail("set only one of AUTHSVC_REDIS_URL and AUTHSVC_REDIS_ADDRS")
+		}
+		if c.ServerSecret == nil {
+			r.fail("AUTHSVC_SERVER_SECRET is required (32 or more random bytes, hex or base64)")
+		}
+	}
+	if c.Audience == "" {
+		r.fail("AUTHSVC_AUDIENCE must not be empty")
+	}
+	if c.KeyEncryptionKey == nil && needServe {
+		r.fail("AUTHSVC_KEY_ENCRYPTION_KEY is required (32 random bytes, hex or base64)")
+	}
+	// PostgREST applies 30 s of clock skew on top, and gate.check_request
+	// refuses tokens whose exp - iat exceeds 900 s.
+	if c.AccessTTL < time.Minute || c.AccessTTL > 15*time.Minute {
+		r.fail("AUTHSVC_ACCESS_TTL must be between 1m and 15m")
+	}
+	if c.SessionTTL < c.AccessTTL || c.SessionTTL > 365*24*time.Hour {
+		r.fail("AUTHSVC_SESSION_TTL must be between the access TTL and 8760h")
+	}
+	if c.HandshakeTTL < 5*time.Second || c.HandshakeTTL > 60*time.Second {
+		r.fail("AUTHSVC_HANDSHAKE_TTL must be between 5s and 60s")
+	}
+	for name, v := range map[string]int{
+		"AUTHSVC_LOGIN_RATE_PER_IP": c.LoginRatePerIP, "AUTHSVC_LOGIN_RATE_PER_IDENTITY": c.LoginRatePerIdentity,
+		"AUTHSVC_SIGNUP_RATE_PER_IP": c.SignupRatePerIP,
+	} {
+		if v < 1 {
+			r.fail(name + " must be at least 1")
+		}
+	}
+	if len(r.problems) > 0 {
+		return Config{}, fmt.Errorf("invalid configuration:\n  %s", strings.Join(r.problems, "\n  "))
+	}
+	return c, nil
+}
+
+type reader struct {
+	getenv   Getenv
+	problems []string
+}
+
+func (r *reader) fail(msg string) { r.problems = append(r.problems, msg) }
+
+func (r *reader) str(name, def string) string {
+	if v := strings.TrimSpace(r.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+// secret reads NAME, or the file NAME_FILE names; setting both is an error.
+func (r *reader) secret(name string) Secret {
+	v, file := r.getenv(name), r.getenv(name+"_FILE")
+	switch {
+	case v != "" && file != "":
+		r.fail(fmt.Sprintf("set only one of %s and %s_FILE", name, name))
+		return nil
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			r.fail(fmt.Sprintf("%s_FILE: %v", name, errors.Unwrap(err)))
+			return nil
+		}
+		return Secret(strings.TrimRight(string(b), "\r\n"))
+	case v != "":
+		return Secret(v)
+	}
+	return nil
+}
+
+// key reads a secret given as hex or standard base64 and checks its length.
+func (r *reader) key(name string, minLen, exactLen int) Secret {
+	s := r.secret(name)
+	if s == nil {
+		return nil
+	}
+	text := strings.TrimSpace(string(s))
+	b, err := hex.DecodeString(text)
+	if err != nil {
+		b, err = base64.StdEncoding.DecodeString(text)
+	}
+	if err != nil {
+		r.fail(name + " is neither hex nor base64")
+		return nil
+	}
+	if exactLen > 0 && len(b) != exactLen {
+		r.fail(fmt.Sprintf("%s must decode to exactly %d bytes, not %d", name, exactLen, len(b)))
+		return nil
+	}
+	if len(b) < minLen {
+		r.fail(fmt.Sprintf("%s must decode to at least %d bytes, not %d", name, minLen, len(b)))
+		return nil
+	}
+	return Secret(b)
+}
+
+func (r *reader) duration(name string, def time.Duration) time.Duration {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		r.fail(fmt.Sprintf("%s %q is not a duration like 15m", name, v))
+		return def
+	}
+	return d
+}
+
+func (r *reader) integer(name string, def int) int {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		r.fail(fmt.Sprintf("%s %q is not a whole number", name, v))
+		return def
+	}
+	return n
+}
+
+func (r *reader) prefixes(name, def string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range strings.Split(r.str(name, def), ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			r.fail(fmt.Sprintf("%s: %q is not a CIDR prefix", name, p))
+			continue
+		}
+		out = append(out, pfx.Masked())
+	}
+	return out
+}
+
+func (r *reader) level(name string, def slog.Level) slog.Level {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(v)); err != nil {
+		r.fail(fmt.Sprintf("%s %q is not one of debug, info, warn, error", name, v))
+		return def
+	}
+	return l
+}

@@ -1,0 +1,361 @@
+// Package httpapi is authsvc's HTTP interface: thin echo handlers that parse
+// a request, call the login, session or signing code, and return either a
+// JSON answer or an *Error for the single error renderer.
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"zsm.dev/zsm/authsvc/ratelimit"
+	"zsm.dev/zsm/authsvc/session"
+	"zsm.dev/zsm/authsvc/signer"
+	"zsm.dev/zsm/authsvc/srplogin"
+	"zsm.dev/zsm/srpgroup"
+)
+
+// OpenAPI is the description of every endpoint below, served at
+// /auth/v1/openapi.yaml.
+//
+//go:embed openapi.yaml
+var OpenAPI []byte
+
+// Limits are the rate limits, per minute.
+type Limits struct {
+	LoginPerIP       int
+	LoginPerIdentity int
+	SignupPerIP      int
+}
+
+// Limiter is what the handlers need from the rate limiter.
+type Limiter interface {
+	Allow(ctx context.Context, key string, limit int, window time.Duration) (ratelimit.Decision, error)
+}
+
+// Checker reports whether a dependency is usable, for /readyz.
+type Checker func(ctx context.Context) error
+
+// Server holds the handlers' dependencies.
+type Server struct {
+	Login    *srplogin.Service
+	Sessions *session.Manager
+	Signer   *signer.Signer
+	Limiter  Limiter
+	Limits   Limits
+	Ready    map[string]Checker
+	log      *slog.Logger
+}
+
+// Handler builds the echo instance.
+func (s *Server) Handler(log *slog.Logger, trusted []netip.Prefix) *echo.Echo {
+	s.log = log
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.renderError
+	e.IPExtractor = ipExtractor(trusted)
+	e.Use(withRequestID, s.logRequests, s.recoverPanics)
+	// nginx limits bodies too; this is the same limit where nginx is absent.
+	e.Use(middleware.BodyLimit("64K"))
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/.well-known/jwks.json", s.jwks)
+
+	v1 := e.Group("/auth/v1")
+	v1.GET("/openapi.yaml", s.openapi)
+	v1.POST("/signup", s.signup)
+	v1.POST("/login/params", s.loginParams)
+	v1.POST("/login/init", s.loginInit)
+	v1.POST("/login/verify", s.loginVerify)
+	v1.POST("/token/refresh", s.refresh)
+	v1.POST("/logout", s.logout)
+	return e
+}
+
+// decode reads a JSON body strictly: one object, no unknown members.
+func decode(c echo.Context, v any) error {
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		var tooLarge *echo.HTTPError
+		if errors.As(err, &tooLarge) {
+			return errTooLarge
+		}
+		return badRequest("malformed_request", errors.New("the request body could not be read"))
+	}
+	if err := DecodeStrict(body, v); err != nil {
+		return badRequest("malformed_request", err)
+	}
+	return nil
+}
+
+// DecodeStrict parses a request body: exactly one JSON object whose members
+// are all known to v. It is what every endpoint's parser starts with (and
+// what the fuzz tests feed).
+func DecodeStrict(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syn), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return errors.New("the request body is not a JSON object")
+		case errors.As(err, &typ):
+			return fmt.Errorf("member %q has the wrong type", typ.Field)
+		case strings.HasPrefix(err.Error(), "json: unknown field"):
+			return fmt.Errorf("unknown member %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+		}
+		return errors.New("the request body is not valid JSON for this endpoint")
+	}
+	if dec.More() {
+		return errors.New("the request body has data after the JSON object")
+	}
+	return nil
+}
+
+// limit counts one attempt against each key; Redis trouble means 503, not a
+// free pass.
+func (s *Server) limit(c echo.Context, limit int, keys ...string) error {
+	ctx := c.Request().Context()
+	for _, k := range keys {
+		d, err := s.Limiter.Allow(ctx, k, limit, time.Minute)
+		if err != nil {
+			cp := *errUnavailable
+			cp.cause = err
+			return &cp
+		}
+		if !d.Allowed {
+			return rateLimited(d.RetryAfter)
+		}
+	}
+	return nil
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	status := map[string]string{}
+	ok := true
+	for name, check := range s.Ready {
+		if err := check(ctx); err != nil {
+			status[name] = "unavailable"
+			ok = false
+			s.log.WarnContext(ctx, "not ready", "dependency", name, "err", err)
+		} else {
+			status[name] = "ok"
+		}
+	}
+	if !ok {
+		return c.JSON(http.StatusServiceUnavailable, status)
+	}
+	return c.JSON(http.StatusOK, status)
+}
+
+func (s *Server) jwks(c echo.Context) error {
+	b := s.Signer.JWKS()
+	if b == nil {
+		return errUnavailable
+	}
+	// Short enough that a key published as "next" reaches every cache well
+	// before it signs anything.
+	c.Response().Header().Set("Cache-Control", "public, max-age=300")
+	return c.Blob(http.StatusOK, "application/jwk-set+json", b)
+}
+
+func (s *Server) openapi(c echo.Context) error {
+	return c.Blob(http.StatusOK, "application/yaml", OpenAPI)
+}
+
+// SignupRequest is the body of POST /auth/v1/signup.
+type SignupRequest struct {
+	Identity    string          `json:"identity"`
+	SRPSalt     string          `json:"srp_salt"`
+	SRPVerifier string          `json:"srp_verifier"`
+	KDF         json.RawMessage `json:"kdf"`
+}
+
+func (s *Server) signup(c echo.Context) error {
+	var req SignupRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if err := s.limit(c, s.Limits.SignupPerIP, "signup:ip:"+c.RealIP()); err != nil {
+		return err
+	}
+	reg, err := srplogin.ParseRegistration(req.Identity, req.SRPSalt, req.SRPVerifier, req.KDF)
+	if err != nil {
+		return badRequest("invalid_registration", err)
+	}
+	id, err := s.Login.Register(c.Request().Context(), reg)
+	if errors.Is(err, srplogin.ErrTaken) {
+		return errIdentityTaken
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, map[string]string{"user_id": id, "identity": reg.Identity})
+}
+
+// ParamsRequest is the body of POST /auth/v1/login/params.
+type ParamsRequest struct {
+	Identity string `json:"identity"`
+}
+
+func (s *Server) loginParams(c echo.Context) error {
+	var req ParamsRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if err := s.limit(c, 4*s.Limits.LoginPerIP, "params:ip:"+c.RealIP()); err != nil {
+		return err
+	}
+	k, err := s.Login.Params(c.Request().Context(), req.Identity)
+	if err != nil {
+		return loginError(err)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"kdf": k})
+}
+
+// InitRequest is the body of POST /auth/v1/login/init.
+type InitRequest struct {
+	Identity string `json:"identity"`
+	A        string `json:"a"`
+}
+
+func (s *Server) loginInit(c echo.Context) error {
+	var req InitRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	id, err := srpgroup.NormalizeIdentity(req.Identity)
+	if err != nil {
+		return badRequest("malformed_request", fmt.Errorf("identity: %w", err))
+	}
+	// Counted before any SRP arithmetic: init is where the server spends its
+	// CPU, before the client has proved anything.
+	if err := s.limit(c, s.Limits.LoginPerIP, "login:ip:"+c.RealIP()); err != nil {
+		return err
+	}
+	if err := s.limit(c, s.Limits.LoginPerIdentity, "login:id:"+id); err != nil {
+		return err
+	}
+	ch, err := s.Login.Init(c.Request().Context(), id, req.A)
+	if err != nil {
+		return loginError(err)
+	}
+	return c.JSON(http.StatusOK, map[string]any{
+		"handshake_id": ch.HandshakeID,
+		"srp_salt":     srplogin.EncodeSalt(ch.Salt),
+		"b":            srpgroup.FormatPublic(ch.B),
+		"kdf":          ch.KDF,
+	})
+}
+
+// VerifyRequest is the body of POST /auth/v1/login/verify.
+type VerifyRequest struct {
+	HandshakeID string `json:"handshake_id"`
+	M           string `json:"m"`
+	DeviceLabel string `json:"device_label,omitempty"`
+}
+
+func (s *Server) loginVerify(c echo.Context) error {
+	var req VerifyRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	v, err := s.Login.Verify(ctx, req.HandshakeID, req.M)
+	if err != nil {
+		return loginError(err)
+	}
+	label := req.DeviceLabel
+	if label == "" {
+		label = c.Request().UserAgent()
+	}
+	t, err := s.Sessions.Open(ctx, v.UserID, clientAddr(c), label)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, tokenBody(t, map[string]any{"server_proof": v.Proof}))
+}
+
+func tokenBody(t session.Tokens, extra map[string]any) map[string]any {
+	m := map[string]any{
+		"user_id":       t.UserID,
+		"session_id":    t.SessionID,
+		"access_token":  t.AccessToken,
+		"token_type":    "Bearer",
+		"expires_in":    int(time.Until(t.ExpiresAt).Round(time.Second) / time.Second),
+		"expires_at":    t.ExpiresAt.UTC().Format(time.RFC3339),
+		"refresh_token": t.RefreshToken,
+	}
+	for k, v := range extra {
+		m[k] = v
+	}
+	return m
+}
+
+func loginError(err error) error {
+	switch {
+	case errors.Is(err, srplogin.ErrLoginFailed):
+		return errLoginFailed
+	case errors.Is(err, srplogin.ErrBadRequest):
+		return badRequest("malformed_request", err)
+	}
+	return err
+}
+
+// RefreshRequest is the body of POST /auth/v1/token/refresh and /logout.
+type RefreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+func (s *Server) refresh(c echo.Context) error {
+	var req RefreshRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if err := s.limit(c, 4*s.Limits.LoginPerIP, "refresh:ip:"+c.RealIP()); err != nil {
+		return err
+	}
+	t, err := s.Sessions.Refresh(c.Request().Context(), req.RefreshToken)
+	if errors.Is(err, session.ErrInvalidRefresh) {
+		return errInvalidGrant
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, tokenBody(t, nil))
+}
+
+func (s *Server) logout(c echo.Context) error {
+	var req RefreshRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	err := s.Sessions.Logout(c.Request().Context(), req.RefreshToken)
+	if errors.Is(err, session.ErrInvalidRefresh) {
+		return errInvalidGrant
+	}
+	if err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}

@@ -1,0 +1,312 @@
+// Package srplogin is the server side of zsm's SRP-6a sign-up and login.
+//
+// The exchange has three steps, because the client needs its KDF salt before
+// it can derive the SRP secret and go-srp needs the client's A before it can
+// answer with B:
+//
+//  1. Params(identity) → the account's KDF parameters.
+//  2. Init(identity, A) → handshake id, SRP salt, B.
+//  3. Verify(handshake id, M) → the server's proof and the user id.
+//
+// For an identity that does not exist, steps 1 and 2 answer in the same shape
+// with values derived from the server secret (so repeated calls agree) and
+// step 3 fails exactly like a wrong password: nobody learns from these
+// endpoints whether an identity is registered.
+package srplogin
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"regexp"
+	"strconv"
+	"strings"
+
+	srp "github.com/opencoff/go-srp"
+
+	"zsm.dev/zsm/authsvc/handshake"
+	"zsm.dev/zsm/authsvc/store"
+	"zsm.dev/zsm/srpgroup"
+)
+
+// Users is what login needs from storage.
+type Users interface {
+	UserByIdentity(ctx context.Context, identity string) (store.User, error)
+	CreateUser(ctx context.Context, identity string, salt, verifier []byte, kdf json.RawMessage) (string, error)
+}
+
+// Handshakes keeps state between Init and Verify.
+type Handshakes interface {
+	Put(ctx context.Context, st handshake.State) (string, error)
+	Take(ctx context.Context, id string) (handshake.State, error)
+}
+
+// Errors. ErrLoginFailed is the one answer to every failed verify: wrong
+// password, unknown identity, expired or replayed handshake.
+var (
+	ErrLoginFailed = errors.New("login failed")
+	ErrBadRequest  = errors.New("malformed login request")
+	ErrTaken       = errors.New("identity cannot be registered")
+)
+
+// Service runs sign-up and login.
+type Service struct {
+	users Users
+	hs    Handshakes
+	fake  []byte // key for made-up answers about unknown identities
+}
+
+// New returns a Service. serverSecret is the operator's server secret; a key
+// for the made-up answers is derived from it.
+func New(users Users, hs Handshakes, serverSecret []byte) (*Service, error) {
+	fake, err := hkdf.Key(sha256.New, serverSecret, nil, "zsm authsvc fake-identity v1", 32)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{users: users, hs: hs, fake: fake}, nil
+}
+
+// HandshakeKey derives the key that seals handshake state from the server
+// secret.
+func HandshakeKey(serverSecret []byte) ([]byte, error) {
+	return hkdf.Key(sha256.New, serverSecret, nil, "zsm authsvc handshake-seal v1", 32)
+}
+
+// Registration is a parsed sign-up request.
+type Registration struct {
+	Identity string
+	Salt     []byte
+	Verifier []byte
+	KDF      json.RawMessage
+}
+
+// ParseRegistration checks a sign-up request: a normalizable identity, a salt
+// of the group's size, 1 < v < N-1 in canonical hex, and KDF parameters at or
+// above the floor.
+func ParseRegistration(identity, saltHex, verifierHex string, kdf json.RawMessage) (Registration, error) {
+	id, err := srpgroup.NormalizeIdentity(identity)
+	if err != nil {
+		return Registration{}, fmt.Errorf("%w: identity: %w", ErrBadRequest, err)
+	}
+	salt, err := srpgroup.ParseSalt(saltHex)
+	if err != nil {
+		return Registration{}, fmt.Errorf("%w: srp_salt: %w", ErrBadRequest, err)
+	}
+	v, err := srpgroup.ParsePublic(verifierHex)
+	if err != nil {
+		return Registration{}, fmt.Errorf("%w: srp_verifier: %w", ErrBadRequest, err)
+	}
+	k, err := ParseKDF(kdf)
+	if err != nil {
+		return Registration{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	canon, _ := json.Marshal(k)
+	return Registration{Identity: id, Salt: salt, Verifier: v.Bytes(), KDF: canon}, nil
+}
+
+// Register stores a parsed registration and returns the new user id.
+func (s *Service) Register(ctx context.Context, r Registration) (string, error) {
+	id, err := s.users.CreateUser(ctx, r.Identity, r.Salt, r.Verifier, r.KDF)
+	if errors.Is(err, store.ErrIdentityTaken) {
+		return "", ErrTaken
+	}
+	return id, err
+}
+
+// Params returns the KDF parameters for identity, made up for an unknown one.
+func (s *Service) Params(ctx context.Context, identity string) (KDF, error) {
+	id, err := srpgroup.NormalizeIdentity(identity)
+	if err != nil {
+		return KDF{}, fmt.Errorf("%w: identity: %w", ErrBadRequest, err)
+	}
+	u, err := s.users.UserByIdentity(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return s.fakeKDF(id), nil
+	case err != nil:
+		return KDF{}, err
+	}
+	var k KDF
+	if err := json.Unmarshal(u.KDF, &k); err != nil {
+		return KDF{}, fmt.Errorf("srplogin: stored kdf of %s: %w", u.ID, err)
+	}
+	return k, nil
+}
+
+// Challenge is Init's answer.
+type Challenge struct {
+	HandshakeID string
+	Salt        []byte
+	B           *big.Int
+	KDF         KDF
+}
+
+// Init starts a login: it checks A, builds go-srp's server side against the
+// stored verifier (or a made-up one) and keeps the state for Verify.
+func (s *Service) Init(ctx context.Context, identity, aHex string) (Challenge, error) {
+	id, err := srpgroup.NormalizeIdentity(identity)
+	if err != nil {
+		return Challenge{}, fmt.Errorf("%w: identity: %w", ErrBadRequest, err)
+	}
+	// Bounds and canonical form before any arithmetic; rejects A ≡ 0, 1, N-1.
+	A, err := srpgroup.ParsePublic(aHex)
+	if err != nil {
+		return Challenge{}, fmt.Errorf("%w: A: %w", ErrBadRequest, err)
+	}
+	var (
+		userID  string
+		salt, v []byte
+		kdf     KDF
+	)
+	u, err := s.users.UserByIdentity(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		salt, v, kdf = s.fakeSalt(id), s.fakeVerifier(id), s.fakeKDF(id)
+	case err != nil:
+		return Challenge{}, err
+	default:
+		userID, salt, v = u.ID, u.SRPSalt, u.Verifier
+		if err := json.Unmarshal(u.KDF, &kdf); err != nil {
+			return Challenge{}, fmt.Errorf("srplogin: stored kdf of %s: %w", u.ID, err)
+		}
+	}
+	ver, err := srpgroup.Verifier(id, salt, v)
+	if err != nil {
+		return Challenge{}, fmt.Errorf("srplogin: stored verifier of %q: %w", userID, err)
+	}
+	srv, err := srpgroup.Env().NewServer(ver, A)
+	if err != nil {
+		return Challenge{}, fmt.Errorf("%w: A: %w", ErrBadRequest, err)
+	}
+	B, err := serverB(srv)
+	if err != nil {
+		return Challenge{}, err
+	}
+	hid, err := s.hs.Put(ctx, handshake.State{UserID: userID, Identity: id, Server: srv.Marshal()})
+	if err != nil {
+		return Challenge{}, err
+	}
+	return Challenge{HandshakeID: hid, Salt: salt, B: B, KDF: kdf}, nil
+}
+
+// serverB reads B from go-srp's "salt:B" credentials.
+func serverB(srv *srp.Server) (*big.Int, error) {
+	cred := srv.Credentials()
+	i := strings.IndexByte(cred, ':')
+	B, ok := new(big.Int).SetString(cred[i+1:], 16)
+	if i < 0 || !ok {
+		return nil, errors.New("srplogin: go-srp gave malformed credentials")
+	}
+	return B, nil
+}
+
+var proofPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// Verified is Verify's answer.
+type Verified struct {
+	UserID string
+	Proof  string // the server's proof, hex
+}
+
+// Verify checks the client's proof M for the handshake and returns the
+// server's proof. Every failure is ErrLoginFailed (or an infrastructure
+// error); the handshake is consumed whatever happens.
+func (s *Service) Verify(ctx context.Context, handshakeID, mHex string) (Verified, error) {
+	if !handshake.ValidID(handshakeID) || !proofPattern.MatchString(mHex) {
+		return Verified{}, fmt.Errorf("%w: handshake_id or proof is malformed", ErrBadRequest)
+	}
+	st, err := s.hs.Take(ctx, handshakeID)
+	if errors.Is(err, handshake.ErrUnknown) {
+		return Verified{}, ErrLoginFailed
+	}
+	if err != nil {
+		return Verified{}, err
+	}
+	srv, err := RestoreServer(st.Server)
+	if err != nil {
+		return Verified{}, fmt.Errorf("srplogin: %w", err)
+	}
+	proof, ok := srv.ClientOk(mHex)
+	if !ok || st.UserID == "" {
+		return Verified{}, ErrLoginFailed
+	}
+	return Verified{UserID: st.UserID, Proof: proof}, nil
+}
+
+// RestoreServer is go-srp's UnmarshalServer behind a guard. v0.6.7 parses two
+// of the fields with a helper that panics on bad input (its recover() calls
+// are not in a deferred function and do nothing), and it accepts any field
+// size it knows and any hash. The state is sealed and authenticated before it
+// gets here, so a bad value means a bug or a changed secret; either way it is
+// an error, never a panic, and never another group.
+func RestoreServer(s string) (srv *srp.Server, err error) {
+	f := strings.Split(s, ":")
+	if len(f) != 8 {
+		return nil, errors.New("handshake state has the wrong number of fields")
+	}
+	if f[0] != strconv.Itoa(srpgroup.Bits) || f[1] != strconv.Itoa(int(srpgroup.Hash)) {
+		return nil, errors.New("handshake state names another group or hash")
+	}
+	for _, i := range []int{4, 5} {
+		if len(f[i]) == 0 || len(f[i]) > 2*srpgroup.FieldBytes+8 || strings.Trim(f[i], "0123456789") != "" {
+			return nil, errors.New("handshake state has a malformed number")
+		}
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			srv, err = nil, errors.New("handshake state could not be parsed")
+		}
+	}()
+	srv, err = srp.UnmarshalServer(s)
+	if err != nil {
+		return nil, errors.New("handshake state could not be parsed")
+	}
+	return srv, nil
+}
+
+// Made-up answers for unknown identities. Each is a pure function of the
+// server secret and the identity, so asking twice gives the same answer, as
+// it would for a real account.
+
+func (s *Service) derive(label, identity string, n int) []byte {
+	m := hmac.New(sha256.New, s.fake)
+	m.Write([]byte(label))
+	m.Write([]byte{0})
+	m.Write([]byte(identity))
+	out, err := hkdf.Expand(sha256.New, m.Sum(nil), label, n)
+	if err != nil {
+		panic(err) // n is a constant well below HKDF's limit
+	}
+	return out
+}
+
+func (s *Service) fakeKDF(identity string) KDF {
+	return KDF{
+		Alg:         "argon2id",
+		Salt:        base64.StdEncoding.EncodeToString(s.derive("kdf-salt", identity, 16)),
+		MemoryKiB:   FloorMemoryKiB,
+		Iterations:  FloorIterations,
+		Parallelism: FloorParallelism,
+	}
+}
+
+func (s *Service) fakeSalt(identity string) []byte {
+	return s.derive("srp-salt", identity, srpgroup.FieldBytes)
+}
+
+// fakeVerifier is g^x mod N for a secret x, so B looks like any other B and
+// costs about the same to make.
+func (s *Service) fakeVerifier(identity string) []byte {
+	x := new(big.Int).SetBytes(s.derive("srp-x", identity, 32))
+	return new(big.Int).Exp(big.NewInt(srpgroup.G), x, srpgroup.N).Bytes()
+}
+
+// EncodeSalt is the wire form of an SRP salt.
+func EncodeSalt(b []byte) string { return hex.EncodeToString(b) }

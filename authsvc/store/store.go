@@ -1,0 +1,282 @@
+// Package store keeps authsvc's durable state in PostgreSQL schema auth:
+// accounts with their SRP verifiers, sessions with their refresh tokens, and
+// signing keys. It speaks pgx directly; every statement is a constant with
+// parameters, and every multi-step change runs in one transaction.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"zsm.dev/zsm/authsvc/signer"
+)
+
+// Errors callers branch on.
+var (
+	ErrNotFound      = errors.New("store: not found")
+	ErrIdentityTaken = errors.New("store: identity already registered")
+	// ErrRefreshInvalid: unknown token, or its session has ended.
+	ErrRefreshInvalid = errors.New("store: refresh token is not valid")
+	// ErrRefreshReused: the token was already exchanged once. Its session has
+	// been revoked by the same call.
+	ErrRefreshReused = errors.New("store: refresh token was already used")
+)
+
+// Store is authsvc's database.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// Open connects to the database. The pool reconnects by itself when the
+// server restarts: a broken connection is dropped and the next use dials anew.
+func Open(ctx context.Context, url string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgx's parse errors may quote the URL, password included.
+		return nil, errors.New("store: database URL cannot be parsed")
+	}
+	cfg.MaxConnIdleTime = time.Minute
+	cfg.HealthCheckPeriod = 5 * time.Second
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return &Store{pool: pool}, nil
+}
+
+// Close releases every connection.
+func (s *Store) Close() { s.pool.Close() }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// User is an account as login needs it.
+type User struct {
+	ID       string
+	Identity string
+	SRPSalt  []byte
+	Verifier []byte
+	KDF      json.RawMessage
+}
+
+// CreateUser registers an account.
+func (s *Store) CreateUser(ctx context.Context, identity string, salt, verifier []byte, kdf json.RawMessage) (string, error) {
+	var id string
+	err := s.pool.QueryRow(ctx, `
+		INSERT INTO auth.users (identity, srp_salt, srp_verifier, kdf)
+		VALUES ($1, $2, $3, $4)
+		ON CONFLICT (identity) DO NOTHING
+		RETURNING id::text`, identity, salt, verifier, kdf).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", ErrIdentityTaken
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: create user: %w", err)
+	}
+	return id, nil
+}
+
+// UserByIdentity finds an account by its normalized identity.
+func (s *Store) UserByIdentity(ctx context.Context, identity string) (User, error) {
+	u := User{Identity: identity}
+	err := s.pool.QueryRow(ctx, `
+		SELECT id::text, srp_salt, srp_verifier, kdf FROM auth.users WHERE identity = $1`,
+		identity).Scan(&u.ID, &u.SRPSalt, &u.Verifier, &u.KDF)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return User{}, ErrNotFound
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("store: find user: %w", err)
+	}
+	return u, nil
+}
+
+// NewSession describes a session to open.
+type NewSession struct {
+	UserID      string
+	RefreshHash []byte
+	ExpiresAt   time.Time
+	ClientAddr  netip.Addr // zero when unknown
+	UserAgent   string
+}
+
+// CreateSession opens a session with its first refresh token.
+func (s *Store) CreateSession(ctx context.Context, n NewSession) (string, error) {
+	var addr *netip.Addr
+	if n.ClientAddr.IsValid() {
+		addr = &n.ClientAddr
+	}
+	ua := n.UserAgent
+	if len(ua) > 512 {
+		ua = ua[:512]
+	}
+	var sid string
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `
+			INSERT INTO auth.sessions (user_id, expires_at, client_addr, user_agent)
+			VALUES ($1, $2, $3, nullif($4, '')) RETURNING id::text`,
+			n.UserID, n.ExpiresAt, addr, ua).Scan(&sid); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO auth.refresh_tokens (token_hash, session_id) VALUES ($1, $2)`,
+			n.RefreshHash, sid)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("store: create session: %w", err)
+	}
+	return sid, nil
+}
+
+// Session identifies a live session.
+type Session struct {
+	ID        string
+	UserID    string
+	ExpiresAt time.Time
+}
+
+// RotateRefresh exchanges the refresh token with hash oldHash for newHash.
+//
+// A refresh token is single use. The row is locked for the exchange, so of
+// two concurrent uses of one token exactly one succeeds; the other, like any
+// later use, finds the token spent, which is what a stolen and replayed token
+// looks like: the whole session is revoked and ErrRefreshReused returned.
+func (s *Store) RotateRefresh(ctx context.Context, oldHash, newHash []byte, now time.Time) (Session, error) {
+	var out Session
+	reused := false
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var usedAt, revokedAt *time.Time
+		err := tx.QueryRow(ctx, `
+			SELECT s.id::text, s.user_id::text, s.expires_at, s.revoked_at, rt.used_at
+			  FROM auth.refresh_tokens rt JOIN auth.sessions s ON s.id = rt.session_id
+			 WHERE rt.token_hash = $1
+			   FOR UPDATE`, oldHash).Scan(&out.ID, &out.UserID, &out.ExpiresAt, &revokedAt, &usedAt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrRefreshInvalid
+		}
+		if err != nil {
+			return err
+		}
+		if revokedAt != nil || !now.Before(out.ExpiresAt) {
+			return ErrRefreshInvalid
+		}
+		if usedAt != nil {
+			reused = true
+			_, err := tx.Exec(ctx, `
+				UPDATE auth.sessions SET revoked_at = $2, revoked_reason = 'refresh_token_reuse'
+				 WHERE id = $1 AND revoked_at IS NULL`, out.ID, now)
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE auth.refresh_tokens SET used_at = $2 WHERE token_hash = $1`, oldHash, now); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO auth.refresh_tokens (token_hash, session_id, issued_at) VALUES ($1, $2, $3)`,
+			newHash, out.ID, now); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE auth.sessions SET last_used_at = $2 WHERE id = $1`, out.ID, now)
+		return err
+	})
+	switch {
+	case errors.Is(err, ErrRefreshInvalid):
+		return Session{}, err
+	case err != nil:
+		return Session{}, fmt.Errorf("store: rotate refresh token: %w", err)
+	case reused:
+		return Session{}, ErrRefreshReused
+	}
+	return out, nil
+}
+
+// RevokeSessionByRefresh ends the session a refresh token (spent or not)
+// belongs to. It reports ErrNotFound for an unknown token.
+func (s *Store) RevokeSessionByRefresh(ctx context.Context, hash []byte, reason string, now time.Time) error {
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE auth.sessions SET revoked_at = coalesce(revoked_at, $3), revoked_reason = coalesce(revoked_reason, $2)
+		 WHERE id = (SELECT session_id FROM auth.refresh_tokens WHERE token_hash = $1)`, hash, reason, now)
+	if err != nil {
+		return fmt.Errorf("store: revoke session: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// RevokeSession ends session sid of user uid. It reports ErrNotFound when
+// there is no such session of that user.
+func (s *Store) RevokeSession(ctx context.Context, uid, sid, reason string, now time.Time) error {
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE auth.sessions SET revoked_at = coalesce(revoked_at, $4), revoked_reason = coalesce(revoked_reason, $3)
+		 WHERE id = $2::uuid AND user_id = $1::uuid`, uid, sid, reason, now)
+	if err != nil {
+		return fmt.Errorf("store: revoke session: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// SigningKeys returns every key that is still published.
+func (s *Store) SigningKeys(ctx context.Context) ([]signer.StoredKey, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT kid, state, public_key, private_sealed, created_at, activated_at, retired_at
+		  FROM auth.signing_keys ORDER BY created_at`)
+	if err != nil {
+		return nil, fmt.Errorf("store: signing keys: %w", err)
+	}
+	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (signer.StoredKey, error) {
+		var k signer.StoredKey
+		err := r.Scan(&k.KID, &k.State, &k.Public, &k.Sealed, &k.CreatedAt, &k.ActivatedAt, &k.RetiredAt)
+		return k, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: signing keys: %w", err)
+	}
+	return keys, nil
+}
+
+// InsertCurrentKey stores k as the current key unless one exists already.
+func (s *Store) InsertCurrentKey(ctx context.Context, k signer.StoredKey) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `
+		INSERT INTO auth.signing_keys (kid, algorithm, state, public_key, private_sealed, created_at, activated_at)
+		VALUES ($1, 'EdDSA', 'current', $2, $3, $4, $5)
+		ON CONFLICT DO NOTHING`, k.KID, k.Public, k.Sealed, k.CreatedAt, k.ActivatedAt)
+	if err != nil {
+		return false, fmt.Errorf("store: insert key: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// PublishJWKS hands the JWKS to PostgREST (ALTER ROLE authenticator SET
+// pgrst.jwt_secret, NOTIFY pgrst) and records the token policy, in one
+// transaction; see auth.publish_jwks.
+func (s *Store) PublishJWKS(ctx context.Context, jwks []byte, issuer, audience string, maxTTL time.Duration) error {
+	_, err := s.pool.Exec(ctx, `SELECT auth.publish_jwks($1, $2, $3, $4)`,
+		string(jwks), issuer, audience, int(maxTTL/time.Second))
+	if err != nil {
+		return fmt.Errorf("store: publish jwks: %w", err)
+	}
+	return nil
+}
+
+// IsUnavailable reports whether err means the database could not be reached
+// (as opposed to a query that failed).
+func IsUnavailable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// Class 08: connection exception; 57P0x: the server is shutting down.
+		return pgErr.Code[:2] == "08" || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	}
+	var connErr *pgconn.ConnectError
+	return errors.As(err, &connErr) || pgconn.SafeToRetry(err) || errors.Is(err, context.DeadlineExceeded)
+}

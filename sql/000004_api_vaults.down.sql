@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS api.vaults;
+DROP FUNCTION IF EXISTS gate.touch_updated_at();
