@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"zsm.dev/zsm/authsvc/signer"
 	"zsm.dev/zsm/authsvc/store"
 )
 
@@ -89,7 +90,7 @@ func (s *Server) renderError(err error, c echo.Context) {
 		}
 		cp := *out
 		out = &cp
-	case store.IsUnavailable(err):
+	case store.IsUnavailable(err), errors.Is(err, signer.ErrNotLoaded):
 		cp := *errUnavailable
 		out = &cp
 	default:

@@ -223,7 +223,7 @@ func (s *Signer) Issue(sub, sid string, now time.Time) (string, time.Time, error
 	key := s.signKey
 	s.mu.RUnlock()
 	if key == nil {
-		return "", time.Time{}, errors.New("signer: not loaded")
+		return "", time.Time{}, ErrNotLoaded
 	}
 	now = now.Truncate(time.Second)
 	exp := now.Add(s.ttl)
@@ -250,6 +250,10 @@ func (s *Signer) Issue(sub, sid string, now time.Time) (string, time.Time, error
 	return string(b), exp, nil
 }
 
+// ErrNotLoaded means the signer has no key yet (the database was not
+// reachable, or the key-encryption key does not open the stored key).
+var ErrNotLoaded = errors.New("signer: signing keys are not loaded")
+
 // ErrInvalidToken is returned for every token Verify refuses; the reason is
 // wrapped for logs, not for clients.
 var ErrInvalidToken = errors.New("invalid access token")
@@ -263,7 +267,7 @@ func (s *Signer) Verify(token string, now time.Time) (Claims, error) {
 	set := s.verify
 	s.mu.RUnlock()
 	if set == nil {
-		return Claims{}, errors.New("signer: not loaded")
+		return Claims{}, ErrNotLoaded
 	}
 	tok, err := jwt.ParseString(token,
 		jwt.WithKeySet(set, jws.WithRequireKid(true), jws.WithInferAlgorithmFromKey(false)),

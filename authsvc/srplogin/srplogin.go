@@ -240,6 +240,9 @@ func (s *Service) Verify(ctx context.Context, handshakeID, mHex string) (Verifie
 	return Verified{UserID: st.UserID, Proof: proof}, nil
 }
 
+// maxDecimalDigits is the length of N-1 written in decimal (3072·log10 2 < 925).
+const maxDecimalDigits = 925
+
 // RestoreServer is go-srp's UnmarshalServer behind a guard. v0.6.7 parses two
 // of the fields with a helper that panics on bad input (its recover() calls
 // are not in a deferred function and do nothing), and it accepts any field
@@ -255,7 +258,7 @@ func RestoreServer(s string) (srv *srp.Server, err error) {
 		return nil, errors.New("handshake state names another group or hash")
 	}
 	for _, i := range []int{4, 5} {
-		if len(f[i]) == 0 || len(f[i]) > 2*srpgroup.FieldBytes+8 || strings.Trim(f[i], "0123456789") != "" {
+		if len(f[i]) == 0 || len(f[i]) > maxDecimalDigits || strings.Trim(f[i], "0123456789") != "" {
 			return nil, errors.New("handshake state has a malformed number")
 		}
 	}
