@@ -1,6 +1,7 @@
 package signer
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -45,3 +46,18 @@ func openPrivate(kek, sealed []byte, kid string) ([]byte, error) {
 }
 
 func sealAD(kid string) []byte { return []byte("zsm signing key v1\x00" + kid) }
+
+// OpenPrivateKey unseals a stored key's private half with the
+// key-encryption key, checking it against the stored public half. Operators'
+// tools and the integration tests use it; the JWKS never carries its result.
+func OpenPrivateKey(kek []byte, k StoredKey) (ed25519.PrivateKey, error) {
+	seed, err := openPrivate(kek, k.Sealed, k.KID)
+	if err != nil {
+		return nil, err
+	}
+	priv := ed25519.NewKeyFromSeed(seed)
+	if !priv.Public().(ed25519.PublicKey).Equal(ed25519.PublicKey(k.Public)) {
+		return nil, fmt.Errorf("signer: key %s: private and public halves do not match", k.KID)
+	}
+	return priv, nil
+}

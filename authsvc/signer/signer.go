@@ -156,13 +156,9 @@ func (s *Signer) use(keys []StoredKey) error {
 	if cur == nil {
 		return errors.New("signer: no current signing key")
 	}
-	seed, err := openPrivate(s.kek, cur.Sealed, cur.KID)
+	priv, err := OpenPrivateKey(s.kek, *cur)
 	if err != nil {
 		return err
-	}
-	priv := ed25519.NewKeyFromSeed(seed)
-	if !priv.Public().(ed25519.PublicKey).Equal(ed25519.PublicKey(cur.Public)) {
-		return fmt.Errorf("signer: key %s: private and public halves do not match", cur.KID)
 	}
 	signKey, err := jwk.FromRaw(priv)
 	if err != nil {

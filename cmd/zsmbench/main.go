@@ -1,0 +1,312 @@
+// Command zsmbench measures the local stack and prints the figures, all from
+// one run on this machine: SRP logins per second through the gateway (next
+// to go-srp's own cost measured in the same run), and authenticated reads of
+// one's own rows through the gateway (JWT + pre-request check + RLS) next to
+// anonymous reads straight at PostgREST of a table without RLS.
+//
+// It starts a stack of its own (state in .zsm/bench, free loopback ports),
+// sends a bounded number of requests for a bounded time, and stops it.
+//
+//	go tool task bench
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"zsm.dev/zsm/sdk/authclient"
+	"zsm.dev/zsm/srpgroup"
+	"zsm.dev/zsm/stack"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "zsmbench:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	dir         string
+	duration    time.Duration
+	conns       int
+	loginConns  int
+	users, rows int
+}
+
+func run() error {
+	var c config
+	flag.StringVar(&c.dir, "dir", ".zsm/bench", "state directory of the benchmark's own stack")
+	flag.DurationVar(&c.duration, "duration", 10*time.Second, "how long each load phase runs")
+	flag.IntVar(&c.conns, "conns", 32, "concurrent connections for the read phases")
+	flag.IntVar(&c.loginConns, "login-conns", 4, "concurrent logins")
+	flag.IntVar(&c.users, "users", 20, "users whose rows are read")
+	flag.IntVar(&c.rows, "rows", 100, "rows per user")
+	flag.Parse()
+	if c.duration > time.Minute || c.conns > 256 || c.users*c.rows > 1_000_000 {
+		return errors.New("keep the load bounded: at most 1m per phase, 256 connections, 1e6 rows")
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	dir, _ := filepath.Abs(c.dir)
+	fmt.Printf("starting a benchmark stack in %s …\n", dir)
+	st, err := stack.Start(ctx, stack.Config{
+		Dir: dir, LoginRatePerSecond: 100000, LoginBurst: 100000, Logger: log,
+		AuthsvcEnv: map[string]string{
+			"AUTHSVC_LOGIN_RATE_PER_IP": "1000000", "AUTHSVC_LOGIN_RATE_PER_IDENTITY": "1000000",
+			"AUTHSVC_SIGNUP_RATE_PER_IP": "1000000", "AUTHSVC_LOG_LEVEL": "warn",
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = st.Stop(stopCtx)
+	}()
+
+	fmt.Printf("machine: %s\n", machine())
+	fmt.Printf("load: %d connections for reads, %d concurrent logins, %s per phase, load generator on the same machine\n\n",
+		c.conns, c.loginConns, c.duration)
+
+	if err := benchLogins(ctx, st, c); err != nil {
+		return err
+	}
+	return benchReads(ctx, st, c)
+}
+
+// result is one load phase's outcome.
+type result struct {
+	n, failed int
+	elapsed   time.Duration
+	latencies []time.Duration
+}
+
+func (r result) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
+
+func (r result) pct(p float64) time.Duration {
+	if len(r.latencies) == 0 {
+		return 0
+	}
+	s := slices.Clone(r.latencies)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(float64(len(s))*p))]
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("%8.1f /s   p50 %7.2f ms   p99 %7.2f ms   (%d ok, %d failed)",
+		r.rate(), ms(r.pct(0.50)), ms(r.pct(0.99)), r.n, r.failed)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// load runs f from conns goroutines for d (and at most maxOps calls).
+func load(ctx context.Context, conns int, d time.Duration, maxOps int64, f func(worker int) error) result {
+	var (
+		mu      sync.Mutex
+		res     result
+		ops     atomic.Int64
+		wg      sync.WaitGroup
+		errOnce sync.Once
+	)
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	for w := 0; w < conns; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var lat []time.Duration
+			failed := 0
+			for time.Now().Before(deadline) && ctx.Err() == nil && ops.Add(1) <= maxOps {
+				t := time.Now()
+				if err := f(w); err != nil {
+					failed++
+					errOnce.Do(func() { fmt.Fprintln(os.Stderr, "  first failure:", err) })
+					continue
+				}
+				lat = append(lat, time.Since(t))
+			}
+			mu.Lock()
+			res.latencies = append(res.latencies, lat...)
+			res.failed += failed
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	res.n = len(res.latencies)
+	return res
+}
+
+func benchLogins(ctx context.Context, st *stack.Stack, c config) error {
+	fmt.Println("== SRP-6a login (3072-bit group), params + init + verify through the gateway ==")
+	// Baseline in the same run: go-srp's own server-side cost per login.
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	reg, err := srpgroup.Register("bench@example.test", secret)
+	if err != nil {
+		return err
+	}
+	ver, err := srpgroup.Verifier("bench@example.test", reg.Salt, reg.Verifier)
+	if err != nil {
+		return err
+	}
+	const rounds = 30
+	var server time.Duration
+	for i := 0; i < rounds; i++ {
+		cl, _ := srpgroup.Env().NewClient([]byte("bench@example.test"), secret)
+		cred := cl.Credentials()
+		A, _ := new(big.Int).SetString(cred[strings.IndexByte(cred, ':')+1:], 16)
+		t := time.Now()
+		srv, err := srpgroup.Env().NewServer(ver, A)
+		if err != nil {
+			return err
+		}
+		server += time.Since(t)
+		m, _ := cl.Generate(srv.Credentials())
+		t = time.Now()
+		if _, ok := srv.ClientOk(m); !ok {
+			return errors.New("go-srp baseline login failed")
+		}
+		server += time.Since(t)
+	}
+	perLogin := server / rounds
+	ceiling := float64(runtime.NumCPU()) / perLogin.Seconds()
+	fmt.Printf("go-srp server side alone:   %.1f ms per login -> ceiling %.0f logins/s on %d cores\n",
+		ms(perLogin), ceiling, runtime.NumCPU())
+
+	ac := authclient.New(st.GatewayURL())
+	ac.HTTP = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: c.loginConns}}
+	kdf := authclient.KDF{Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(secret[:16]), MemoryKiB: 65536, Iterations: 3, Parallelism: 4}
+	identity := fmt.Sprintf("bench-%d@example.test", time.Now().UnixNano())
+	if _, err := ac.Signup(ctx, identity, secret, kdf); err != nil {
+		return fmt.Errorf("signup: %w", err)
+	}
+	derive := func(authclient.KDF) ([]byte, error) { return secret, nil }
+	r := load(ctx, c.loginConns, c.duration, 100000, func(int) error {
+		_, err := ac.Login(ctx, identity, derive)
+		return err
+	})
+	fmt.Printf("logins through the gateway: %s\n", r)
+	fmt.Printf("  (each login also runs the client's side of SRP, ~the same cost again, on the same cores)\n")
+	fmt.Printf("  ratio to go-srp's server-only ceiling: %.2f\n\n", r.rate()/ceiling)
+	return nil
+}
+
+func benchReads(ctx context.Context, st *stack.Stack, c config) error {
+	fmt.Printf("== reads of 100-row pages: %d users x %d rows ==\n", c.users, c.rows)
+	ac := authclient.New(st.GatewayURL())
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	kdf := authclient.KDF{Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(secret[:16]), MemoryKiB: 65536, Iterations: 3, Parallelism: 4}
+	tokens := make([]string, c.users)
+	owners := make([]string, c.users)
+	for i := range tokens {
+		identity := fmt.Sprintf("reader-%d-%d@example.test", i, time.Now().UnixNano())
+		if _, err := ac.Signup(ctx, identity, secret, kdf); err != nil {
+			return err
+		}
+		s, err := ac.LoginWithSecret(ctx, identity, secret)
+		if err != nil {
+			return err
+		}
+		tokens[i], owners[i] = s.AccessToken, s.UserID
+	}
+
+	conn, err := pgx.Connect(ctx, st.SuperuserDSN())
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	// The same rows twice: in api.vaults (RLS, owner-only) and in a copy
+	// without RLS that anon may read, which exists only in this stack.
+	meta := strings.Repeat("x", 100)
+	if _, err := conn.Exec(ctx, `
+		INSERT INTO api.vaults (owner_id, meta)
+		SELECT o::uuid, $2 FROM unnest($1::text[]) o, generate_series(1, $3)`, owners, meta, c.rows); err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, `
+		DROP TABLE IF EXISTS api.bench_open;
+		CREATE TABLE api.bench_open AS SELECT * FROM api.vaults;
+		CREATE INDEX ON api.bench_open (owner_id);
+		GRANT SELECT ON api.bench_open TO anon;
+		ANALYZE api.vaults; ANALYZE api.bench_open;
+		NOTIFY pgrst, 'reload schema';`); err != nil {
+		return err
+	}
+	time.Sleep(time.Second) // PostgREST reloads its schema cache
+
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: c.conns, MaxConnsPerHost: c.conns}}
+	get := func(url, token string) error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		n, _ := io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != http.StatusOK || n < 1000 {
+			return fmt.Errorf("GET %s: %d (%d bytes)", url, resp.StatusCode, n)
+		}
+		return nil
+	}
+	// Warm up both paths.
+	load(ctx, c.conns, 2*time.Second, 2000, func(w int) error {
+		return get(st.GatewayURL()+"/rest/vaults?select=id,owner_id,meta,created_at,updated_at", tokens[w%len(tokens)])
+	})
+	base := load(ctx, c.conns, c.duration, 1_000_000, func(w int) error {
+		return get(st.PostgrestURL()+"/bench_open?select=id,owner_id,meta,created_at,updated_at&owner_id=eq."+owners[w%len(owners)], "")
+	})
+	fmt.Printf("anon, no RLS, straight at PostgREST: %s\n", base)
+	authd := load(ctx, c.conns, c.duration, 1_000_000, func(w int) error {
+		return get(st.GatewayURL()+"/rest/vaults?select=id,owner_id,meta,created_at,updated_at", tokens[w%len(tokens)])
+	})
+	fmt.Printf("JWT + RLS through the gateway:      %s\n", authd)
+	fmt.Printf("ratio authenticated / baseline: %.2f (target >= 0.80)\n", authd.rate()/base.rate())
+	_, err = conn.Exec(ctx, `DROP TABLE api.bench_open; DELETE FROM api.vaults; NOTIFY pgrst, 'reload schema';`)
+	return err
+}
+
+func machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				model = strings.TrimSpace(l[strings.IndexByte(l, ':')+1:])
+				break
+			}
+		}
+	}
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int
+		fmt.Sscanf(strings.SplitN(string(b), "\n", 2)[0], "MemTotal: %d kB", &kb)
+		mem = fmt.Sprintf(", %.0f GiB", float64(kb)/1024/1024)
+	}
+	return fmt.Sprintf("%d cores (%s)%s, %s/%s, %s", runtime.NumCPU(), model, mem, runtime.GOOS, runtime.GOARCH, runtime.Version())
+}

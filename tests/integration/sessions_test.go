@@ -1,0 +1,108 @@
+package integration
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+)
+
+// Each refresh spends the presented token and hands out a new one; using a
+// spent token again revokes the session, so the newest token and every
+// access token of that session stop working too.
+func TestRefreshRotationAndReuseDetection(t *testing.T) {
+	c := newClient(t)
+	u := c.signup()
+	s1 := c.login(u)
+	ctx := context.Background()
+
+	s2, err := c.auth.Refresh(ctx, s1.RefreshToken)
+	if err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	if s2.RefreshToken == s1.RefreshToken || s2.SessionID != s1.SessionID || s2.AccessToken == "" {
+		t.Fatalf("refresh did not rotate within the session: %v -> %v", s1, s2)
+	}
+	expectStatus(t, c.do("GET", "/rest/vaults", s2.AccessToken, nil), http.StatusOK, "new access token")
+
+	// Stored hashed: the raw token is nowhere in the table.
+	var n int
+	if err := db(t).QueryRow(ctx, `SELECT count(*) FROM auth.refresh_tokens WHERE token_hash = convert_to($1, 'UTF8')`, s2.RefreshToken).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("raw refresh token found in the database (%d, %v)", n, err)
+	}
+
+	// The thief replays the spent token.
+	_, err = c.auth.Refresh(ctx, s1.RefreshToken)
+	if e := apiErr(t, err); e.Status != http.StatusUnauthorized || e.Code != "invalid_refresh_token" {
+		t.Fatalf("reused refresh token: %v", err)
+	}
+	// Now the whole session is gone, for the rightful holder too.
+	_, err = c.auth.Refresh(ctx, s2.RefreshToken)
+	if e := apiErr(t, err); e.Code != "invalid_refresh_token" {
+		t.Fatalf("newest refresh token after reuse: %v", err)
+	}
+	r := c.do("GET", "/rest/vaults", s2.AccessToken, nil)
+	expectRefusal(t, r, http.StatusUnauthorized, "session_revoked", "access token after reuse")
+	var reason string
+	if err := db(t).QueryRow(ctx, `SELECT revoked_reason FROM auth.sessions WHERE id = $1`, s1.SessionID).Scan(&reason); err != nil || reason != "refresh_token_reuse" {
+		t.Fatalf("session revoked_reason %q (%v)", reason, err)
+	}
+}
+
+// Two refreshes racing with one token: exactly one wins.
+func TestConcurrentRefreshHasOneWinner(t *testing.T) {
+	c := newClient(t)
+	u := c.signup()
+	s := c.login(u)
+	var wg sync.WaitGroup
+	results := make([]error, 8)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, results[i] = c.auth.Refresh(context.Background(), s.RefreshToken)
+		}()
+	}
+	wg.Wait()
+	wins := 0
+	for _, err := range results {
+		if err == nil {
+			wins++
+		} else if e := apiErr(t, err); e.Code != "invalid_refresh_token" {
+			t.Errorf("racing refresh failed oddly: %v", err)
+		}
+	}
+	if wins > 1 {
+		t.Fatalf("%d refreshes won with one token", wins)
+	}
+}
+
+// Logout ends the session at once: its access token is refused on the very
+// next request, long before it expires.
+func TestLogoutRevokesAtOnce(t *testing.T) {
+	c := newClient(t)
+	u := c.signup()
+	s := c.login(u)
+	other := c.login(u) // a second device stays logged in
+	expectStatus(t, c.do("GET", "/rest/vaults", s.AccessToken, nil), http.StatusOK, "before logout")
+	if err := c.auth.Logout(context.Background(), s.RefreshToken); err != nil {
+		t.Fatalf("logout: %v", err)
+	}
+	r := c.do("GET", "/rest/vaults", s.AccessToken, nil)
+	expectRefusal(t, r, http.StatusUnauthorized, "session_revoked", "access token after logout")
+	if got := r.header.Get("WWW-Authenticate"); got == "" {
+		t.Error("401 without WWW-Authenticate")
+	}
+	_, err := c.auth.Refresh(context.Background(), s.RefreshToken)
+	if e := apiErr(t, err); e.Code != "invalid_refresh_token" {
+		t.Fatalf("refresh after logout: %v", err)
+	}
+	expectStatus(t, c.do("GET", "/rest/vaults", other.AccessToken, nil), http.StatusOK, "the other device")
+	// Garbage refresh tokens get the same answer, without a database trip.
+	for _, tok := range []string{"", "zsmrt_", "zsmrt_" + randHex(10), "eyJhbGciOi.x.y"} {
+		err := c.auth.Logout(context.Background(), tok)
+		if e := apiErr(t, err); e.Status != http.StatusUnauthorized || e.Code != "invalid_refresh_token" {
+			t.Fatalf("logout with %q: %v", tok, err)
+		}
+	}
+}
