@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -46,6 +47,12 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		defer os.RemoveAll(dir)
+		// As root the services run as an unprivileged user, who must be able
+		// to reach the state directory (MkdirTemp makes it 0700).
+		if err := os.Chmod(dir, 0o711); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
 		st, startErr = stack.Start(ctx, stack.Config{
@@ -248,7 +255,12 @@ func db(t *testing.T) *pgx.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, need(t).SuperuserDSN())
+	u, err := url.Parse(need(t).SuperuserDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/zsm"
+	conn, err := pgx.Connect(ctx, u.String())
 	if err != nil {
 		t.Fatalf("connect as superuser: %v", err)
 	}
