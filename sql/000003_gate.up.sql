@@ -94,13 +94,16 @@ BEGIN
         PERFORM gate.refuse('invalid_token', 'token subject or session is malformed');
     END IF;
 
-    PERFORM 1
-      FROM auth.sessions s
-     WHERE s.id = (claims ->> 'sid')::uuid
-       AND s.user_id = (claims ->> 'sub')::uuid
-       AND s.revoked_at IS NULL
-       AND s.expires_at > now();
-    IF NOT FOUND THEN
+    -- The session must be alive and belong to the token's subject: logout,
+    -- refresh-token reuse and revocation take effect on the next request.
+    IF NOT EXISTS (
+        SELECT 1
+          FROM auth.sessions s
+         WHERE s.id = (claims ->> 'sid')::uuid
+           AND s.user_id = (claims ->> 'sub')::uuid
+           AND s.revoked_at IS NULL
+           AND s.expires_at > now()
+    ) THEN
         PERFORM gate.refuse('session_revoked', 'the session has ended; log in again');
     END IF;
 END

@@ -244,6 +244,12 @@ func (s *Stack) SuperuserDSN() string {
 	return pgURL("postgres", s.secrets[secPostgres], s.st.Ports.Postgres, "postgres")
 }
 
+// AdminDSN is the superuser's URL on database zsm, for tests and
+// benchmarks that look behind the API's back.
+func (s *Stack) AdminDSN() string {
+	return pgURL("postgres", s.secrets[secPostgres], s.st.Ports.Postgres, "zsm")
+}
+
 // AuthsvcDSN is role authsvc's URL on database zsm (what AUTHSVC_DATABASE_URL gets).
 func (s *Stack) AuthsvcDSN() string {
 	return pgURL("authsvc", s.secrets[secAuthsvcDB], s.st.Ports.Postgres, "zsm")

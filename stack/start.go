@@ -87,6 +87,12 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		cache = filepath.Join(repo, ".zsm", "cache")
 	}
 	cache, _ = filepath.Abs(cache)
+	// As root the services run as the service user, who must reach the
+	// cached binaries. A checkout under a private directory (a CI clone in a
+	// 0700 home, say) cannot be reached; fall back to a system cache then.
+	if cfg.CacheDir == "" && os.Getenv("ZSM_CACHE_DIR") == "" && ra.checkTraversable(repo) != nil {
+		cache = filepath.Join(string(filepath.Separator), "var", "cache", "zsm")
+	}
 	if err := os.MkdirAll(cache, 0o755); err != nil {
 		return nil, fmt.Errorf("create cache dir: %w", err)
 	}

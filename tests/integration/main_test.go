@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -255,12 +254,7 @@ func db(t *testing.T) *pgx.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	u, err := url.Parse(need(t).SuperuserDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/zsm"
-	conn, err := pgx.Connect(ctx, u.String())
+	conn, err := pgx.Connect(ctx, need(t).AdminDSN())
 	if err != nil {
 		t.Fatalf("connect as superuser: %v", err)
 	}

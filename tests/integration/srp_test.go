@@ -44,16 +44,16 @@ func TestLoginInitRefusesBadA(t *testing.T) {
 	before := len(handshakeKeys(t, rdb))
 	N := srpgroup.N
 	bad := map[string]string{
-		"zero":          "0",
-		"one":           "1",
-		"N-1":           new(big.Int).Sub(N, big.NewInt(1)).Text(16),
-		"N":             N.Text(16),
-		"2N":            new(big.Int).Lsh(N, 1).Text(16),
-		"leading zero":  "0" + N.Text(16)[:10],
-		"upper case":    strings.ToUpper(N.Text(16)[:40]),
-		"not hex":       "xyz",
-		"empty":         "",
-		"over-long":     strings.Repeat("f", 2*srpgroup.FieldBytes+2),
+		"zero":         "0",
+		"one":          "1",
+		"N-1":          new(big.Int).Sub(N, big.NewInt(1)).Text(16),
+		"N":            N.Text(16),
+		"2N":           new(big.Int).Lsh(N, 1).Text(16),
+		"leading zero": "0" + N.Text(16)[:10],
+		"upper case":   strings.ToUpper(N.Text(16)[:40]),
+		"not hex":      "xyz",
+		"empty":        "",
+		"over-long":    strings.Repeat("f", 2*srpgroup.FieldBytes+2),
 	}
 	for name, a := range bad {
 		r := c.do("POST", "/auth/v1/login/init", "", map[string]string{"identity": u.identity, "a": a})

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Runs last (files run in name order): after every flow above, no log of
@@ -18,6 +19,8 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectStatus(t, c.do("GET", "/rest/vaults?select=id", sess.AccessToken, nil), 200, "read")
+
+	time.Sleep(1500 * time.Millisecond) // nginx flushes its buffered access log every second
 
 	needles := map[string]string{
 		"a JWT":                 "eyJ",
