@@ -17,6 +17,7 @@ import (
 	"math/big"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	srp "github.com/opencoff/go-srp"
 	"golang.org/x/crypto/blake2b"
@@ -95,9 +96,19 @@ var folder = cases.Fold()
 // removed. go-srp hashes the identity unsalted into every proof, so the client
 // and the server must both hash exactly this form; two spellings that
 // normalize alike are one account.
+//
+// An identity whose normal form is not stable (normalizing it again would
+// change it, as with some Cherokee letters under case folding) is refused:
+// the client and the server must hash the same bytes whatever side
+// normalizes, and two spellings must never become two accounts.
 func NormalizeIdentity(s string) (string, error) {
-	s = strings.TrimSpace(s)
-	s = norm.NFKC.String(folder.String(norm.NFKC.String(s)))
+	if !utf8.ValidString(s) {
+		return "", ErrIdentity
+	}
+	s = normalize(s)
+	if normalize(s) != s {
+		return "", ErrIdentity
+	}
 	if len(s) < 3 || len(s) > 254 {
 		return "", ErrIdentity
 	}
@@ -107,6 +118,10 @@ func NormalizeIdentity(s string) (string, error) {
 		}
 	}
 	return s, nil
+}
+
+func normalize(s string) string {
+	return norm.NFKC.String(folder.String(norm.NFKC.String(strings.TrimSpace(s))))
 }
 
 // IdentityHash is H(I) as go-srp computes it: the identity hash that enters

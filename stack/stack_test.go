@@ -216,7 +216,7 @@ func checkGateway(ctx context.Context, t *testing.T, s *stack.Stack) {
 	req, _ := http.NewRequest("POST", s.GatewayURL()+"/auth/v1/signup", bytes.NewReader(make([]byte, 100<<10)))
 	req.Header.Set("Content-Type", "application/json")
 	resp, body = do(t, req)
-	expectJSONError(t, resp, body, 413, "payload_too_large")
+	expectJSONError(t, resp, body, 413, "request_too_large")
 	// Login rate limit (1 r/s, burst 2): a quick series gets a JSON 429.
 	got429 := false
 	for i := 0; i < 10 && !got429; i++ {

@@ -29,6 +29,10 @@ func (Secret) GoString() string               { return "[redacted]" }
 func (Secret) LogValue() slog.Value           { return slog.StringValue("[redacted]") }
 func (s Secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
 
+// Format redacts under every verb, %d and %x included, not only the string
+// verbs that use String.
+func (Secret) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte("[redacted]")) }
+
 // Config is authsvc's whole configuration.
 type Config struct {
 	Listen           string         // host:port of the public API (behind nginx)

@@ -105,6 +105,9 @@ func decode(c echo.Context, v any) error {
 // are all known to v. It is what every endpoint's parser starts with (and
 // what the fuzz tests feed).
 func DecodeStrict(body []byte, v any) error {
+	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return errors.New("the request body is not a JSON object")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -120,7 +123,7 @@ func DecodeStrict(body []byte, v any) error {
 		}
 		return errors.New("the request body is not valid JSON for this endpoint")
 	}
-	if dec.More() {
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errors.New("the request body has data after the JSON object")
 	}
 	return nil

@@ -15,8 +15,10 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -265,6 +267,11 @@ func (s *Signer) Verify(token string, now time.Time) (Claims, error) {
 	if set == nil {
 		return Claims{}, ErrNotLoaded
 	}
+	// jwx takes the algorithm from the key; the header must say the same,
+	// as it must for PostgREST.
+	if err := requireEdDSAHeader(token); err != nil {
+		return Claims{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+	}
 	tok, err := jwt.ParseString(token,
 		jwt.WithKeySet(set, jws.WithRequireKid(true), jws.WithInferAlgorithmFromKey(false)),
 		jwt.WithValidate(true),
@@ -284,4 +291,28 @@ func (s *Signer) Verify(token string, now time.Time) (Claims, error) {
 		return Claims{}, fmt.Errorf("%w: missing sub or sid", ErrInvalidToken)
 	}
 	return Claims{Subject: tok.Subject(), SessionID: sid, IssuedAt: tok.IssuedAt(), Expiry: tok.Expiration()}, nil
+}
+
+// requireEdDSAHeader checks that a compact JWS's protected header names
+// EdDSA and a kid.
+func requireEdDSAHeader(token string) error {
+	head, _, ok := strings.Cut(token, ".")
+	if !ok {
+		return errors.New("not a compact JWS")
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		return errors.New("header is not base64url")
+	}
+	var h struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid"`
+	}
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return errors.New("header is not JSON")
+	}
+	if h.Alg != "EdDSA" || h.Kid == "" {
+		return fmt.Errorf("header alg %q, kid %q: want EdDSA with a kid", h.Alg, h.Kid)
+	}
+	return nil
 }

@@ -15,7 +15,7 @@ import (
 // says.
 type KDF struct {
 	Alg         string `json:"alg"`
-	Salt        string `json:"salt"` // standard base64, 16–64 bytes
+	Salt        string `json:"salt"` // standard base64 of SaltBytes bytes
 	MemoryKiB   uint32 `json:"memory_kib"`
 	Iterations  uint32 `json:"iterations"`
 	Parallelism uint8  `json:"parallelism"`
@@ -26,6 +26,9 @@ const (
 	FloorMemoryKiB   = 64 * 1024
 	FloorIterations  = 3
 	FloorParallelism = 4
+
+	// SaltBytes is the size of the KDF salt.
+	SaltBytes = 16
 
 	maxMemoryKiB   = 4 * 1024 * 1024
 	maxIterations  = 64
@@ -46,9 +49,12 @@ func ParseKDF(raw json.RawMessage) (KDF, error) {
 	if k.Alg != "argon2id" {
 		return KDF{}, fmt.Errorf("%w: alg must be argon2id", ErrKDF)
 	}
+	// Exactly the size the zsm client makes, in canonical base64: a salt of
+	// another length would set the account apart from the made-up answers
+	// login gives for identities that do not exist.
 	salt, err := base64.StdEncoding.Strict().DecodeString(k.Salt)
-	if err != nil || len(salt) < 16 || len(salt) > 64 {
-		return KDF{}, fmt.Errorf("%w: salt must be 16 to 64 bytes in standard base64", ErrKDF)
+	if err != nil || len(salt) != SaltBytes || base64.StdEncoding.EncodeToString(salt) != k.Salt {
+		return KDF{}, fmt.Errorf("%w: salt must be %d bytes in canonical standard base64", ErrKDF, SaltBytes)
 	}
 	if k.MemoryKiB < FloorMemoryKiB || k.MemoryKiB > maxMemoryKiB ||
 		k.Iterations < FloorIterations || k.Iterations > maxIterations ||

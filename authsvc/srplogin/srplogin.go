@@ -293,7 +293,7 @@ func (s *Service) derive(label, identity string, n int) []byte {
 func (s *Service) fakeKDF(identity string) KDF {
 	return KDF{
 		Alg:         "argon2id",
-		Salt:        base64.StdEncoding.EncodeToString(s.derive("kdf-salt", identity, 16)),
+		Salt:        base64.StdEncoding.EncodeToString(s.derive("kdf-salt", identity, SaltBytes)),
 		MemoryKiB:   FloorMemoryKiB,
 		Iterations:  FloorIterations,
 		Parallelism: FloorParallelism,

@@ -1,0 +1,785 @@
+package signer
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const (
+	testIssuer   = "http://127.0.0.1:8080"
+	testAudience = "zsm-api"
+	testTTL      = 15 * time.Minute
+)
+
+// memKeys is an in-memory KeyStore with the semantics the interface
+// documents: InsertCurrentKey stores only while no current key exists.
+type memKeys struct {
+	mu        sync.Mutex
+	keys      []StoredKey
+	inserts   int
+	published [][]byte
+	pubArgs   []string
+	pubTTL    time.Duration
+	// beforeInsert, when set, runs inside InsertCurrentKey first (to play
+	// another replica winning the race).
+	beforeInsert func(m *memKeys)
+}
+
+func (m *memKeys) SigningKeys(context.Context) ([]StoredKey, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]StoredKey(nil), m.keys...), nil
+}
+
+func (m *memKeys) InsertCurrentKey(_ context.Context, k StoredKey) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.inserts++
+	if m.beforeInsert != nil {
+		m.beforeInsert(m)
+	}
+	for _, e := range m.keys {
+		if e.State == StateCurrent {
+			return false, nil
+		}
+	}
+	m.keys = append(m.keys, k)
+	return true, nil
+}
+
+func (m *memKeys) PublishJWKS(_ context.Context, jwks []byte, issuer, audience string, maxTTL time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.published = append(m.published, append([]byte(nil), jwks...))
+	m.pubArgs = []string{issuer, audience}
+	m.pubTTL = maxTTL
+	return nil
+}
+
+func newKEK(t *testing.T) []byte {
+	t.Helper()
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func loaded(t *testing.T) (*Signer, *memKeys, []byte) {
+	t.Helper()
+	kek := newKEK(t)
+	st := &memKeys{}
+	s := New(testIssuer, testAudience, testTTL, kek)
+	if err := s.Load(context.Background(), st); err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	return s, st, kek
+}
+
+// currentPrivate opens the current key the way only the signer should.
+func currentPrivate(t *testing.T, st *memKeys, kek []byte) (string, ed25519.PrivateKey) {
+	t.Helper()
+	for _, k := range st.keys {
+		if k.State == StateCurrent {
+			seed, err := openPrivate(kek, k.Sealed, k.KID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return k.KID, ed25519.NewKeyFromSeed(seed)
+		}
+	}
+	t.Fatal("no current key")
+	return "", nil
+}
+
+// ---------------------------------------------------------------- JWKS
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+func pubKey(t *testing.T) ed25519.PublicKey {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub
+}
+
+// jwk writes one key in the canonical member order, with fields overridable.
+func jwkText(f map[string]string) string {
+	order := []string{"kty", "crv", "x", "kid", "alg", "use"}
+	var parts []string
+	for _, k := range order {
+		if v, ok := f[k]; ok {
+			parts = append(parts, `"`+k+`":`+v)
+		}
+	}
+	known := map[string]bool{}
+	for _, k := range order {
+		known[k] = true
+	}
+	for k, v := range f { // extra members after the known ones
+		if !known[k] {
+			parts = append(parts, `"`+k+`":`+v)
+		}
+	}
+	return "{" + strings.Join(parts, ",") + "}"
+}
+
+func baseFields(x []byte, kid string) map[string]string {
+	return map[string]string{
+		"kty": `"OKP"`, "crv": `"Ed25519"`, "x": `"` + b64(x) + `"`, "kid": `"` + kid + `"`,
+		"alg": `"EdDSA"`, "use": `"sig"`,
+	}
+}
+
+func with(m map[string]string, k, v string) map[string]string {
+	out := map[string]string{}
+	for a, b := range m {
+		out[a] = b
+	}
+	if v == "" {
+		delete(out, k)
+	} else {
+		out[k] = v
+	}
+	return out
+}
+
+func TestEncodeJWKSRoundTrip(t *testing.T) {
+	keys := []PublicKey{{KID: "kid-one-0001", Key: pubKey(t)}, {KID: "kid_two_0002", Key: pubKey(t)}}
+	doc, err := EncodeJWKS(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ValidateJWKS(doc)
+	if err != nil {
+		t.Fatalf("ValidateJWKS(EncodeJWKS(...)): %v\n%s", err, doc)
+	}
+	if len(got) != 2 || got[0].KID != keys[0].KID || got[1].KID != keys[1].KID ||
+		!got[0].Key.Equal(keys[0].Key) || !got[1].Key.Equal(keys[1].Key) {
+		t.Fatalf("keys changed in the round trip: %+v", got)
+	}
+	// The hand-written canonical form is what EncodeJWKS makes, so the
+	// mutations below differ from an accepted document in one respect only.
+	hand := `{"keys":[` + jwkText(baseFields(keys[0].Key, keys[0].KID)) + "," + jwkText(baseFields(keys[1].Key, keys[1].KID)) + `]}`
+	if hand != string(doc) {
+		t.Fatalf("canonical form differs:\n got %s\nwant %s", doc, hand)
+	}
+	// Surrounding whitespace (a trailing newline from a file) is tolerated.
+	if _, err := ValidateJWKS(append(append([]byte("\n"), doc...), '\n')); err != nil {
+		t.Fatalf("surrounding whitespace: %v", err)
+	}
+	// EncodeJWKS refuses to publish what ValidateJWKS would refuse.
+	if _, err := EncodeJWKS(nil); err == nil {
+		t.Fatal("EncodeJWKS(nil) published an empty set")
+	}
+	if _, err := EncodeJWKS([]PublicKey{{KID: "short", Key: pubKey(t)}}); err == nil {
+		t.Fatal("EncodeJWKS published a malformed kid")
+	}
+	if _, err := EncodeJWKS([]PublicKey{{KID: "kid-one-0001", Key: pubKey(t)[:31]}}); err == nil {
+		t.Fatal("EncodeJWKS published a 31-byte key")
+	}
+}
+
+func TestValidateJWKSRefuses(t *testing.T) {
+	x := pubKey(t)
+	kid := "kid-one-0001"
+	base := baseFields(x, kid)
+	one := func(f map[string]string) string { return `{"keys":[` + jwkText(f) + `]}` }
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	good := one(base)
+	if _, err := ValidateJWKS([]byte(good)); err != nil {
+		t.Fatalf("baseline refused: %v", err)
+	}
+	bad := map[string]string{
+		"empty input":        ``,
+		"empty object":       `{}`,
+		"empty keys":         `{"keys":[]}`,
+		"null keys":          `{"keys":null}`,
+		"bare array":         `[` + jwkText(base) + `]`,
+		"bare key":           jwkText(base),
+		"private d":          one(with(base, "d", `"`+b64(priv.Seed())+`"`)),
+		"alg ES999":          one(with(base, "alg", `"ES999"`)),
+		"alg ES256":          one(with(base, "alg", `"ES256"`)),
+		"alg HS256":          one(with(base, "alg", `"HS256"`)),
+		"alg missing":        one(with(base, "alg", "")),
+		"use enc":            one(with(base, "use", `"enc"`)),
+		"use foo":            one(with(base, "use", `"foo"`)),
+		"use missing":        one(with(base, "use", "")),
+		"kty RSA":            one(with(base, "kty", `"RSA"`)),
+		"kty EC":             one(with(base, "kty", `"EC"`)),
+		"kty oct":            one(with(base, "kty", `"oct"`)),
+		"crv X25519":         one(with(base, "crv", `"X25519"`)),
+		"crv Ed448":          one(with(base, "crv", `"Ed448"`)),
+		"x5t member":         one(with(base, "x5t", `"`+b64(make([]byte, 20))+`"`)),
+		"key_ops member":     one(with(base, "key_ops", `["verify"]`)),
+		"k member (oct)":     one(with(base, "k", `"`+b64([]byte("secret"))+`"`)),
+		"duplicate kid":      `{"keys":[` + jwkText(base) + "," + jwkText(baseFields(pubKey(t), kid)) + `]}`,
+		"kid too short":      one(with(base, "kid", `"abc"`)),
+		"kid too long":       one(with(base, "kid", `"`+strings.Repeat("a", 65)+`"`)),
+		"kid with slash":     one(with(base, "kid", `"kid/one/0001"`)),
+		"kid with dot":       one(with(base, "kid", `"kid.one.0001"`)),
+		"kid with unicode":   one(with(base, "kid", `"kid-\u00e9-00001"`)),
+		"kid not a string":   one(with(base, "kid", `12345678`)),
+		"kid missing":        one(with(base, "kid", "")),
+		"x 31 bytes":         one(with(base, "x", `"`+b64(x[:31])+`"`)),
+		"x 33 bytes":         one(with(base, "x", `"`+b64(append(append([]byte{}, x...), 0))+`"`)),
+		"x padded":           one(with(base, "x", `"`+base64.URLEncoding.EncodeToString(x)+`"`)),
+		"x std alphabet":     one(with(base, "x", `"`+strings.NewReplacer("-", "+", "_", "/").Replace(b64(bytes.Repeat([]byte{0xfb, 0xff}, 16)))+`"`)),
+		"x missing":          one(with(base, "x", "")),
+		"x non-canonical":    one(with(base, "x", `"`+b64(x)[:42]+string(nonCanonicalLast(b64(x)[42]))+`"`)),
+		"extra top-level":    `{"keys":[` + jwkText(base) + `],"extra":1}`,
+		"trailing data":      good + `{}`,
+		"trailing brace":     good + `}`,
+		"trailing bracket":   good + `]`,
+		"two documents":      good + " " + good,
+		"duplicate member":   `{"keys":[` + strings.Replace(jwkText(base), `"alg":"EdDSA"`, `"alg":"ES999","alg":"EdDSA"`, 1) + `]}`,
+		"duplicate keys":     `{"keys":[],"keys":[` + jwkText(base) + `]}`,
+		"case-variant name":  `{"keys":[` + strings.Replace(jwkText(base), `"alg":`, `"ALG":`, 1) + `]}`,
+		"case-variant keys":  `{"KEYS":[` + jwkText(base) + `]}`,
+		"inner whitespace":   `{"keys": [` + jwkText(base) + `]}`,
+		"pretty printed":     "{\n  \"keys\": [\n    " + jwkText(base) + "\n  ]\n}",
+		"member order":       `{"keys":[{"crv":"Ed25519","kty":"OKP","x":"` + b64(x) + `","kid":"` + kid + `","alg":"EdDSA","use":"sig"}]}`,
+		"escaped string":     one(with(base, "alg", `"EdDS\u0041"`)),
+		"not json":           `keys`,
+		"json string":        `"` + good + `"`,
+		"null":               `null`,
+		"x not a string":     one(with(base, "x", `[1,2,3]`)),
+		"keys not an array":  `{"keys":` + jwkText(base) + `}`,
+		"key is null":        `{"keys":[null]}`,
+		"key array element":  `{"keys":[[]]}`,
+		"byte order mark":    "\ufeff" + good,
+		"NUL after document": good + "\x00",
+	}
+	for name, doc := range bad {
+		t.Run(name, func(t *testing.T) {
+			got, err := ValidateJWKS([]byte(doc))
+			if err == nil {
+				t.Fatalf("accepted %s", doc)
+			}
+			if got != nil {
+				t.Fatalf("returned keys with an error")
+			}
+			if !strings.HasPrefix(err.Error(), "jwks: ") {
+				t.Fatalf("error %q does not come from the JWKS check", err)
+			}
+		})
+	}
+}
+
+// nonCanonicalLast returns a base64url character that decodes the same
+// 6-bit group's top bits as c but sets unused low bits (x's last character
+// carries 4 used bits and 2 unused ones in a 43-character encoding).
+func nonCanonicalLast(c byte) byte {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	i := strings.IndexByte(alphabet, c)
+	return alphabet[i|1]
+}
+
+// ---------------------------------------------------------------- seal
+
+func TestSealOpen(t *testing.T) {
+	kek := newKEK(t)
+	seed := make([]byte, ed25519.SeedSize)
+	_, _ = rand.Read(seed)
+	sealed, err := sealPrivate(kek, seed, "kid-aaaa-0001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(sealed, seed) {
+		t.Fatal("sealed blob contains the seed")
+	}
+	got, err := openPrivate(kek, sealed, "kid-aaaa-0001")
+	if err != nil || !bytes.Equal(got, seed) {
+		t.Fatalf("open: %x, %v", got, err)
+	}
+	again, _ := sealPrivate(kek, seed, "kid-aaaa-0001")
+	if bytes.Equal(again, sealed) {
+		t.Fatal("two seals of one seed are identical (nonce reuse)")
+	}
+
+	if _, err := openPrivate(newKEK(t), sealed, "kid-aaaa-0001"); err == nil {
+		t.Error("opened with the wrong key-encryption key")
+	}
+	if _, err := openPrivate(kek, sealed, "kid-bbbb-0002"); err == nil {
+		t.Error("opened under another kid (sealed key moved to another row)")
+	}
+	for i := range sealed {
+		for _, bit := range []byte{0x01, 0x80} {
+			c := append([]byte(nil), sealed...)
+			c[i] ^= bit
+			if _, err := openPrivate(kek, c, "kid-aaaa-0001"); err == nil {
+				t.Fatalf("opened with byte %d flipped by %#x", i, bit)
+			}
+		}
+	}
+	for _, n := range []int{0, 1, 25, len(sealed) - 1} {
+		if _, err := openPrivate(kek, sealed[:n], "kid-aaaa-0001"); err == nil {
+			t.Errorf("opened a %d-byte prefix", n)
+		}
+	}
+	if _, err := openPrivate(kek, append(append([]byte(nil), sealed...), 0), "kid-aaaa-0001"); err == nil {
+		t.Error("opened with a byte appended")
+	}
+	if _, err := sealPrivate(kek[:16], seed, "kid-aaaa-0001"); err == nil {
+		t.Error("sealed with a 16-byte key-encryption key")
+	}
+}
+
+// ---------------------------------------------------------------- Load
+
+func TestLoadCreatesOneCurrentKeyAndPublishes(t *testing.T) {
+	s, st, kek := loaded(t)
+	if st.inserts != 1 || len(st.keys) != 1 {
+		t.Fatalf("inserts %d, keys %d; want exactly one new key", st.inserts, len(st.keys))
+	}
+	k := st.keys[0]
+	if k.State != StateCurrent || k.ActivatedAt == nil {
+		t.Fatalf("new key state %q activated %v", k.State, k.ActivatedAt)
+	}
+	if len(k.Public) != ed25519.PublicKeySize {
+		t.Fatalf("public key of %d bytes", len(k.Public))
+	}
+	// The private half is stored only sealed.
+	_, priv := currentPrivate(t, st, kek)
+	if bytes.Contains(k.Sealed, priv.Seed()) {
+		t.Fatal("the stored key holds the seed in clear")
+	}
+	if len(st.published) != 1 {
+		t.Fatalf("published %d times, want 1", len(st.published))
+	}
+	if !bytes.Equal(st.published[0], s.JWKS()) {
+		t.Fatal("the JWKS pushed to the database differs from the one served")
+	}
+	if st.pubArgs[0] != testIssuer || st.pubArgs[1] != testAudience || st.pubTTL != testTTL {
+		t.Fatalf("published policy %v %v, want issuer, audience, TTL", st.pubArgs, st.pubTTL)
+	}
+	pubs, err := ValidateJWKS(s.JWKS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pubs) != 1 || pubs[0].KID != k.KID || !pubs[0].Key.Equal(ed25519.PublicKey(k.Public)) {
+		t.Fatalf("JWKS %+v does not hold the stored key", pubs)
+	}
+	if bytes.Contains(s.JWKS(), []byte(`"d"`)) {
+		t.Fatal("JWKS contains a private member")
+	}
+}
+
+func TestLoadIsIdempotent(t *testing.T) {
+	s1, st, kek := loaded(t)
+	first := append([]byte(nil), s1.JWKS()...)
+	s2 := New(testIssuer, testAudience, testTTL, kek)
+	if err := s2.Load(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	if err := s1.Load(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	if st.inserts != 1 || len(st.keys) != 1 {
+		t.Fatalf("a second Load made another key: inserts %d, keys %d", st.inserts, len(st.keys))
+	}
+	if !bytes.Equal(s2.JWKS(), first) || !bytes.Equal(s1.JWKS(), first) {
+		t.Fatal("JWKS changed on reload")
+	}
+	// Two replicas sign interchangeably.
+	tok, _, err := s2.Issue("user-1", "sess-1", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s1.Verify(tok, time.Now()); err != nil {
+		t.Fatalf("replica 1 refused replica 2's token: %v", err)
+	}
+}
+
+func TestLoadLosesRaceToAnotherReplica(t *testing.T) {
+	kek := newKEK(t)
+	winner, err := GenerateKey(kek, StateCurrent, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &memKeys{beforeInsert: func(m *memKeys) {
+		if len(m.keys) == 0 {
+			m.keys = append(m.keys, winner)
+		}
+	}}
+	s := New(testIssuer, testAudience, testTTL, kek)
+	if err := s.Load(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.keys) != 1 || st.keys[0].KID != winner.KID {
+		t.Fatalf("keys after the race: %+v", st.keys)
+	}
+	tok, _, err := s.Issue("u", "s", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kidOf(t, tok) != winner.KID {
+		t.Fatalf("signed with %s, not the winning key %s", kidOf(t, tok), winner.KID)
+	}
+}
+
+func TestLoadPutsCurrentKeyFirst(t *testing.T) {
+	kek := newKEK(t)
+	now := time.Now()
+	retired, _ := GenerateKey(kek, StateRetired, now.Add(-time.Hour))
+	cur, _ := GenerateKey(kek, StateCurrent, now.Add(-time.Minute))
+	next, _ := GenerateKey(kek, StateNext, now)
+	st := &memKeys{keys: []StoredKey{retired, next, cur}}
+	s := New(testIssuer, testAudience, testTTL, kek)
+	if err := s.Load(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	if st.inserts != 0 {
+		t.Fatal("Load made a key although a current one exists")
+	}
+	pubs, err := ValidateJWKS(st.published[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pubs) != 3 || pubs[0].KID != cur.KID {
+		t.Fatalf("JWKS order %v; want the current key %s first and all three keys", kids(pubs), cur.KID)
+	}
+	got := map[string]bool{}
+	for _, p := range pubs {
+		got[p.KID] = true
+	}
+	if !got[retired.KID] || !got[next.KID] {
+		t.Fatal("retired or next key missing from the JWKS")
+	}
+	tok, _, err := s.Issue("u", "s", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kidOf(t, tok) != cur.KID {
+		t.Fatalf("signed with %s, want the current key", kidOf(t, tok))
+	}
+	// A token signed by the retired key still verifies (until it is removed).
+	seed, _ := openPrivate(kek, retired.Sealed, retired.KID)
+	old := forge(t, ed25519.NewKeyFromSeed(seed), map[string]any{"alg": "EdDSA", "kid": retired.KID, "typ": "JWT"}, goodClaims(now))
+	if _, err := s.Verify(old, now); err != nil {
+		t.Fatalf("token of the retired key refused: %v", err)
+	}
+}
+
+func TestLoadRefuses(t *testing.T) {
+	kek := newKEK(t)
+	cur, _ := GenerateKey(kek, StateCurrent, time.Now())
+
+	s := New(testIssuer, testAudience, testTTL, newKEK(t)) // another KEK
+	st := &memKeys{keys: []StoredKey{cur}}
+	if err := s.Load(context.Background(), st); err == nil {
+		t.Fatal("Load opened a key sealed under another KEK")
+	}
+	if len(st.published) != 0 {
+		t.Fatal("published a JWKS after failing to load")
+	}
+	if _, _, err := s.Issue("u", "s", time.Now()); !errors.Is(err, ErrNotLoaded) {
+		t.Fatalf("Issue after a failed Load: %v; want ErrNotLoaded", err)
+	}
+	if _, err := s.Verify("x.y.z", time.Now()); !errors.Is(err, ErrNotLoaded) {
+		t.Fatalf("Verify after a failed Load: %v; want ErrNotLoaded", err)
+	}
+
+	// Public half replaced: the halves must match.
+	other, _ := GenerateKey(kek, StateCurrent, time.Now())
+	mixed := cur
+	mixed.Public = other.Public
+	s = New(testIssuer, testAudience, testTTL, kek)
+	if err := s.Load(context.Background(), &memKeys{keys: []StoredKey{mixed}}); err == nil {
+		t.Fatal("Load accepted a public key that does not belong to the private key")
+	}
+
+	// Sealed key moved onto another kid.
+	moved := cur
+	moved.KID = other.KID
+	if err := s.Load(context.Background(), &memKeys{keys: []StoredKey{moved}}); err == nil {
+		t.Fatal("Load accepted a sealed key moved onto another kid")
+	}
+}
+
+func kids(p []PublicKey) []string {
+	var out []string
+	for _, k := range p {
+		out = append(out, k.KID)
+	}
+	return out
+}
+
+// ---------------------------------------------------------------- tokens
+
+func seg(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b64(b)
+}
+
+// forge builds a compact JWS by hand, signed with priv over header.payload.
+func forge(t *testing.T, priv ed25519.PrivateKey, header, claims map[string]any) string {
+	t.Helper()
+	in := seg(t, header) + "." + seg(t, claims)
+	return in + "." + b64(ed25519.Sign(priv, []byte(in)))
+}
+
+func goodClaims(now time.Time) map[string]any {
+	return map[string]any{
+		"iss": testIssuer, "aud": []string{testAudience}, "sub": "user-1", "role": Role, "sid": "sess-1",
+		"iat": now.Unix(), "exp": now.Add(testTTL).Unix(),
+	}
+}
+
+// claimsWith returns good claims with the pairs name, value changed; a nil
+// value removes the claim.
+func claimsWith(now time.Time, kv ...any) map[string]any {
+	c := goodClaims(now)
+	for i := 0; i < len(kv); i += 2 {
+		k := kv[i].(string)
+		if kv[i+1] == nil {
+			delete(c, k)
+		} else {
+			c[k] = kv[i+1]
+		}
+	}
+	return c
+}
+
+func kidOf(t *testing.T, tok string) string {
+	t.Helper()
+	h, _, _ := strings.Cut(tok, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hdr map[string]any
+	if err := json.Unmarshal(raw, &hdr); err != nil {
+		t.Fatal(err)
+	}
+	kid, _ := hdr["kid"].(string)
+	return kid
+}
+
+func TestIssueVerify(t *testing.T) {
+	s, st, _ := loaded(t)
+	now := time.Now()
+	tok, exp, err := s.Issue("user-1", "sess-1", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Verify(tok, now)
+	if err != nil {
+		t.Fatalf("Verify(Issue(...)): %v", err)
+	}
+	if c.Subject != "user-1" || c.SessionID != "sess-1" {
+		t.Fatalf("claims %+v", c)
+	}
+	if !c.Expiry.Equal(exp) || c.Expiry.Sub(c.IssuedAt) != testTTL {
+		t.Fatalf("exp %v, iat %v, returned expiry %v; want exp = iat + TTL", c.Expiry, c.IssuedAt, exp)
+	}
+	// The header and payload are what PostgREST and gate.check_request
+	// expect, read without jwx.
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a compact JWS: %d parts", len(parts))
+	}
+	var hdr, pl map[string]any
+	hb, _ := base64.RawURLEncoding.DecodeString(parts[0])
+	pb, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	if json.Unmarshal(hb, &hdr) != nil || json.Unmarshal(pb, &pl) != nil {
+		t.Fatal("header or payload is not JSON")
+	}
+	if hdr["alg"] != "EdDSA" || hdr["kid"] != st.keys[0].KID || hdr["typ"] != "JWT" {
+		t.Fatalf("header %v", hdr)
+	}
+	if pl["role"] != Role || pl["iss"] != testIssuer || pl["sub"] != "user-1" || pl["sid"] != "sess-1" {
+		t.Fatalf("payload %v", pl)
+	}
+	if aud, _ := pl["aud"].([]any); len(aud) != 1 || aud[0] != testAudience {
+		// A single string would do too, but the database function compares
+		// what it gets; pin the shape.
+		if pl["aud"] != testAudience {
+			t.Fatalf("aud %v", pl["aud"])
+		}
+	}
+	sig, _ := base64.RawURLEncoding.DecodeString(parts[2])
+	if !ed25519.Verify(ed25519.PublicKey(st.keys[0].Public), []byte(parts[0]+"."+parts[1]), sig) {
+		t.Fatal("signature does not verify with the published key")
+	}
+	// Valid until exp, not after.
+	if _, err := s.Verify(tok, exp.Add(-time.Second)); err != nil {
+		t.Fatalf("refused just before exp: %v", err)
+	}
+	if _, err := s.Verify(tok, exp.Add(time.Second)); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("accepted after exp: %v", err)
+	}
+}
+
+func TestVerifyRefusesForgedTokens(t *testing.T) {
+	s, st, kek := loaded(t)
+	kid, priv := currentPrivate(t, st, kek)
+	now := time.Now().Truncate(time.Second)
+	hdr := map[string]any{"alg": "EdDSA", "kid": kid, "typ": "JWT"}
+
+	// The hand-made token with the real key is accepted, so each refusal
+	// below is for the one thing changed.
+	if _, err := s.Verify(forge(t, priv, hdr, goodClaims(now)), now); err != nil {
+		t.Fatalf("baseline forged-with-the-real-key token refused: %v", err)
+	}
+
+	_, strangerKey, _ := ed25519.GenerateKey(rand.Reader)
+	hs := func(key []byte, h, c map[string]any) string {
+		in := seg(t, h) + "." + seg(t, c)
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(in))
+		return in + "." + b64(m.Sum(nil))
+	}
+	tampered := func() string {
+		tok := forge(t, priv, hdr, goodClaims(now))
+		p := strings.Split(tok, ".")
+		p[1] = seg(t, claimsWith(now, "sub", "someone-else"))
+		return strings.Join(p, ".")
+	}()
+	noneTok := seg(t, map[string]any{"alg": "none", "kid": kid, "typ": "JWT"}) + "." + seg(t, goodClaims(now)) + "."
+	noneTokUpper := seg(t, map[string]any{"alg": "None", "kid": kid}) + "." + seg(t, goodClaims(now)) + "."
+
+	cases := map[string]string{
+		"alg none":                 noneTok,
+		"alg None":                 noneTokUpper,
+		"HS256 keyed with JWKS":    hs(s.JWKS(), map[string]any{"alg": "HS256", "kid": kid, "typ": "JWT"}, goodClaims(now)),
+		"HS256 keyed with x":       hs(st.keys[0].Public, map[string]any{"alg": "HS256", "kid": kid, "typ": "JWT"}, goodClaims(now)),
+		"HS256 without kid":        hs(s.JWKS(), map[string]any{"alg": "HS256", "typ": "JWT"}, goodClaims(now)),
+		"unknown key same kid":     forge(t, strangerKey, hdr, goodClaims(now)),
+		"unknown key other kid":    forge(t, strangerKey, map[string]any{"alg": "EdDSA", "kid": "stranger-kid-01", "typ": "JWT"}, goodClaims(now)),
+		"real key unknown kid":     forge(t, priv, map[string]any{"alg": "EdDSA", "kid": "stranger-kid-01", "typ": "JWT"}, goodClaims(now)),
+		"real key no kid":          forge(t, priv, map[string]any{"alg": "EdDSA", "typ": "JWT"}, goodClaims(now)),
+		"expired":                  forge(t, priv, hdr, claimsWith(now, "iat", now.Add(-20*time.Minute).Unix(), "exp", now.Add(-5*time.Minute).Unix())),
+		"issued in the future":     forge(t, priv, hdr, claimsWith(now, "iat", now.Add(5*time.Minute).Unix(), "exp", now.Add(10*time.Minute).Unix())),
+		"wrong iss":                forge(t, priv, hdr, claimsWith(now, "iss", "http://evil.example")),
+		"missing iss":              forge(t, priv, hdr, claimsWith(now, "iss", nil)),
+		"wrong aud":                forge(t, priv, hdr, claimsWith(now, "aud", []string{"other-api"})),
+		"wrong aud string":         forge(t, priv, hdr, claimsWith(now, "aud", "other-api")),
+		"missing aud":              forge(t, priv, hdr, claimsWith(now, "aud", nil)),
+		"missing exp":              forge(t, priv, hdr, claimsWith(now, "exp", nil)),
+		"missing iat":              forge(t, priv, hdr, claimsWith(now, "iat", nil)),
+		"exp - iat > TTL":          forge(t, priv, hdr, claimsWith(now, "exp", now.Add(testTTL+time.Second).Unix())),
+		"exp a year ahead":         forge(t, priv, hdr, claimsWith(now, "exp", now.Add(365*24*time.Hour).Unix())),
+		"role authenticator":       forge(t, priv, hdr, claimsWith(now, "role", "authenticator")),
+		"role postgres":            forge(t, priv, hdr, claimsWith(now, "role", "postgres")),
+		"role anon":                forge(t, priv, hdr, claimsWith(now, "role", "anon")),
+		"role missing":             forge(t, priv, hdr, claimsWith(now, "role", nil)),
+		"role array":               forge(t, priv, hdr, claimsWith(now, "role", []string{Role})),
+		"missing sub":              forge(t, priv, hdr, claimsWith(now, "sub", nil)),
+		"missing sid":              forge(t, priv, hdr, claimsWith(now, "sid", nil)),
+		"tampered payload":         tampered,
+		"signature stripped":       strings.Join(strings.Split(forge(t, priv, hdr, goodClaims(now)), ".")[:2], ".") + ".",
+		"two parts":                strings.Join(strings.Split(forge(t, priv, hdr, goodClaims(now)), ".")[:2], "."),
+		"empty":                    "",
+		"garbage":                  "not.a.token",
+		"JSON serialization":       `{"payload":"` + seg(t, goodClaims(now)) + `","signatures":[]}`,
+		"signature of other token": strings.Join(strings.Split(forge(t, priv, hdr, claimsWith(now, "sub", "x")), ".")[:2], ".") + "." + strings.Split(forge(t, priv, hdr, goodClaims(now)), ".")[2],
+	}
+	for name, tok := range cases {
+		t.Run(name, func(t *testing.T) {
+			c, err := s.Verify(tok, now)
+			if !errors.Is(err, ErrInvalidToken) {
+				t.Fatalf("Verify = %+v, %v; want ErrInvalidToken", c, err)
+			}
+			if c != (Claims{}) {
+				t.Fatalf("claims returned with an error: %+v", c)
+			}
+		})
+	}
+}
+
+// BUG (low severity, reported to the lead): Verify takes the algorithm from
+// the key and never compares it with the token's header, so a token whose
+// header says "none" or "ES256" but carries a valid Ed25519 signature of our
+// key is accepted. Only the key holder can make one, so nothing is forged,
+// but Verify documents "EdDSA only" and PostgREST would refuse such a token;
+// a verifier that checks less than the database is a trap for later callers.
+func TestVerifyRequiresEdDSAHeader(t *testing.T) {
+	s, st, kek := loaded(t)
+	kid, priv := currentPrivate(t, st, kek)
+	now := time.Now().Truncate(time.Second)
+	for _, alg := range []string{"none", "ES256", "HS256", "Ed25519", ""} {
+		h := map[string]any{"alg": alg, "kid": kid, "typ": "JWT"}
+		if alg == "" {
+			delete(h, "alg")
+		}
+		tok := forge(t, priv, h, goodClaims(now))
+		if _, err := s.Verify(tok, now); !errors.Is(err, ErrInvalidToken) {
+			t.Errorf("header alg %q with an EdDSA signature: %v; want ErrInvalidToken", alg, err)
+		}
+	}
+}
+
+func TestVerifyDoesNotTrustTokensOfAnotherSigner(t *testing.T) {
+	a, _, _ := loaded(t)
+	b, _, _ := loaded(t)
+	tok, _, err := b.Issue("u", "s", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Verify(tok, time.Now()); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("signer A accepted signer B's token: %v", err)
+	}
+	// Same key material, other issuer or audience configured.
+	_, st, kek := loaded(t)
+	other := New("http://other", testAudience, testTTL, kek)
+	if err := other.Load(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	mine := New(testIssuer, testAudience, testTTL, kek)
+	if err := mine.Load(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	tok, _, _ = other.Issue("u", "s", time.Now())
+	if _, err := mine.Verify(tok, time.Now()); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("token of another issuer accepted: %v", err)
+	}
+}
+
+func TestNotLoaded(t *testing.T) {
+	s := New(testIssuer, testAudience, testTTL, newKEK(t))
+	if _, _, err := s.Issue("u", "s", time.Now()); !errors.Is(err, ErrNotLoaded) {
+		t.Fatalf("Issue: %v", err)
+	}
+	if _, err := s.Verify("a.b.c", time.Now()); !errors.Is(err, ErrNotLoaded) {
+		t.Fatalf("Verify: %v", err)
+	}
+	if s.JWKS() != nil {
+		t.Fatal("JWKS before Load")
+	}
+}
+
+func TestOpenPrivateKey(t *testing.T) {
+	kek := newKEK(t)
+	a, _ := GenerateKey(kek, StateCurrent, time.Now())
+	b, _ := GenerateKey(kek, StateNext, time.Now())
+	priv, err := OpenPrivateKey(kek, a)
+	if err != nil || !priv.Public().(ed25519.PublicKey).Equal(ed25519.PublicKey(a.Public)) {
+		t.Fatalf("OpenPrivateKey: %v", err)
+	}
+	mixed := a
+	mixed.Public = b.Public
+	if _, err := OpenPrivateKey(kek, mixed); err == nil {
+		t.Fatal("halves of two keys accepted as one")
+	}
+	if _, err := OpenPrivateKey(newKEK(t), a); err == nil {
+		t.Fatal("opened with another KEK")
+	}
+}
