@@ -15,6 +15,7 @@ package stack
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -499,4 +500,36 @@ func StopDir(ctx context.Context, dir string, log *slog.Logger) error {
 	}
 	s.log = log
 	return s.Stop(ctx)
+}
+
+// DefaultDir is the state directory named name (e.g. "dev") for the checkout
+// at repo: <repo>/.zsm/<name>. As root the services run as the service user,
+// who cannot reach a checkout under a private directory (a 0700 home); then
+// the state lives in /var/lib/zsm/<name>-<hash of repo> instead, the same
+// for every call, so `up` and `down` agree.
+func DefaultDir(repo, name string) string {
+	local := filepath.Join(repo, ".zsm", name)
+	if os.Geteuid() != 0 || worldSearchable(repo) {
+		return local
+	}
+	h := sha256.Sum256([]byte(repo))
+	return filepath.Join(string(filepath.Separator), "var", "lib", "zsm", fmt.Sprintf("%s-%x", name, h[:4]))
+}
+
+// worldSearchable reports whether every directory from path up to / has
+// the o+x bit.
+func worldSearchable(path string) bool {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return false
+	}
+	for dir := abs; ; dir = filepath.Dir(dir) {
+		st, err := os.Stat(dir)
+		if err != nil || st.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		if dir == filepath.Dir(dir) {
+			return true
+		}
+	}
 }

@@ -54,7 +54,7 @@ type config struct {
 
 func run() error {
 	var c config
-	flag.StringVar(&c.dir, "dir", ".zsm/bench", "state directory of the benchmark's own stack")
+	flag.StringVar(&c.dir, "dir", "", "state directory of the benchmark's own stack (default <repo>/.zsm/bench)")
 	flag.DurationVar(&c.duration, "duration", 10*time.Second, "how long each load phase runs")
 	flag.IntVar(&c.conns, "conns", 32, "concurrent connections for the read phases")
 	flag.IntVar(&c.loginConns, "login-conns", 4, "concurrent logins")
@@ -69,6 +69,14 @@ func run() error {
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	dir, _ := filepath.Abs(c.dir)
+	if c.dir == "" {
+		wd, _ := os.Getwd()
+		repo, err := stack.FindRepoRoot(wd)
+		if err != nil {
+			return err
+		}
+		dir = stack.DefaultDir(repo, "bench")
+	}
 	fmt.Printf("starting a benchmark stack in %s …\n", dir)
 	st, err := stack.Start(ctx, stack.Config{
 		Dir: dir, LoginRatePerSecond: 100000, LoginBurst: 100000, Logger: log,

@@ -68,7 +68,7 @@ func main() {
 func defaultDir() string {
 	wd, _ := os.Getwd()
 	if root, err := stack.FindRepoRoot(wd); err == nil {
-		return filepath.Join(root, ".zsm", "dev")
+		return stack.DefaultDir(root, "dev")
 	}
 	return filepath.Join(wd, ".zsm", "dev")
 }
