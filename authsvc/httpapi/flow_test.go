@@ -62,14 +62,17 @@ func (d *fakeDB) UserByIdentity(_ context.Context, identity string) (store.User,
 	return u, nil
 }
 
-func (d *fakeDB) CreateUser(_ context.Context, identity string, salt, verifier []byte, kdf json.RawMessage) (string, error) {
+func (d *fakeDB) CreateUser(_ context.Context, n store.NewUser) (string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if _, ok := d.users[identity]; ok {
+	if _, ok := d.users[n.Identity]; ok {
 		return "", store.ErrIdentityTaken
 	}
-	id := fmt.Sprintf("00000000-0000-4000-8000-%012d", len(d.users)+1)
-	d.users[identity] = store.User{ID: id, Identity: identity, SRPSalt: salt, Verifier: verifier, KDF: kdf}
+	id := n.ID
+	if id == "" {
+		id = fmt.Sprintf("00000000-0000-4000-8000-%012d", len(d.users)+1)
+	}
+	d.users[n.Identity] = store.User{ID: id, Identity: n.Identity, SRPSalt: n.SRPSalt, Verifier: n.Verifier, KDF: n.KDF, KeyBundle: n.KeyBundle}
 	return id, nil
 }
 

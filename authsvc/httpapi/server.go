@@ -188,10 +188,12 @@ func (s *Server) openapi(c echo.Context) error {
 
 // SignupRequest is the body of POST /auth/v1/signup.
 type SignupRequest struct {
+	UserID      string          `json:"user_id,omitempty"`
 	Identity    string          `json:"identity"`
 	SRPSalt     string          `json:"srp_salt"`
 	SRPVerifier string          `json:"srp_verifier"`
 	KDF         json.RawMessage `json:"kdf"`
+	KeyBundle   json.RawMessage `json:"key_bundle,omitempty"`
 }
 
 func (s *Server) signup(c echo.Context) error {
@@ -202,7 +204,10 @@ func (s *Server) signup(c echo.Context) error {
 	if err := s.limit(c, s.Limits.SignupPerIP, "signup:ip:"+c.RealIP()); err != nil {
 		return err
 	}
-	reg, err := srplogin.ParseRegistration(req.Identity, req.SRPSalt, req.SRPVerifier, req.KDF)
+	reg, err := srplogin.ParseRegistration(srplogin.SignupInput{
+		UserID: req.UserID, Identity: req.Identity, SaltHex: req.SRPSalt, VerifierHex: req.SRPVerifier,
+		KDF: req.KDF, KeyBundle: req.KeyBundle,
+	})
 	if err != nil {
 		return badRequest("invalid_registration", err)
 	}
@@ -296,7 +301,11 @@ func (s *Server) loginVerify(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, tokenBody(t, map[string]any{"server_proof": v.Proof}))
+	bundle := json.RawMessage("null")
+	if len(v.KeyBundle) > 0 {
+		bundle = v.KeyBundle
+	}
+	return c.JSON(http.StatusOK, tokenBody(t, map[string]any{"server_proof": v.Proof, "key_bundle": bundle}))
 }
 
 func tokenBody(t session.Tokens, extra map[string]any) map[string]any {

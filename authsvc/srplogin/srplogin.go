@@ -15,6 +15,7 @@
 package srplogin
 
 import (
+	"bytes"
 	"context"
 	"crypto/hkdf"
 	"crypto/hmac"
@@ -39,7 +40,7 @@ import (
 // Users is what login needs from storage.
 type Users interface {
 	UserByIdentity(ctx context.Context, identity string) (store.User, error)
-	CreateUser(ctx context.Context, identity string, salt, verifier []byte, kdf json.RawMessage) (string, error)
+	CreateUser(ctx context.Context, n store.NewUser) (string, error)
 }
 
 // Handshakes keeps state between Init and Verify.
@@ -81,39 +82,110 @@ func HandshakeKey(serverSecret []byte) ([]byte, error) {
 
 // Registration is a parsed sign-up request.
 type Registration struct {
-	Identity string
-	Salt     []byte
-	Verifier []byte
-	KDF      json.RawMessage
+	UserID    string // optional: the client may choose the id its key bundle is bound to
+	Identity  string
+	Salt      []byte
+	Verifier  []byte
+	KDF       json.RawMessage
+	KeyBundle json.RawMessage // optional
+	// Public halves of the bundle, published for sharing.
+	X25519Public, Ed25519Public string
 }
 
+// SignupInput is what a client sends to sign up.
+type SignupInput struct {
+	UserID      string
+	Identity    string
+	SaltHex     string
+	VerifierHex string
+	KDF         json.RawMessage
+	KeyBundle   json.RawMessage
+}
+
+var uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
 // ParseRegistration checks a sign-up request: a normalizable identity, a salt
-// of the group's size, 1 < v < N-1 in canonical hex, and KDF parameters at or
-// above the floor.
-func ParseRegistration(identity, saltHex, verifierHex string, kdf json.RawMessage) (Registration, error) {
-	id, err := srpgroup.NormalizeIdentity(identity)
+// of the group's size, 1 < v < N-1 in canonical hex, KDF parameters at or
+// above the floor, a random (version 4) user id if one is given, and a key
+// bundle whose public keys are well-formed if one is given. The server keeps
+// the bundle's envelopes as they are: it cannot open them.
+func ParseRegistration(in SignupInput) (Registration, error) {
+	id, err := srpgroup.NormalizeIdentity(in.Identity)
 	if err != nil {
 		return Registration{}, fmt.Errorf("%w: identity: %w", ErrBadRequest, err)
 	}
-	salt, err := srpgroup.ParseSalt(saltHex)
+	salt, err := srpgroup.ParseSalt(in.SaltHex)
 	if err != nil {
 		return Registration{}, fmt.Errorf("%w: srp_salt: %w", ErrBadRequest, err)
 	}
-	v, err := srpgroup.ParsePublic(verifierHex)
+	v, err := srpgroup.ParsePublic(in.VerifierHex)
 	if err != nil {
 		return Registration{}, fmt.Errorf("%w: srp_verifier: %w", ErrBadRequest, err)
 	}
-	k, err := ParseKDF(kdf)
+	k, err := ParseKDF(in.KDF)
 	if err != nil {
 		return Registration{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
+	if in.UserID != "" && !uuidPattern.MatchString(in.UserID) {
+		return Registration{}, fmt.Errorf("%w: user_id must be a random (version 4) uuid in lower case", ErrBadRequest)
+	}
 	canon, _ := json.Marshal(k)
-	return Registration{Identity: id, Salt: salt, Verifier: v.Bytes(), KDF: canon}, nil
+	r := Registration{UserID: in.UserID, Identity: id, Salt: salt, Verifier: v.Bytes(), KDF: canon}
+	if len(in.KeyBundle) > 0 && string(in.KeyBundle) != "null" {
+		if r.X25519Public, r.Ed25519Public, err = bundlePublicKeys(in.KeyBundle); err != nil {
+			return Registration{}, fmt.Errorf("%w: key_bundle: %w", ErrBadRequest, err)
+		}
+		r.KeyBundle = in.KeyBundle
+	}
+	return r, nil
+}
+
+// MaxBundleBytes bounds a key bundle.
+const MaxBundleBytes = 8192
+
+// bundlePublicKeys reads the public keys out of a key bundle: a JSON object
+// of version 1 whose five other members are base64 strings, the two public
+// ones 32 bytes each.
+func bundlePublicKeys(raw json.RawMessage) (string, string, error) {
+	if len(raw) > MaxBundleBytes {
+		return "", "", errors.New("too large")
+	}
+	var b struct {
+		Version        int    `json:"version"`
+		AccountKey     string `json:"account_key"`
+		X25519Public   string `json:"x25519_public"`
+		X25519Private  string `json:"x25519_private"`
+		Ed25519Public  string `json:"ed25519_public"`
+		Ed25519Private string `json:"ed25519_private"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		return "", "", errors.New("not a key bundle object")
+	}
+	if b.Version != 1 {
+		return "", "", errors.New("version must be 1")
+	}
+	for name, v := range map[string]string{"account_key": b.AccountKey, "x25519_private": b.X25519Private, "ed25519_private": b.Ed25519Private} {
+		if _, err := base64.StdEncoding.Strict().DecodeString(v); err != nil || v == "" {
+			return "", "", fmt.Errorf("%s is not base64", name)
+		}
+	}
+	for name, v := range map[string]string{"x25519_public": b.X25519Public, "ed25519_public": b.Ed25519Public} {
+		k, err := base64.StdEncoding.Strict().DecodeString(v)
+		if err != nil || len(k) != 32 || base64.StdEncoding.EncodeToString(k) != v {
+			return "", "", fmt.Errorf("%s is not a 32-byte key in canonical base64", name)
+		}
+	}
+	return b.X25519Public, b.Ed25519Public, nil
 }
 
 // Register stores a parsed registration and returns the new user id.
 func (s *Service) Register(ctx context.Context, r Registration) (string, error) {
-	id, err := s.users.CreateUser(ctx, r.Identity, r.Salt, r.Verifier, r.KDF)
+	id, err := s.users.CreateUser(ctx, store.NewUser{
+		ID: r.UserID, Identity: r.Identity, SRPSalt: r.Salt, Verifier: r.Verifier, KDF: r.KDF,
+		KeyBundle: r.KeyBundle, X25519Public: r.X25519Public, Ed25519Public: r.Ed25519Public,
+	})
 	if errors.Is(err, store.ErrIdentityTaken) {
 		return "", ErrTaken
 	}
@@ -211,8 +283,9 @@ var proofPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // Verified is Verify's answer.
 type Verified struct {
-	UserID string
-	Proof  string // the server's proof, hex
+	UserID    string
+	Proof     string          // the server's proof, hex
+	KeyBundle json.RawMessage // the account's key bundle, nil if it has none
 }
 
 // Verify checks the client's proof M for the handshake and returns the
@@ -237,7 +310,12 @@ func (s *Service) Verify(ctx context.Context, handshakeID, mHex string) (Verifie
 	if !ok || st.UserID == "" {
 		return Verified{}, ErrLoginFailed
 	}
-	return Verified{UserID: st.UserID, Proof: proof}, nil
+	u, err := s.users.UserByIdentity(ctx, st.Identity)
+	if err != nil || u.ID != st.UserID {
+		// The account vanished or changed hands between init and verify.
+		return Verified{}, ErrLoginFailed
+	}
+	return Verified{UserID: st.UserID, Proof: proof, KeyBundle: u.KeyBundle}, nil
 }
 
 // maxDecimalDigits is the length of N-1 written in decimal (3072·log10 2 < 925).

@@ -45,14 +45,17 @@ func (m *memUsers) UserByIdentity(_ context.Context, identity string) (store.Use
 	return u, nil
 }
 
-func (m *memUsers) CreateUser(_ context.Context, identity string, salt, verifier []byte, kdf json.RawMessage) (string, error) {
+func (m *memUsers) CreateUser(_ context.Context, n store.NewUser) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.byID[identity]; ok {
+	if _, ok := m.byID[n.Identity]; ok {
 		return "", store.ErrIdentityTaken
 	}
-	id := fmt.Sprintf("user-%d", len(m.byID)+1)
-	m.byID[identity] = store.User{ID: id, Identity: identity, SRPSalt: salt, Verifier: verifier, KDF: kdf}
+	id := n.ID
+	if id == "" {
+		id = fmt.Sprintf("user-%d", len(m.byID)+1)
+	}
+	m.byID[n.Identity] = store.User{ID: id, Identity: n.Identity, SRPSalt: n.SRPSalt, Verifier: n.Verifier, KDF: n.KDF, KeyBundle: n.KeyBundle}
 	return id, nil
 }
 
@@ -137,7 +140,7 @@ func signup(t *testing.T, svc *srplogin.Service, identity string, secret []byte,
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := srplogin.ParseRegistration(identity, hex.EncodeToString(reg.Salt),
+	r, err := parseReg(identity, hex.EncodeToString(reg.Salt),
 		srpgroup.FormatPublic(new(big.Int).SetBytes(reg.Verifier)), kdf)
 	if err != nil {
 		t.Fatalf("ParseRegistration: %v", err)
@@ -213,7 +216,7 @@ func TestParseRegistrationAccepts(t *testing.T) {
 	kdfSalt := bytes.Repeat([]byte{7}, 16)
 	raw := []byte(`{ "parallelism": 4, "alg": "argon2id", "salt": "` + base64.StdEncoding.EncodeToString(kdfSalt) +
 		`", "iterations": 3, "memory_kib": 65536 }`)
-	r, err := srplogin.ParseRegistration("  ALICE@x.io ", hex.EncodeToString(reg.Salt),
+	r, err := parseReg("  ALICE@x.io ", hex.EncodeToString(reg.Salt),
 		srpgroup.FormatPublic(new(big.Int).SetBytes(reg.Verifier)), raw)
 	if err != nil {
 		t.Fatal(err)
@@ -313,7 +316,7 @@ func TestParseRegistrationRefuses(t *testing.T) {
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			r, err := srplogin.ParseRegistration(c.identity, c.salt, c.verifier, c.kdf)
+			r, err := parseReg(c.identity, c.salt, c.verifier, c.kdf)
 			if !errors.Is(err, srplogin.ErrBadRequest) || !errors.Is(err, c.want) {
 				t.Fatalf("ParseRegistration = %v; want ErrBadRequest and %v", err, c.want)
 			}
@@ -401,7 +404,7 @@ func TestWrongPasswordFails(t *testing.T) {
 	if err != srplogin.ErrLoginFailed { // the very value, not a wrapped variant
 		t.Fatalf("wrong password: %v, %+v; want ErrLoginFailed", err, v)
 	}
-	if v != (srplogin.Verified{}) {
+	if v.UserID != "" || v.Proof != "" || v.KeyBundle != nil {
 		t.Fatalf("a verified answer alongside the error: %+v", v)
 	}
 	// A different registered user's secret does not open this account.
@@ -542,7 +545,7 @@ func TestUnknownIdentityShapeMatchesAnyAcceptedRegistration(t *testing.T) {
 	for _, n := range []int{16, 32, 64} {
 		id := fmt.Sprintf("user%d@x.io", n)
 		reg, _ := srpgroup.Register(id, secret1)
-		r, err := srplogin.ParseRegistration(id, hex.EncodeToString(reg.Salt),
+		r, err := parseReg(id, hex.EncodeToString(reg.Salt),
 			srpgroup.FormatPublic(new(big.Int).SetBytes(reg.Verifier)), floorKDF(n))
 		if err != nil {
 			continue // a registration refused at sign-up cannot leak
@@ -680,7 +683,7 @@ func TestRegisterTwiceIsTaken(t *testing.T) {
 	svc, _, _ := newService(t)
 	signup(t, svc, "alice@x.io", secret1, floorKDF(16))
 	reg, _ := srpgroup.Register("alice@x.io", []byte("other"))
-	r, err := srplogin.ParseRegistration("ALICE@x.io", hex.EncodeToString(reg.Salt),
+	r, err := parseReg("ALICE@x.io", hex.EncodeToString(reg.Salt),
 		srpgroup.FormatPublic(new(big.Int).SetBytes(reg.Verifier)), floorKDF(16))
 	if err != nil {
 		t.Fatal(err)
@@ -850,4 +853,9 @@ func TestRestoreServerDegenerateProofState(t *testing.T) {
 	}
 	// srplogin.Verify only passes 64 lower-case hex characters to ClientOk,
 	// and hex of an empty M is "", so the empty guess is unreachable.
+}
+
+// parseReg is ParseRegistration for a request without user id or bundle.
+func parseReg(identity, salt, verifier string, kdf json.RawMessage) (srplogin.Registration, error) {
+	return srplogin.ParseRegistration(srplogin.SignupInput{Identity: identity, SaltHex: salt, VerifierHex: verifier, KDF: kdf})
 }

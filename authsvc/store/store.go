@@ -60,23 +60,48 @@ func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 
 // User is an account as login needs it.
 type User struct {
-	ID       string
-	Identity string
-	SRPSalt  []byte
-	Verifier []byte
-	KDF      json.RawMessage
+	ID        string
+	Identity  string
+	SRPSalt   []byte
+	Verifier  []byte
+	KDF       json.RawMessage
+	KeyBundle json.RawMessage // nil when the account has none
 }
 
-// CreateUser registers an account.
-func (s *Store) CreateUser(ctx context.Context, identity string, salt, verifier []byte, kdf json.RawMessage) (string, error) {
+// NewUser is an account to register.
+type NewUser struct {
+	ID        string // "" lets the database choose
+	Identity  string
+	SRPSalt   []byte
+	Verifier  []byte
+	KDF       json.RawMessage
+	KeyBundle json.RawMessage // optional
+	// The bundle's public keys, published in api.public_keys; both or neither.
+	X25519Public, Ed25519Public string
+}
+
+// CreateUser registers an account, and publishes its public keys, in one
+// transaction.
+func (s *Store) CreateUser(ctx context.Context, n NewUser) (string, error) {
 	var id string
-	err := s.pool.QueryRow(ctx, `
-		INSERT INTO auth.users (identity, srp_salt, srp_verifier, kdf)
-		VALUES ($1, $2, $3, $4)
-		ON CONFLICT (identity) DO NOTHING
-		RETURNING id::text`, identity, salt, verifier, kdf).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", ErrIdentityTaken
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `
+			INSERT INTO auth.users (id, identity, srp_salt, srp_verifier, kdf, key_bundle)
+			VALUES (coalesce(nullif($1, '')::uuid, gen_random_uuid()), $2, $3, $4, $5, $6)
+			ON CONFLICT DO NOTHING
+			RETURNING id::text`, n.ID, n.Identity, n.SRPSalt, n.Verifier, n.KDF, nullJSON(n.KeyBundle)).Scan(&id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrIdentityTaken
+		}
+		if err != nil || n.X25519Public == "" {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO api.public_keys (user_id, x25519_public, ed25519_public) VALUES ($1, $2, $3)`,
+			id, n.X25519Public, n.Ed25519Public)
+		return err
+	})
+	if errors.Is(err, ErrIdentityTaken) {
+		return "", err
 	}
 	if err != nil {
 		return "", fmt.Errorf("store: create user: %w", err)
@@ -84,12 +109,19 @@ func (s *Store) CreateUser(ctx context.Context, identity string, salt, verifier 
 	return id, nil
 }
 
+func nullJSON(b json.RawMessage) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
 // UserByIdentity finds an account by its normalized identity.
 func (s *Store) UserByIdentity(ctx context.Context, identity string) (User, error) {
 	u := User{Identity: identity}
 	err := s.pool.QueryRow(ctx, `
-		SELECT id::text, srp_salt, srp_verifier, kdf FROM auth.users WHERE identity = $1`,
-		identity).Scan(&u.ID, &u.SRPSalt, &u.Verifier, &u.KDF)
+		SELECT id::text, srp_salt, srp_verifier, kdf, key_bundle FROM auth.users WHERE identity = $1`,
+		identity).Scan(&u.ID, &u.SRPSalt, &u.Verifier, &u.KDF, &u.KeyBundle)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return User{}, ErrNotFound
 	}

@@ -42,6 +42,10 @@ type Session struct {
 	ExpiresIn    int       `json:"expires_in"`
 	ExpiresAt    time.Time `json:"expires_at"`
 	RefreshToken string    `json:"refresh_token"`
+	// KeyBundle is the account's key bundle, sent back by login (not by a
+	// refresh); the server cannot open it and the client must not trust it
+	// beyond what opening it proves.
+	KeyBundle json.RawMessage `json:"key_bundle,omitempty"`
 }
 
 // String keeps tokens out of logs and error messages.
@@ -122,6 +126,21 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 // Signup registers identity with an SRP verifier computed here from secret.
 // The secret itself is not sent.
 func (c *Client) Signup(ctx context.Context, identity string, secret []byte, kdf KDF) (string, error) {
+	return c.SignupAccount(ctx, Account{Identity: identity, Secret: secret, KDF: kdf})
+}
+
+// Account is what SignupAccount registers.
+type Account struct {
+	UserID    string // optional, a random uuid the key bundle is bound to
+	Identity  string
+	Secret    []byte // the SRP secret; only the verifier derived from it is sent
+	KDF       KDF
+	KeyBundle json.RawMessage // optional
+}
+
+// SignupAccount registers an account with an optional user id and key bundle.
+func (c *Client) SignupAccount(ctx context.Context, a Account) (string, error) {
+	identity, secret, kdf := a.Identity, a.Secret, a.KDF
 	id, err := srpgroup.NormalizeIdentity(identity)
 	if err != nil {
 		return "", err
@@ -133,12 +152,19 @@ func (c *Client) Signup(ctx context.Context, identity string, secret []byte, kdf
 	var out struct {
 		UserID string `json:"user_id"`
 	}
-	err = c.Do(ctx, http.MethodPost, "/auth/v1/signup", map[string]any{
+	body := map[string]any{
 		"identity":     id,
 		"srp_salt":     fmt.Sprintf("%x", reg.Salt),
 		"srp_verifier": srpgroup.FormatPublic(new(big.Int).SetBytes(reg.Verifier)),
 		"kdf":          kdf,
-	}, &out)
+	}
+	if a.UserID != "" {
+		body["user_id"] = a.UserID
+	}
+	if len(a.KeyBundle) > 0 {
+		body["key_bundle"] = a.KeyBundle
+	}
+	err = c.Do(ctx, http.MethodPost, "/auth/v1/signup", body, &out)
 	return out.UserID, err
 }
 

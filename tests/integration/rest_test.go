@@ -36,7 +36,7 @@ func TestOwnRowsThroughPostgREST(t *testing.T) {
 		t.Fatalf("alice sees %+v, want her one vault", list)
 	}
 
-	r = alice.do("PATCH", "/rest/vaults?id=eq."+vid, sa.AccessToken, map[string]string{"meta": "ciphertext-a2"})
+	r = alice.do("PATCH", "/rest/vaults?id=eq."+vid, sa.AccessToken, map[string]any{"meta": "ciphertext-a2", "revision": 2})
 	expectStatus(t, r, http.StatusNoContent, "alice updates her vault")
 
 	// Bob sees nothing of Alice's.
@@ -51,7 +51,7 @@ func TestOwnRowsThroughPostgREST(t *testing.T) {
 		t.Fatalf("bob reads %s, want []", r.body)
 	}
 	// Bob's update and delete of Alice's row match no row: 204, nothing changes.
-	r = bob.do("PATCH", "/rest/vaults?id=eq."+vid, sb.AccessToken, map[string]string{"meta": "bob-was-here"})
+	r = bob.do("PATCH", "/rest/vaults?id=eq."+vid, sb.AccessToken, map[string]any{"meta": "bob-was-here", "revision": 3})
 	expectStatus(t, r, http.StatusNoContent, "bob updates alice's vault")
 	r = bob.do("DELETE", "/rest/vaults?id=eq."+vid, sb.AccessToken, nil)
 	expectStatus(t, r, http.StatusNoContent, "bob deletes alice's vault")

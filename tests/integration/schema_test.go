@@ -139,7 +139,7 @@ func TestMigrationsUpDownUp(t *testing.T) {
 		defer c2.Close(ctx)
 		var got string
 		if err := c2.QueryRow(ctx, `
-			SELECT coalesce(string_agg(table_schema || '.' || table_name, ',' ORDER BY 1), '')
+			SELECT coalesce(string_agg(table_schema || '.' || table_name, ',' ORDER BY table_schema, table_name), '')
 			  FROM information_schema.tables WHERE table_schema IN ('api','auth','gate')`).Scan(&got); err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,184 @@
+// Package keys implements zsm's account key hierarchy on the client, as
+// specified in docs/crypto.md §1 and §3: two-secret key derivation (the
+// password through Argon2id, then HKDF-SHA256 keyed with the Secret Key)
+// into the SRP secret and the unlock key, the Secret Key's text form, and the
+// key bundle that carries the account key and the user's X25519 and Ed25519
+// key pairs, sealed, to the server and back.
+//
+// Nothing here trusts the server: KDF parameters below the floor are refused
+// before any use ([KDFParams.Check]), and a bundle whose private keys do not
+// match its public keys is refused ([OpenBundle]).
+package keys
+
+import (
+	"crypto/hkdf"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/text/unicode/norm"
+
+	"zsm.dev/zsm/srpgroup"
+)
+
+// The Argon2id floor (DESIGN §5, RFC 9106's second recommendation) and the
+// sane maxima. The client refuses anything outside, whatever the server
+// says; authsvc enforces the same bounds at sign-up.
+const (
+	FloorMemoryKiB   = 64 * 1024
+	FloorIterations  = 3
+	FloorParallelism = 4
+
+	MaxMemoryKiB   = 4 * 1024 * 1024 // 4 GiB
+	MaxIterations  = 64
+	MaxParallelism = 16
+
+	// SaltSize is the size of the Argon2id salt.
+	SaltSize = 16
+
+	// KDFAlg is the only accepted KDF.
+	KDFAlg = "argon2id"
+)
+
+// KDFParams are an account's password KDF parameters, as authsvc stores and
+// returns them.
+type KDFParams struct {
+	Alg         string `json:"alg"`
+	Salt        string `json:"salt"` // standard base64 of SaltSize bytes
+	MemoryKiB   uint32 `json:"memory_kib"`
+	Iterations  uint32 `json:"iterations"`
+	Parallelism uint8  `json:"parallelism"`
+}
+
+// ErrWeakKDF is wrapped by every refusal of [KDFParams.Check]. A client that
+// gets it from parameters the server sent must abort the login before it
+// derives or sends anything.
+var ErrWeakKDF = errors.New("keys: KDF parameters refused")
+
+// DefaultKDF returns the floor parameters with a fresh salt read from rand.
+// The zsm client always uses these at sign-up, so its accounts look like
+// the made-up ones authsvc answers for unknown identities.
+func DefaultKDF(rand io.Reader) (KDFParams, error) {
+	var salt [SaltSize]byte
+	if _, err := io.ReadFull(rand, salt[:]); err != nil {
+		return KDFParams{}, fmt.Errorf("keys: reading a salt: %w", err)
+	}
+	return KDFParams{
+		Alg:         KDFAlg,
+		Salt:        base64.StdEncoding.EncodeToString(salt[:]),
+		MemoryKiB:   FloorMemoryKiB,
+		Iterations:  FloorIterations,
+		Parallelism: FloorParallelism,
+	}, nil
+}
+
+// Check refuses parameters that are not Argon2id at or above the floor and
+// at or below the maxima, or whose salt is not exactly SaltSize bytes in
+// canonical standard base64 (with padding). The error wraps [ErrWeakKDF]
+// and says why.
+func (p KDFParams) Check() error {
+	if p.Alg != KDFAlg {
+		return fmt.Errorf("%w: alg %q is not %q", ErrWeakKDF, p.Alg, KDFAlg)
+	}
+	if _, err := p.salt(); err != nil {
+		return err
+	}
+	switch {
+	case p.MemoryKiB < FloorMemoryKiB:
+		return fmt.Errorf("%w: memory_kib %d is below the floor %d", ErrWeakKDF, p.MemoryKiB, FloorMemoryKiB)
+	case p.MemoryKiB > MaxMemoryKiB:
+		return fmt.Errorf("%w: memory_kib %d is above the maximum %d", ErrWeakKDF, p.MemoryKiB, MaxMemoryKiB)
+	case p.Iterations < FloorIterations:
+		return fmt.Errorf("%w: iterations %d is below the floor %d", ErrWeakKDF, p.Iterations, FloorIterations)
+	case p.Iterations > MaxIterations:
+		return fmt.Errorf("%w: iterations %d is above the maximum %d", ErrWeakKDF, p.Iterations, MaxIterations)
+	case p.Parallelism < FloorParallelism:
+		return fmt.Errorf("%w: parallelism %d is below the floor %d", ErrWeakKDF, p.Parallelism, FloorParallelism)
+	case p.Parallelism > MaxParallelism:
+		return fmt.Errorf("%w: parallelism %d is above the maximum %d", ErrWeakKDF, p.Parallelism, MaxParallelism)
+	}
+	return nil
+}
+
+func (p KDFParams) salt() ([]byte, error) {
+	salt, err := base64.StdEncoding.Strict().DecodeString(p.Salt)
+	// Strict still skips CR and LF; re-encoding catches those and every
+	// other second spelling of the same bytes.
+	if err != nil || len(salt) != SaltSize || base64.StdEncoding.EncodeToString(salt) != p.Salt {
+		return nil, fmt.Errorf("%w: salt must be %d bytes in canonical standard base64", ErrWeakKDF, SaltSize)
+	}
+	return salt, nil
+}
+
+// Equal reports whether p and q are the same parameters. The client pins an
+// account's parameters at sign-up or first login and refuses any that are
+// not Equal to them.
+func (p KDFParams) Equal(q KDFParams) bool { return p == q }
+
+// Derived holds the two keys the password and Secret Key yield. Neither is
+// ever sent.
+type Derived struct {
+	SRPSecret []byte // what go-srp calls the password
+	UnlockKey []byte // opens the account key
+}
+
+// String keeps the keys out of logs.
+func (Derived) String() string { return "keys.Derived{REDACTED}" }
+
+// GoString keeps the keys out of %#v.
+func (d Derived) GoString() string { return d.String() }
+
+// Format keeps the keys out of every fmt verb.
+func (d Derived) Format(f fmtState, _ rune) { io.WriteString(f, d.String()) }
+
+// Labels of the HKDF info strings (docs/crypto.md §1).
+const (
+	labelSRP    = "zsm v1 srp-secret"
+	labelUnlock = "zsm v1 unlock-key"
+)
+
+// Derive computes the SRP secret and the unlock key (docs/crypto.md §1):
+//
+//	K_pw        = Argon2id(NFKC(password), salt, t, m, p, 32)
+//	SRP secret  = HKDF-SHA256(K_pw, salt = Secret Key, "zsm v1 srp-secret" || 0x00 || identity, 32)
+//	unlock key  = HKDF-SHA256(K_pw, salt = Secret Key, "zsm v1 unlock-key" || 0x00 || identity, 32)
+//
+// It checks p first and refuses weak parameters ([ErrWeakKDF]) before any
+// work. The password must be non-empty valid UTF-8; identity must already be
+// in the normal form of srpgroup.NormalizeIdentity (it is refused
+// otherwise, so the keys are never derived from a spelling the server does
+// not use).
+func Derive(password string, sk SecretKey, identity string, p KDFParams) (Derived, error) {
+	if err := p.Check(); err != nil {
+		return Derived{}, err
+	}
+	salt, _ := p.salt()
+	if password == "" || !utf8.ValidString(password) {
+		return Derived{}, errors.New("keys: the password must be non-empty UTF-8")
+	}
+	if id, err := srpgroup.NormalizeIdentity(identity); err != nil || id != identity {
+		return Derived{}, errors.New("keys: identity is not in normal form")
+	}
+	pw := []byte(norm.NFKC.String(password))
+	kpw := argon2.IDKey(pw, salt, p.Iterations, p.MemoryKiB, p.Parallelism, 32)
+	clear(pw)
+	defer clear(kpw)
+	return split(kpw, sk, identity)
+}
+
+// split is the HKDF step of Derive, separate so the vectors can pin it.
+func split(kpw []byte, sk SecretKey, identity string) (Derived, error) {
+	srp, err := hkdf.Key(sha256.New, kpw, sk[:], labelSRP+"\x00"+identity, 32)
+	if err != nil {
+		return Derived{}, err
+	}
+	unlock, err := hkdf.Key(sha256.New, kpw, sk[:], labelUnlock+"\x00"+identity, 32)
+	if err != nil {
+		return Derived{}, err
+	}
+	return Derived{SRPSecret: srp, UnlockKey: unlock}, nil
+}
