@@ -1,0 +1,169 @@
+package zsm
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"zsm.dev/zsm/sdk/authclient"
+	"zsm.dev/zsm/sdk/keys"
+	"zsm.dev/zsm/srpgroup"
+)
+
+// NewHTTPClient is the HTTP client the SDK uses unless given one: bounded
+// timeouts, connection reuse.
+func NewHTTPClient() *http.Client {
+	return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+}
+
+// SignupResult is what a new account needs to keep. The Secret Key is shown
+// to the user once (the emergency kit) and kept on the device; without it
+// and the password the account cannot be opened.
+type SignupResult struct {
+	UserID    uuid.UUID
+	Identity  string
+	SecretKey keys.SecretKey
+	KDF       keys.KDFParams
+}
+
+// Signup creates an account: a Secret Key, KDF parameters at the floor,
+// the SRP verifier and the key bundle, all made here. The server receives
+// the verifier, the KDF parameters and the bundle; never the password, the
+// Secret Key or any key.
+func Signup(ctx context.Context, hc *http.Client, server, identity, password string, state State) (*SignupResult, error) {
+	id, err := srpgroup.NormalizeIdentity(identity)
+	if err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
+	}
+	if password == "" {
+		return nil, errors.New("the password must not be empty")
+	}
+	sk, err := keys.NewSecretKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	kdf, err := keys.DefaultKDF(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	d, err := keys.Derive(password, sk, id, kdf)
+	if err != nil {
+		return nil, err
+	}
+	ak, err := keys.NewAccountKeys(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	userID := uuid.New()
+	bundle, err := ak.Bundle(d.UnlockKey, userID, rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	rawBundle, err := json.Marshal(bundle)
+	if err != nil {
+		return nil, err
+	}
+	ac := authclient.New(server)
+	if hc != nil {
+		ac.HTTP = hc
+	}
+	if _, err := ac.SignupAccount(ctx, authclient.Account{
+		UserID: userID.String(), Identity: id, Secret: d.SRPSecret, KeyBundle: rawBundle,
+		KDF: authclient.KDF{Alg: kdf.Alg, Salt: kdf.Salt, MemoryKiB: kdf.MemoryKiB, Iterations: kdf.Iterations, Parallelism: kdf.Parallelism},
+	}); err != nil {
+		return nil, apiError(err)
+	}
+	state.PinKDF(accountKey(server, id), kdf)
+	return &SignupResult{UserID: userID, Identity: id, SecretKey: sk, KDF: kdf}, nil
+}
+
+func accountKey(server, identity string) string {
+	return strings.TrimRight(server, "/") + "|" + identity
+}
+
+// Login proves the password and Secret Key with SRP-6a and opens the
+// account's keys.
+//
+// Before anything derived from the password leaves the device, the KDF
+// parameters the server returned are checked against the floor and against
+// the parameters this device pinned for the account: a server that lowers
+// them, or swaps the salt, is refused. After the exchange the server's SRP
+// proof is checked, and the key bundle must open with the unlock key and
+// match its own public keys.
+func Login(ctx context.Context, hc *http.Client, server, identity, password string, sk keys.SecretKey, state State) (*Session, error) {
+	id, err := srpgroup.NormalizeIdentity(identity)
+	if err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
+	}
+	ac := authclient.New(server)
+	if hc != nil {
+		ac.HTTP = hc
+	}
+	var derived keys.Derived
+	var params keys.KDFParams
+	sess, err := ac.Login(ctx, id, func(k authclient.KDF) ([]byte, error) {
+		params = keys.KDFParams{Alg: k.Alg, Salt: k.Salt, MemoryKiB: k.MemoryKiB, Iterations: k.Iterations, Parallelism: k.Parallelism}
+		if err := params.Check(); err != nil {
+			return nil, fmt.Errorf("refusing the server's key-derivation parameters: %w", err)
+		}
+		if pinned, ok := state.PinnedKDF(accountKey(server, id)); ok && !pinned.Equal(params) {
+			return nil, ErrKDFChange
+		}
+		d, err := keys.Derive(password, sk, id, params)
+		if err != nil {
+			return nil, err
+		}
+		derived = d
+		return d.SRPSecret, nil
+	})
+	if err != nil {
+		return nil, apiError(err)
+	}
+	if len(sess.KeyBundle) == 0 || string(sess.KeyBundle) == "null" {
+		return nil, tamper("the account has no key bundle", nil)
+	}
+	bundle, err := keys.ParseBundle(sess.KeyBundle)
+	if err != nil {
+		return nil, tamper("key bundle", err)
+	}
+	uid, err := uuid.Parse(sess.UserID)
+	if err != nil {
+		return nil, tamper("user id", err)
+	}
+	ak, err := keys.OpenBundle(bundle, derived.UnlockKey, uid)
+	if err != nil {
+		return nil, tamper("key bundle", err)
+	}
+	state.PinKDF(accountKey(server, id), params)
+	return &Session{
+		Server: strings.TrimRight(server, "/"), Identity: id, UserID: uid, SessionID: sess.SessionID,
+		AccessToken: sess.AccessToken, AccessExpiry: sess.ExpiresAt, RefreshToken: sess.RefreshToken,
+		KDF: params, Keys: ak,
+	}, nil
+}
+
+// apiError maps authsvc's answers to the SDK's errors.
+func apiError(err error) error {
+	var e *authclient.APIError
+	if errors.As(err, &e) {
+		switch e.Code {
+		case "login_failed":
+			return ErrLoginFailed
+		case "identity_unavailable":
+			return fmt.Errorf("%w: %s", ErrExists, e.Message)
+		case "invalid_refresh_token", "session_revoked", "token_expired":
+			return ErrSessionExpired
+		}
+	}
+	if errors.Is(err, authclient.ErrServerProof) {
+		return tamper("SRP server proof", err)
+	}
+	return err
+}
