@@ -74,6 +74,10 @@ type Config struct {
 
 	// ReadyTimeout bounds the wait for each service to become ready (0 = 60s).
 	ReadyTimeout time.Duration
+
+	// RedisCluster starts a three-node Redis Cluster (see cluster.go)
+	// instead of one Redis; authsvc then gets AUTHSVC_REDIS_ADDRS.
+	RedisCluster bool
 }
 
 // Ports of every listener of the stack (all on 127.0.0.1).
@@ -120,6 +124,12 @@ type State struct {
 	AuthsvcPrebuilt    string                  `json:"authsvc_prebuilt,omitempty"`
 	StartedAt          time.Time               `json:"started_at"`
 	ReadyTimeout       time.Duration           `json:"ready_timeout"`
+
+	// Redis Cluster mode (Config.RedisCluster): node 1 listens on
+	// Ports.Redis; every node's client and cluster-bus ports, in node order.
+	RedisCluster         bool  `json:"redis_cluster,omitempty"`
+	RedisClusterPorts    []int `json:"redis_cluster_ports,omitempty"`
+	RedisClusterBusPorts []int `json:"redis_cluster_bus_ports,omitempty"`
 }
 
 // Stack is a handle on a (running or stopped) stack in a state directory.
@@ -533,3 +543,7 @@ func worldSearchable(path string) bool {
 		}
 	}
 }
+
+// PostgresDataDir is the PostgreSQL data directory (tests search its files,
+// WAL included, for data that must never reach the server).
+func (s *Stack) PostgresDataDir() string { return s.pgdata() }

@@ -188,6 +188,11 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 			ReadyTimeout:       cfg.ReadyTimeout,
 		},
 	}
+	if cfg.RedisCluster {
+		if err := s.allocateClusterPorts(seen); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.makeDirs(); err != nil {
 		return nil, err
 	}
@@ -549,10 +554,10 @@ func (s *Stack) buildAuthsvc(ctx context.Context) error {
 }
 
 func (s *Stack) authsvcEnv() []string {
-	env := append(s.baseEnv(),
+	env := append(s.baseEnv(), s.redisEnv()...)
+	env = append(env,
 		"AUTHSVC_LISTEN="+fmt.Sprintf("127.0.0.1:%d", s.st.Ports.Authsvc),
 		"AUTHSVC_DATABASE_URL="+s.AuthsvcDSN(),
-		"AUTHSVC_REDIS_URL="+s.RedisURL(),
 		"AUTHSVC_ISSUER="+s.st.GatewayURL,
 		"AUTHSVC_AUDIENCE=zsm-api",
 		"AUTHSVC_SERVER_SECRET="+s.secrets[secServerSecret],
@@ -595,6 +600,9 @@ func (s *Stack) startAuthsvc(ctx context.Context) error {
 // ---------------------------------------------------------------- redis
 
 func (s *Stack) startRedis(ctx context.Context) error {
+	if s.st.RedisCluster {
+		return s.startRedisCluster(ctx)
+	}
 	port := s.st.Ports.Redis
 	if err := s.checkPort("redis", port); err != nil {
 		return err

@@ -1,0 +1,433 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"zsm.dev/zsm/sdk/grant"
+	"zsm.dev/zsm/sdk/keys"
+	"zsm.dev/zsm/sdk/zsm"
+)
+
+// evilServer sits between the real client code and the real stack and lets
+// a test rewrite any answer, as a malicious server could.
+type evilServer struct {
+	*httptest.Server
+	mu      sync.Mutex
+	rewrite func(path string, body []byte) []byte // nil: pass through
+	seen    []string                              // paths requested
+}
+
+func newEvilServer(t *testing.T) *evilServer {
+	target, err := url.Parse(need(t).GatewayURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &evilServer{}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	direct := proxy.Director
+	proxy.Director = func(r *http.Request) {
+		direct(r)
+		r.Header.Del("Accept-Encoding")
+		e.mu.Lock()
+		e.seen = append(e.seen, r.URL.Path)
+		e.mu.Unlock()
+	}
+	proxy.ModifyResponse = func(resp *http.Response) error {
+		e.mu.Lock()
+		f := e.rewrite
+		e.mu.Unlock()
+		if f == nil {
+			return nil
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		body = f(resp.Request.URL.Path+"?"+resp.Request.URL.RawQuery, body)
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		resp.ContentLength = int64(len(body))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+		return nil
+	}
+	e.Server = httptest.NewServer(proxy)
+	t.Cleanup(e.Close)
+	return e
+}
+
+func (e *evilServer) set(f func(path string, body []byte) []byte) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.rewrite = f
+}
+
+func (e *evilServer) requested(prefix string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, p := range e.seen {
+		if strings.HasPrefix(p, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// rows edits a JSON array answer for paths starting with prefix.
+func rows(prefix string, edit func([]map[string]any) []map[string]any) func(string, []byte) []byte {
+	return func(path string, body []byte) []byte {
+		if !strings.HasPrefix(path, prefix) {
+			return body
+		}
+		var rs []map[string]any
+		if json.Unmarshal(body, &rs) != nil {
+			return body
+		}
+		out, _ := json.Marshal(edit(rs))
+		return out
+	}
+}
+
+// account signs up through the honest gateway and logs in through evil.
+type account struct {
+	identity, password string
+	sk                 keys.SecretKey
+	state              *zsm.FileState
+	client             *zsm.Client
+}
+
+func newAccount(t *testing.T, evil *evilServer) *account {
+	t.Helper()
+	ctx := context.Background()
+	a := &account{identity: "victim-" + randHex(5) + "@example.test", password: "correct horse " + randHex(4), state: zsm.NewMemState()}
+	hc := httpFrom(sourceIP())
+	res, err := zsm.Signup(ctx, hc, evil.URL, a.identity, a.password, a.state)
+	if err != nil {
+		t.Fatalf("signup: %v", err)
+	}
+	a.sk = res.SecretKey
+	sess, err := zsm.Login(ctx, hc, evil.URL, a.identity, a.password, a.sk, a.state)
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	a.client = zsm.New(sess, a.state, hc)
+	return a
+}
+
+func expectErr(t *testing.T, err error, want error, what string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("%s: accepted; want %v", what, want)
+	}
+	if !errors.Is(err, want) {
+		t.Fatalf("%s: error %v; want %v", what, err, want)
+	}
+}
+
+// A malicious server tampers with the answers the real client code gets.
+// Every tampering is refused with a clear error; none is silently accepted.
+func TestMaliciousServerIsDetected(t *testing.T) {
+	ctx := context.Background()
+	evil := newEvilServer(t)
+	a := newAccount(t, evil)
+	c := a.client
+
+	va, err := c.CreateVault(ctx, "alpha")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vb, err := c.CreateVault(ctx, "beta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1, err := c.SetSecret(ctx, va, "API_KEY", "value-one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SetSecret(ctx, va, "DB_PASSWORD", "value-two"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SetSecret(ctx, vb, "OTHER", "value-three"); err != nil {
+		t.Fatal(err)
+	}
+	// Control: honest answers are accepted.
+	if got, err := c.SecretByName(ctx, va, "API_KEY"); err != nil || got.Value != "value-one" {
+		t.Fatalf("honest read: %v %v", got, err)
+	}
+
+	t.Run("swap the ciphertexts of two secrets", func(t *testing.T) {
+		swapped := false
+		evil.set(rows("/rest/secrets", func(rs []map[string]any) []map[string]any {
+			if len(rs) == 2 {
+				rs[0]["ciphertext"], rs[1]["ciphertext"] = rs[1]["ciphertext"], rs[0]["ciphertext"]
+				swapped = true
+			}
+			return rs
+		}))
+		defer evil.set(nil)
+		_, err := c.SecretByName(ctx, va, "API_KEY")
+		if !swapped {
+			t.Fatal("the attack did not happen")
+		}
+		expectErr(t, err, zsm.ErrTampered, "swapped ciphertexts")
+	})
+
+	t.Run("move a secret to another vault", func(t *testing.T) {
+		// The server lists vault alpha's secret under beta, claiming beta.
+		var moved map[string]any
+		evil.set(rows("/rest/secrets", func(rs []map[string]any) []map[string]any {
+			if strings.Contains(rs0(rs), va.ID.String()) {
+				moved = rs[0]
+			}
+			return rs
+		}))
+		if _, err := c.Secrets(ctx, va); err != nil {
+			t.Fatal(err)
+		}
+		if moved == nil {
+			t.Fatal("no secret of vault alpha captured")
+		}
+		evil.set(rows("/rest/secrets", func(rs []map[string]any) []map[string]any {
+			m := map[string]any{}
+			for k, v := range moved {
+				m[k] = v
+			}
+			m["vault_id"] = vb.ID.String()
+			return append(rs, m)
+		}))
+		defer evil.set(nil)
+		_, err := c.Secrets(ctx, vb)
+		expectErr(t, err, zsm.ErrTampered, "secret moved to another vault")
+	})
+
+	t.Run("serve an older revision after a newer one was seen", func(t *testing.T) {
+		var old []byte
+		evil.set(func(path string, body []byte) []byte {
+			if strings.HasPrefix(path, "/rest/secrets") && strings.Contains(path, va.ID.String()) && old == nil {
+				old = append([]byte(nil), body...)
+			}
+			return body
+		})
+		if _, err := c.SecretByName(ctx, va, "API_KEY"); err != nil {
+			t.Fatal(err)
+		}
+		evil.set(nil)
+		if old == nil {
+			t.Fatal("no answer captured")
+		}
+		if _, err := c.SetSecret(ctx, va, "API_KEY", "value-one-v2"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := c.SecretByName(ctx, va, "API_KEY"); err != nil || got.Revision != s1.Revision+1 {
+			t.Fatalf("newer revision: %v %v", got, err)
+		}
+		evil.set(func(path string, body []byte) []byte {
+			if strings.HasPrefix(path, "/rest/secrets") && strings.Contains(path, va.ID.String()) {
+				return old
+			}
+			return body
+		})
+		defer evil.set(nil)
+		_, err := c.SecretByName(ctx, va, "API_KEY")
+		expectErr(t, err, zsm.ErrRollback, "replayed older revision")
+	})
+
+	t.Run("relabel an old ciphertext with the new revision", func(t *testing.T) {
+		hist, err := c.History(ctx, va, "API_KEY")
+		if err != nil || len(hist) < 2 {
+			t.Fatalf("history: %v %v", hist, err)
+		}
+		var oldCT string
+		evil.set(rows("/rest/secret_versions", func(rs []map[string]any) []map[string]any {
+			for _, r := range rs {
+				if r["revision"].(float64) == 1 {
+					oldCT = r["ciphertext"].(string)
+				}
+			}
+			return rs
+		}))
+		if _, err := c.History(ctx, va, "API_KEY"); err != nil {
+			t.Fatal(err)
+		}
+		if oldCT == "" {
+			t.Fatal("revision 1 not captured")
+		}
+		evil.set(rows("/rest/secrets", func(rs []map[string]any) []map[string]any {
+			for _, r := range rs {
+				if r["revision"].(float64) == 2 {
+					r["ciphertext"] = oldCT
+				}
+			}
+			return rs
+		}))
+		defer evil.set(nil)
+		_, err = c.SecretByName(ctx, va, "API_KEY")
+		expectErr(t, err, zsm.ErrTampered, "old ciphertext under a new revision")
+	})
+
+	t.Run("flip one byte", func(t *testing.T) {
+		evil.set(rows("/rest/secrets", func(rs []map[string]any) []map[string]any {
+			for _, r := range rs {
+				b, _ := base64.StdEncoding.DecodeString(r["ciphertext"].(string))
+				b[len(b)-20] ^= 0x01
+				r["ciphertext"] = base64.StdEncoding.EncodeToString(b)
+			}
+			return rs
+		}))
+		defer evil.set(nil)
+		_, err := c.List(ctx, va)
+		expectErr(t, err, zsm.ErrTampered, "flipped byte")
+	})
+
+	t.Run("substitute the vault key", func(t *testing.T) {
+		// The server knows the account's public key and seals a key of its
+		// own choosing to it: it decrypts fine, but nobody signed it.
+		var pub struct {
+			X25519 string `json:"x25519_public"`
+		}
+		conn := db(t)
+		if err := conn.QueryRow(ctx, `SELECT x25519_public FROM api.public_keys WHERE user_id = $1`, c.Session().UserID).Scan(&pub.X25519); err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := base64.StdEncoding.DecodeString(pub.X25519)
+		pk, err := ecdh.X25519().NewPublicKey(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evilKey := randBytes(32)
+		evil.set(rows("/rest/access_policies", func(rs []map[string]any) []map[string]any {
+			for _, r := range rs {
+				vid := uuid.MustParse(r["vault_id"].(string))
+				sealed, err := grant.SealVaultKey(pk, vid, c.Session().UserID, evilKey)
+				if err != nil {
+					panic(err)
+				}
+				r["sealed_key"] = sealed
+			}
+			return rs
+		}))
+		defer evil.set(nil)
+		_, err = c.Vaults(ctx)
+		expectErr(t, err, zsm.ErrTampered, "substituted vault key")
+	})
+
+	t.Run("lower the KDF parameters", func(t *testing.T) {
+		fresh := newEvilServer(t)
+		fresh.set(func(path string, body []byte) []byte {
+			if !strings.HasPrefix(path, "/auth/v1/login/params") {
+				return body
+			}
+			var m map[string]map[string]any
+			_ = json.Unmarshal(body, &m)
+			m["kdf"]["memory_kib"] = 8
+			m["kdf"]["iterations"] = 1
+			out, _ := json.Marshal(m)
+			return out
+		})
+		_, err := zsm.Login(ctx, httpFrom(sourceIP()), fresh.URL, a.identity, a.password, a.sk, zsm.NewMemState())
+		expectErr(t, err, keys.ErrWeakKDF, "weak KDF")
+		if fresh.requested("/auth/v1/login/init") || fresh.requested("/auth/v1/login/verify") {
+			t.Fatal("the client sent its SRP values after being given weak parameters")
+		}
+	})
+
+	t.Run("change the KDF salt of a pinned account", func(t *testing.T) {
+		fresh := newEvilServer(t)
+		fresh.set(func(path string, body []byte) []byte {
+			if !strings.HasPrefix(path, "/auth/v1/login/params") {
+				return body
+			}
+			var m map[string]map[string]any
+			_ = json.Unmarshal(body, &m)
+			m["kdf"]["salt"] = base64.StdEncoding.EncodeToString(randBytes(16))
+			out, _ := json.Marshal(m)
+			return out
+		})
+		// The state pinned the parameters under the evil server's address at
+		// sign-up; pin them for this one too.
+		st := zsm.NewMemState()
+		if _, err := zsm.Login(ctx, httpFrom(sourceIP()), evil.URL, a.identity, a.password, a.sk, st); err != nil {
+			t.Fatal(err)
+		}
+		pinned, _ := st.PinnedKDF(strings.TrimRight(evil.URL, "/") + "|" + a.identity)
+		st.PinKDF(strings.TrimRight(fresh.URL, "/")+"|"+a.identity, pinned)
+		_, err := zsm.Login(ctx, httpFrom(sourceIP()), fresh.URL, a.identity, a.password, a.sk, st)
+		expectErr(t, err, zsm.ErrKDFChange, "changed salt")
+		if fresh.requested("/auth/v1/login/init") {
+			t.Fatal("the client sent its SRP values after the parameters changed")
+		}
+	})
+
+	t.Run("forge the server's SRP proof", func(t *testing.T) {
+		fresh := newEvilServer(t)
+		fresh.set(func(path string, body []byte) []byte {
+			if !strings.HasPrefix(path, "/auth/v1/login/verify") {
+				return body
+			}
+			var m map[string]any
+			_ = json.Unmarshal(body, &m)
+			m["server_proof"] = strings.Repeat("0", 64)
+			out, _ := json.Marshal(m)
+			return out
+		})
+		_, err := zsm.Login(ctx, httpFrom(sourceIP()), fresh.URL, a.identity, a.password, a.sk, zsm.NewMemState())
+		expectErr(t, err, zsm.ErrTampered, "forged server proof")
+	})
+
+	t.Run("swap a public key in the key bundle", func(t *testing.T) {
+		fresh := newEvilServer(t)
+		_, other, _ := newX25519()
+		fresh.set(func(path string, body []byte) []byte {
+			if !strings.HasPrefix(path, "/auth/v1/login/verify") {
+				return body
+			}
+			var m map[string]any
+			_ = json.Unmarshal(body, &m)
+			m["key_bundle"].(map[string]any)["x25519_public"] = other
+			out, _ := json.Marshal(m)
+			return out
+		})
+		_, err := zsm.Login(ctx, httpFrom(sourceIP()), fresh.URL, a.identity, a.password, a.sk, zsm.NewMemState())
+		expectErr(t, err, zsm.ErrTampered, "bundle with a foreign public key")
+	})
+
+	t.Run("wrong password and wrong Secret Key", func(t *testing.T) {
+		_, err := zsm.Login(ctx, httpFrom(sourceIP()), evil.URL, a.identity, a.password+"x", a.sk, zsm.NewMemState())
+		expectErr(t, err, zsm.ErrLoginFailed, "wrong password")
+		otherSK, _ := keys.NewSecretKey(rand.Reader)
+		_, err = zsm.Login(ctx, httpFrom(sourceIP()), evil.URL, a.identity, a.password, otherSK, zsm.NewMemState())
+		expectErr(t, err, zsm.ErrLoginFailed, "wrong Secret Key")
+	})
+}
+
+func rs0(rs []map[string]any) string {
+	if len(rs) == 0 {
+		return ""
+	}
+	v, _ := rs[0]["vault_id"].(string)
+	return v
+}
+
+func newX25519() (*ecdh.PrivateKey, string, error) {
+	k, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, "", err
+	}
+	return k, base64.StdEncoding.EncodeToString(k.PublicKey().Bytes()), nil
+}
