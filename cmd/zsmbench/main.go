@@ -33,6 +33,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"zsm.dev/zsm/sdk/authclient"
+	"zsm.dev/zsm/sdk/keys"
+	"zsm.dev/zsm/sdk/zsm"
 	"zsm.dev/zsm/srpgroup"
 	"zsm.dev/zsm/stack"
 )
@@ -101,7 +103,90 @@ func run() error {
 	if err := benchLogins(ctx, st, c); err != nil {
 		return err
 	}
-	return benchReads(ctx, st, c)
+	if err := benchReads(ctx, st, c); err != nil {
+		return err
+	}
+	return benchClient(ctx, st, c)
+}
+
+// benchClient measures the zero-knowledge client: unlocking (Argon2id at
+// the floor), syncing and decrypting a vault of 10,000 secrets, and writing
+// secrets.
+func benchClient(ctx context.Context, st *stack.Stack, c config) error {
+	fmt.Printf("\n== the client: unlock, sync, write ==\n")
+	sk, err := keys.NewSecretKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	kdf, err := keys.DefaultKDF(rand.Reader)
+	if err != nil {
+		return err
+	}
+	var unlock []time.Duration
+	for i := 0; i < 5; i++ {
+		t := time.Now()
+		if _, err := keys.Derive("benchmark password", sk, "bench@example.test", kdf); err != nil {
+			return err
+		}
+		unlock = append(unlock, time.Since(t))
+	}
+	fmt.Printf("unlock (Argon2id m=64 MiB t=3 p=4 + HKDF): first %.0f ms, median of the next four %.0f ms\n",
+		ms(unlock[0]), ms(result{latencies: unlock[1:]}.pct(0.5)))
+
+	hc := zsm.NewHTTPClient()
+	state := zsm.NewMemState()
+	identity := fmt.Sprintf("client-%d@example.test", time.Now().UnixNano())
+	res, err := zsm.Signup(ctx, hc, st.GatewayURL(), identity, "benchmark password", state)
+	if err != nil {
+		return err
+	}
+	t := time.Now()
+	sess, err := zsm.Login(ctx, hc, st.GatewayURL(), identity, "benchmark password", res.SecretKey, state)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("full login through the gateway, Argon2id included: %.0f ms\n", ms(time.Since(t)))
+	cl := zsm.New(sess, state, hc)
+	v, err := cl.CreateVault(ctx, "bench")
+	if err != nil {
+		return err
+	}
+	const n = 10000
+	items := make([]zsm.NameValue, n)
+	for i := range items {
+		items[i] = zsm.NameValue{Name: fmt.Sprintf("SECRET_%05d", i), Value: strings.Repeat("v", 40) + fmt.Sprint(i)}
+	}
+	t = time.Now()
+	if _, err := cl.CreateSecrets(ctx, v, items, nil); err != nil {
+		return err
+	}
+	bulk := time.Since(t)
+	fmt.Printf("bulk write of %d secrets (encrypt + 500 per request): %.2f s = %.0f secrets/s\n", n, bulk.Seconds(), n/bulk.Seconds())
+	var syncs []time.Duration
+	for i := 0; i < 3; i++ {
+		t = time.Now()
+		all, err := cl.List(ctx, v)
+		if err != nil {
+			return err
+		}
+		if len(all) != n {
+			return fmt.Errorf("synced %d secrets, want %d", len(all), n)
+		}
+		syncs = append(syncs, time.Since(t))
+	}
+	fmt.Printf("sync + verify + decrypt %d secrets (Argon2id excluded): median %.2f s of 3 (target < 2 s)\n", n, result{latencies: syncs}.pct(0.5).Seconds())
+
+	w, err := cl.CreateVault(ctx, "writes")
+	if err != nil {
+		return err
+	}
+	var seq atomic.Int64
+	r := load(ctx, 8, c.duration, 100000, func(int) error {
+		_, err := cl.CreateSecret(ctx, w, fmt.Sprintf("W_%d", seq.Add(1)), "value")
+		return err
+	})
+	fmt.Printf("single-secret writes through the SDK, 8 writers: %s\n", r)
+	return nil
 }
 
 // result is one load phase's outcome.

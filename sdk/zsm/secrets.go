@@ -296,3 +296,50 @@ func (c *Client) Restore(ctx context.Context, v Vault, name string, revision uin
 	}
 	return Secret{}, fmt.Errorf("secret %q has no revision %d: %w", name, revision, ErrNotFound)
 }
+
+// NameValue is one secret to create.
+type NameValue struct {
+	Name, Value string
+}
+
+// bulkSize is how many new secrets one request carries.
+const bulkSize = 500
+
+// CreateSecrets adds many new secrets, encrypting each here and sending
+// them in batches. As with CreateSecret, the caller must know the names are
+// new. progress, if not nil, is called after each batch with the number
+// written so far.
+func (c *Client) CreateSecrets(ctx context.Context, v Vault, items []NameValue, progress func(done int)) ([]Secret, error) {
+	out := make([]Secret, 0, len(items))
+	for start := 0; start < len(items); start += bulkSize {
+		batch := items[start:min(start+bulkSize, len(items))]
+		body := make([]map[string]any, 0, len(batch))
+		for _, it := range batch {
+			if err := ValidSecretName(it.Name); err != nil {
+				return out, err
+			}
+			if len(it.Value) > MaxValueBytes {
+				return out, fmt.Errorf("secret %q: the value is %d bytes; at most %d are allowed", it.Name, len(it.Value), MaxValueBytes)
+			}
+			s := Secret{ID: uuid.New(), VaultID: v.ID, Name: it.Name, Value: it.Value, Revision: 1}
+			ct, err := c.sealSecret(v, s.ID, 1, it.Name, it.Value)
+			if err != nil {
+				return out, err
+			}
+			body = append(body, map[string]any{"id": s.ID, "vault_id": v.ID, "revision": 1, "ciphertext": ct})
+			out = append(out, s)
+		}
+		if err := c.rest(ctx, "POST", "/secrets", body, nil); err != nil {
+			return out[:start], err
+		}
+		now := c.Now()
+		for i := start; i < len(out); i++ {
+			c.state.See(out[i].ID, 1)
+			out[i].UpdatedAt = now
+		}
+		if progress != nil {
+			progress(len(out))
+		}
+	}
+	return out, nil
+}
