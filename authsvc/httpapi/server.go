@@ -82,6 +82,7 @@ func (s *Server) Handler(log *slog.Logger, trusted []netip.Prefix) *echo.Echo {
 	v1.POST("/login/verify", s.loginVerify)
 	v1.POST("/token/refresh", s.refresh)
 	v1.POST("/logout", s.logout)
+	s.sessionRoutes(v1)
 	return e
 }
 
