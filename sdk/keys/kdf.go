@@ -59,6 +59,12 @@ type KDFParams struct {
 // derives or sends anything.
 var ErrWeakKDF = errors.New("keys: KDF parameters refused")
 
+// Errors [Derive] returns for its other inputs.
+var (
+	ErrBadPassword = errors.New("keys: the password must be non-empty UTF-8")
+	ErrBadIdentity = errors.New("keys: the identity is not in srpgroup.NormalizeIdentity's normal form")
+)
+
 // DefaultKDF returns the floor parameters with a fresh salt read from rand.
 // The zsm client always uses these at sign-up, so its accounts look like
 // the made-up ones authsvc answers for unknown identities.
@@ -133,7 +139,7 @@ func (Derived) String() string { return "keys.Derived{REDACTED}" }
 func (d Derived) GoString() string { return d.String() }
 
 // Format keeps the keys out of every fmt verb.
-func (d Derived) Format(f fmtState, _ rune) { io.WriteString(f, d.String()) }
+func (d Derived) Format(f fmt.State, _ rune) { io.WriteString(f, d.String()) }
 
 // Labels of the HKDF info strings (docs/crypto.md §1).
 const (
@@ -158,10 +164,10 @@ func Derive(password string, sk SecretKey, identity string, p KDFParams) (Derive
 	}
 	salt, _ := p.salt()
 	if password == "" || !utf8.ValidString(password) {
-		return Derived{}, errors.New("keys: the password must be non-empty UTF-8")
+		return Derived{}, ErrBadPassword
 	}
 	if id, err := srpgroup.NormalizeIdentity(identity); err != nil || id != identity {
-		return Derived{}, errors.New("keys: identity is not in normal form")
+		return Derived{}, ErrBadIdentity
 	}
 	pw := []byte(norm.NFKC.String(password))
 	kpw := argon2.IDKey(pw, salt, p.Iterations, p.MemoryKiB, p.Parallelism, 32)
@@ -170,7 +176,8 @@ func Derive(password string, sk SecretKey, identity string, p KDFParams) (Derive
 	return split(kpw, sk, identity)
 }
 
-// split is the HKDF step of Derive, separate so the vectors can pin it.
+// split is the HKDF step of Derive, separate so tests can check it against
+// the HKDF vectors in spec/vectors/kdf.json.
 func split(kpw []byte, sk SecretKey, identity string) (Derived, error) {
 	srp, err := hkdf.Key(sha256.New, kpw, sk[:], labelSRP+"\x00"+identity, 32)
 	if err != nil {

@@ -1,0 +1,940 @@
+package spec
+
+import (
+	"bytes"
+	"crypto/ecdh"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math/big"
+	mrand "math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/cryptotest"
+
+	"github.com/google/uuid"
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/text/unicode/norm"
+
+	"zsm.dev/zsm/sdk/envelope"
+	"zsm.dev/zsm/sdk/grant"
+	"zsm.dev/zsm/sdk/keys"
+	"zsm.dev/zsm/srpgroup"
+)
+
+var update = flag.Bool("update", false, "rewrite spec/vectors from the generator")
+
+const generatorName = "zsm.dev/zsm/spec TestVectors (go test ./spec -run TestVectors -update)"
+
+// TestVectors regenerates every vector file in memory and fails if any byte
+// differs from the committed file; with -update it writes the files.
+//
+// The generator is deterministic: every io.Reader the implementation takes
+// is a ChaCha8 stream seeded from the file name, and the randomness that
+// crypto/hpke and go-srp draw internally comes from
+// testing/cryptotest.SetGlobalRandom. The latter is not promised to stay the
+// same across Go releases: if only hpke_vault_key.json, srp_blake2b_3072.json
+// and flow.json differ after a Go upgrade while TestVectorsVerify still
+// passes, the committed vectors are still valid; regenerate them with -update.
+func TestVectors(t *testing.T) {
+	files := generate(t)
+	dir := "vectors"
+	if *update {
+		old, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+		for _, f := range old {
+			os.Remove(f)
+		}
+		for name, data := range files {
+			if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return
+	}
+	committed, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range committed {
+		if _, ok := files[filepath.Base(f)]; !ok {
+			t.Errorf("%s is not made by the generator", f)
+		}
+	}
+	for name, data := range files {
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Errorf("%s: %v (run go test ./spec -run TestVectors -update)", name, err)
+			continue
+		}
+		if !bytes.Equal(got, data) {
+			line := 1 + bytes.Count(data[:firstDiff(got, data)], []byte("\n"))
+			t.Errorf("%s differs from the generator's output from line %d (run go test ./spec -run TestVectors -update and review the diff)", name, line)
+		}
+	}
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+// seeded returns a deterministic stream for io.Reader parameters.
+func seeded(label string) io.Reader {
+	return mrand.NewChaCha8(sha256.Sum256([]byte("zsm vectors " + label)))
+}
+
+func read(r io.Reader, n int) []byte {
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func newUUID(r io.Reader) uuid.UUID {
+	u, err := uuid.NewRandomFromReader(r)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
+func counter() func() int {
+	n := 0
+	return func() int { n++; return n }
+}
+
+func encode(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(b, '\n')
+}
+
+func must[T any](t *testing.T) func(T, error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
+func generate(t *testing.T) map[string][]byte {
+	return map[string][]byte{
+		"kdf.json":              genKDF(t),
+		"secret_key.json":       genSecretKey(t),
+		"envelope.json":         genEnvelope(t),
+		"bundle.json":           genBundle(t),
+		"hpke_vault_key.json":   genHPKE(t),
+		"grant.json":            genGrant(t),
+		"srp_blake2b_3072.json": genSRP(t),
+		"flow.json":             genFlow(t),
+	}
+}
+
+var slowNote = Note{"FUNCTIONALITY", "Argon2id at the floor (64 MiB, t=3, p=4): about 0.15 s; skip in quick runs"}
+
+// ---------------------------------------------------------------- kdf.json
+
+func kdfJSON(p keys.KDFParams) *KDFParamsJSON {
+	return &KDFParamsJSON{p.Alg, p.Salt, p.MemoryKiB, p.Iterations, p.Parallelism}
+}
+
+func infoFor(label, identity string) []byte { return []byte(label + "\x00" + identity) }
+
+func genKDF(t *testing.T) []byte {
+	r := seeded("kdf")
+	next := counter()
+	var groups []KDFGroup
+
+	// Argon2id, raw.
+	ag := KDFGroup{Type: "argon2id"}
+	for _, c := range []struct {
+		comment  string
+		password string
+		m, t     uint32
+		p        uint8
+		flags    []string
+	}{
+		{"small parameters", "password", 64, 1, 1, nil},
+		{"small parameters, p = 4", "correct horse battery staple", 64, 3, 4, nil},
+		{"small parameters, multi-byte UTF-8", "caf\u00e9 \u2713 \U0001f511", 256, 2, 2, nil},
+		{"the floor: m = 65536 KiB, t = 3, p = 4", "correct horse battery staple", 65536, 3, 4, []string{"Slow"}},
+	} {
+		salt := read(r, 16)
+		ag.Tests = append(ag.Tests, KDFTest{
+			Case:     Case{next(), c.comment, orEmpty(c.flags)},
+			Password: []byte(c.password), Salt: salt, MemoryKiB: c.m, Iterations: c.t, Parallelism: c.p,
+			KPw:     argon2.IDKey([]byte(c.password), salt, c.t, c.m, c.p, 32),
+			Outcome: Outcome{Result: "valid"},
+		})
+	}
+	groups = append(groups, ag)
+
+	// HKDF split.
+	hg := KDFGroup{Type: "hkdf_split"}
+	for _, c := range []struct{ comment, identity string }{
+		{"ASCII identity", "alice@example.com"},
+		{"non-ASCII identity (already normalized)", "j\u00fcrgen@example.com"},
+		{"user name identity", "bob"},
+	} {
+		kpw, sk := read(r, 32), keys.SecretKey(read(r, 16))
+		d := must[keys.Derived](t)(splitForVectors(kpw, sk, c.identity))
+		hg.Tests = append(hg.Tests, KDFTest{
+			Case: Case{next(), c.comment, []string{}},
+			KPw:  kpw, SecretKey: sk[:], Identity: c.identity,
+			InfoSRP: infoFor("zsm v1 srp-secret", c.identity), InfoUnlock: infoFor("zsm v1 unlock-key", c.identity),
+			SRPSecret: d.SRPSecret, UnlockKey: d.UnlockKey,
+			Outcome: Outcome{Result: "valid"},
+		})
+	}
+	groups = append(groups, hg)
+
+	// Derive end to end at the floor, and its refusals.
+	dg := KDFGroup{Type: "derive"}
+	for _, c := range []struct{ comment, password string }{
+		{"ASCII password", "correct horse battery staple"},
+		{"NFKC: decomposed é and the ligature ﬁ normalize to é and fi", "cafe\u0301 \ufb01le"},
+	} {
+		p := must[keys.KDFParams](t)(keys.DefaultKDF(r))
+		sk := must[keys.SecretKey](t)(keys.NewSecretKey(r))
+		id := "alice@example.com"
+		d := must[keys.Derived](t)(keys.Derive(c.password, sk, id, p))
+		salt, _ := base64.StdEncoding.DecodeString(p.Salt)
+		nfkc := norm.NFKC.String(c.password)
+		dg.Tests = append(dg.Tests, KDFTest{
+			Case:     Case{next(), c.comment, []string{"Slow"}},
+			Password: []byte(c.password), PasswordNFKC: []byte(nfkc), KDF: kdfJSON(p), SecretKey: sk[:], Identity: id,
+			KPw:       argon2.IDKey([]byte(nfkc), salt, p.Iterations, p.MemoryKiB, p.Parallelism, 32),
+			SRPSecret: d.SRPSecret, UnlockKey: d.UnlockKey,
+			Outcome: Outcome{Result: "valid"},
+		})
+	}
+	floorP := must[keys.KDFParams](t)(keys.DefaultKDF(r))
+	sk := must[keys.SecretKey](t)(keys.NewSecretKey(r))
+	for _, c := range []struct{ comment, password, identity, err string }{
+		{"empty password", "", "alice@example.com", "bad_password"},
+		{"password not valid UTF-8", "pass\xffword", "alice@example.com", "bad_password"},
+		{"identity not normalized (upper case)", "pw", "Alice@example.com", "bad_identity"},
+		{"identity not normalized (surrounding space)", "pw", " alice@example.com", "bad_identity"},
+	} {
+		dg.Tests = append(dg.Tests, KDFTest{
+			Case:     Case{next(), c.comment, []string{"Refused"}},
+			Password: []byte(c.password), KDF: kdfJSON(floorP), SecretKey: sk[:], Identity: c.identity,
+			Outcome: Outcome{"invalid", c.err},
+		})
+	}
+	groups = append(groups, dg)
+
+	// Parameter checks.
+	pg := KDFGroup{Type: "params"}
+	b64 := base64.StdEncoding.EncodeToString
+	salt16 := b64(read(r, 16))
+	for _, c := range []struct {
+		comment string
+		edit    func(*keys.KDFParams)
+		flag    string
+	}{
+		{"the floor", func(*keys.KDFParams) {}, ""},
+		{"the maxima", func(p *keys.KDFParams) { p.MemoryKiB, p.Iterations, p.Parallelism = 4<<20, 64, 16 }, ""},
+		{"memory_kib 65535", func(p *keys.KDFParams) { p.MemoryKiB = 65535 }, "WeakMemory"},
+		{"memory_kib 8", func(p *keys.KDFParams) { p.MemoryKiB = 8 }, "WeakMemory"},
+		{"memory_kib 4194305", func(p *keys.KDFParams) { p.MemoryKiB = 4<<20 + 1 }, "AboveMaximum"},
+		{"iterations 2", func(p *keys.KDFParams) { p.Iterations = 2 }, "WeakIterations"},
+		{"iterations 1", func(p *keys.KDFParams) { p.Iterations = 1 }, "WeakIterations"},
+		{"iterations 65", func(p *keys.KDFParams) { p.Iterations = 65 }, "AboveMaximum"},
+		{"parallelism 3", func(p *keys.KDFParams) { p.Parallelism = 3 }, "WeakParallelism"},
+		{"parallelism 17", func(p *keys.KDFParams) { p.Parallelism = 17 }, "AboveMaximum"},
+		{"salt of 15 bytes", func(p *keys.KDFParams) { p.Salt = b64(make([]byte, 15)) }, "BadSalt"},
+		{"salt of 17 bytes", func(p *keys.KDFParams) { p.Salt = b64(make([]byte, 17)) }, "BadSalt"},
+		{"salt of 0 bytes", func(p *keys.KDFParams) { p.Salt = "" }, "BadSalt"},
+		{"salt without padding", func(p *keys.KDFParams) { p.Salt = strings.TrimRight(p.Salt, "=") }, "BadSalt"},
+		{"salt with non-zero padding bits", func(p *keys.KDFParams) { p.Salt = p.Salt[:21] + "B==" }, "BadSalt"},
+		{"salt in base64url", func(p *keys.KDFParams) { p.Salt = base64.URLEncoding.EncodeToString(bytes.Repeat([]byte{0xfb}, 16)) }, "BadSalt"},
+		{"salt with a line break", func(p *keys.KDFParams) { p.Salt = p.Salt[:8] + "\n" + p.Salt[8:] }, "BadSalt"},
+		{"alg argon2i", func(p *keys.KDFParams) { p.Alg = "argon2i" }, "BadAlg"},
+		{"alg Argon2id (case matters)", func(p *keys.KDFParams) { p.Alg = "Argon2id" }, "BadAlg"},
+		{"alg pbkdf2-sha256", func(p *keys.KDFParams) { p.Alg = "pbkdf2-sha256" }, "BadAlg"},
+	} {
+		p := keys.KDFParams{Alg: "argon2id", Salt: salt16, MemoryKiB: 65536, Iterations: 3, Parallelism: 4}
+		if strings.HasSuffix(salt16, "==") == false {
+			t.Fatal("a 16-byte salt ends in ==")
+		}
+		c.edit(&p)
+		tc := KDFTest{Case: Case{next(), c.comment, []string{}}, KDF: kdfJSON(p), Outcome: Outcome{Result: "valid"}}
+		if c.flag != "" {
+			tc.Flags = []string{c.flag}
+			tc.Outcome = Outcome{"invalid", "weak_kdf"}
+		}
+		if (p.Check() == nil) != (c.flag == "") {
+			t.Fatalf("params %q: Check = %v", c.comment, p.Check())
+		}
+		pg.Tests = append(pg.Tests, tc)
+	}
+	groups = append(groups, pg)
+
+	return encode(t, File[KDFGroup]{
+		Algorithm: "ZSM-V1-KDF", Schema: schema, Generator: generatorName, NumberOfTests: next() - 1,
+		Header: []string{
+			"docs/crypto.md §1. Group argon2id: Argon2id (RFC 9106, version 0x13, no secret, no associated data), 32-byte output kpw.",
+			"Group hkdf_split: srpSecret = HKDF-SHA256(ikm = kpw, salt = secretKey, info = infoSrp, L = 32); unlockKey likewise with infoUnlock. info = label || 0x00 || identity (UTF-8).",
+			"Group derive: password (as typed) -> passwordNfkc = NFKC(password) -> Argon2id with the kdf parameters (salt base64-decoded) -> kpw -> the split. Invalid tests name the refusal: bad_password (empty or not UTF-8), bad_identity (not in srpgroup.NormalizeIdentity's normal form).",
+			"Group params: the client's floor check, before any use. kdf is the JSON object authsvc sends, verbatim; invalid ones must be refused (weak_kdf) whatever the server says.",
+		},
+		Notes: map[string]Note{
+			"Slow":            slowNote,
+			"Refused":         {"EDGE_CASE", "input the client refuses before deriving anything"},
+			"WeakMemory":      {"KDF_DOWNGRADE", "memory below the 65536 KiB floor"},
+			"WeakIterations":  {"KDF_DOWNGRADE", "iterations below 3"},
+			"WeakParallelism": {"KDF_DOWNGRADE", "parallelism below 4"},
+			"AboveMaximum":    {"DOS", "a parameter above the sane maximum (4 GiB, 64, 16): a server could make the client spin"},
+			"BadSalt":         {"KDF_DOWNGRADE", "salt not exactly 16 bytes of canonical standard base64 with padding"},
+			"BadAlg":          {"KDF_DOWNGRADE", "alg other than the exact string argon2id"},
+		},
+		TestGroups: groups,
+	})
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// splitForVectors is the HKDF step as docs/crypto.md writes it, with the
+// standard library; keys' own tests check its unexported split against
+// the vectors this produces.
+func splitForVectors(kpw []byte, sk keys.SecretKey, identity string) (keys.Derived, error) {
+	s, err := hkdfKey(kpw, sk[:], infoFor("zsm v1 srp-secret", identity))
+	if err != nil {
+		return keys.Derived{}, err
+	}
+	u, err := hkdfKey(kpw, sk[:], infoFor("zsm v1 unlock-key", identity))
+	return keys.Derived{SRPSecret: s, UnlockKey: u}, err
+}
+
+// --------------------------------------------------------- secret_key.json
+
+func genSecretKey(t *testing.T) []byte {
+	r := seeded("secret_key")
+	next := counter()
+	vg := SecretKeyGroup{Type: "parse"}
+	add := func(comment, text string, k keys.SecretKey) {
+		vg.Tests = append(vg.Tests, SecretKeyTest{Case: Case{next(), comment, []string{}}, Text: text, Canonical: k.Text(), Key: k[:], Outcome: Outcome{Result: "valid"}})
+	}
+	add("all zero", "ZSM1-AAAAAA-AAAAAA-AAAAAA-AAAAAA-AA", keys.SecretKey{})
+	add("all ones", "ZSM1-777777-777777-777777-777777-74", keys.SecretKey(bytes.Repeat([]byte{0xff}, 16)))
+	for i := 0; i < 3; i++ {
+		k := must[keys.SecretKey](t)(keys.NewSecretKey(r))
+		s := k.Text()
+		add("canonical form", s, k)
+		switch i {
+		case 0:
+			add("lower case", strings.ToLower(s), k)
+			add("no dashes", "ZSM1"+strings.ReplaceAll(s[5:], "-", ""), k)
+		case 1:
+			add("spaces instead of dashes", strings.ReplaceAll(s, "-", " "), k)
+			add("pasted across lines with surrounding space", "  "+s[:19]+"\r\n"+s[19:]+"\n", k)
+		case 2:
+			add("mixed case, doubled dashes, tab", "zSm1-"+strings.ReplaceAll(strings.ToLower(s[5:12]), "-", "--")+"\t"+s[12:], k)
+		}
+	}
+	good := "ZSM1-777777-777777-777777-777777-74"
+	ig := SecretKeyGroup{Type: "parse"}
+	for _, c := range []struct{ comment, text, flag string }{
+		{"empty", "", "BadLength"},
+		{"no prefix", good[5:], "BadPrefix"},
+		{"other version", "ZSM2" + good[4:], "BadPrefix"},
+		{"prefix at the end", good[5:] + "-ZSM1", "BadPrefix"},
+		{"25 characters", good[:len(good)-1], "BadLength"},
+		{"27 characters", good + "A", "BadLength"},
+		{"15 bytes (24 characters)", "ZSM1-777777-777777-777777-777777", "BadLength"},
+		{"17 bytes (28 characters)", good + "AA", "BadLength"},
+		{"non-zero unused bits in the last character", "ZSM1-777777-777777-777777-777777-77", "NonCanonical"},
+		{"padding", good + "======", "BadAlphabet"},
+		{"digit 0 (not base32)", "ZSM1-0" + good[6:], "BadAlphabet"},
+		{"digit 1 (not base32)", "ZSM1-1" + good[6:], "BadAlphabet"},
+		{"digit 8 (not base32)", "ZSM1-8" + good[6:], "BadAlphabet"},
+		{"long s (U+017F), which Unicode upper-cases to S", "ZSM1-\u017f" + good[6:], "BadAlphabet"},
+		{"fullwidth A (U+FF21)", "ZSM1-\uff21" + good[6:], "BadAlphabet"},
+		{"no-break space (U+00A0) as a separator", strings.Replace(good, "-", "\u00a0", 2), "BadAlphabet"},
+		{"underscore separator", strings.ReplaceAll(good, "-", "_"), "BadAlphabet"},
+		{"NUL at the end", good + "\x00", "BadAlphabet"},
+	} {
+		ig.Tests = append(ig.Tests, SecretKeyTest{Case: Case{next(), c.comment, []string{c.flag}}, Text: c.text, Outcome: Outcome{"invalid", "bad_secret_key"}})
+	}
+	return encode(t, File[SecretKeyGroup]{
+		Algorithm: "ZSM-V1-SECRET-KEY", Schema: schema, Generator: generatorName, NumberOfTests: next() - 1,
+		Header: []string{
+			"docs/crypto.md §1, Secret Key text form. Text() is canonical: ZSM1- then RFC 4648 base32 of the 16 bytes (upper case, no padding, 26 characters) in groups of 6 joined by '-'.",
+			"Parsing drops ASCII space, tab, CR, LF and '-' anywhere, upper-cases ASCII a-z only, then requires ZSM1 followed by exactly 26 base32 characters that re-encode to themselves.",
+			"Valid tests: text parses to key, and key's canonical text is canonical. Invalid tests must be refused (bad_secret_key).",
+		},
+		Notes: map[string]Note{
+			"BadLength":    {"EDGE_CASE", "not exactly 16 bytes"},
+			"BadPrefix":    {"EDGE_CASE", "missing or wrong ZSM1 prefix"},
+			"BadAlphabet":  {"EDGE_CASE", "a character outside the base32 alphabet and the ignored separators; Unicode case mapping must not be applied"},
+			"NonCanonical": {"MALLEABILITY", "the last character's two unused bits are not zero: a second spelling of the same bytes"},
+		},
+		TestGroups: []SecretKeyGroup{vg, ig},
+	})
+}
+
+// ----------------------------------------------------------- envelope.json
+
+func adInput(c envelope.Context) ADInput {
+	return ADInput{uint8(c.Type), c.VaultID.String(), c.ObjectID.String(), strconv.FormatUint(c.Revision, 10)}
+}
+
+func genEnvelope(t *testing.T) []byte {
+	r := seeded("envelope")
+	next := counter()
+	user, vault, secret := newUUID(r), newUUID(r), newUUID(r)
+	unlock, account, vaultKey := read(r, 32), read(r, 32), read(r, 32)
+
+	sg := EnvelopeGroup{Type: "seal"}
+	type sealed struct {
+		key []byte
+		ctx envelope.Context
+		pt  []byte
+		env []byte
+	}
+	var made []sealed
+	for _, c := range []struct {
+		comment string
+		key     []byte
+		ctx     envelope.Context
+		pt      []byte
+	}{
+		{"type 1: account key under the unlock key", unlock, envelope.Context{Type: envelope.AccountKey, ObjectID: user}, account},
+		{"type 2: X25519 scalar under the account key", account, envelope.Context{Type: envelope.X25519Private, ObjectID: user}, read(r, 32)},
+		{"type 3: Ed25519 seed under the account key", account, envelope.Context{Type: envelope.Ed25519Private, ObjectID: user}, read(r, 32)},
+		{"type 4: vault metadata", vaultKey, envelope.Context{Type: envelope.VaultMeta, VaultID: vault, ObjectID: vault, Revision: 1}, []byte(`{"name":"Production"}`)},
+		{"type 5: a secret", vaultKey, envelope.Context{Type: envelope.Secret, VaultID: vault, ObjectID: secret, Revision: 3}, []byte(`{"name":"DATABASE_URL","value":"postgres://u:p@db/app"}`)},
+		{"type 5: empty plaintext", vaultKey, envelope.Context{Type: envelope.Secret, VaultID: vault, ObjectID: secret, Revision: 4}, []byte{}},
+		{"type 5: revision 2^64-1", vaultKey, envelope.Context{Type: envelope.Secret, VaultID: vault, ObjectID: secret, Revision: ^uint64(0)}, []byte(`{"name":"n","value":"v"}`)},
+		{"type 5: 1000-byte plaintext", vaultKey, envelope.Context{Type: envelope.Secret, VaultID: vault, ObjectID: secret, Revision: 5}, read(r, 1000)},
+	} {
+		nonce := read(r, 24)
+		env := must[[]byte](t)(envelope.Seal(c.key, c.ctx, c.pt, bytes.NewReader(nonce)))
+		p := must[envelope.Parsed](t)(envelope.Parse(env))
+		sg.Tests = append(sg.Tests, EnvelopeTest{
+			Case: Case{next(), c.comment, []string{}}, Key: c.key, Nonce: nonce, ADInput: adInput(c.ctx), AD: c.ctx.AD(),
+			Commitment: p.Commitment[:], Plaintext: c.pt, Envelope: env, Outcome: Outcome{Result: "valid"},
+		})
+		made = append(made, sealed{c.key, c.ctx, c.pt, env})
+	}
+
+	og := EnvelopeGroup{Type: "open"}
+	s := made[4]
+	add := func(comment, flag string, key []byte, ctx envelope.Context, env []byte, errClass string) {
+		tc := EnvelopeTest{Case: Case{next(), comment, []string{}}, Key: key, ADInput: adInput(ctx), AD: ctx.AD(), Envelope: env}
+		if flag != "" {
+			tc.Flags = []string{flag}
+		}
+		if errClass == "" {
+			tc.Plaintext = s.pt
+			tc.Outcome = Outcome{Result: "valid"}
+		} else {
+			tc.Outcome = Outcome{"invalid", errClass}
+		}
+		og.Tests = append(og.Tests, tc)
+	}
+	mod := func(f func([]byte) []byte) []byte { return f(bytes.Clone(s.env)) }
+	with := func(f func(*envelope.Context)) envelope.Context { c := s.ctx; f(&c); return c }
+	add("valid", "", s.key, s.ctx, s.env, "")
+	add("another vault id in the AD (moved to another vault)", "WrongAD", s.key, with(func(c *envelope.Context) { c.VaultID = vault; c.VaultID[15] ^= 1 }), s.env, "tampered")
+	add("another object id in the AD (moved to another row)", "WrongAD", s.key, with(func(c *envelope.Context) { c.ObjectID = user }), s.env, "tampered")
+	add("revision + 1 in the AD (an old ciphertext relabelled as new)", "WrongAD", s.key, with(func(c *envelope.Context) { c.Revision++ }), s.env, "tampered")
+	add("revision - 1 in the AD", "WrongAD", s.key, with(func(c *envelope.Context) { c.Revision-- }), s.env, "tampered")
+	add("vault and object ids swapped", "WrongAD", s.key, with(func(c *envelope.Context) { c.VaultID, c.ObjectID = c.ObjectID, c.VaultID }), s.env, "tampered")
+	add("expected type 4, envelope says 5", "WrongType", s.key, with(func(c *envelope.Context) { c.Type = envelope.VaultMeta }), s.env, "wrong_type")
+	add("type byte relabelled 5 -> 4 and the context to match (type is in the AD)", "WrongAD", s.key, with(func(c *envelope.Context) { c.Type = envelope.VaultMeta }), mod(func(b []byte) []byte { b[1] = 4; return b }), "tampered")
+	add("last tag byte flipped", "ModifiedTag", s.key, s.ctx, mod(func(b []byte) []byte { b[len(b)-1] ^= 1; return b }), "tampered")
+	add("first tag byte flipped", "ModifiedTag", s.key, s.ctx, mod(func(b []byte) []byte { b[len(b)-16] ^= 0x80; return b }), "tampered")
+	add("ciphertext byte flipped", "ModifiedCiphertext", s.key, s.ctx, mod(func(b []byte) []byte { b[58] ^= 1; return b }), "tampered")
+	add("nonce byte flipped (commitment no longer matches)", "BadCommitment", s.key, s.ctx, mod(func(b []byte) []byte { b[2] ^= 1; return b }), "tampered")
+	add("commitment byte flipped", "BadCommitment", s.key, s.ctx, mod(func(b []byte) []byte { b[26+31] ^= 1; return b }), "tampered")
+	add("all-zero commitment", "BadCommitment", s.key, s.ctx, mod(func(b []byte) []byte { clear(b[26:58]); return b }), "tampered")
+	otherKey := bytes.Clone(s.key)
+	otherKey[0] ^= 1
+	other := must[[]byte](t)(envelope.Seal(otherKey, s.ctx, s.pt, bytes.NewReader(s.env[2:26])))
+	add("valid AEAD under the key, commitment of another key (checked before the AEAD)", "BadCommitment", s.key, s.ctx,
+		mod(func(b []byte) []byte { copy(b[26:58], other[26:58]); return b }), "tampered")
+	add("wrong key", "WrongKey", otherKey, s.ctx, s.env, "tampered")
+	add("the unlock key instead of the vault key", "WrongKey", unlock, s.ctx, s.env, "tampered")
+	add("truncated by one byte", "Truncated", s.key, s.ctx, s.env[:len(s.env)-1], "tampered")
+	add("truncated to 73 bytes (below the minimum)", "Truncated", s.key, s.ctx, s.env[:73], "malformed")
+	add("header only", "Truncated", s.key, s.ctx, s.env[:58], "malformed")
+	add("version byte only", "Truncated", s.key, s.ctx, s.env[:1], "malformed")
+	add("empty", "Truncated", s.key, s.ctx, []byte{}, "malformed")
+	add("one byte appended", "Extended", s.key, s.ctx, append(bytes.Clone(s.env), 0), "tampered")
+	for _, v := range []byte{0, 2, 0xff} {
+		add(fmt.Sprintf("version %d", v), "UnknownVersion", s.key, s.ctx, mod(func(b []byte) []byte { b[0] = v; return b }), "unsupported_version")
+	}
+	add("version 2, short (version is checked before length)", "UnknownVersion", s.key, s.ctx, []byte{2, 5}, "unsupported_version")
+	for _, ty := range []byte{0, 6, 0xff} {
+		add(fmt.Sprintf("unknown type %d", ty), "UnknownType", s.key, s.ctx, mod(func(b []byte) []byte { b[1] = ty; return b }), "malformed")
+	}
+	e := made[5] // empty plaintext
+	og.Tests = append(og.Tests, EnvelopeTest{Case: Case{next(), "valid, empty plaintext (74 bytes)", []string{}}, Key: e.key, ADInput: adInput(e.ctx), AD: e.ctx.AD(), Envelope: e.env, Outcome: Outcome{Result: "valid"}})
+
+	return encode(t, File[EnvelopeGroup]{
+		Algorithm: "ZSM-V1-ENVELOPE-XCHACHA20POLY1305-HMACSHA256", Schema: schema, Generator: generatorName, NumberOfTests: next() - 1,
+		Header: []string{
+			"docs/crypto.md §2. envelope = 0x01 || type || nonce (24) || commitment (32) || XChaCha20-Poly1305(key, nonce, plaintext, ad) (ciphertext || 16-byte tag).",
+			"commitment = HMAC-SHA256(key, \"zsm v1 key-commitment\" || 0x00 || nonce). ad = \"zsm-envelope\" || 0x00 || 0x01 || type || vault_id (16) || object_id (16) || u64be(revision); adInput gives the builder's inputs, ad its output (55 bytes).",
+			"Group seal: Seal(key, adInput, plaintext) with the given nonce must give envelope byte for byte. Group open: Open(key, adInput, envelope) must give plaintext or fail with the named class.",
+			"Error classes, checked in this order: unsupported_version (byte 0 is not 1, checked first), malformed (fewer than 74 bytes, or a type byte outside 1..5), wrong_type (type byte differs from adInput.type), tampered (commitment mismatch, compared in constant time before decrypting, or AEAD failure). Text columns hold base64(envelope).",
+		},
+		Notes: map[string]Note{
+			"WrongAD":            {"AUTH_BYPASS", "the envelope opened with another context: moved to another vault, row, type or revision"},
+			"WrongType":          {"AUTH_BYPASS", "the type byte differs from the expected type"},
+			"ModifiedTag":        {"AUTH_BYPASS", "a tag bit flipped"},
+			"ModifiedCiphertext": {"AUTH_BYPASS", "a ciphertext bit flipped"},
+			"BadCommitment":      {"KEY_COMMITMENT", "the commitment does not match key and nonce; must be refused before the AEAD runs"},
+			"WrongKey":           {"AUTH_BYPASS", "opened with another key"},
+			"Truncated":          {"EDGE_CASE", "bytes removed from the end"},
+			"Extended":           {"EDGE_CASE", "bytes appended"},
+			"UnknownVersion":     {"DOWNGRADE", "a version byte other than 1; there is no other format and no legacy reader"},
+			"UnknownType":        {"EDGE_CASE", "a type byte outside 1..5"},
+		},
+		TestGroups: []EnvelopeGroup{sg, og},
+	})
+}
+
+// ------------------------------------------------------------- bundle.json
+
+func bundleJSON(t *testing.T, b keys.Bundle) string {
+	return string(must[[]byte](t)(json.Marshal(b)))
+}
+
+func genBundle(t *testing.T) []byte {
+	r := seeded("bundle")
+	next := counter()
+	unlock, userID := read(r, 32), newUUID(r)
+	a := must[*keys.AccountKeys](t)(keys.NewAccountKeys(r))
+	b := must[keys.Bundle](t)(a.Bundle(unlock, userID, r))
+	g := BundleGroup{Type: "open"}
+	add := func(comment, flag string, key []byte, user uuid.UUID, doc, errClass string) {
+		tc := BundleTest{Case: Case{next(), comment, []string{}}, UnlockKey: key, UserID: user.String(), Bundle: doc}
+		if flag != "" {
+			tc.Flags = []string{flag}
+		}
+		if errClass == "" {
+			tc.AccountKey, tc.X25519Private, tc.X25519Public = a.AccountKey, a.X25519.Bytes(), a.X25519.PublicKey().Bytes()
+			tc.Ed25519Seed, tc.Ed25519Public = a.Ed25519.Seed(), Hex(a.Ed25519.Public().(ed25519.PublicKey))
+			tc.Outcome = Outcome{Result: "valid"}
+		} else {
+			tc.Outcome = Outcome{"invalid", errClass}
+		}
+		g.Tests = append(g.Tests, tc)
+	}
+	doc := bundleJSON(t, b)
+	edit := func(f func(*keys.Bundle)) string { c := b; f(&c); return bundleJSON(t, c) }
+	add("valid", "", unlock, userID, doc, "")
+	var m map[string]any
+	json.Unmarshal([]byte(doc), &m)
+	add("valid, indented with members in another order", "", unlock, userID, string(must[[]byte](t)(json.MarshalIndent(m, "", "\t")))+"\n", "")
+	wrong := bytes.Clone(unlock)
+	wrong[31] ^= 1
+	add("wrong unlock key (wrong password or Secret Key)", "WrongKey", wrong, userID, doc, "unlock")
+	otherUser := userID
+	otherUser[0] ^= 1
+	add("another user's id (bundle of another user)", "WrongUser", unlock, otherUser, doc, "unlock")
+	evil := must[*keys.AccountKeys](t)(keys.NewAccountKeys(r))
+	add("X25519 public key substituted", "PublicKeyMismatch", unlock, userID,
+		edit(func(c *keys.Bundle) {
+			c.X25519Public = base64.StdEncoding.EncodeToString(evil.X25519.PublicKey().Bytes())
+		}), "tampered")
+	add("Ed25519 public key substituted", "PublicKeyMismatch", unlock, userID,
+		edit(func(c *keys.Bundle) {
+			c.Ed25519Public = base64.StdEncoding.EncodeToString(evil.Ed25519.Public().(ed25519.PublicKey))
+		}), "tampered")
+	evilB := must[keys.Bundle](t)(evil.Bundle(read(r, 32), userID, r))
+	add("X25519 private key of another account key", "Swapped", unlock, userID, edit(func(c *keys.Bundle) { c.X25519Private = evilB.X25519Private }), "tampered")
+	add("private key envelopes swapped", "Swapped", unlock, userID,
+		edit(func(c *keys.Bundle) { c.X25519Private, c.Ed25519Private = c.Ed25519Private, c.X25519Private }), "malformed")
+	relabel := func(s string, ty byte) string {
+		raw, _ := base64.StdEncoding.DecodeString(s)
+		raw[1] = ty
+		return base64.StdEncoding.EncodeToString(raw)
+	}
+	add("private key envelopes swapped and type bytes relabelled (type is in the AD)", "Swapped", unlock, userID,
+		edit(func(c *keys.Bundle) {
+			c.X25519Private, c.Ed25519Private = relabel(c.Ed25519Private, 2), relabel(c.X25519Private, 3)
+		}), "tampered")
+	add("account key and X25519 private key swapped", "Swapped", unlock, userID,
+		edit(func(c *keys.Bundle) { c.AccountKey, c.X25519Private = c.X25519Private, c.AccountKey }), "malformed")
+	flip := func(s string) string {
+		raw, _ := base64.StdEncoding.DecodeString(s)
+		raw[len(raw)-1] ^= 1
+		return base64.StdEncoding.EncodeToString(raw)
+	}
+	add("account key tag flipped", "ModifiedTag", unlock, userID, edit(func(c *keys.Bundle) { c.AccountKey = flip(c.AccountKey) }), "unlock")
+	add("Ed25519 private key tag flipped", "ModifiedTag", unlock, userID, edit(func(c *keys.Bundle) { c.Ed25519Private = flip(c.Ed25519Private) }), "tampered")
+	for _, c := range []struct{ comment, doc string }{
+		{"unknown member", strings.Replace(doc, "{", `{"recovery_key":"AAAA",`, 1)},
+		{"duplicate member", strings.Replace(doc, "{", `{"x25519_public":"`+b.X25519Public+`",`, 1)},
+		{"member name in another case", strings.Replace(doc, `"account_key"`, `"Account_Key"`, 1)},
+		{"missing member", strings.Replace(doc, `,"ed25519_public":"`+b.Ed25519Public+`"`, "", 1)},
+		{"version 2", strings.Replace(doc, `"version":1`, `"version":2`, 1)},
+		{"version 1.0", strings.Replace(doc, `"version":1`, `"version":1.0`, 1)},
+		{"version as a string", strings.Replace(doc, `"version":1`, `"version":"1"`, 1)},
+		{"public key of 31 bytes", strings.Replace(doc, b.X25519Public, base64.StdEncoding.EncodeToString(make([]byte, 31)), 1)},
+		{"public key in base64url", strings.Replace(doc, b.Ed25519Public, base64.URLEncoding.EncodeToString(must[[]byte](t)(base64.StdEncoding.DecodeString(b.Ed25519Public))), 1)},
+		{"account key envelope of version 2", strings.Replace(doc, b.AccountKey, relabelVersion(b.AccountKey), 1)},
+		{"null field", strings.Replace(doc, `"`+b.AccountKey+`"`, "null", 1)},
+		{"data after the object", doc + "{}"},
+		{"not an object", "[" + doc + "]"},
+	} {
+		add(c.comment, "Malformed", unlock, userID, c.doc, "malformed")
+	}
+	return encode(t, File[BundleGroup]{
+		Algorithm: "ZSM-V1-KEY-BUNDLE", Schema: schema, Generator: generatorName, NumberOfTests: next() - 1,
+		Header: []string{
+			"docs/crypto.md §3. bundle is the JSON document the server stores, verbatim. Parse it strictly: exactly the six members (version, account_key, x25519_public, x25519_private, ed25519_public, ed25519_private), each once, names case-sensitive, version the number 1, binary members canonical standard base64 with padding, public keys 32 bytes, each envelope of its field's type (1, 2, 3), nothing after the object.",
+			"Open: account key = Open(unlockKey, {type 1, zero vault, object userId, revision 0}, account_key); the X25519 scalar and Ed25519 seed likewise with types 2 and 3 under the account key; each private key must yield the published public key.",
+			"Error classes: malformed (parse), unlock (the account key does not open), tampered (a private key does not open under the account key, or does not match its public key).",
+		},
+		Notes: map[string]Note{
+			"WrongKey":          {"AUTH_BYPASS", "wrong unlock key"},
+			"WrongUser":         {"AUTH_BYPASS", "the bundle is bound to another user id"},
+			"PublicKeyMismatch": {"KEY_SUBSTITUTION", "a published public key that the private key does not yield: the server's own key"},
+			"Swapped":           {"AUTH_BYPASS", "envelopes moved between fields or accounts"},
+			"ModifiedTag":       {"AUTH_BYPASS", "an envelope's tag bit flipped"},
+			"Malformed":         {"EDGE_CASE", "not a well-formed bundle"},
+		},
+		TestGroups: []BundleGroup{g},
+	})
+}
+
+func relabelVersion(s string) string {
+	raw, _ := base64.StdEncoding.DecodeString(s)
+	raw[0] = 2
+	return base64.StdEncoding.EncodeToString(raw)
+}
+
+// ----------------------------------------------------- hpke_vault_key.json
+
+func vaultKeyInfo(vault, user uuid.UUID) []byte {
+	return slices.Concat([]byte("zsm v1 vault-key\x00"), vault[:], user[:])
+}
+
+func genHPKE(t *testing.T) []byte {
+	cryptotest.SetGlobalRandom(t, 1)
+	r := seeded("hpke_vault_key")
+	next := counter()
+	g := HPKEGroup{Type: "open", KEMID: 0x0020, KDFID: 0x0001, AEADID: 0x0003}
+	add := func(comment, flag string, sk *ecdh.PrivateKey, vault, user uuid.UUID, sealed string, vk []byte, errClass string) {
+		tc := HPKETest{Case: Case{next(), comment, []string{}}, SkR: sk.Bytes(), PkR: sk.PublicKey().Bytes(),
+			VaultID: vault.String(), UserID: user.String(), Info: vaultKeyInfo(vault, user), Sealed: sealed}
+		if raw, err := base64.StdEncoding.DecodeString(sealed); err == nil && len(raw) == 80 {
+			tc.Enc, tc.Ciphertext = raw[:32], raw[32:]
+		}
+		if flag != "" {
+			tc.Flags = []string{flag}
+		}
+		if errClass == "" {
+			tc.VaultKey, tc.Outcome = vk, Outcome{Result: "valid"}
+		} else {
+			tc.Outcome = Outcome{"invalid", errClass}
+		}
+		g.Tests = append(g.Tests, tc)
+	}
+	var first struct {
+		sk          *ecdh.PrivateKey
+		vault, user uuid.UUID
+		sealed      string
+		vk          []byte
+	}
+	for i := 0; i < 2; i++ {
+		sk := must[*ecdh.PrivateKey](t)(ecdh.X25519().NewPrivateKey(read(r, 32)))
+		vault, user, vk := newUUID(r), newUUID(r), read(r, 32)
+		sealed := must[string](t)(grant.SealVaultKey(sk.PublicKey(), vault, user, vk))
+		add("valid", "", sk, vault, user, sealed, vk, "")
+		if i == 0 {
+			first.sk, first.vault, first.user, first.sealed, first.vk = sk, vault, user, sealed, vk
+		}
+	}
+	f := first
+	other := newUUID(r)
+	add("another user id in the info", "WrongInfo", f.sk, f.vault, other, f.sealed, nil, "does_not_open")
+	add("another vault id in the info", "WrongInfo", f.sk, other, f.user, f.sealed, nil, "does_not_open")
+	add("vault and user ids swapped", "WrongInfo", f.sk, f.user, f.vault, f.sealed, nil, "does_not_open")
+	otherSK := must[*ecdh.PrivateKey](t)(ecdh.X25519().NewPrivateKey(read(r, 32)))
+	add("another recipient key", "WrongKey", otherSK, f.vault, f.user, f.sealed, nil, "does_not_open")
+	raw := must[[]byte](t)(base64.StdEncoding.DecodeString(f.sealed))
+	flipped := func(i int) string { b := bytes.Clone(raw); b[i] ^= 1; return base64.StdEncoding.EncodeToString(b) }
+	add("enc byte flipped", "ModifiedEnc", f.sk, f.vault, f.user, flipped(0), nil, "does_not_open")
+	add("tag byte flipped", "ModifiedTag", f.sk, f.vault, f.user, flipped(79), nil, "does_not_open")
+	add("ciphertext byte flipped", "ModifiedCiphertext", f.sk, f.vault, f.user, flipped(40), nil, "does_not_open")
+	add("all-zero enc (low-order point)", "ModifiedEnc", f.sk, f.vault, f.user, base64.StdEncoding.EncodeToString(append(make([]byte, 32), raw[32:]...)), nil, "does_not_open")
+	add("truncated to 79 bytes", "Malformed", f.sk, f.vault, f.user, base64.StdEncoding.EncodeToString(raw[:79]), nil, "malformed")
+	add("81 bytes", "Malformed", f.sk, f.vault, f.user, base64.StdEncoding.EncodeToString(append(bytes.Clone(raw), 0)), nil, "malformed")
+	add("base64url", "Malformed", f.sk, f.vault, f.user, base64.URLEncoding.EncodeToString(bytes.Repeat([]byte{0xfb}, 80)), nil, "malformed")
+	add("empty", "Malformed", f.sk, f.vault, f.user, "", nil, "malformed")
+	return encode(t, File[HPKEGroup]{
+		Algorithm: "ZSM-V1-HPKE-VAULT-KEY", Schema: schema, Generator: generatorName, NumberOfTests: next() - 1,
+		Header: []string{
+			"docs/crypto.md §4. HPKE (RFC 9180) base mode, DHKEM(X25519, HKDF-SHA256) (0x0020), HKDF-SHA256 (0x0001), ChaCha20-Poly1305 (0x0003), single-shot, empty aad.",
+			"info = \"zsm v1 vault-key\" || 0x00 || vault_id (16) || recipient user_id (16). sealed = base64(enc (32) || ciphertext (48)); enc and ciphertext repeat it in hex.",
+			"Decrypt direction: Open(skR, info, enc, ciphertext) must give vaultKey, or fail: does_not_open (HPKE failure) or malformed (sealed is not canonical base64 of exactly 80 bytes).",
+		},
+		Notes: map[string]Note{
+			"WrongInfo":          {"AUTH_BYPASS", "a sealed key used for another vault or user"},
+			"WrongKey":           {"AUTH_BYPASS", "another recipient"},
+			"ModifiedEnc":        {"AUTH_BYPASS", "encapsulated key modified"},
+			"ModifiedTag":        {"AUTH_BYPASS", "tag bit flipped"},
+			"ModifiedCiphertext": {"AUTH_BYPASS", "ciphertext bit flipped"},
+			"Malformed":          {"EDGE_CASE", "wrong size or encoding"},
+		},
+		TestGroups: []HPKEGroup{g},
+	})
+}
+
+// -------------------------------------------------------------- grant.json
+
+func genGrant(t *testing.T) []byte {
+	r := seeded("grant")
+	next := counter()
+	seed := read(r, 32)
+	priv := ed25519.NewKeyFromSeed(seed)
+	pub := priv.Public().(ed25519.PublicKey)
+	g := GrantGroup{Type: "verify", SignerSeed: seed, SignerPublic: Hex(pub)}
+	vault, user, granter := newUUID(r), newUUID(r), newUUID(r)
+	sealed := base64.StdEncoding.EncodeToString(read(r, 80))
+	mk := func(gr grant.Grant, sig string, pubOverride []byte, comment, flag, errClass string) {
+		tc := GrantTest{Case: Case{next(), comment, []string{}}, VaultID: gr.VaultID.String(), UserID: gr.UserID.String(),
+			GrantedBy: gr.GrantedBy.String(), Role: gr.Role, SealedKey: gr.SealedKey, Public: Hex(pubOverride), Signature: sig}
+		if raw, err := base64.StdEncoding.Strict().DecodeString(gr.SealedKey); err == nil {
+			h := sha256.Sum256(raw)
+			tc.SealedKeySHA256 = h[:]
+		}
+		if m, err := gr.Message(); err == nil {
+			tc.Message = m
+		}
+		if raw, err := base64.StdEncoding.Strict().DecodeString(sig); err == nil {
+			tc.SignatureHex = raw
+		}
+		if flag != "" {
+			tc.Flags = []string{flag}
+		}
+		if errClass == "" {
+			tc.Outcome = Outcome{Result: "valid"}
+		} else {
+			tc.Outcome = Outcome{"invalid", errClass}
+		}
+		g.Tests = append(g.Tests, tc)
+	}
+	base := grant.Grant{VaultID: vault, UserID: user, GrantedBy: granter, Role: "editor", SealedKey: sealed}
+	for _, role := range grant.Roles {
+		gr := base
+		gr.Role = role
+		mk(gr, must[string](t)(grant.Sign(gr, priv)), nil, "valid, role "+role, "", "")
+	}
+	self := base
+	self.UserID, self.GrantedBy, self.Role = granter, granter, "owner"
+	mk(self, must[string](t)(grant.Sign(self, priv)), nil, "valid, the vault's creator granting itself owner", "", "")
+	sig := must[string](t)(grant.Sign(base, priv))
+	change := func(f func(*grant.Grant)) grant.Grant { c := base; f(&c); return c }
+	flipU := func(u uuid.UUID) uuid.UUID { u[15] ^= 1; return u }
+	mk(change(func(c *grant.Grant) { c.VaultID = flipU(c.VaultID) }), sig, nil, "vault id changed", "ModifiedField", "bad_signature")
+	mk(change(func(c *grant.Grant) { c.UserID = flipU(c.UserID) }), sig, nil, "user id changed", "ModifiedField", "bad_signature")
+	mk(change(func(c *grant.Grant) { c.GrantedBy = flipU(c.GrantedBy) }), sig, nil, "granted_by changed", "ModifiedField", "bad_signature")
+	mk(change(func(c *grant.Grant) { c.Role = "owner" }), sig, nil, "role raised editor -> owner", "ModifiedField", "bad_signature")
+	mk(change(func(c *grant.Grant) { c.SealedKey = base64.StdEncoding.EncodeToString(read(r, 80)) }), sig, nil, "sealed key substituted", "ModifiedField", "bad_signature")
+	mk(change(func(c *grant.Grant) { c.Role = "root" }), sig, nil, "unknown role", "UnknownRole", "bad_signature")
+	mk(change(func(c *grant.Grant) { c.Role = "Editor" }), sig, nil, "role in another case", "UnknownRole", "bad_signature")
+	otherPub := ed25519.NewKeyFromSeed(read(r, 32)).Public().(ed25519.PublicKey)
+	mk(base, sig, otherPub, "signed by someone else (another public key)", "WrongKey", "bad_signature")
+	raw := must[[]byte](t)(base64.StdEncoding.DecodeString(sig))
+	flipped := bytes.Clone(raw)
+	flipped[0] ^= 1
+	mk(base, base64.StdEncoding.EncodeToString(flipped), nil, "R flipped", "ModifiedSignature", "bad_signature")
+	flipped = bytes.Clone(raw)
+	flipped[63] ^= 0x10
+	mk(base, base64.StdEncoding.EncodeToString(flipped), nil, "S flipped", "ModifiedSignature", "bad_signature")
+	mk(base, base64.StdEncoding.EncodeToString(raw[:63]), nil, "63-byte signature", "ModifiedSignature", "bad_signature")
+	mk(base, base64.RawStdEncoding.EncodeToString(raw), nil, "signature without base64 padding", "ModifiedSignature", "bad_signature")
+	mk(change(func(c *grant.Grant) { c.SealedKey = base64.StdEncoding.EncodeToString(read(r, 79)) }), sig, nil, "sealed key of 79 bytes", "UnknownRole", "bad_signature")
+	return encode(t, File[GrantGroup]{
+		Algorithm: "ZSM-V1-GRANT-ED25519", Schema: schema, Generator: generatorName, NumberOfTests: next() - 1,
+		Header: []string{
+			"docs/crypto.md §4. message = \"zsm v1 grant\" || 0x00 || vault_id (16) || user_id (16) || granted_by (16) || u8(len(role)) || role || SHA-256(sealed key bytes), where the sealed key bytes are base64-decoded (80 bytes).",
+			"signature = base64(Ed25519(signer, message)), canonical standard base64 of 64 bytes. Verify with the group's signerPublic unless a test gives public.",
+			"role is one of owner, admin, editor, viewer; a grant with any other role, or a sealed key that is not canonical base64 of 80 bytes, cannot be encoded and does not verify (bad_signature).",
+		},
+		Notes: map[string]Note{
+			"ModifiedField":     {"AUTH_BYPASS", "one field of the grant changed after signing"},
+			"UnknownRole":       {"EDGE_CASE", "a grant that cannot be encoded"},
+			"WrongKey":          {"AUTH_BYPASS", "verified under another key"},
+			"ModifiedSignature": {"AUTH_BYPASS", "signature modified or mis-encoded"},
+		},
+		TestGroups: []GrantGroup{g},
+	})
+}
+
+// -------------------------------------------------------- srp_blake2b_3072.json
+
+func genSRP(t *testing.T) []byte {
+	r := seeded("srp")
+	next := counter()
+	N := srpgroup.N
+	reg := SRPGroup{Type: "registration", N: N.Bytes(), G: []byte{srpgroup.G}, Hash: "BLAKE2b-256"}
+	login := SRPGroup{Type: "login", N: N.Bytes(), G: []byte{srpgroup.G}, Hash: "BLAKE2b-256"}
+	type account struct {
+		identity     string
+		secret, salt []byte
+		v            *big.Int
+	}
+	var accounts []account
+	for i, identity := range []string{"alice@example.com", "j\u00fcrgen@example.com"} {
+		secret := read(r, 32)
+		// go-srp draws the salt from crypto/rand: make it deterministic.
+		cryptotest.SetGlobalRandom(t, uint64(100+i))
+		real := must[srpgroup.Registration](t)(srpgroup.Register(identity, secret))
+		m := srpRegister(identity, secret, real.Salt)
+		if !bytes.Equal(m.v.Bytes(), real.Verifier) {
+			t.Fatalf("mirror verifier differs from go-srp's for %q", identity)
+		}
+		reg.Tests = append(reg.Tests, SRPTest{
+			Case:     Case{next(), "go-srp Verifier for " + identity, []string{}},
+			Identity: identity, SRPSecret: secret, Salt: real.Salt,
+			IdentityHash: m.identityHash, SecretHash: m.secretHash, X: m.x.Bytes(), V: real.Verifier,
+			Outcome: Outcome{Result: "valid"},
+		})
+		accounts = append(accounts, account{identity, secret, real.Salt, m.v})
+	}
+	var good SRPTest
+	for i, acc := range accounts {
+		a := new(big.Int).SetBytes(read(r, srpgroup.FieldBytes))
+		A := new(big.Int).Exp(gInt, a, N)
+		ver := must[*srpVerifier](t)(srpgroup.Verifier(acc.identity, acc.salt, acc.v.Bytes()))
+		cryptotest.SetGlobalRandom(t, uint64(200+i))
+		srv := must[*srpServer](t)(srpgroup.Env().NewServer(ver, A))
+		creds := srv.Credentials()
+		Bhex := creds[strings.IndexByte(creds, ':')+1:]
+		B := must[*big.Int](t)(srpgroup.ParsePublic(Bhex))
+		c := srpClient(acc.identity, acc.secret, acc.salt, a, B)
+		proof, ok := srv.ClientOk(hex.EncodeToString(c.M))
+		if !ok || proof != hex.EncodeToString(c.Z) {
+			t.Fatalf("go-srp Server refuses the mirror's M, or its proof differs (ok=%v)", ok)
+		}
+		if !bytes.Equal(c.A.Bytes(), A.Bytes()) {
+			t.Fatal("mirror A differs")
+		}
+		m := srpRegister(acc.identity, acc.secret, acc.salt)
+		tc := SRPTest{
+			Case:     Case{next(), "login of " + acc.identity + " against a real go-srp Server", []string{}},
+			Identity: acc.identity, SRPSecret: acc.secret, Salt: acc.salt, IdentityHash: m.identityHash, X: m.x.Bytes(), V: acc.v.Bytes(),
+			A: a.Bytes(), APub: A.Bytes(), BHex: Bhex, U: c.u.Bytes(), K: c.k.Bytes(), S: c.S.Bytes(), SessionKey: c.K, M: c.M, ServerProof: c.Z,
+			Outcome: Outcome{Result: "valid"},
+		}
+		login.Tests = append(login.Tests, tc)
+		if i == 0 {
+			good = tc
+		}
+	}
+	bad := func(comment, flag, Bhex, errClass string, proof []byte) {
+		tc := good
+		tc.Case = Case{next(), comment, []string{flag}}
+		tc.BHex = Bhex
+		tc.U, tc.S, tc.SessionKey, tc.M = nil, nil, nil, nil
+		tc.ServerProof = proof
+		tc.Outcome = Outcome{"invalid", errClass}
+		login.Tests = append(login.Tests, tc)
+	}
+	one := big.NewInt(1)
+	Bgood := must[*big.Int](t)(srpgroup.ParsePublic(good.BHex))
+	bad("B = 0", "BadB", "0", "bad_b", nil)
+	bad("B = 1", "BadB", "1", "bad_b", nil)
+	bad("B = N - 1", "BadB", new(big.Int).Sub(N, one).Text(16), "bad_b", nil)
+	bad("B = N (≡ 0 mod N)", "BadB", N.Text(16), "bad_b", nil)
+	bad("B = 2N", "BadB", new(big.Int).Lsh(N, 1).Text(16), "bad_b", nil)
+	bad("B + N (≥ N; go-srp would reduce it, the zsm client refuses it)", "BadB", new(big.Int).Add(Bgood, N).Text(16), "bad_b", nil)
+	bad("B with a leading zero", "BadEncoding", "0"+good.BHex, "bad_b", nil)
+	bad("B in upper case", "BadEncoding", strings.ToUpper(good.BHex), "bad_b", nil)
+	wrongProof := bytes.Clone(good.ServerProof)
+	wrongProof[0] ^= 1
+	tc := good
+	tc.Case = Case{next(), "server proof flipped: the server does not know v; the session must be refused", []string{"BadServerProof"}}
+	tc.ServerProof = wrongProof
+	tc.Outcome = Outcome{"invalid", "bad_server_proof"}
+	login.Tests = append(login.Tests, tc)
+
+	return encode(t, File[SRPGroup]{
+		Algorithm: "ZSM-V1-SRP6A-GOSRP-BLAKE2B256-3072", Schema: schema, Generator: generatorName, NumberOfTests: next() - 1,
+		Header: []string{
+			"docs/auth.md and srpgroup: go-srp v0.6.7's SRP-6a with BLAKE2b-256 (H hashes the concatenation of its arguments) and the RFC 5054 3072-bit group, g = 5. N and g are in the groups; big integers are minimal big-endian hex.",
+			"identityHash = H(I), secretHash = H(p) with p the SRP secret of kdf.json; x = H(identityHash || secretHash || salt); v = g^x mod N. The salt is 384 bytes.",
+			"k = H(N || pad(g)); A = g^a mod N; u = H(pad(A) || pad(B)); S = (B - k·v)^(a + u·x) mod N; K = H(S); M = H(K || A || B || identityHash || salt || N || g); serverProof = H(K || M). pad() left-pads to 384 bytes; everything else is minimal big-endian.",
+			"B is as sent on the wire (lower-case hex, no leading zeros). The zsm client refuses B unless it is canonical and 1 < B < N-1 (bad_b), before computing anything, and refuses the session if serverProof differs from H(K || M) (bad_server_proof).",
+			"Login vectors were checked against a real go-srp Server: it accepted M and answered serverProof.",
+		},
+		Notes: map[string]Note{
+			"BadB":           {"AUTH_BYPASS", "B outside 1 < B < N-1: B ≡ 0 makes S predictable"},
+			"BadEncoding":    {"EDGE_CASE", "B not in canonical lower-case hex"},
+			"BadServerProof": {"AUTH_BYPASS", "the server's proof does not match: it does not know the verifier"},
+		},
+		TestGroups: []SRPGroup{reg, login},
+	})
+}
+
+// ------------------------------------------------------------- flow.json
+
+func genFlow(t *testing.T) []byte {
+	cryptotest.SetGlobalRandom(t, 3)
+	r := seeded("flow")
+	next := counter()
+	password, identity := "correct horse battery staple", "alice@example.com"
+	sk := must[keys.SecretKey](t)(keys.NewSecretKey(r))
+	p := must[keys.KDFParams](t)(keys.DefaultKDF(r))
+	userID, vaultID, secretID := newUUID(r), newUUID(r), newUUID(r)
+	d := must[keys.Derived](t)(keys.Derive(password, sk, identity, p))
+	a := must[*keys.AccountKeys](t)(keys.NewAccountKeys(r))
+	b := must[keys.Bundle](t)(a.Bundle(d.UnlockKey, userID, r))
+	vk := must[[]byte](t)(grant.NewVaultKey(r))
+	sealed := must[string](t)(grant.SealVaultKey(a.X25519.PublicKey(), vaultID, userID, vk))
+	gr := grant.Grant{VaultID: vaultID, UserID: userID, GrantedBy: userID, Role: "owner", SealedKey: sealed}
+	sig := must[string](t)(grant.Sign(gr, a.Ed25519))
+	pt := []byte(`{"name":"STRIPE_KEY","value":"sk_live_0123456789"}`)
+	ctx := envelope.Context{Type: envelope.Secret, VaultID: vaultID, ObjectID: secretID, Revision: 2}
+	env := must[string](t)(envelope.SealString(vk, ctx, pt, r))
+	g := FlowGroup{Type: "flow", Tests: []FlowTest{{
+		Case:     Case{next(), "sign-up state of one account, then everything a login opens", []string{"Slow"}},
+		Password: password, SecretKeyText: sk.Text(), Identity: identity, KDF: *kdfJSON(p), UserID: userID.String(),
+		SRPSecret: d.SRPSecret, UnlockKey: d.UnlockKey, Bundle: bundleJSON(t, b), AccountKey: a.AccountKey,
+		VaultID: vaultID.String(), SealedKey: sealed, VaultKey: vk, GrantRole: gr.Role, GrantSig: sig,
+		SecretID: secretID.String(), Revision: strconv.FormatUint(ctx.Revision, 10), SecretEnv: env, Plaintext: pt,
+		Outcome: Outcome{Result: "valid"},
+	}}}
+	return encode(t, File[FlowGroup]{
+		Algorithm: "ZSM-V1-FLOW", Schema: schema, Generator: generatorName, NumberOfTests: next() - 1,
+		Header: []string{
+			"End to end (docs/crypto.md §1-§4): Derive(password, ParseSecretKey(secretKeyText), identity, kdf) -> srpSecret, unlockKey; OpenBundle(bundle, unlockKey, userId) -> accountKey and the key pairs;",
+			"OpenVaultKey(X25519 private key, vaultId, userId, sealedKey) -> vaultKey; the grant {vaultId, userId, granted_by = userId, grantRole, sealedKey} verifies under the bundle's Ed25519 public key with grantSignature;",
+			"Open(vaultKey, {type 5, vaultId, secretId, revision}, secretEnvelope) -> plaintext.",
+		},
+		Notes:      map[string]Note{"Slow": slowNote},
+		TestGroups: []FlowGroup{g},
+	})
+}
