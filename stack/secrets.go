@@ -27,9 +27,10 @@ const (
 	secRedis            = "REDIS_PASSWORD"
 	secServerSecret     = "AUTHSVC_SERVER_SECRET"
 	secKeyEncryptionKey = "AUTHSVC_KEY_ENCRYPTION_KEY"
+	secAdminToken       = "AUTHSVC_ADMIN_TOKEN"
 )
 
-var secretKeys = []string{secPostgres, secAuthsvcDB, secAuthenticator, secRedis, secServerSecret, secKeyEncryptionKey}
+var secretKeys = []string{secPostgres, secAuthsvcDB, secAuthenticator, secRedis, secServerSecret, secKeyEncryptionKey, secAdminToken}
 
 func secretsPath(dir string) string { return filepath.Join(dir, "secrets.env") }
 

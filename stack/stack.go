@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -66,7 +67,12 @@ type Config struct {
 	LoginRatePerSecond, LoginBurst int // nginx limit_req for login endpoints; 0 = defaults (5 r/s, burst 20)
 
 	AuthsvcEnv map[string]string // extra env for authsvc (e.g. rate limits), applied last
-	Logger     *slog.Logger
+
+	// AuthsvcReplicas is how many authsvc processes run behind nginx (0 or
+	// 1: one). They share everything through Postgres and Redis; replica i
+	// (from 2) is the service "authsvc-i".
+	AuthsvcReplicas int
+	Logger          *slog.Logger
 
 	// AuthsvcBinary, if set, is a prebuilt authsvc used instead of
 	// `go build ./cmd/authsvc` (it is copied into <Dir>/bin).
@@ -121,6 +127,9 @@ type State struct {
 	Binaries           Binaries                `json:"binaries"`
 	AuthsvcBinary      string                  `json:"authsvc_binary"`
 	Services           map[string]*ServiceInfo `json:"services"`
+	AuthsvcReplicas    int                     `json:"authsvc_replicas,omitempty"`
+	AuthsvcExtraPorts  []int                   `json:"authsvc_extra_ports,omitempty"` // replicas 2..N
+	AdminPorts         []int                   `json:"admin_ports,omitempty"`         // per replica, loopback admin API
 	AuthsvcPrebuilt    string                  `json:"authsvc_prebuilt,omitempty"`
 	StartedAt          time.Time               `json:"started_at"`
 	ReadyTimeout       time.Duration           `json:"ready_timeout"`
@@ -318,17 +327,73 @@ func (s *Stack) binaryFor(name string) string {
 	case Nginx:
 		return s.st.Binaries.Nginx
 	}
+	if _, ok := replicaIndex(name); ok {
+		return s.st.AuthsvcBinary
+	}
 	return ""
 }
 
-func validService(name string) error {
-	for _, n := range Services {
+func (s *Stack) validService(name string) error {
+	for _, n := range s.services() {
 		if n == name {
 			return nil
 		}
 	}
-	return fmt.Errorf("unknown service %q (want one of %v)", name, Services)
+	return fmt.Errorf("unknown service %q (want one of %v)", name, s.services())
 }
+
+// ReplicaName is the service name of authsvc replica i (1-based).
+func ReplicaName(i int) string {
+	if i <= 1 {
+		return Authsvc
+	}
+	return fmt.Sprintf("%s-%d", Authsvc, i)
+}
+
+// replicaIndex is the inverse of ReplicaName.
+func replicaIndex(name string) (int, bool) {
+	if name == Authsvc {
+		return 1, true
+	}
+	rest, ok := strings.CutPrefix(name, Authsvc+"-")
+	if !ok {
+		return 0, false
+	}
+	i, err := strconv.Atoi(rest)
+	return i, err == nil && i >= 2
+}
+
+// Replicas is the number of authsvc replicas.
+func (s *Stack) Replicas() int { return max(1, s.st.AuthsvcReplicas) }
+
+// services lists this stack's services in start order.
+func (s *Stack) services() []string {
+	out := []string{Postgres, Redis}
+	for i := 1; i <= s.Replicas(); i++ {
+		out = append(out, ReplicaName(i))
+	}
+	return append(out, Postgrest, Nginx)
+}
+
+// ReplicaURL is the direct URL of authsvc replica i (1-based).
+func (s *Stack) ReplicaURL(i int) string {
+	return fmt.Sprintf("http://127.0.0.1:%d", s.replicaPort(i))
+}
+
+func (s *Stack) replicaPort(i int) int {
+	if i <= 1 {
+		return s.st.Ports.Authsvc
+	}
+	return s.st.AuthsvcExtraPorts[i-2]
+}
+
+// AdminURL is the loopback admin API of authsvc replica i (1-based).
+func (s *Stack) AdminURL(i int) string {
+	return fmt.Sprintf("http://127.0.0.1:%d", s.st.AdminPorts[i-1])
+}
+
+// AdminToken is the credential of the admin API.
+func (s *Stack) AdminToken() string { return s.secrets[secAdminToken] }
 
 // pidOf returns the live pid of a service (0 if not running / stale pid file).
 func (s *Stack) pidOf(name string) int {
@@ -352,7 +417,7 @@ func (s *Stack) Running(name string) bool { return s.pidOf(name) != 0 }
 func (s *Stack) Pid(name string) int { return s.pidOf(name) }
 
 func (s *Stack) allRunning() bool {
-	for _, n := range Services {
+	for _, n := range s.services() {
 		if !s.Running(n) {
 			return false
 		}
@@ -374,8 +439,9 @@ func (s *Stack) Stop(ctx context.Context) error {
 
 func (s *Stack) stopAll(ctx context.Context) error {
 	var errs []error
-	for i := len(Services) - 1; i >= 0; i-- {
-		if err := s.stopService(ctx, Services[i]); err != nil {
+	all := s.services()
+	for i := len(all) - 1; i >= 0; i-- {
+		if err := s.stopService(ctx, all[i]); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -384,7 +450,7 @@ func (s *Stack) stopAll(ctx context.Context) error {
 
 // StopService stops one service (e.g. redis for a failure test).
 func (s *Stack) StopService(ctx context.Context, name string) error {
-	if err := validService(name); err != nil {
+	if err := s.validService(name); err != nil {
 		return err
 	}
 	unlock, err := flockFile(ctx, lockPath(s.st.Dir))
@@ -435,7 +501,7 @@ func (s *Stack) stopService(ctx context.Context, name string) error {
 // StartService starts one stopped service again with the same config and
 // waits until it is ready. Starting a running service is a no-op.
 func (s *Stack) StartService(ctx context.Context, name string) error {
-	if err := validService(name); err != nil {
+	if err := s.validService(name); err != nil {
 		return err
 	}
 	unlock, err := flockFile(ctx, lockPath(s.st.Dir))
@@ -464,13 +530,16 @@ func (s *Stack) startService(ctx context.Context, name string) error {
 	case Redis:
 		return s.startRedis(ctx)
 	case Authsvc:
-		return s.startAuthsvc(ctx)
+		return s.startAuthsvc(ctx, 1)
 	case Postgrest:
 		return s.startPostgrest(ctx)
 	case Nginx:
 		return s.startNginx(ctx)
 	}
-	return validService(name)
+	if i, ok := replicaIndex(name); ok && i <= s.Replicas() {
+		return s.startAuthsvc(ctx, i)
+	}
+	return s.validService(name)
 }
 
 // recordStarted writes the pid file and stack.json for a freshly spawned service.
@@ -547,3 +616,7 @@ func worldSearchable(path string) bool {
 // PostgresDataDir is the PostgreSQL data directory (tests search its files,
 // WAL included, for data that must never reach the server).
 func (s *Stack) PostgresDataDir() string { return s.pgdata() }
+
+// AuthsvcEnv is the environment authsvc replica i (1-based) runs with,
+// secrets included: tests run `authsvc keys …` with it as an operator would.
+func (s *Stack) AuthsvcEnv(i int) []string { return s.authsvcEnv(i) }

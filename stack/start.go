@@ -193,6 +193,13 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 			return nil, err
 		}
 	}
+	// Extra authsvc replicas and one admin port per replica.
+	s.st.AuthsvcReplicas = max(1, cfg.AuthsvcReplicas)
+	extra, err := freePorts(2*s.st.AuthsvcReplicas - 1)
+	if err != nil {
+		return nil, err
+	}
+	s.st.AuthsvcExtraPorts, s.st.AdminPorts = extra[:s.st.AuthsvcReplicas-1], extra[s.st.AuthsvcReplicas-1:]
 	if err := s.makeDirs(); err != nil {
 		return nil, err
 	}
@@ -261,7 +268,7 @@ func (s *Stack) startAll(ctx context.Context) error {
 	if err := s.setAuthenticatorPassword(ctx); err != nil {
 		return err
 	}
-	for _, name := range []string{Redis, Authsvc, Postgrest, Nginx} {
+	for _, name := range s.services()[1:] {
 		if err := s.startService(ctx, name); err != nil {
 			return err
 		}
@@ -553,10 +560,17 @@ func (s *Stack) buildAuthsvc(ctx context.Context) error {
 	return nil
 }
 
-func (s *Stack) authsvcEnv() []string {
+// authsvcEnv is the environment of authsvc replica i (1-based).
+func (s *Stack) authsvcEnv(i int) []string {
 	env := append(s.baseEnv(), s.redisEnv()...)
+	if len(s.st.AdminPorts) >= i {
+		env = append(env,
+			"AUTHSVC_ADMIN_LISTEN="+fmt.Sprintf("127.0.0.1:%d", s.st.AdminPorts[i-1]),
+			"AUTHSVC_ADMIN_TOKEN="+s.secrets[secAdminToken])
+	}
 	env = append(env,
-		"AUTHSVC_LISTEN="+fmt.Sprintf("127.0.0.1:%d", s.st.Ports.Authsvc),
+		"AUTHSVC_POSTGREST_URL="+s.st.PostgrestURL,
+		"AUTHSVC_LISTEN="+fmt.Sprintf("127.0.0.1:%d", s.replicaPort(i)),
 		"AUTHSVC_DATABASE_URL="+s.AuthsvcDSN(),
 		"AUTHSVC_ISSUER="+s.st.GatewayURL,
 		"AUTHSVC_AUDIENCE=zsm-api",
@@ -572,7 +586,7 @@ func (s *Stack) authsvcEnv() []string {
 }
 
 func (s *Stack) migrate(ctx context.Context) error {
-	out, err := s.runAsService(ctx, s.authsvcEnv(), s.st.AuthsvcBinary, "migrate", "up")
+	out, err := s.runAsService(ctx, s.authsvcEnv(1), s.st.AuthsvcBinary, "migrate", "up")
 	if err != nil {
 		return fmt.Errorf("authsvc migrate up: %w\n%s", err, tailString(string(out), 30))
 	}
@@ -580,20 +594,20 @@ func (s *Stack) migrate(ctx context.Context) error {
 	return nil
 }
 
-func (s *Stack) startAuthsvc(ctx context.Context) error {
-	port := s.st.Ports.Authsvc
-	if err := s.checkPort("authsvc", port); err != nil {
+func (s *Stack) startAuthsvc(ctx context.Context, i int) error {
+	name, port, url := ReplicaName(i), s.replicaPort(i), s.ReplicaURL(i)
+	if err := s.checkPort(name, port); err != nil {
 		return err
 	}
-	pid, err := spawn(s.st.AuthsvcBinary, []string{"serve"}, s.authsvcEnv(), s.st.Dir, s.LogFile(Authsvc), s.ra)
+	pid, err := spawn(s.st.AuthsvcBinary, []string{"serve"}, s.authsvcEnv(i), s.st.Dir, s.LogFile(name), s.ra)
 	if err != nil {
 		return err
 	}
-	if err := s.recordStarted(Authsvc, pid, port, s.st.AuthsvcURL); err != nil {
+	if err := s.recordStarted(name, pid, port, url); err != nil {
 		return err
 	}
-	return s.waitReady(ctx, Authsvc, pid, func(ctx context.Context) error {
-		return httpOK(ctx, s.st.AuthsvcURL+"/readyz")
+	return s.waitReady(ctx, name, pid, func(ctx context.Context) error {
+		return httpOK(ctx, url+"/readyz")
 	})
 }
 
@@ -679,6 +693,7 @@ func (s *Stack) startPostgrest(ctx context.Context) error {
 // NginxTemplateData is what nginx/gateway.conf.tmpl is rendered with.
 type NginxTemplateData struct {
 	GatewayPort, AuthsvcPort, PostgrestPort int
+	AuthsvcExtraPorts                       []int // replicas 2..N
 	Prefix, PidFile, LogFile, TempDir       string
 	LoginRatePerSecond, LoginBurst          int
 }
@@ -702,7 +717,8 @@ func (s *Stack) RenderNginxConfig(ctx context.Context) (string, error) {
 	var buf bytes.Buffer
 	if err := tmpl.Execute(&buf, NginxTemplateData{
 		GatewayPort: s.st.Ports.Gateway, AuthsvcPort: s.st.Ports.Authsvc, PostgrestPort: s.st.Ports.Postgrest,
-		Prefix: s.dir("nginx"), PidFile: s.dir("nginx", "nginx.pid"), LogFile: s.LogFile(Nginx),
+		AuthsvcExtraPorts: s.st.AuthsvcExtraPorts,
+		Prefix:            s.dir("nginx"), PidFile: s.dir("nginx", "nginx.pid"), LogFile: s.LogFile(Nginx),
 		TempDir: s.dir("nginx", "tmp"), LoginRatePerSecond: s.st.LoginRatePerSecond, LoginBurst: s.st.LoginBurst,
 	}); err != nil {
 		return "", fmt.Errorf("render %s: %w", tmplPath, err)

@@ -46,15 +46,25 @@ type Config struct {
 	KeyEncryptionKey Secret         // 32 bytes: seals private signing keys in the database
 	TrustedProxies   []netip.Prefix // peers whose X-Zsm-Client-Ip header is believed
 
-	AccessTTL    time.Duration // lifetime of an access token, at most 15 minutes
-	SessionTTL   time.Duration // absolute lifetime of a session (refreshes never extend it)
-	HandshakeTTL time.Duration // lifetime of SRP handshake state, at most 60 s
+	AccessTTL      time.Duration // lifetime of an access token, at most 15 minutes
+	SessionTTL     time.Duration // absolute lifetime of a session (refreshes never extend it)
+	SessionIdleTTL time.Duration // a session not logged into or refreshed this long is dead
+	HandshakeTTL   time.Duration // lifetime of SRP handshake state, at most 60 s
 
 	LoginRatePerIP       int // login attempts per minute per client address
 	LoginRatePerIdentity int // login attempts per minute per identity
 	SignupRatePerIP      int // sign-ups per minute per client address
 
 	LogLevel slog.Level
+
+	// Signing keys.
+	KeyPublishDelay     time.Duration // how long a next key is published before it signs
+	KeyRotationInterval time.Duration // 0: no automatic rotation
+	PostgrestURL        string        // for probing PostgREST after a key change; "" skips the probe
+
+	// The admin listener: loopback only, admin token required.
+	AdminListen string
+	AdminToken  Secret
 }
 
 // Getenv is os.Getenv's shape, so tests can pass a map.
@@ -70,9 +80,10 @@ func FromEnv(getenv Getenv, needServe bool) (Config, error) {
 		Issuer:   r.str("AUTHSVC_ISSUER", ""),
 		Audience: r.str("AUTHSVC_AUDIENCE", "zsm-api"),
 
-		AccessTTL:    r.duration("AUTHSVC_ACCESS_TTL", 15*time.Minute),
-		SessionTTL:   r.duration("AUTHSVC_SESSION_TTL", 30*24*time.Hour),
-		HandshakeTTL: r.duration("AUTHSVC_HANDSHAKE_TTL", 60*time.Second),
+		AccessTTL:      r.duration("AUTHSVC_ACCESS_TTL", 15*time.Minute),
+		SessionTTL:     r.duration("AUTHSVC_SESSION_TTL", 30*24*time.Hour),
+		SessionIdleTTL: r.duration("AUTHSVC_SESSION_IDLE_TTL", 7*24*time.Hour),
+		HandshakeTTL:   r.duration("AUTHSVC_HANDSHAKE_TTL", 60*time.Second),
 
 		LoginRatePerIP:       r.integer("AUTHSVC_LOGIN_RATE_PER_IP", 30),
 		LoginRatePerIdentity: r.integer("AUTHSVC_LOGIN_RATE_PER_IDENTITY", 10),
@@ -90,6 +101,37 @@ func FromEnv(getenv Getenv, needServe bool) (Config, error) {
 	c.KeyEncryptionKey = r.key("AUTHSVC_KEY_ENCRYPTION_KEY", 32, 32)
 	c.TrustedProxies = r.prefixes("AUTHSVC_TRUSTED_PROXIES", "127.0.0.1/32,::1/128")
 	c.LogLevel = r.level("AUTHSVC_LOG_LEVEL", slog.LevelInfo)
+	c.KeyPublishDelay = r.duration("AUTHSVC_KEY_PUBLISH_DELAY", 10*time.Minute)
+	c.KeyRotationInterval = r.duration("AUTHSVC_KEY_ROTATION_INTERVAL", 0)
+	c.PostgrestURL = r.str("AUTHSVC_POSTGREST_URL", "")
+	c.AdminListen = r.str("AUTHSVC_ADMIN_LISTEN", "")
+	c.AdminToken = r.secret("AUTHSVC_ADMIN_TOKEN")
+	if c.KeyPublishDelay < 0 || c.KeyPublishDelay > 24*time.Hour {
+		r.fail("AUTHSVC_KEY_PUBLISH_DELAY must be between 0s and 24h")
+	}
+	if c.KeyRotationInterval != 0 && c.KeyRotationInterval < c.KeyPublishDelay+c.AccessTTL {
+		r.fail("AUTHSVC_KEY_ROTATION_INTERVAL must be 0 (off) or at least the publish delay plus the access TTL")
+	}
+	if c.PostgrestURL != "" {
+		if u, err := url.Parse(c.PostgrestURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			r.fail("AUTHSVC_POSTGREST_URL must be an http(s) URL")
+		}
+	}
+	if c.AdminListen != "" {
+		// The admin API can revoke every key: it never listens beyond this
+		// machine (or beyond the container, in compose, where an internal
+		// network address is allowed explicitly).
+		ap, err := netip.ParseAddrPort(c.AdminListen)
+		switch {
+		case err != nil:
+			r.fail(fmt.Sprintf("AUTHSVC_ADMIN_LISTEN %q is not an IP:port", c.AdminListen))
+		case !ap.Addr().IsLoopback() && r.str("AUTHSVC_ADMIN_ALLOW_NON_LOOPBACK", "") != "true":
+			r.fail("AUTHSVC_ADMIN_LISTEN must be a loopback address (set AUTHSVC_ADMIN_ALLOW_NON_LOOPBACK=true only on an internal network)")
+		}
+		if len(c.AdminToken) < 32 {
+			r.fail("AUTHSVC_ADMIN_TOKEN (at least 32 characters) is required with AUTHSVC_ADMIN_LISTEN")
+		}
+	}
 
 	if len(c.DatabaseURL) == 0 {
 		r.fail("AUTHSVC_DATABASE_URL is required")
@@ -128,6 +170,11 @@ func FromEnv(getenv Getenv, needServe bool) (Config, error) {
 	}
 	if c.SessionTTL < c.AccessTTL || c.SessionTTL > 365*24*time.Hour {
 		r.fail("AUTHSVC_SESSION_TTL must be between the access TTL and 8760h")
+	}
+	// At least the access TTL: a client refreshes when its access token
+	// expires, and that refresh must find the session alive.
+	if c.SessionIdleTTL < c.AccessTTL || c.SessionIdleTTL > 365*24*time.Hour {
+		r.fail("AUTHSVC_SESSION_IDLE_TTL must be between the access TTL and 8760h")
 	}
 	if c.HandshakeTTL < 5*time.Second || c.HandshakeTTL > 60*time.Second {
 		r.fail("AUTHSVC_HANDSHAKE_TTL must be between 5s and 60s")

@@ -56,7 +56,12 @@ type Server struct {
 	Limiter  Limiter
 	Limits   Limits
 	Ready    map[string]Checker
-	log      *slog.Logger
+	// Middleware runs around every request (metrics).
+	Middleware []echo.MiddlewareFunc
+	// JWKSMaxAge is how long caches may keep the JWKS; it must be shorter
+	// than the time a next key is published before it signs.
+	JWKSMaxAge time.Duration
+	log        *slog.Logger
 }
 
 // Handler builds the echo instance.
@@ -66,7 +71,9 @@ func (s *Server) Handler(log *slog.Logger, trusted []netip.Prefix) *echo.Echo {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.renderError
 	e.IPExtractor = ipExtractor(trusted)
-	e.Use(withRequestID, s.logRequests, s.recoverPanics)
+	e.Use(withRequestID, withAuditRequest, s.logRequests)
+	e.Use(s.Middleware...)
+	e.Use(s.recoverPanics)
 	// nginx limits bodies too; this is the same limit where nginx is absent.
 	e.Use(middleware.BodyLimit("64K"))
 
@@ -178,8 +185,8 @@ func (s *Server) jwks(c echo.Context) error {
 		return errUnavailable
 	}
 	// Short enough that a key published as "next" reaches every cache well
-	// before it signs anything.
-	c.Response().Header().Set("Cache-Control", "public, max-age=300")
+	// before it signs anything (the maximum age is half the publish delay).
+	c.Response().Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(s.JWKSMaxAge/time.Second)))
 	return c.Blob(http.StatusOK, "application/jwk-set+json", b)
 }
 

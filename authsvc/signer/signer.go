@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -36,6 +37,7 @@ const (
 	StateNext    = "next"
 	StateCurrent = "current"
 	StateRetired = "retired"
+	StateRemoved = "removed"
 )
 
 // StoredKey is a signing key as kept in the database.
@@ -47,6 +49,9 @@ type StoredKey struct {
 	CreatedAt   time.Time
 	ActivatedAt *time.Time
 	RetiredAt   *time.Time
+	PublishedAt *time.Time
+	RemovedAt   *time.Time
+	Revoked     bool
 }
 
 // KeyStore is what the signer needs from storage.
@@ -74,6 +79,7 @@ type Signer struct {
 	kek              []byte
 
 	mu      sync.RWMutex
+	stored  []StoredKey
 	signKey jwk.Key // private, with kid and alg
 	verify  jwk.Set // public keys, with kid and alg
 	jwks    []byte
@@ -170,13 +176,7 @@ func (s *Signer) use(keys []StoredKey) error {
 		return err
 	}
 
-	// The current key first: PostgREST 12 tries keys in order.
-	pubs := []PublicKey{{KID: cur.KID, Key: cur.Public}}
-	for _, k := range keys {
-		if k.KID != cur.KID {
-			pubs = append(pubs, PublicKey{KID: k.KID, Key: k.Public})
-		}
-	}
+	pubs := Published(keys)
 	doc, err := EncodeJWKS(pubs)
 	if err != nil {
 		return err
@@ -195,9 +195,57 @@ func (s *Signer) use(keys []StoredKey) error {
 		}
 	}
 	s.mu.Lock()
-	s.signKey, s.verify, s.jwks = signKey, set, doc
+	s.signKey, s.verify, s.jwks, s.stored = signKey, set, doc, keys
 	s.mu.Unlock()
 	return nil
+}
+
+// Published is the key set to publish, in the order PostgREST 12 should
+// try it (it ignores kid): the current key first, since it signs nearly
+// every token, then the next key, then retired keys, newest first. Removed
+// keys are not published.
+func Published(keys []StoredKey) []PublicKey {
+	var out []PublicKey
+	for _, state := range []string{StateCurrent, StateNext, StateRetired} {
+		var group []StoredKey
+		for _, k := range keys {
+			if k.State == state {
+				group = append(group, k)
+			}
+		}
+		sort.SliceStable(group, func(i, j int) bool { return group[i].CreatedAt.After(group[j].CreatedAt) })
+		for _, k := range group {
+			out = append(out, PublicKey{KID: k.KID, Key: k.Public})
+		}
+	}
+	return out
+}
+
+// Reload takes the keys as stored now (after another replica rotated or
+// revoked one) without publishing anything.
+func (s *Signer) Reload(ctx context.Context, store KeyStore) error {
+	keys, err := store.SigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("signer: load keys: %w", err)
+	}
+	return s.use(keys)
+}
+
+// Keys returns the keys as last loaded (private halves still sealed).
+func (s *Signer) Keys() []StoredKey {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.stored
+}
+
+// CurrentKID is the kid of the key that signs now ("" before Load).
+func (s *Signer) CurrentKID() string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.signKey == nil {
+		return ""
+	}
+	return s.signKey.KeyID()
 }
 
 func setKeyMeta(k jwk.Key, kid string) error {

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,7 +31,8 @@ var (
 
 // Store is authsvc's database.
 type Store struct {
-	pool *pgxpool.Pool
+	pool    *pgxpool.Pool
+	idleTTL time.Duration // idle lifetime of sessions; see SetSessionIdleTTL (sessions.go)
 }
 
 // Open connects to the database. The pool reconnects by itself when the
@@ -93,12 +93,16 @@ func (s *Store) CreateUser(ctx context.Context, n NewUser) (string, error) {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrIdentityTaken
 		}
-		if err != nil || n.X25519Public == "" {
+		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO api.public_keys (user_id, x25519_public, ed25519_public) VALUES ($1, $2, $3)`,
-			id, n.X25519Public, n.Ed25519Public)
-		return err
+		if n.X25519Public != "" {
+			if _, err := tx.Exec(ctx, `INSERT INTO api.public_keys (user_id, x25519_public, ed25519_public) VALUES ($1, $2, $3)`,
+				id, n.X25519Public, n.Ed25519Public); err != nil {
+				return err
+			}
+		}
+		return AuditTx(ctx, tx, AuditEvent{Type: EventSignup, UserID: id})
 	})
 	if errors.Is(err, ErrIdentityTaken) {
 		return "", err
@@ -131,144 +135,17 @@ func (s *Store) UserByIdentity(ctx context.Context, identity string) (User, erro
 	return u, nil
 }
 
-// NewSession describes a session to open.
-type NewSession struct {
-	UserID      string
-	RefreshHash []byte
-	ExpiresAt   time.Time
-	ClientAddr  netip.Addr // zero when unknown
-	UserAgent   string
-}
-
-// CreateSession opens a session with its first refresh token.
-func (s *Store) CreateSession(ctx context.Context, n NewSession) (string, error) {
-	var addr *netip.Addr
-	if n.ClientAddr.IsValid() {
-		addr = &n.ClientAddr
-	}
-	ua := n.UserAgent
-	if len(ua) > 512 {
-		ua = ua[:512]
-	}
-	var sid string
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `
-			INSERT INTO auth.sessions (user_id, expires_at, client_addr, user_agent)
-			VALUES ($1, $2, $3, nullif($4, '')) RETURNING id::text`,
-			n.UserID, n.ExpiresAt, addr, ua).Scan(&sid); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `INSERT INTO auth.refresh_tokens (token_hash, session_id) VALUES ($1, $2)`,
-			n.RefreshHash, sid)
-		return err
-	})
-	if err != nil {
-		return "", fmt.Errorf("store: create session: %w", err)
-	}
-	return sid, nil
-}
-
-// Session identifies a live session.
-type Session struct {
-	ID        string
-	UserID    string
-	ExpiresAt time.Time
-}
-
-// RotateRefresh exchanges the refresh token with hash oldHash for newHash.
-//
-// A refresh token is single use. The row is locked for the exchange, so of
-// two concurrent uses of one token exactly one succeeds; the other, like any
-// later use, finds the token spent, which is what a stolen and replayed token
-// looks like: the whole session is revoked and ErrRefreshReused returned.
-func (s *Store) RotateRefresh(ctx context.Context, oldHash, newHash []byte, now time.Time) (Session, error) {
-	var out Session
-	reused := false
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var usedAt, revokedAt *time.Time
-		err := tx.QueryRow(ctx, `
-			SELECT s.id::text, s.user_id::text, s.expires_at, s.revoked_at, rt.used_at
-			  FROM auth.refresh_tokens rt JOIN auth.sessions s ON s.id = rt.session_id
-			 WHERE rt.token_hash = $1
-			   FOR UPDATE`, oldHash).Scan(&out.ID, &out.UserID, &out.ExpiresAt, &revokedAt, &usedAt)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return ErrRefreshInvalid
-		}
-		if err != nil {
-			return err
-		}
-		if revokedAt != nil || !now.Before(out.ExpiresAt) {
-			return ErrRefreshInvalid
-		}
-		if usedAt != nil {
-			reused = true
-			_, err := tx.Exec(ctx, `
-				UPDATE auth.sessions SET revoked_at = $2, revoked_reason = 'refresh_token_reuse'
-				 WHERE id = $1 AND revoked_at IS NULL`, out.ID, now)
-			return err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE auth.refresh_tokens SET used_at = $2 WHERE token_hash = $1`, oldHash, now); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO auth.refresh_tokens (token_hash, session_id, issued_at) VALUES ($1, $2, $3)`,
-			newHash, out.ID, now); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `UPDATE auth.sessions SET last_used_at = $2 WHERE id = $1`, out.ID, now)
-		return err
-	})
-	switch {
-	case errors.Is(err, ErrRefreshInvalid):
-		return Session{}, err
-	case err != nil:
-		return Session{}, fmt.Errorf("store: rotate refresh token: %w", err)
-	case reused:
-		return Session{}, ErrRefreshReused
-	}
-	return out, nil
-}
-
-// RevokeSessionByRefresh ends the session a refresh token (spent or not)
-// belongs to. It reports ErrNotFound for an unknown token.
-func (s *Store) RevokeSessionByRefresh(ctx context.Context, hash []byte, reason string, now time.Time) error {
-	tag, err := s.pool.Exec(ctx, `
-		UPDATE auth.sessions SET revoked_at = coalesce(revoked_at, $3), revoked_reason = coalesce(revoked_reason, $2)
-		 WHERE id = (SELECT session_id FROM auth.refresh_tokens WHERE token_hash = $1)`, hash, reason, now)
-	if err != nil {
-		return fmt.Errorf("store: revoke session: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return ErrNotFound
-	}
-	return nil
-}
-
-// RevokeSession ends session sid of user uid. It reports ErrNotFound when
-// there is no such session of that user.
-func (s *Store) RevokeSession(ctx context.Context, uid, sid, reason string, now time.Time) error {
-	tag, err := s.pool.Exec(ctx, `
-		UPDATE auth.sessions SET revoked_at = coalesce(revoked_at, $4), revoked_reason = coalesce(revoked_reason, $3)
-		 WHERE id = $2::uuid AND user_id = $1::uuid`, uid, sid, reason, now)
-	if err != nil {
-		return fmt.Errorf("store: revoke session: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return ErrNotFound
-	}
-	return nil
-}
-
 // SigningKeys returns every key that is still published.
 func (s *Store) SigningKeys(ctx context.Context) ([]signer.StoredKey, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT kid, state, public_key, private_sealed, created_at, activated_at, retired_at
+		SELECT kid, state, public_key, private_sealed, created_at, activated_at, retired_at, published_at, removed_at, revoked
 		  FROM auth.signing_keys ORDER BY created_at`)
 	if err != nil {
 		return nil, fmt.Errorf("store: signing keys: %w", err)
 	}
 	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (signer.StoredKey, error) {
 		var k signer.StoredKey
-		err := r.Scan(&k.KID, &k.State, &k.Public, &k.Sealed, &k.CreatedAt, &k.ActivatedAt, &k.RetiredAt)
+		err := r.Scan(&k.KID, &k.State, &k.Public, &k.Sealed, &k.CreatedAt, &k.ActivatedAt, &k.RetiredAt, &k.PublishedAt, &k.RemovedAt, &k.Revoked)
 		return k, err
 	})
 	if err != nil {
@@ -280,8 +157,8 @@ func (s *Store) SigningKeys(ctx context.Context) ([]signer.StoredKey, error) {
 // InsertCurrentKey stores k as the current key unless one exists already.
 func (s *Store) InsertCurrentKey(ctx context.Context, k signer.StoredKey) (bool, error) {
 	tag, err := s.pool.Exec(ctx, `
-		INSERT INTO auth.signing_keys (kid, algorithm, state, public_key, private_sealed, created_at, activated_at)
-		VALUES ($1, 'EdDSA', 'current', $2, $3, $4, $5)
+		INSERT INTO auth.signing_keys (kid, algorithm, state, public_key, private_sealed, created_at, activated_at, published_at)
+		VALUES ($1, 'EdDSA', 'current', $2, $3, $4, $5, $4)
 		ON CONFLICT DO NOTHING`, k.KID, k.Public, k.Sealed, k.CreatedAt, k.ActivatedAt)
 	if err != nil {
 		return false, fmt.Errorf("store: insert key: %w", err)
@@ -289,12 +166,25 @@ func (s *Store) InsertCurrentKey(ctx context.Context, k signer.StoredKey) (bool,
 	return tag.RowsAffected() == 1, nil
 }
 
+// publishJWKSQuery publishes a JWKS and the token policy (auth.publish_jwks);
+// Store.PublishJWKS and KeyTx.Publish both run it.
+const publishJWKSQuery = `SELECT auth.publish_jwks($1, $2, $3, $4)`
+
 // PublishJWKS hands the JWKS to PostgREST (ALTER ROLE authenticator SET
 // pgrst.jwt_secret, NOTIFY pgrst) and records the token policy, in one
 // transaction; see auth.publish_jwks.
 func (s *Store) PublishJWKS(ctx context.Context, jwks []byte, issuer, audience string, maxTTL time.Duration) error {
-	_, err := s.pool.Exec(ctx, `SELECT auth.publish_jwks($1, $2, $3, $4)`,
-		string(jwks), issuer, audience, int(maxTTL/time.Second))
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, publishJWKSQuery, string(jwks), issuer, audience, int(maxTTL/time.Second)); err != nil {
+			return err
+		}
+		if s.idleTTL <= 0 {
+			return nil
+		}
+		// The idle lifetime gate.check_request() enforces (migration 000006).
+		_, err := tx.Exec(ctx, `UPDATE auth.token_policy SET idle_ttl_seconds = $1`, s.idleSeconds())
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("store: publish jwks: %w", err)
 	}

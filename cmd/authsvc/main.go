@@ -4,6 +4,7 @@
 //	authsvc serve                    run the HTTP API
 //	authsvc migrate up|down [N|--all]|version
 //	authsvc keys list                show the signing keys (never private halves)
+//	authsvc audit [--user ID] [--since DURATION] [--limit N] [--json]
 //
 // Configuration comes from the environment; see authsvc/config.
 package main
@@ -24,11 +25,16 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/labstack/echo/v4"
+
+	"zsm.dev/zsm/authsvc/admin"
 	"zsm.dev/zsm/authsvc/config"
 	"zsm.dev/zsm/authsvc/handshake"
 	"zsm.dev/zsm/authsvc/httpapi"
+	"zsm.dev/zsm/authsvc/metrics"
 	"zsm.dev/zsm/authsvc/migrate"
 	"zsm.dev/zsm/authsvc/ratelimit"
+	"zsm.dev/zsm/authsvc/rotation"
 	"zsm.dev/zsm/authsvc/session"
 	"zsm.dev/zsm/authsvc/signer"
 	"zsm.dev/zsm/authsvc/srplogin"
@@ -38,7 +44,8 @@ import (
 const usage = `usage:
   authsvc serve
   authsvc migrate up | down [N | --all] | version
-  authsvc keys list
+  authsvc keys list | rotate | revoke KID
+  authsvc audit [--user ID] [--since DURATION] [--limit N] [--json]
 `
 
 func main() {
@@ -74,10 +81,13 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 		if err != nil {
 			return err
 		}
-		if len(args) != 2 || args[1] != "list" {
-			return errors.New("usage: authsvc keys list")
+		return keysCmd(ctx, cfg, args[1:], stdout)
+	case "audit":
+		cfg, err := config.FromEnv(getenv, false)
+		if err != nil {
+			return err
 		}
-		return keysList(ctx, cfg, stdout)
+		return auditCmd(ctx, cfg, args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -127,22 +137,70 @@ func migrateCmd(cfg config.Config, args []string, stdout io.Writer) error {
 	return nil
 }
 
-func keysList(ctx context.Context, cfg config.Config, stdout io.Writer) error {
+func keysCmd(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
+	usage := errors.New("usage: authsvc keys list | rotate | revoke KID")
+	if len(args) == 0 {
+		return usage
+	}
 	st, err := store.Open(ctx, string(cfg.DatabaseURL))
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	rot := rotator(cfg, st, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	if args[0] != "list" && (len(cfg.KeyEncryptionKey) == 0 || cfg.Issuer == "") {
+		return errors.New("rotating or revoking keys needs AUTHSVC_KEY_ENCRYPTION_KEY and AUTHSVC_ISSUER, as for serve")
+	}
+	switch {
+	case args[0] == "list" && len(args) == 1:
+	case args[0] == "rotate" && len(args) == 1:
+		res, err := rot.Rotate(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "rotated: %s is current (was %s); %s is published as next\n", res.Current, orDash(res.Retired), res.Next)
+	case args[0] == "revoke" && len(args) == 2:
+		if err := rot.Revoke(ctx, args[1]); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "revoked %s: it is published nowhere and its tokens are refused\n", args[1])
+	default:
+		return usage
+	}
 	keys, err := st.SigningKeys(ctx)
 	if err != nil {
 		return err
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "KID\tSTATE\tALG\tCREATED\tACTIVATED\tRETIRED")
+	fmt.Fprintln(w, "KID\tSTATE\tALG\tCREATED\tPUBLISHED\tACTIVATED\tRETIRED\tREMOVED")
 	for _, k := range keys {
-		fmt.Fprintf(w, "%s\t%s\tEdDSA\t%s\t%s\t%s\n", k.KID, k.State, k.CreatedAt.UTC().Format(time.RFC3339), stamp(k.ActivatedAt), stamp(k.RetiredAt))
+		state := k.State
+		if k.Revoked {
+			state += " (revoked)"
+		}
+		fmt.Fprintf(w, "%s\t%s\tEdDSA\t%s\t%s\t%s\t%s\t%s\n", k.KID, state, k.CreatedAt.UTC().Format(time.RFC3339),
+			stamp(k.PublishedAt), stamp(k.ActivatedAt), stamp(k.RetiredAt), stamp(k.RemovedAt))
 	}
 	return w.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// rotator builds the signing-key rotator from the configuration.
+func rotator(cfg config.Config, st *store.Store, log *slog.Logger) *rotation.Rotator {
+	r := &rotation.Rotator{
+		Keys: st, KEK: cfg.KeyEncryptionKey, Issuer: cfg.Issuer, Audience: cfg.Audience,
+		AccessTTL: cfg.AccessTTL, PublishDelay: cfg.KeyPublishDelay, Log: log,
+	}
+	if cfg.PostgrestURL != "" {
+		r.Prober = &rotation.HTTPProber{URL: cfg.PostgrestURL, Issuer: cfg.Issuer, Audience: cfg.Audience, KEK: cfg.KeyEncryptionKey}
+	}
+	return r
 }
 
 func stamp(t *time.Time) string {
@@ -175,6 +233,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
+	st.SetSessionIdleTTL(cfg.SessionIdleTTL)
 	rdb, err := redisClient(cfg)
 	if err != nil {
 		return err
@@ -201,7 +260,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	loaded := make(chan struct{})
 	go func() {
 		for delay := 250 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
-			err := sg.Load(ctx, st)
+			err := rotator(cfg, st, log).Bootstrap(ctx)
+			if err == nil {
+				err = sg.Reload(ctx, st)
+			}
 			if err == nil {
 				log.Info("signing keys loaded and JWKS published to PostgREST")
 				close(loaded)
@@ -215,6 +277,23 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			}
 		}
 	}()
+
+	// Every replica follows key changes made by any other (LISTEN/NOTIFY),
+	// and takes part in pruning and scheduled rotation.
+	go func() {
+		<-loaded
+		st.ListenKeys(ctx, func() {
+			if err := sg.Reload(ctx, st); err != nil {
+				log.Warn("reloading signing keys failed", "err", err)
+			}
+		})
+	}()
+	rot := rotator(cfg, st, log)
+	go func() {
+		<-loaded
+		rot.Maintain(ctx, cfg.KeyRotationInterval)
+	}()
+	mx := metrics.New(sg.Keys)
 
 	api := &httpapi.Server{
 		Login:    login,
@@ -236,6 +315,22 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 				}
 			},
 		},
+	}
+	api.Middleware = []echo.MiddlewareFunc{mx.Middleware}
+	api.JWKSMaxAge = min(cfg.KeyPublishDelay/2, 5*time.Minute)
+	if cfg.AdminListen != "" {
+		adm := &admin.Server{
+			Rotator: rot, Keys: st.SigningKeys, Metrics: mx.Handler(), Token: []byte(cfg.AdminToken), Log: log,
+			Ready: func(ctx context.Context) error { return errors.Join(st.Ping(ctx), rdb.Ping(ctx).Err()) },
+		}
+		adminSrv := &http.Server{Addr: cfg.AdminListen, Handler: adm.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := adminSrv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("admin listener failed", "err", err)
+			}
+		}()
+		defer adminSrv.Close()
+		log.Info("admin API listening", "addr", cfg.AdminListen)
 	}
 	srv := &http.Server{
 		Addr:              cfg.Listen,

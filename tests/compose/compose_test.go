@@ -269,7 +269,9 @@ func TestVolumes(t *testing.T) {
 }
 
 var (
-	secretName = regexp.MustCompile(`(?i)(PASSWORD|SECRET|_KEY|DATABASE_URL|DB_URI|REDIS_URL|TOKEN)`)
+	secretName = regexp.MustCompile(`(?i)(PASSWORD|SECRET|_KEY($|_)|DATABASE_URL|DB_URI|REDIS_URL|TOKEN)`)
+	// Settings about keys that are not themselves secret.
+	notSecret = map[string]bool{"AUTHSVC_KEY_PUBLISH_DELAY": true, "AUTHSVC_KEY_ROTATION_INTERVAL": true}
 	urlCreds   = regexp.MustCompile(`[a-z][a-z0-9+.-]*://[^/@\s:]+:[^@\s/]+@`)
 )
 
@@ -283,7 +285,7 @@ func TestNoInlineSecrets(t *testing.T) {
 	}
 	for _, s := range p.Services {
 		for k, v := range s.Environment {
-			if !secretName.MatchString(k) {
+			if !secretName.MatchString(k) || notSecret[k] {
 				continue
 			}
 			val := deref(v)

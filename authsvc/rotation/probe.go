@@ -1,0 +1,111 @@
+package rotation
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"zsm.dev/zsm/authsvc/signer"
+)
+
+// HTTPProber asks PostgREST itself whether it took a key: it signs a token
+// with the key for a session that does not exist and expects the database's
+// "session_revoked" refusal (the signature was accepted, then the gate
+// refused), not PostgREST's signature refusal (PGRST301). It also checks
+// that an HS256 token keyed with the JWKS text is refused, the forgery
+// PostgREST 12 would accept had it mistaken the JWKS for an HMAC secret.
+type HTTPProber struct {
+	URL              string // PostgREST's base URL
+	Issuer, Audience string
+	KEK              []byte
+	Client           *http.Client
+	Timeout          time.Duration // how long to wait for PostgREST to reload (default 5 s)
+}
+
+func b64(v any) string {
+	b, ok := v.([]byte)
+	if !ok {
+		b, _ = json.Marshal(v)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Probe implements Prober.
+func (p *HTTPProber) Probe(ctx context.Context, key signer.StoredKey, jwks []byte) error {
+	priv, err := signer.OpenPrivateKey(p.KEK, key)
+	if err != nil {
+		return err
+	}
+	now := time.Now().Unix()
+	claims := map[string]any{
+		"iss": p.Issuer, "aud": p.Audience, "sub": uuid.NewString(), "sid": uuid.NewString(),
+		"role": signer.Role, "iat": now, "exp": now + 60,
+	}
+	in := b64(map[string]string{"alg": "EdDSA", "typ": "JWT", "kid": key.KID}) + "." + b64(claims)
+	token := in + "." + b64(ed25519.Sign(priv, []byte(in)))
+
+	mac := hmac.New(sha256.New, jwks)
+	forged := b64(map[string]string{"alg": "HS256", "typ": "JWT"}) + "." + b64(claims)
+	mac.Write([]byte(forged))
+	forged += "." + b64(mac.Sum(nil))
+
+	timeout := p.Timeout
+	if timeout == 0 {
+		timeout = 5 * time.Second
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		code, err := p.ask(ctx, token)
+		if err == nil && code == "session_revoked" {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("PostgREST answered %q (%v) to a token of the new key", code, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if code, err := p.ask(ctx, forged); err != nil || code != "PGRST301" {
+		return fmt.Errorf("PostgREST did not refuse an HS256 token keyed with the JWKS (answer %q, %v): it may be using the JWKS as an HMAC secret", code, err)
+	}
+	return nil
+}
+
+// ask sends a request with token and returns the error code of the answer.
+func (p *HTTPProber) ask(ctx context.Context, token string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/", nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	c := p.Client
+	if c == nil {
+		c = &http.Client{Timeout: 5 * time.Second}
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Code string `json:"code"`
+	}
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	_ = json.Unmarshal(data, &body)
+	if resp.StatusCode != http.StatusUnauthorized {
+		return body.Code, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return body.Code, nil
+}
