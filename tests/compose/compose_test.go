@@ -272,7 +272,7 @@ var (
 	secretName = regexp.MustCompile(`(?i)(PASSWORD|SECRET|_KEY($|_)|DATABASE_URL|DB_URI|REDIS_URL|TOKEN)`)
 	// Settings about keys that are not themselves secret.
 	notSecret = map[string]bool{"AUTHSVC_KEY_PUBLISH_DELAY": true, "AUTHSVC_KEY_ROTATION_INTERVAL": true}
-	urlCreds   = regexp.MustCompile(`[a-z][a-z0-9+.-]*://[^/@\s:]+:[^@\s/]+@`)
+	urlCreds  = regexp.MustCompile(`[a-z][a-z0-9+.-]*://[^/@\s:]+:[^@\s/]+@`)
 )
 
 // Passwords and keys come from Docker secrets: the compose file holds no
