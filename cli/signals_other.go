@@ -1,0 +1,9 @@
+//go:build !unix
+
+package cli
+
+import "os"
+
+var forwardedSignals = []os.Signal{os.Interrupt}
+
+func signalExit(*os.ProcessState) int { return -1 }
