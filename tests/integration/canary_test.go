@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"zsm.dev/zsm/cli"
+	"zsm.dev/zsm/sdk/keys"
 	"zsm.dev/zsm/sdk/zsm"
 )
 
@@ -28,38 +30,52 @@ func TestCanaryNeverReachesTheServer(t *testing.T) {
 		"password":     "canary-password-" + tag,
 	}
 	identity := "canary-" + tag + "@example.test"
+	home := t.TempDir()
+	kit := filepath.Join(home, "kit.txt")
+	t.Setenv("ZSM_HOME", filepath.Join(home, "zsm"))
+	t.Setenv("ZSM_SERVER", s.GatewayURL())
+	t.Setenv("ZSM_KEYRING", "off")
+	t.Setenv("ZSM_SESSION", "")
+	// The canary goes in through the CLI, exactly as a user would put it.
+	zsmCLI := func(stdin string, args ...string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if code := cli.Run(args, strings.NewReader(stdin), &out, &errOut); code != 0 {
+			t.Fatalf("zsm %v: exit %d: %s", args, code, errOut.String())
+		}
+		return out.String()
+	}
+	sessionKey := strings.TrimSpace(zsmCLI(canary["password"]+"\n", "signup", identity, "--password-stdin", "--kit", kit, "--raw"))
+	t.Setenv("ZSM_SESSION", sessionKey)
+	kitText, err := os.ReadFile(kit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(kitText), "\n") {
+		if v, ok := strings.CutPrefix(line, "Secret Key:"); ok {
+			canary["secret key text"] = strings.TrimSpace(v)
+		}
+	}
+	sk, err := keys.ParseSecretKey(canary["secret key text"])
+	if err != nil {
+		t.Fatalf("the emergency kit has no Secret Key: %v", err)
+	}
+	canary["secret key hex"] = hex.EncodeToString(sk[:])
+	canary["session key"] = sessionKey
+	zsmCLI("", "vault", "create", canary["vault name"])
+	zsmCLI("", "set", canary["vault name"]+"/"+canary["secret name"], canary["secret value"])
+	zsmCLI(canary["secret value"]+"-2", "set", canary["vault name"]+"/"+canary["secret name"], "-")
+	if got := zsmCLI("", "read", "zsm://"+canary["vault name"]+"/"+canary["secret name"]); got != canary["secret value"]+"-2" {
+		t.Fatalf("read back %q", got)
+	}
+	// The account key, as the SDK opens it, must not reach the server either.
 	hc := httpFrom(sourceIP())
-	state := zsm.NewMemState()
-	res, err := zsm.Signup(ctx, hc, s.GatewayURL(), identity, canary["password"], state)
+	sess, err := zsm.Login(ctx, hc, s.GatewayURL(), identity, canary["password"], sk, zsm.NewMemState())
 	if err != nil {
 		t.Fatal(err)
 	}
-	canary["secret key text"] = res.SecretKey.Text()
-	canary["secret key hex"] = hex.EncodeToString(res.SecretKey[:])
-	sess, err := zsm.Login(ctx, hc, s.GatewayURL(), identity, canary["password"], res.SecretKey, state)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := zsm.New(sess, state, hc)
-	v, err := c.CreateVault(ctx, canary["vault name"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.SetSecret(ctx, v, canary["secret name"], canary["secret value"]); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.SetSecret(ctx, v, canary["secret name"], canary["secret value"]+"-2"); err != nil {
-		t.Fatal(err)
-	}
-	got, err := c.SecretByName(ctx, v, canary["secret name"])
-	if err != nil || got.Value != canary["secret value"]+"-2" {
-		t.Fatalf("read back: %v %v", got, err)
-	}
-	if err := c.Logout(ctx); err != nil {
-		t.Fatal(err)
-	}
-	// The key material of the session, too.
 	canary["account key hex"] = hex.EncodeToString(sess.Keys.AccountKey)
+	zsmCLI("", "logout")
 
 	// Make sure everything written is on disk.
 	conn := db(t)
