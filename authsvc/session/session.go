@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"regexp"
 	"strings"
 	"time"
 
@@ -50,17 +51,21 @@ type Tokens struct {
 
 // Manager runs sessions.
 type Manager struct {
-	store  Store
-	signer *signer.Signer
-	ttl    time.Duration // absolute session lifetime
-	log    *slog.Logger
-	Now    func() time.Time
+	store    Store
+	accounts Accounts // nil when store does not manage accounts (see manage.go)
+	signer   *signer.Signer
+	ttl      time.Duration // absolute session lifetime
+	log      *slog.Logger
+	Now      func() time.Time
 }
 
 // New returns a Manager.
 func New(st Store, sg *signer.Signer, sessionTTL time.Duration, log *slog.Logger) *Manager {
-	return &Manager{store: st, signer: sg, ttl: sessionTTL, log: log, Now: time.Now}
+	accounts, _ := st.(Accounts)
+	return &Manager{store: st, accounts: accounts, signer: sg, ttl: sessionTTL, log: log, Now: time.Now}
 }
+
+var uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
 const refreshPrefix = "zsmrt_"
 

@@ -292,15 +292,46 @@ type Verified struct {
 // server's proof. Every failure is ErrLoginFailed (or an infrastructure
 // error); the handshake is consumed whatever happens.
 func (s *Service) Verify(ctx context.Context, handshakeID, mHex string) (Verified, error) {
+	return s.verify(ctx, handshakeID, mHex, "", store.EventLoginFailed)
+}
+
+// VerifyFor is Verify for a user who is signed in already and proves the
+// password again (before changing it): the handshake must have been started
+// for userID's identity, or the proof is refused like a wrong one. A failure
+// is recorded as failedEvent rather than as a failed login.
+func (s *Service) VerifyFor(ctx context.Context, userID, handshakeID, mHex, failedEvent string) (Verified, error) {
+	if userID == "" {
+		return Verified{}, ErrLoginFailed
+	}
+	return s.verify(ctx, handshakeID, mHex, userID, failedEvent)
+}
+
+// Auditor records failed proofs; the Users given to New may offer it
+// (*store.Store does).
+type Auditor interface {
+	Audit(ctx context.Context, e store.AuditEvent) error
+}
+
+func (s *Service) verify(ctx context.Context, handshakeID, mHex, wantUser, failedEvent string) (Verified, error) {
 	if !handshake.ValidID(handshakeID) || !proofPattern.MatchString(mHex) {
 		return Verified{}, fmt.Errorf("%w: handshake_id or proof is malformed", ErrBadRequest)
 	}
 	st, err := s.hs.Take(ctx, handshakeID)
 	if errors.Is(err, handshake.ErrUnknown) {
+		// Expired, replayed or made up: for a login there is nobody to
+		// record it against.
+		if wantUser != "" {
+			return Verified{}, s.failed(ctx, failedEvent, wantUser, "", "handshake_unknown")
+		}
 		return Verified{}, ErrLoginFailed
 	}
 	if err != nil {
 		return Verified{}, err
+	}
+	if wantUser != "" && st.UserID != wantUser {
+		// Someone else's handshake (or one for an unknown identity): it is
+		// spent now, and proves nothing about the caller.
+		return Verified{}, s.failed(ctx, failedEvent, wantUser, "", "handshake_of_another_identity")
 	}
 	srv, err := RestoreServer(st.Server)
 	if err != nil {
@@ -308,14 +339,36 @@ func (s *Service) Verify(ctx context.Context, handshakeID, mHex string) (Verifie
 	}
 	proof, ok := srv.ClientOk(mHex)
 	if !ok || st.UserID == "" {
-		return Verified{}, ErrLoginFailed
+		if st.UserID == "" {
+			return Verified{}, s.failed(ctx, failedEvent, "", st.Identity, "unknown_identity")
+		}
+		return Verified{}, s.failed(ctx, failedEvent, st.UserID, "", "wrong_proof")
 	}
 	u, err := s.users.UserByIdentity(ctx, st.Identity)
 	if err != nil || u.ID != st.UserID {
 		// The account vanished or changed hands between init and verify.
-		return Verified{}, ErrLoginFailed
+		return Verified{}, s.failed(ctx, failedEvent, st.UserID, "", "account_changed")
 	}
 	return Verified{UserID: st.UserID, Proof: proof, KeyBundle: u.KeyBundle}, nil
+}
+
+// failed records a failed proof and returns ErrLoginFailed, or the error of
+// recording it. A failure for an identity nobody registered has no user id,
+// so no user can ever read it; it names the identity for operators, who
+// know every identity anyway. Nothing of the SRP exchange is recorded.
+func (s *Service) failed(ctx context.Context, event, userID, identity, reason string) error {
+	a, ok := s.users.(Auditor)
+	if !ok {
+		return ErrLoginFailed
+	}
+	detail := map[string]any{"reason": reason}
+	if userID == "" && identity != "" {
+		detail["identity"] = identity
+	}
+	if err := a.Audit(ctx, store.AuditEvent{Type: event, UserID: userID, Detail: detail}); err != nil {
+		return fmt.Errorf("srplogin: recording a failed proof: %w", err)
+	}
+	return ErrLoginFailed
 }
 
 // maxDecimalDigits is the length of N-1 written in decimal (3072·log10 2 < 925).

@@ -1,0 +1,167 @@
+package zsm
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"zsm.dev/zsm/sdk/authclient"
+	"zsm.dev/zsm/sdk/keys"
+)
+
+// SessionInfo is one live session of the account (a device that is logged
+// in), as the server reports it.
+type SessionInfo = authclient.SessionInfo
+
+// ErrWrongPassword means the server did not accept the proof of the current
+// password (or Secret Key) for a password change.
+var ErrWrongPassword = errors.New("the current password or Secret Key is wrong")
+
+// authed runs call with a fresh access token: it refreshes the token first
+// when it is about to expire, and once more if the server says it is not
+// valid (it may have expired meanwhile). A session that has ended is
+// ErrSessionExpired.
+func (c *Client) authed(ctx context.Context, call func(ac *authclient.Client, token string) error) error {
+	for attempt := 0; ; attempt++ {
+		s := c.Session()
+		if c.Now().Add(30 * time.Second).After(s.AccessExpiry) {
+			if err := c.refresh(ctx, s.AccessToken); err != nil {
+				return err
+			}
+			s = c.Session()
+		}
+		ac := authclient.New(s.Server)
+		ac.HTTP = c.http
+		err := call(ac, s.AccessToken)
+		var e *authclient.APIError
+		if attempt == 0 && errors.As(err, &e) && e.Status == http.StatusUnauthorized && e.Code == "invalid_token" {
+			if err := c.refresh(ctx, s.AccessToken); err != nil {
+				return err
+			}
+			continue
+		}
+		return err
+	}
+}
+
+// Sessions lists the account's live sessions; Current marks this one.
+func (c *Client) Sessions(ctx context.Context) ([]SessionInfo, error) {
+	var out []SessionInfo
+	err := c.authed(ctx, func(ac *authclient.Client, token string) error {
+		var err error
+		out, err = ac.ListSessions(ctx, token)
+		return err
+	})
+	if err != nil {
+		return nil, sessionError(err)
+	}
+	return out, nil
+}
+
+// RevokeSession ends one of the account's sessions (this one included):
+// its tokens stop working at once. An id that is not a live session of
+// this account is ErrNotFound.
+func (c *Client) RevokeSession(ctx context.Context, id string) error {
+	err := c.authed(ctx, func(ac *authclient.Client, token string) error {
+		return ac.RevokeSession(ctx, token, id)
+	})
+	return sessionError(err)
+}
+
+func sessionError(err error) error {
+	var e *authclient.APIError
+	if errors.As(err, &e) && e.Code == "not_found" {
+		return fmt.Errorf("%w: no such session", ErrNotFound)
+	}
+	return apiError(err)
+}
+
+// ChangePassword changes the account's password. It derives the SRP secret
+// of the old password (with the KDF parameters pinned for the account) and
+// proves it to the server in a fresh SRP exchange bound to this session;
+// derives the new keys under new KDF parameters (a new salt, at the
+// floor); registers a new SRP verifier; and re-wraps the same account key
+// under the new unlock key, so every vault stays readable. The Secret Key
+// does not change. The server ends every other session of the account and
+// keeps this one. On success the new KDF parameters are pinned in state and
+// in the client's session (OnRefresh is called, so a caller that stores the
+// session stores the new parameters too).
+func ChangePassword(ctx context.Context, client *Client, oldPassword, newPassword string, sk keys.SecretKey, state State) error {
+	if newPassword == "" {
+		return errors.New("the new password must not be empty")
+	}
+	s := client.Session()
+	if s.Keys == nil {
+		return errors.New("the session holds no account keys; log in again")
+	}
+	acct := accountKey(s.Server, s.Identity)
+	oldKDF := s.KDF
+	if pinned, ok := state.PinnedKDF(acct); ok {
+		if !pinned.Equal(oldKDF) {
+			return ErrKDFChange
+		}
+		oldKDF = pinned
+	}
+	if err := oldKDF.Check(); err != nil {
+		return fmt.Errorf("refusing the account's key-derivation parameters: %w", err)
+	}
+	oldD, err := keys.Derive(oldPassword, sk, s.Identity, oldKDF)
+	if err != nil {
+		return err
+	}
+	newKDF, err := keys.DefaultKDF(rand.Reader)
+	if err != nil {
+		return err
+	}
+	newD, err := keys.Derive(newPassword, sk, s.Identity, newKDF)
+	if err != nil {
+		return err
+	}
+	bundle, err := s.Keys.Bundle(newD.UnlockKey, s.UserID, rand.Reader)
+	if err != nil {
+		return err
+	}
+	rawBundle, err := json.Marshal(bundle)
+	if err != nil {
+		return err
+	}
+	wantOld := toAuthKDF(oldKDF)
+	err = client.authed(ctx, func(ac *authclient.Client, token string) error {
+		_, err := ac.ChangePassword(ctx, token, authclient.PasswordChange{
+			Identity: s.Identity, OldSecret: oldD.SRPSecret, OldKDF: &wantOld,
+			NewSecret: newD.SRPSecret, NewKDF: toAuthKDF(newKDF), KeyBundle: rawBundle,
+		})
+		return err
+	})
+	var e *authclient.APIError
+	switch {
+	case errors.Is(err, authclient.ErrKDFMismatch):
+		return ErrKDFChange
+	case errors.As(err, &e) && e.Code == "proof_failed":
+		return ErrWrongPassword
+	case errors.As(err, &e) && e.Code == "key_bundle_mismatch":
+		// The server holds other public keys for this account than the
+		// ones this device opened from its own bundle.
+		return tamper("the server's public keys for this account", err)
+	case err != nil:
+		return apiError(err)
+	}
+	state.PinKDF(acct, newKDF)
+	client.mu.Lock()
+	ns := *client.sess
+	ns.KDF = newKDF
+	client.sess = &ns
+	client.mu.Unlock()
+	if client.OnRefresh != nil {
+		client.OnRefresh(&ns)
+	}
+	return nil
+}
+
+func toAuthKDF(k keys.KDFParams) authclient.KDF {
+	return authclient.KDF{Alg: k.Alg, Salt: k.Salt, MemoryKiB: k.MemoryKiB, Iterations: k.Iterations, Parallelism: k.Parallelism}
+}
