@@ -57,6 +57,9 @@ type Manager struct {
 	ttl      time.Duration // absolute session lifetime
 	log      *slog.Logger
 	Now      func() time.Time
+	// OnReuse, if set, is called when a spent refresh token comes back
+	// (metrics).
+	OnReuse func()
 }
 
 // New returns a Manager.
@@ -129,6 +132,9 @@ func (m *Manager) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 	case errors.Is(err, store.ErrRefreshReused):
 		// Logged without the token: the session id is enough to investigate.
 		m.log.WarnContext(ctx, "refresh token reused; session revoked", "reason", "refresh_token_reuse")
+		if m.OnReuse != nil {
+			m.OnReuse()
+		}
 		return Tokens{}, ErrInvalidRefresh
 	case errors.Is(err, store.ErrRefreshInvalid):
 		return Tokens{}, ErrInvalidRefresh

@@ -128,3 +128,6 @@ func (s *Store) ListenKeys(ctx context.Context, changed func()) {
 		}
 	}
 }
+
+// Audit records an event in the authentication audit, in this transaction.
+func (t *KeyTx) Audit(ctx context.Context, e AuditEvent) error { return AuditTx(ctx, t.tx, e) }

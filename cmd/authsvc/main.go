@@ -196,6 +196,9 @@ func rotator(cfg config.Config, st *store.Store, log *slog.Logger) *rotation.Rot
 	r := &rotation.Rotator{
 		Keys: st, KEK: cfg.KeyEncryptionKey, Issuer: cfg.Issuer, Audience: cfg.Audience,
 		AccessTTL: cfg.AccessTTL, PublishDelay: cfg.KeyPublishDelay, Log: log,
+		Audit: func(ctx context.Context, t *store.KeyTx, event, kid string) error {
+			return t.Audit(ctx, store.AuditEvent{Type: event, Detail: map[string]any{"kid": kid}})
+		},
 	}
 	if cfg.PostgrestURL != "" {
 		r.Prober = &rotation.HTTPProber{URL: cfg.PostgrestURL, Issuer: cfg.Issuer, Audience: cfg.Audience, KEK: cfg.KeyEncryptionKey}
@@ -294,10 +297,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		rot.Maintain(ctx, cfg.KeyRotationInterval)
 	}()
 	mx := metrics.New(sg.Keys)
+	sessions := session.New(st, sg, cfg.SessionTTL, log)
+	sessions.OnReuse = mx.Reuse.Inc
 
 	api := &httpapi.Server{
 		Login:    login,
-		Sessions: session.New(st, sg, cfg.SessionTTL, log),
+		Sessions: sessions,
 		Signer:   sg,
 		Limiter:  ratelimit.New(rdb),
 		Limits: httpapi.Limits{

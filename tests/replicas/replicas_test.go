@@ -411,6 +411,16 @@ func TestRevokedKeyRefusedWithinASecond(t *testing.T) {
 		t.Fatal("the revoked key is still in the JWKS")
 	}
 	consistent(t)
+	// The revoke is in the authentication audit.
+	conn, err := pgx.Connect(context.Background(), s.AdminDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM api.audit_events WHERE event = 'signing_key_revoked' AND detail->>'kid' = $1`, kid).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("audit rows for the revoke: %d (%v)", n, err)
+	}
 }
 
 func mustGet(t *testing.T, url string) string {
