@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"zsm.dev/zsm/sdk/keys"
 	"zsm.dev/zsm/sdk/zsm"
 	"zsm.dev/zsm/srpgroup"
 )
@@ -156,7 +157,7 @@ from your password.
 }
 
 func (a *app) loginCmd() *cobra.Command {
-	var pwStdin, skStdin, raw bool
+	var pwStdin, skStdin, raw, acceptKDF bool
 	c := &cobra.Command{
 		Use:   "login [IDENTITY]",
 		Short: "Log in and keep the session for the next commands",
@@ -203,7 +204,14 @@ must run (eval "$(zsm login)") for later commands to open the session.`,
 			if err != nil {
 				return err
 			}
-			sess, err := zsm.Login(ctx, a.hc, server, id, pw, sk, st)
+			var pins zsm.State = st
+			if acceptKDF {
+				pins = forgetPin{State: st}
+			}
+			sess, err := zsm.Login(ctx, a.hc, server, id, pw, sk, pins)
+			if errors.Is(err, zsm.ErrKDFChange) {
+				return withHint(ExitIntegrity, err, "if you changed the password on another device, log in with --accept-new-kdf; otherwise the server is trying to weaken your login")
+			}
 			if err != nil {
 				if errors.Is(err, zsm.ErrLoginFailed) {
 					hint := "check the password and the Secret Key (ZSM1-…, in your emergency kit)"
@@ -234,9 +242,17 @@ must run (eval "$(zsm login)") for later commands to open the session.`,
 	c.Flags().BoolVar(&pwStdin, "password-stdin", false, "read the password from the first line of stdin")
 	c.Flags().BoolVar(&skStdin, "secret-key-stdin", false, "read the Secret Key from the next line of stdin")
 	c.Flags().BoolVar(&raw, "raw", false, "print only the session key (when there is no keyring), for scripts")
+	c.Flags().BoolVar(&acceptKDF, "accept-new-kdf", false, "accept key-derivation parameters that differ from the pinned ones (after a password change on another device); the floor still applies")
 	refusePasswordFlag(c)
 	return a.jsonFlag(c)
 }
+
+// forgetPin is a State that has pinned no KDF parameters: logging in with it
+// accepts (and then pins) whatever the server now sends, as long as it
+// passes the floor. Used only when the user says the password was changed.
+type forgetPin struct{ zsm.State }
+
+func (forgetPin) PinnedKDF(string) (keys.KDFParams, bool) { return keys.KDFParams{}, false }
 
 // finishLogin ends the previous session of this home, stores the new one
 // and tells the user how to use it.

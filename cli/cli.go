@@ -52,6 +52,11 @@ func Main() int { return Run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr) }
 
 // Run runs zsm with args.
 func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if host, err := os.Hostname(); err == nil && host != "" {
+		zsm.DeviceLabel = "zsm CLI on " + host
+	} else {
+		zsm.DeviceLabel = "zsm CLI"
+	}
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, hc: zsm.NewHTTPClient()}
 	root := a.rootCmd()
 	root.SetArgs(args)
@@ -129,6 +134,7 @@ Secret Key, 5 not found, 6 integrity failure, 7 server unavailable,
 		a.vaultCmd(),
 		a.setCmd(), a.getCmd(), a.lsCmd(), a.rmCmd(), a.historyCmd(), a.restoreCmd(),
 		a.runCmd(), a.readCmd(), a.injectCmd(), a.importCmd(), a.exportCmd(),
+		a.sessionsCmd(), a.passwordCmd(),
 	)
 	return root
 }

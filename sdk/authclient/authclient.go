@@ -74,6 +74,8 @@ var ErrServerProof = errors.New("authclient: the server's SRP proof is wrong; re
 type Client struct {
 	BaseURL string // e.g. http://127.0.0.1:8080
 	HTTP    *http.Client
+	// DeviceLabel names the session a login opens (shown in session lists).
+	DeviceLabel string
 }
 
 // New returns a Client with a bounded timeout.
@@ -245,9 +247,11 @@ func (c *Client) LoginWithSecret(ctx context.Context, identity string, secret []
 		Session
 		ServerProof string `json:"server_proof"`
 	}
-	if err := c.Do(ctx, http.MethodPost, "/auth/v1/login/verify", map[string]string{
-		"handshake_id": ch.HandshakeID, "m": m,
-	}, &out); err != nil {
+	verify := map[string]string{"handshake_id": ch.HandshakeID, "m": m}
+	if c.DeviceLabel != "" {
+		verify["device_label"] = c.DeviceLabel
+	}
+	if err := c.Do(ctx, http.MethodPost, "/auth/v1/login/verify", verify, &out); err != nil {
 		return Session{}, err
 	}
 	if !cl.ServerOk(out.ServerProof) {

@@ -17,6 +17,11 @@ import (
 	"zsm.dev/zsm/srpgroup"
 )
 
+// DeviceLabel names the sessions this program's logins open, as the user
+// sees them in session lists. Programs set it once (the CLI says
+// "zsm CLI on <host>").
+var DeviceLabel = "zsm SDK"
+
 // NewHTTPClient is the HTTP client the SDK uses unless given one: bounded
 // timeouts, connection reuse.
 func NewHTTPClient() *http.Client {
@@ -106,6 +111,7 @@ func Login(ctx context.Context, hc *http.Client, server, identity, password stri
 	if hc != nil {
 		ac.HTTP = hc
 	}
+	ac.DeviceLabel = DeviceLabel
 	var derived keys.Derived
 	var params keys.KDFParams
 	sess, err := ac.Login(ctx, id, func(k authclient.KDF) ([]byte, error) {
