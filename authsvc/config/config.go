@@ -65,6 +65,23 @@ type Config struct {
 	// The admin listener: loopback only, admin token required.
 	AdminListen string
 	AdminToken  Secret
+
+	// Webhooks and events (authsvc/events, docs/webhooks.md).
+	Webhooks Webhooks
+}
+
+// Webhooks configures the events worker.
+type Webhooks struct {
+	AllowHTTP    bool           // http:// URLs allowed, not only https://
+	AllowNets    []netip.Prefix // networks reachable despite the address guard (e.g. 127.0.0.0/8 in tests)
+	Timeout      time.Duration  // one delivery, connect to last byte
+	RetryBase    time.Duration  // first retry delay; doubles per attempt
+	RetryMax     time.Duration  // cap of the retry delay
+	MaxAttempts  int            // attempts per event and webhook
+	DisableAfter int            // events in a row that used up their attempts before the webhook is disabled
+	Concurrency  int            // deliveries in flight per replica
+	Poll         time.Duration  // how often the worker looks for due work without a NOTIFY
+	Retention    time.Duration  // finished deliveries are kept this long
 }
 
 // Getenv is os.Getenv's shape, so tests can pass a map.
@@ -106,6 +123,7 @@ func FromEnv(getenv Getenv, needServe bool) (Config, error) {
 	c.PostgrestURL = r.str("AUTHSVC_POSTGREST_URL", "")
 	c.AdminListen = r.str("AUTHSVC_ADMIN_LISTEN", "")
 	c.AdminToken = r.secret("AUTHSVC_ADMIN_TOKEN")
+	c.Webhooks = r.webhooks()
 	if c.KeyPublishDelay < 0 || c.KeyPublishDelay > 24*time.Hour {
 		r.fail("AUTHSVC_KEY_PUBLISH_DELAY must be between 0s and 24h")
 	}
@@ -193,6 +211,46 @@ func FromEnv(getenv Getenv, needServe bool) (Config, error) {
 	return c, nil
 }
 
+func (r *reader) webhooks() Webhooks {
+	w := Webhooks{
+		AllowHTTP:    r.boolean("AUTHSVC_WEBHOOK_ALLOW_HTTP", false),
+		AllowNets:    r.prefixes("AUTHSVC_WEBHOOK_ALLOW_NETS", ""),
+		Timeout:      r.duration("AUTHSVC_WEBHOOK_TIMEOUT", 10*time.Second),
+		RetryBase:    r.duration("AUTHSVC_WEBHOOK_RETRY_BASE", 10*time.Second),
+		RetryMax:     r.duration("AUTHSVC_WEBHOOK_RETRY_MAX", time.Hour),
+		MaxAttempts:  r.integer("AUTHSVC_WEBHOOK_MAX_ATTEMPTS", 12),
+		DisableAfter: r.integer("AUTHSVC_WEBHOOK_DISABLE_AFTER", 5),
+		Concurrency:  r.integer("AUTHSVC_WEBHOOK_CONCURRENCY", 16),
+		Poll:         r.duration("AUTHSVC_EVENTS_POLL_INTERVAL", time.Second),
+		Retention:    r.duration("AUTHSVC_WEBHOOK_LOG_RETENTION", 30*24*time.Hour),
+	}
+	if w.Timeout < time.Second || w.Timeout > time.Minute {
+		r.fail("AUTHSVC_WEBHOOK_TIMEOUT must be between 1s and 1m")
+	}
+	if w.RetryBase < 10*time.Millisecond || w.RetryBase > time.Hour {
+		r.fail("AUTHSVC_WEBHOOK_RETRY_BASE must be between 10ms and 1h")
+	}
+	if w.RetryMax < w.RetryBase || w.RetryMax > 24*time.Hour {
+		r.fail("AUTHSVC_WEBHOOK_RETRY_MAX must be between the retry base and 24h")
+	}
+	if w.MaxAttempts < 1 || w.MaxAttempts > 50 {
+		r.fail("AUTHSVC_WEBHOOK_MAX_ATTEMPTS must be between 1 and 50")
+	}
+	if w.DisableAfter < 1 || w.DisableAfter > 1000 {
+		r.fail("AUTHSVC_WEBHOOK_DISABLE_AFTER must be between 1 and 1000")
+	}
+	if w.Concurrency < 1 || w.Concurrency > 256 {
+		r.fail("AUTHSVC_WEBHOOK_CONCURRENCY must be between 1 and 256")
+	}
+	if w.Poll < 10*time.Millisecond || w.Poll > time.Minute {
+		r.fail("AUTHSVC_EVENTS_POLL_INTERVAL must be between 10ms and 1m")
+	}
+	if w.Retention < time.Hour || w.Retention > 365*24*time.Hour {
+		r.fail("AUTHSVC_WEBHOOK_LOG_RETENTION must be between 1h and 8760h")
+	}
+	return w
+}
+
 type reader struct {
 	getenv   Getenv
 	problems []string
@@ -277,6 +335,20 @@ func (r *reader) integer(name string, def int) int {
 		return def
 	}
 	return n
+}
+
+func (r *reader) boolean(name string, def bool) bool {
+	switch v := strings.ToLower(r.str(name, "")); v {
+	case "":
+		return def
+	case "true", "1", "yes", "on":
+		return true
+	case "false", "0", "no", "off":
+		return false
+	default:
+		r.fail(fmt.Sprintf("%s %q is not true or false", name, v))
+		return def
+	}
 }
 
 func (r *reader) prefixes(name, def string) []netip.Prefix {

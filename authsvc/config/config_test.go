@@ -338,3 +338,39 @@ func TestSecretNeverPrintsWithNumericVerbs(t *testing.T) {
 		}
 	}
 }
+
+func TestWebhookSettings(t *testing.T) {
+	c, err := config.FromEnv(env(full()), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := c.Webhooks
+	if w.AllowHTTP || len(w.AllowNets) != 0 || w.Timeout != 10*time.Second || w.RetryBase != 10*time.Second ||
+		w.RetryMax != time.Hour || w.MaxAttempts != 12 || w.DisableAfter != 5 || w.Concurrency != 16 ||
+		w.Poll != time.Second || w.Retention != 30*24*time.Hour {
+		t.Fatalf("webhook defaults: %+v", w)
+	}
+	c, err = config.FromEnv(env(with("AUTHSVC_WEBHOOK_ALLOW_HTTP", "true", "AUTHSVC_WEBHOOK_ALLOW_NETS", "127.0.0.0/8, ::1/128",
+		"AUTHSVC_WEBHOOK_RETRY_BASE", "50ms", "AUTHSVC_WEBHOOK_MAX_ATTEMPTS", "4", "AUTHSVC_WEBHOOK_DISABLE_AFTER", "2")), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := c.Webhooks; !w.AllowHTTP || len(w.AllowNets) != 2 || w.RetryBase != 50*time.Millisecond || w.MaxAttempts != 4 || w.DisableAfter != 2 {
+		t.Fatalf("webhook settings: %+v", w)
+	}
+	// Every problem at once.
+	_, err = config.FromEnv(env(with("AUTHSVC_WEBHOOK_ALLOW_HTTP", "maybe", "AUTHSVC_WEBHOOK_ALLOW_NETS", "10.0.0.1",
+		"AUTHSVC_WEBHOOK_TIMEOUT", "2m", "AUTHSVC_WEBHOOK_RETRY_BASE", "1ms", "AUTHSVC_WEBHOOK_RETRY_MAX", "48h",
+		"AUTHSVC_WEBHOOK_MAX_ATTEMPTS", "0", "AUTHSVC_WEBHOOK_DISABLE_AFTER", "-1", "AUTHSVC_WEBHOOK_CONCURRENCY", "1000",
+		"AUTHSVC_EVENTS_POLL_INTERVAL", "1ms", "AUTHSVC_WEBHOOK_LOG_RETENTION", "1m")), true)
+	if err == nil {
+		t.Fatal("bad webhook settings accepted")
+	}
+	for _, name := range []string{"AUTHSVC_WEBHOOK_ALLOW_HTTP", "AUTHSVC_WEBHOOK_ALLOW_NETS", "AUTHSVC_WEBHOOK_TIMEOUT",
+		"AUTHSVC_WEBHOOK_RETRY_BASE", "AUTHSVC_WEBHOOK_RETRY_MAX", "AUTHSVC_WEBHOOK_MAX_ATTEMPTS", "AUTHSVC_WEBHOOK_DISABLE_AFTER",
+		"AUTHSVC_WEBHOOK_CONCURRENCY", "AUTHSVC_EVENTS_POLL_INTERVAL", "AUTHSVC_WEBHOOK_LOG_RETENTION"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error does not name %s:\n%v", name, err)
+		}
+	}
+}

@@ -29,6 +29,7 @@ import (
 
 	"zsm.dev/zsm/authsvc/admin"
 	"zsm.dev/zsm/authsvc/config"
+	"zsm.dev/zsm/authsvc/events"
 	"zsm.dev/zsm/authsvc/handshake"
 	"zsm.dev/zsm/authsvc/httpapi"
 	"zsm.dev/zsm/authsvc/metrics"
@@ -206,6 +207,16 @@ func rotator(cfg config.Config, st *store.Store, log *slog.Logger) *rotation.Rot
 	return r
 }
 
+// eventsConfig builds the events worker's settings from the configuration.
+func eventsConfig(cfg config.Config, log *slog.Logger) events.Config {
+	w := cfg.Webhooks
+	return events.Config{
+		Timeout: w.Timeout, RetryBase: w.RetryBase, RetryMax: w.RetryMax, MaxAttempts: w.MaxAttempts,
+		DisableAfter: w.DisableAfter, Concurrency: w.Concurrency, Poll: w.Poll, Retention: w.Retention,
+		AllowHTTP: w.AllowHTTP, AllowNets: w.AllowNets, Log: log,
+	}
+}
+
 func stamp(t *time.Time) string {
 	if t == nil {
 		return "-"
@@ -296,6 +307,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		<-loaded
 		rot.Maintain(ctx, cfg.KeyRotationInterval)
 	}()
+	// Every replica delivers webhooks and raises rotation reminders; the
+	// database shares the work out (docs/webhooks.md).
+	ev, err := events.Open(ctx, string(cfg.DatabaseURL), eventsConfig(cfg, log))
+	if err != nil {
+		return err
+	}
+	defer ev.Close()
+	go ev.Run(ctx)
 	mx := metrics.New(sg.Keys)
 	sessions := session.New(st, sg, cfg.SessionTTL, log)
 	sessions.OnReuse = mx.Reuse.Inc

@@ -53,6 +53,7 @@ type config struct {
 	conns       int
 	loginConns  int
 	users, rows int
+	events      int
 }
 
 func run() error {
@@ -63,9 +64,10 @@ func run() error {
 	flag.IntVar(&c.loginConns, "login-conns", 4, "concurrent logins")
 	flag.IntVar(&c.users, "users", 20, "users whose rows are read")
 	flag.IntVar(&c.rows, "rows", 100, "rows per user")
+	flag.IntVar(&c.events, "events", 2000, "secrets written at once for the webhook phase")
 	flag.Parse()
-	if c.duration > time.Minute || c.conns > 256 || c.users*c.rows > 1_000_000 {
-		return errors.New("keep the load bounded: at most 1m per phase, 256 connections, 1e6 rows")
+	if c.duration > time.Minute || c.conns > 256 || c.users*c.rows > 1_000_000 || c.events > 50000 {
+		return errors.New("keep the load bounded: at most 1m per phase, 256 connections, 1e6 rows, 50000 events")
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
@@ -87,6 +89,8 @@ func run() error {
 			"AUTHSVC_LOGIN_RATE_PER_IP": "1000000", "AUTHSVC_LOGIN_RATE_PER_IDENTITY": "1000000",
 			"AUTHSVC_SIGNUP_RATE_PER_IP": "1000000", "AUTHSVC_LOG_LEVEL": "warn",
 			"AUTHSVC_KEY_PUBLISH_DELAY": "1s",
+			// The events phase's receiver listens on loopback.
+			"AUTHSVC_WEBHOOK_ALLOW_HTTP": "true", "AUTHSVC_WEBHOOK_ALLOW_NETS": "127.0.0.0/8",
 		},
 		AuthsvcReplicas: 2,
 	})
@@ -109,7 +113,10 @@ func run() error {
 	if err := benchReads(ctx, st, c); err != nil {
 		return err
 	}
-	return benchClient(ctx, st, c)
+	if err := benchClient(ctx, st, c); err != nil {
+		return err
+	}
+	return benchEvents(ctx, st, c)
 }
 
 // benchClient measures the zero-knowledge client: unlocking (Argon2id at
