@@ -135,6 +135,7 @@ Secret Key, 5 not found, 6 integrity failure, 7 server unavailable,
 		a.setCmd(), a.getCmd(), a.lsCmd(), a.rmCmd(), a.historyCmd(), a.restoreCmd(),
 		a.runCmd(), a.readCmd(), a.injectCmd(), a.importCmd(), a.exportCmd(),
 		a.sessionsCmd(), a.passwordCmd(),
+		a.rotateCmd(), a.webhookCmd(), a.auditCmd(),
 	)
 	return root
 }

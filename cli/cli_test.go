@@ -62,6 +62,9 @@ func needStack(t testing.TB) string {
 				// after a login then refreshes (under the session lock) and
 				// re-seals the session file under the exported key.
 				"AUTHSVC_ACCESS_TTL": "1m",
+				// Webhooks to loopback are allowed here (and only here).
+				"AUTHSVC_WEBHOOK_ALLOW_HTTP": "true",
+				"AUTHSVC_WEBHOOK_ALLOW_NETS": "127.0.0.0/8",
 			},
 			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		})
