@@ -12,9 +12,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -52,32 +50,10 @@ var testEnv = map[string]string{
 }
 
 func TestMain(m *testing.M) {
-	code := func() int {
-		dir, err := os.MkdirTemp("", "zsm-events-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		if err := os.Chmod(dir, 0o711); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		st, startErr = stack.Start(ctx, stack.Config{
-			Dir: dir, AuthsvcReplicas: 2, LoginRatePerSecond: 1000, LoginBurst: 1000, AuthsvcEnv: testEnv,
-			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		})
-		if startErr == nil {
-			defer func() {
-				c, cancel := context.WithTimeout(context.Background(), time.Minute)
-				defer cancel()
-				_ = st.Stop(c)
-			}()
-		}
-		return m.Run()
-	}()
+	var stop func()
+	st, stop, startErr = stack.StartTemp("zsm-ev-", stack.Config{AuthsvcReplicas: 2, LoginRatePerSecond: 1000, LoginBurst: 1000, AuthsvcEnv: testEnv})
+	code := m.Run()
+	stop()
 	os.Exit(code)
 }
 

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -39,38 +38,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	code := func() int {
-		dir, err := os.MkdirTemp("", "zsm-it-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		// As root the services run as an unprivileged user, who must be able
-		// to reach the state directory (MkdirTemp makes it 0700).
-		if err := os.Chmod(dir, 0o711); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		st, startErr = stack.Start(ctx, stack.Config{
-			Dir:                dir,
-			LoginRatePerSecond: 50,
-			LoginBurst:         100,
-			Logger:             slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		})
-		if startErr == nil {
-			defer func() {
-				stopCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				defer cancel()
-				if err := st.Stop(stopCtx); err != nil {
-					fmt.Fprintln(os.Stderr, "stopping the stack:", err)
-				}
-			}()
-		}
-		return m.Run()
-	}()
+	var stop func()
+	st, stop, startErr = stack.StartTemp("zsm-it-", stack.Config{LoginRatePerSecond: 50, LoginBurst: 100})
+	code := m.Run()
+	stop()
 	os.Exit(code)
 }
 

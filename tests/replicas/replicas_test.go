@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/big"
 	"net/http"
 	"os"
@@ -41,38 +40,18 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	code := func() int {
-		dir, err := os.MkdirTemp("", "zsm-replicas-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		if err := os.Chmod(dir, 0o711); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		st, startErr = stack.Start(ctx, stack.Config{
-			Dir: dir, AuthsvcReplicas: 2, LoginRatePerSecond: 1000, LoginBurst: 1000,
-			AuthsvcEnv: map[string]string{
-				"AUTHSVC_KEY_PUBLISH_DELAY":       "1s",
-				"AUTHSVC_LOGIN_RATE_PER_IP":       "100000",
-				"AUTHSVC_LOGIN_RATE_PER_IDENTITY": "100000",
-				"AUTHSVC_SIGNUP_RATE_PER_IP":      "100000",
-			},
-			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		})
-		if startErr == nil {
-			defer func() {
-				c, cancel := context.WithTimeout(context.Background(), time.Minute)
-				defer cancel()
-				_ = st.Stop(c)
-			}()
-		}
-		return m.Run()
-	}()
+	var stop func()
+	st, stop, startErr = stack.StartTemp("zsm-replicas-", stack.Config{
+		AuthsvcReplicas: 2, LoginRatePerSecond: 1000, LoginBurst: 1000,
+		AuthsvcEnv: map[string]string{
+			"AUTHSVC_KEY_PUBLISH_DELAY":       "1s",
+			"AUTHSVC_LOGIN_RATE_PER_IP":       "100000",
+			"AUTHSVC_LOGIN_RATE_PER_IDENTITY": "100000",
+			"AUTHSVC_SIGNUP_RATE_PER_IP":      "100000",
+		},
+	})
+	code := m.Run()
+	stop()
 	os.Exit(code)
 }
 
