@@ -86,6 +86,10 @@ func New(baseURL string) *Client {
 // Do sends a JSON request and decodes a JSON answer into out (if not nil). An
 // error answer becomes *APIError.
 func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
+	return c.do(ctx, method, path, "", in, out)
+}
+
+func (c *Client) do(ctx context.Context, method, path, accessToken string, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -100,6 +104,9 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if accessToken != "" {
+		req.Header.Set("Authorization", "Bearer "+accessToken)
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {

@@ -1,12 +1,10 @@
 package authclient
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"net/http"
 	"net/url"
@@ -32,44 +30,7 @@ type SessionInfo struct {
 // DoBearer is Do with an access token (Authorization: Bearer), for the
 // endpoints that act on the caller's account.
 func (c *Client) DoBearer(ctx context.Context, method, path, accessToken string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
-	if err != nil {
-		return err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+accessToken)
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode >= 300 {
-		e := &APIError{Status: resp.StatusCode}
-		if json.Unmarshal(data, e) != nil || e.Code == "" {
-			e.Code, e.Message = "http_error", http.StatusText(resp.StatusCode)
-		}
-		return e
-	}
-	if out != nil && len(data) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("authclient: %s %s: malformed answer: %w", method, path, err)
-		}
-	}
-	return nil
+	return c.do(ctx, method, path, accessToken, in, out)
 }
 
 // ListSessions returns the account's live sessions.
