@@ -53,6 +53,7 @@ type config struct {
 	conns       int
 	loginConns  int
 	users, rows int
+	only        string
 	events      int
 }
 
@@ -64,6 +65,7 @@ func run() error {
 	flag.IntVar(&c.loginConns, "login-conns", 4, "concurrent logins")
 	flag.IntVar(&c.users, "users", 20, "users whose rows are read")
 	flag.IntVar(&c.rows, "rows", 100, "rows per user")
+	flag.StringVar(&c.only, "only", "", "run only these phases (comma-separated: logins, reads, client, events)")
 	flag.IntVar(&c.events, "events", 2000, "secrets written at once for the webhook phase")
 	flag.Parse()
 	if c.duration > time.Minute || c.conns > 256 || c.users*c.rows > 1_000_000 || c.events > 50000 {
@@ -107,16 +109,19 @@ func run() error {
 	fmt.Printf("load: %d connections for reads, %d concurrent logins, %s per phase, load generator on the same machine\n\n",
 		c.conns, c.loginConns, c.duration)
 
-	if err := benchLogins(ctx, st, c); err != nil {
-		return err
+	phases := []struct {
+		name string
+		run  func(context.Context, *stack.Stack, config) error
+	}{{"logins", benchLogins}, {"reads", benchReads}, {"client", benchClient}, {"events", benchEvents}}
+	for _, p := range phases {
+		if c.only != "" && !slices.Contains(strings.Split(c.only, ","), p.name) {
+			continue
+		}
+		if err := p.run(ctx, st, c); err != nil {
+			return fmt.Errorf("%s: %w", p.name, err)
+		}
 	}
-	if err := benchReads(ctx, st, c); err != nil {
-		return err
-	}
-	if err := benchClient(ctx, st, c); err != nil {
-		return err
-	}
-	return benchEvents(ctx, st, c)
+	return nil
 }
 
 // benchClient measures the zero-knowledge client: unlocking (Argon2id at
