@@ -37,6 +37,21 @@ func refusePasswordFlag(c *cobra.Command) {
 	}
 }
 
+// accounts opens this device's configuration: its directory, the accounts
+// it knows, and the server the command talks to.
+func (a *app) accounts() (*home, *accountsFile, string, error) {
+	h, err := a.home()
+	if err != nil {
+		return nil, nil, "", err
+	}
+	accts, err := h.loadAccounts()
+	if err != nil {
+		return nil, nil, "", err
+	}
+	server, _ := a.server()
+	return h, accts, server, nil
+}
+
 func normalizeIdentity(id string) (string, error) {
 	n, err := srpgroup.NormalizeIdentity(id)
 	if err != nil {
@@ -61,15 +76,10 @@ or, on a terminal, a prompt (asked twice).`,
 		Args: rangeArgs(0, 1, "signup [IDENTITY]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			h, err := a.home()
+			h, accts, server, err := a.accounts()
 			if err != nil {
 				return err
 			}
-			accts, err := h.loadAccounts()
-			if err != nil {
-				return err
-			}
-			server, _ := a.server()
 			var id string
 			switch {
 			case len(args) == 1:
@@ -174,15 +184,10 @@ must run (eval "$(zsm login)") for later commands to open the session.`,
 		Args: rangeArgs(0, 1, "login [IDENTITY]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			h, err := a.home()
+			h, accts, server, err := a.accounts()
 			if err != nil {
 				return err
 			}
-			accts, err := h.loadAccounts()
-			if err != nil {
-				return err
-			}
-			server, _ := a.server()
 			id, err := a.identity(args, accts, server)
 			if err != nil {
 				return err
