@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -225,5 +224,3 @@ func (a *app) rotateDueCmd() *cobra.Command {
 	c.Flags().BoolVar(&all, "all", false, "list every scheduled rotation, not only the due ones")
 	return a.jsonFlag(c)
 }
-
-var errNoVault = errors.New("--vault is required")

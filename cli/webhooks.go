@@ -37,6 +37,8 @@ func toWebhookJSON(vault string, w zsm.Webhook) webhookJSON {
 		ConsecutiveFailures: w.ConsecutiveFailures, LastSuccessAt: w.LastSuccessAt, LastFailureAt: w.LastFailureAt, CreatedAt: w.CreatedAt.UTC()}
 }
 
+var errNoVault = errors.New("--vault is required")
+
 func (a *app) webhookCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "webhook",
