@@ -63,12 +63,14 @@ func (a *app) webhookCmd() *cobra.Command {
 		v, err := vaultByName(ctx, l.c, vault)
 		return l, v, err
 	}
-	parseID := func(s string) (uuid.UUID, error) {
-		id, err := uuid.Parse(s)
+	// openHook parses a webhook id argument, then logs in and finds the vault.
+	openHook := func(ctx context.Context, arg string) (*loggedIn, zsm.Vault, uuid.UUID, error) {
+		id, err := uuid.Parse(arg)
 		if err != nil {
-			return uuid.Nil, usageErr("`zsm webhook list --vault V` shows the ids", "%q is not a webhook id", s)
+			return nil, zsm.Vault{}, uuid.Nil, usageErr("`zsm webhook list --vault V` shows the ids", "%q is not a webhook id", arg)
 		}
-		return id, nil
+		l, v, err := open(ctx)
+		return l, v, id, err
 	}
 
 	var events string
@@ -146,11 +148,7 @@ ciphertext. Event types: ` + strings.Join(zsm.WebhookEventTypes, ", ") + ` (defa
 		Short: "Remove a webhook",
 		Args:  exactArgs(1, "webhook rm ID --vault V"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseID(args[0])
-			if err != nil {
-				return err
-			}
-			l, v, err := open(cmd.Context())
+			l, v, id, err := openHook(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -167,11 +165,7 @@ ciphertext. Event types: ` + strings.Join(zsm.WebhookEventTypes, ", ") + ` (defa
 		Short: "Send a webhook.test event to a webhook",
 		Args:  exactArgs(1, "webhook test ID --vault V"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseID(args[0])
-			if err != nil {
-				return err
-			}
-			l, v, err := open(cmd.Context())
+			l, v, id, err := openHook(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -203,11 +197,7 @@ ciphertext. Event types: ` + strings.Join(zsm.WebhookEventTypes, ", ") + ` (defa
 			Short: strings.ToUpper(verb[:1]) + verb[1:] + " a webhook",
 			Args:  exactArgs(1, "webhook "+verb+" ID --vault V"),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				id, err := parseID(args[0])
-				if err != nil {
-					return err
-				}
-				l, v, err := open(cmd.Context())
+				l, v, id, err := openHook(cmd.Context(), args[0])
 				if err != nil {
 					return err
 				}

@@ -264,15 +264,21 @@ func (s *Server) loginInit(c echo.Context) error {
 	if err != nil {
 		return badRequest("malformed_request", fmt.Errorf("identity: %w", err))
 	}
-	// Counted before any SRP arithmetic: init is where the server spends its
-	// CPU, before the client has proved anything.
+	return s.startSRP(c, id, req.A)
+}
+
+// startSRP runs the server's half of an SRP init for identity (login and
+// password change alike) and answers with the challenge. The attempt is
+// counted against the per-address and per-identity limits first: init is
+// where the server spends its CPU, before the client has proved anything.
+func (s *Server) startSRP(c echo.Context, identity, a string) error {
 	if err := s.limit(c, s.Limits.LoginPerIP, "login:ip:"+c.RealIP()); err != nil {
 		return err
 	}
-	if err := s.limit(c, s.Limits.LoginPerIdentity, "login:id:"+id); err != nil {
+	if err := s.limit(c, s.Limits.LoginPerIdentity, "login:id:"+identity); err != nil {
 		return err
 	}
-	ch, err := s.Login.Init(c.Request().Context(), id, req.A)
+	ch, err := s.Login.Init(c.Request().Context(), identity, a)
 	if err != nil {
 		return loginError(err)
 	}

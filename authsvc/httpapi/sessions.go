@@ -14,7 +14,6 @@ import (
 	"zsm.dev/zsm/authsvc/signer"
 	"zsm.dev/zsm/authsvc/srplogin"
 	"zsm.dev/zsm/authsvc/store"
-	"zsm.dev/zsm/srpgroup"
 )
 
 // Errors of the endpoints that take an access token.
@@ -156,22 +155,7 @@ func (s *Server) passwordInit(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.limit(c, s.Limits.LoginPerIP, "login:ip:"+c.RealIP()); err != nil {
-		return err
-	}
-	if err := s.limit(c, s.Limits.LoginPerIdentity, "login:id:"+u.Identity); err != nil {
-		return err
-	}
-	ch, err := s.Login.Init(ctx, u.Identity, req.A)
-	if err != nil {
-		return loginError(err)
-	}
-	return c.JSON(http.StatusOK, map[string]any{
-		"handshake_id": ch.HandshakeID,
-		"srp_salt":     srplogin.EncodeSalt(ch.Salt),
-		"b":            srpgroup.FormatPublic(ch.B),
-		"kdf":          ch.KDF,
-	})
+	return s.startSRP(c, u.Identity, req.A)
 }
 
 // PasswordChangeRequest is the body of POST /auth/v1/password/change: the
