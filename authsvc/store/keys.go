@@ -20,6 +20,7 @@ const KeysChannel = "zsm_keys"
 // dies half-way through a rotation leaves nothing half-done.
 type KeyTx struct {
 	tx pgx.Tx
+	s  *Store
 }
 
 // InKeyTx runs f in a KeyTx.
@@ -28,7 +29,7 @@ func (s *Store) InKeyTx(ctx context.Context, f func(ctx context.Context, t *KeyT
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('zsm signing keys'))`); err != nil {
 			return err
 		}
-		return f(ctx, &KeyTx{tx: tx})
+		return f(ctx, &KeyTx{tx: tx, s: s})
 	})
 	if err != nil {
 		return fmt.Errorf("store: signing keys: %w", err)
@@ -89,10 +90,11 @@ func (t *KeyTx) Remove(ctx context.Context, kid string, revoked bool, now time.T
 	return nil
 }
 
-// Publish pushes jwks to PostgREST (as Store.PublishJWKS does) and announces
+// Publish pushes jwks to PostgREST with the token policy (as
+// Store.PublishJWKS does) and announces
 // the change to the other replicas; both take effect at commit.
 func (t *KeyTx) Publish(ctx context.Context, jwks []byte, issuer, audience string, maxTTL time.Duration) error {
-	if _, err := t.tx.Exec(ctx, publishJWKSQuery, string(jwks), issuer, audience, int(maxTTL/time.Second)); err != nil {
+	if err := t.s.publish(ctx, t.tx, jwks, issuer, audience, maxTTL); err != nil {
 		return err
 	}
 	_, err := t.tx.Exec(ctx, `SELECT pg_notify($1, 'changed')`, KeysChannel)

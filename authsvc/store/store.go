@@ -175,20 +175,26 @@ const publishJWKSQuery = `SELECT auth.publish_jwks($1, $2, $3, $4)`
 // transaction; see auth.publish_jwks.
 func (s *Store) PublishJWKS(ctx context.Context, jwks []byte, issuer, audience string, maxTTL time.Duration) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, publishJWKSQuery, string(jwks), issuer, audience, int(maxTTL/time.Second)); err != nil {
-			return err
-		}
-		if s.idleTTL <= 0 {
-			return nil
-		}
-		// The idle lifetime gate.check_request() enforces (migration 000006).
-		_, err := tx.Exec(ctx, `UPDATE auth.token_policy SET idle_ttl_seconds = $1`, s.idleSeconds())
-		return err
+		return s.publish(ctx, tx, jwks, issuer, audience, maxTTL)
 	})
 	if err != nil {
 		return fmt.Errorf("store: publish jwks: %w", err)
 	}
 	return nil
+}
+
+// publish runs auth.publish_jwks in tx and records the idle lifetime
+// gate.check_request() enforces (migration 000006); every path that
+// publishes keys goes through here, so the two never drift apart.
+func (s *Store) publish(ctx context.Context, tx pgx.Tx, jwks []byte, issuer, audience string, maxTTL time.Duration) error {
+	if _, err := tx.Exec(ctx, publishJWKSQuery, string(jwks), issuer, audience, int(maxTTL/time.Second)); err != nil {
+		return err
+	}
+	if s.idleTTL <= 0 {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `UPDATE auth.token_policy SET idle_ttl_seconds = $1`, s.idleSeconds())
+	return err
 }
 
 // IsUnavailable reports whether err means the database could not be reached

@@ -148,6 +148,7 @@ func keysCmd(ctx context.Context, cfg config.Config, args []string, stdout io.Wr
 		return err
 	}
 	defer st.Close()
+	st.SetSessionIdleTTL(cfg.SessionIdleTTL)
 	rot := rotator(cfg, st, slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	if args[0] != "list" && (len(cfg.KeyEncryptionKey) == 0 || cfg.Issuer == "") {
 		return errors.New("rotating or revoking keys needs AUTHSVC_KEY_ENCRYPTION_KEY and AUTHSVC_ISSUER, as for serve")

@@ -45,6 +45,7 @@ func TestMain(m *testing.M) {
 		AuthsvcReplicas: 2, LoginRatePerSecond: 1000, LoginBurst: 1000,
 		AuthsvcEnv: map[string]string{
 			"AUTHSVC_KEY_PUBLISH_DELAY":       "1s",
+			"AUTHSVC_SESSION_IDLE_TTL":        "36h",
 			"AUTHSVC_LOGIN_RATE_PER_IP":       "100000",
 			"AUTHSVC_LOGIN_RATE_PER_IDENTITY": "100000",
 			"AUTHSVC_SIGNUP_RATE_PER_IP":      "100000",
@@ -182,6 +183,11 @@ func consistent(t *testing.T) {
 	}
 	if !slices.Contains(cfg, "pgrst.jwt_secret="+string(want)) {
 		t.Fatalf("PostgREST's keys differ from the published set\n got %v\nwant %s", cfg, want)
+	}
+	// Every publication also carries the configured idle lifetime to the gate.
+	var idle int
+	if err := conn.QueryRow(context.Background(), `SELECT idle_ttl_seconds FROM auth.token_policy`).Scan(&idle); err != nil || idle != 36*3600 {
+		t.Fatalf("token policy idle lifetime %d s (%v), want %d", idle, err, 36*3600)
 	}
 }
 
