@@ -118,6 +118,11 @@ func GenerateKey(kek []byte, state string, now time.Time) (StoredKey, error) {
 // Load makes sure a current key exists (creating one on first start), loads
 // the keys, and publishes the JWKS to PostgREST together with the token
 // policy the database enforces.
+//
+// It takes no lock, so it suits a single process; authsvc itself starts with
+// rotation.Rotator.Bootstrap (the same steps under the signing-keys lock, so
+// replicas starting during a rotation cannot publish a stale set) followed
+// by Reload.
 func (s *Signer) Load(ctx context.Context, store KeyStore) error {
 	keys, err := store.SigningKeys(ctx)
 	if err != nil {
