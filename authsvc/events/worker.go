@@ -532,6 +532,19 @@ func (w *Worker) record(ctx context.Context, p Payload, o outcome) error {
 		errText = fmt.Sprintf("HTTP %d", o.status)
 	}
 	return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
+		// Lock order: the webhook row before its delivery rows, the order in
+		// which deleting a webhook takes them (the row, then the cascade).
+		// The other order deadlocks against a concurrent DELETE. KEY SHARE
+		// does not block other deliveries to the same webhook, nor the
+		// counter updates below; it only makes a DELETE wait for this commit.
+		var one int
+		err := tx.QueryRow(ctx, `SELECT 1 FROM api.webhooks WHERE id = $1 FOR KEY SHARE`, p.hookID).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil // deleted meanwhile, with its deliveries
+		}
+		if err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO api.webhook_attempts (delivery_id, webhook_id, vault_id, event_id, attempt, started_at, duration_ms, status, error)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, nullif($9, ''))`,
