@@ -675,6 +675,9 @@ func (s *Stack) startPostgrest(ctx context.Context) error {
 		"PGRST_SERVER_HOST=127.0.0.1",
 		"PGRST_SERVER_PORT="+strconv.Itoa(port),
 		"PGRST_ADMIN_SERVER_PORT="+strconv.Itoa(admin),
+		// The OpenAPI document at /rest/ names the gateway, the only address
+		// clients reach, not PostgREST's own (tests/integration checks it).
+		"PGRST_OPENAPI_SERVER_PROXY_URI="+s.st.GatewayURL+"/rest",
 	)
 	pid, err := spawn(s.st.Binaries.Postgrest, []string{conf}, env, s.dir("postgrest"), s.LogFile(Postgrest), s.ra)
 	if err != nil {
