@@ -278,7 +278,11 @@ func (s *Signer) Issue(sub, sid string, now time.Time) (string, time.Time, error
 	}
 	now = now.Truncate(time.Second)
 	exp := now.Add(s.ttl)
+	// jti: 128 random bits, so that two tokens issued in the same second
+	// for the same session never have the same bytes (Ed25519 signatures
+	// are deterministic, and iat has one-second resolution).
 	tok, err := jwt.NewBuilder().
+		JwtID(rand.Text()).
 		Issuer(s.issuer).
 		Audience([]string{s.audience}).
 		Subject(sub).

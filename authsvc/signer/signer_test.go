@@ -619,6 +619,19 @@ func TestIssueVerify(t *testing.T) {
 	if !ed25519.Verify(ed25519.PublicKey(st.keys[0].Public), []byte(parts[0]+"."+parts[1]), sig) {
 		t.Fatal("signature does not verify with the published key")
 	}
+	// Every token is unique: a second one for the same session in the same
+	// second differs, by its jti (128 random bits).
+	jti, _ := pl["jti"].(string)
+	if len(jti) != 26 {
+		t.Fatalf("jti %v: want 26 characters of random base32", pl["jti"])
+	}
+	tok2, _, err := s.Issue("user-1", "sess-1", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok2 == tok {
+		t.Fatal("two tokens issued in the same second are byte-identical")
+	}
 	// Valid until exp, not after.
 	if _, err := s.Verify(tok, exp.Add(-time.Second)); err != nil {
 		t.Fatalf("refused just before exp: %v", err)
