@@ -872,6 +872,15 @@ func genKeyRecord(t *testing.T) []byte {
 	mk(alice.rec, nil, b64(flipped), "S flipped", "ModifiedSignature", "bad_signature")
 	mk(alice.rec, nil, b64(raw[:63]), "63-byte signature", "ModifiedSignature", "bad_signature")
 	mk(alice.rec, nil, base64.RawStdEncoding.EncodeToString(raw), "signature without base64 padding", "ModifiedSignature", "bad_signature")
+	// A key of small order, under which plain Ed25519 accepts R = identity,
+	// S = 0 for every message: anybody could sign as this account.
+	weak := alice.rec
+	weak.Ed25519 = append([]byte{1}, make([]byte, 31)...)
+	forged := make([]byte, 64)
+	forged[0] = 1
+	mk(weak, nil, b64(forged), "Ed25519 key of small order (the identity point) with R = identity, S = 0, which plain Ed25519 verification accepts for any message", "WeakKey", "bad_signature")
+	weak.Ed25519 = must[[]byte](t)(hex.DecodeString("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa"))
+	mk(weak, nil, b64(forged), "Ed25519 key of order 8 (sign bit set)", "WeakKey", "bad_signature")
 	// A grant signature is not a key record signature (domain separation).
 	gm := must[[]byte](t)(grant.Grant{VaultID: alice.rec.UserID, UserID: alice.rec.UserID, GrantedBy: alice.rec.UserID, Role: "owner",
 		SealedKey: b64(read(r, grant.SealedKeySize))}.Message())
@@ -881,13 +890,14 @@ func genKeyRecord(t *testing.T) []byte {
 		Header: []string{
 			"docs/crypto.md §3. message = \"zsm v1 key-record\" || 0x00 || user_id (16) || u8(len(identity)) || identity || x25519_public (32) || ed25519_public (32), where identity is the normalized identity (UTF-8) and the keys are the 32 decoded bytes.",
 			"signature = base64(Ed25519(account's Ed25519 seed, message)), canonical standard base64 of 64 bytes, verified under ed25519Public of the same record (a record is signed by the key it publishes).",
-			"An identity that is not normalized, or a key that is not canonical base64 of 32 bytes, cannot be encoded and does not verify (bad_signature). Valid tests give signerSeed: signing again must give the same signature.",
+			"An identity that is not normalized, a key that is not canonical base64 of 32 bytes, or an Ed25519 key of small order (y, with the sign bit cleared, one of 0, 1, p-1, p, p+1 or the two points of order 8; the list libsodium refuses), cannot be encoded and does not verify (bad_signature). Valid tests give signerSeed: signing again must give the same signature.",
 		},
 		Notes: map[string]Note{
 			"ModifiedField":     {"AUTH_BYPASS", "one field of the record changed after signing"},
 			"ClaimedKeys":       {"AUTH_BYPASS", "another account presents someone else's public keys as its own"},
 			"WrongKey":          {"AUTH_BYPASS", "verified under another key"},
 			"Unencodable":       {"EDGE_CASE", "a record that cannot be encoded"},
+			"WeakKey":           {"AUTH_BYPASS", "an Ed25519 key of small order, under which signatures can be made without the private key"},
 			"ModifiedSignature": {"AUTH_BYPASS", "signature modified, mis-encoded, or made for another message"},
 		},
 		TestGroups: []KeyRecordGroup{g},

@@ -80,6 +80,40 @@ func TestModifiedRecordIsRefused(t *testing.T) {
 	}
 }
 
+// A key of small order would let anybody forge the account's signatures:
+// plain Ed25519 verifies R = identity, S = 0 under the identity point for
+// every message. A record never publishes one.
+func TestSmallOrderKeysAreRefused(t *testing.T) {
+	forged := make([]byte, 64)
+	forged[0] = 1 // R = the identity, S = 0
+	r, _ := newRecord(t)
+	for i, e := range smallOrder {
+		for _, sign := range []byte{0, 0x80} {
+			k := bytes.Clone(e[:])
+			k[31] |= sign
+			if !SmallOrder(k) {
+				t.Fatalf("entry %d (sign %x) not recognized", i, sign)
+			}
+			r.Ed25519 = k
+			if err := Verify(r, base64.StdEncoding.EncodeToString(forged)); !errors.Is(err, ErrBadSignature) {
+				t.Errorf("entry %d (sign %x): %v, want ErrBadSignature", i, sign, err)
+			}
+		}
+	}
+	// The trivial forgery really verifies under the identity with plain
+	// Ed25519, which is why the record must refuse it.
+	identity := smallOrder[1]
+	if !ed25519.Verify(identity[:], []byte("anything"), forged) {
+		t.Fatal("crypto/ed25519 refuses the identity point now; revisit SmallOrder's comment")
+	}
+	for range 100 {
+		pub, _, _ := ed25519.GenerateKey(rand.Reader)
+		if SmallOrder(pub) {
+			t.Fatalf("a generated key %x flagged as small order", pub)
+		}
+	}
+}
+
 func TestFromBase64(t *testing.T) {
 	r, _ := newRecord(t)
 	b64 := base64.StdEncoding.EncodeToString
@@ -93,4 +127,62 @@ func TestFromBase64(t *testing.T) {
 	if _, err := FromBase64(r.UserID, r.Identity, b64(r.X25519[:31]), b64(r.Ed25519)); err == nil {
 		t.Error("accepted a 31-byte key")
 	}
+}
+
+// fuzzKey is a fixed account for FuzzKeyRecord.
+var fuzzKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32))
+
+// FuzzKeyRecord feeds arbitrary published values (identity, both keys in
+// their text form, the signature) to the parser and verifier. Nothing
+// panics; every refusal is ErrBadSignature or a parse error; and a record
+// verifies only with the one signature its own key makes (Ed25519 is
+// deterministic and Go refuses non-canonical encodings), so no other
+// spelling of a signature is ever accepted.
+func FuzzKeyRecord(f *testing.F) {
+	b64 := base64.StdEncoding.EncodeToString
+	pub := fuzzKey.Public().(ed25519.PublicKey)
+	x := bytes.Repeat([]byte{9}, 32)
+	uid := uuid.MustParse("6f1c2a3b-4d5e-4f60-8a7b-8c9d0e1f2a3b")
+	good := Record{UserID: uid, Identity: "alice@example.com", X25519: x, Ed25519: pub}
+	sig, err := Sign(good, fuzzKey)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(uid[:], good.Identity, b64(x), b64(pub), sig)
+	f.Add(uid[:], "Alice@example.com", b64(x), b64(pub), sig)
+	f.Add(uid[:], "j\u00fcrgen@example.com", b64(x), b64(pub), sig[:len(sig)-2])
+	f.Add(make([]byte, 16), "", "", "", "")
+	f.Add(uid[:], good.Identity, base64.RawStdEncoding.EncodeToString(x), b64(pub), sig+"\n")
+	f.Fuzz(func(t *testing.T, id []byte, identity, xs, es, s string) {
+		u, err := uuid.FromBytes(id)
+		if err != nil {
+			return
+		}
+		r, err := FromBase64(u, identity, xs, es)
+		if err != nil {
+			return
+		}
+		if b64(r.X25519) != xs || b64(r.Ed25519) != es {
+			t.Fatalf("FromBase64 accepted a non-canonical key spelling: %q %q", xs, es)
+		}
+		if m, err := r.Message(); err == nil && !bytes.HasPrefix(m, []byte(label+"\x00")) {
+			t.Fatalf("message without its label: %x", m)
+		}
+		err = Verify(r, s)
+		if err != nil {
+			if !errors.Is(err, ErrBadSignature) {
+				t.Fatalf("Verify error of no known class: %v", err)
+			}
+			return
+		}
+		// Only the account's own key can have made it, and only this one
+		// spelling of it.
+		if !bytes.Equal(r.Ed25519, pub) {
+			t.Fatalf("a record verified under a key nobody here holds: %x", r.Ed25519)
+		}
+		want, err := Sign(r, fuzzKey)
+		if err != nil || want != s {
+			t.Fatalf("Verify accepted %q; the one signature is %q", s, want)
+		}
+	})
 }

@@ -290,6 +290,13 @@ func TestSignupMustProveKeyPossession(t *testing.T) {
 		t.Fatal(err)
 	}
 	refused(signup(uid, ident, vx, b64(pub), sig), http.StatusConflict, "public_key_in_use", "the victim's X25519 key under the attacker's signature")
+	// An Ed25519 key of small order, under which anybody can "sign": plain
+	// Ed25519 accepts R = identity, S = 0 for every message.
+	uid, ident = mine()
+	forgedSig := append([]byte{1}, make([]byte, 63)...)
+	x2, _ := keys.NewAccountKeys(rand.Reader)
+	refused(signup(uid, ident, b64(x2.X25519.PublicKey().Bytes()), b64(append([]byte{1}, make([]byte, 31)...)), b64(forgedSig)),
+		http.StatusBadRequest, "invalid_key_record", "a small-order Ed25519 key with a forged signature")
 	var n int
 	if err := db(t).QueryRow(ctx, `SELECT count(*) FROM api.public_keys WHERE x25519_public = $1 OR ed25519_public = $2`, vx, ve).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("accounts publishing the victim's keys: %d (%v), want 1", n, err)
