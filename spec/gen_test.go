@@ -27,6 +27,7 @@ import (
 
 	"zsm.dev/zsm/sdk/envelope"
 	"zsm.dev/zsm/sdk/grant"
+	"zsm.dev/zsm/sdk/keyrecord"
 	"zsm.dev/zsm/sdk/keys"
 	"zsm.dev/zsm/srpgroup"
 )
@@ -144,6 +145,7 @@ func generate(t *testing.T) map[string][]byte {
 		"bundle.json":           genBundle(t),
 		"hpke_vault_key.json":   genHPKE(t),
 		"grant.json":            genGrant(t),
+		"key_record.json":       genKeyRecord(t),
 		"srp_blake2b_3072.json": genSRP(t),
 		"flow.json":             genFlow(t),
 	}
@@ -790,6 +792,115 @@ func genGrant(t *testing.T) []byte {
 			"ModifiedSignature": {"AUTH_BYPASS", "signature modified or mis-encoded"},
 		},
 		TestGroups: []GrantGroup{g},
+	})
+}
+
+// -------------------------------------------------------- key_record.json
+
+func genKeyRecord(t *testing.T) []byte {
+	r := seeded("key-record")
+	next := counter()
+	b64 := base64.StdEncoding.EncodeToString
+	g := KeyRecordGroup{Type: "verify"}
+	type account struct {
+		seed []byte
+		priv ed25519.PrivateKey
+		rec  keyrecord.Record
+	}
+	newAccount := func(identity string) account {
+		seed, xs := read(r, 32), read(r, 32)
+		priv := ed25519.NewKeyFromSeed(seed)
+		x := must[*ecdh.PrivateKey](t)(ecdh.X25519().NewPrivateKey(xs))
+		return account{seed, priv, keyrecord.Record{UserID: newUUID(r), Identity: identity,
+			X25519: x.PublicKey().Bytes(), Ed25519: priv.Public().(ed25519.PublicKey)}}
+	}
+	mk := func(rec keyrecord.Record, seed []byte, sig, comment, flag, errClass string) {
+		tc := KeyRecordTest{Case: Case{next(), comment, []string{}}, SignerSeed: seed, UserID: rec.UserID.String(),
+			Identity: rec.Identity, X25519Public: b64(rec.X25519), Ed25519Public: b64(rec.Ed25519), Signature: sig}
+		if m, err := rec.Message(); err == nil {
+			tc.Message = m
+		}
+		if raw, err := base64.StdEncoding.Strict().DecodeString(sig); err == nil {
+			tc.SignatureHex = raw
+		}
+		if flag != "" {
+			tc.Flags = []string{flag}
+		}
+		if errClass == "" {
+			tc.Outcome = Outcome{Result: "valid"}
+		} else {
+			tc.Outcome = Outcome{"invalid", errClass}
+		}
+		g.Tests = append(g.Tests, tc)
+	}
+	var alice account
+	for i, identity := range []string{"alice@example.com", "j\u00fcrgen@example.com", "bob", strings.Repeat("a", 242) + "@example.com"} {
+		a := newAccount(identity)
+		if i == 0 {
+			alice = a
+		}
+		mk(a.rec, a.seed, must[string](t)(keyrecord.Sign(a.rec, a.priv)), fmt.Sprintf("valid, identity of %d bytes", len(identity)), "", "")
+	}
+	sig := must[string](t)(keyrecord.Sign(alice.rec, alice.priv))
+	other := newAccount("mallory@example.com")
+	change := func(f func(*keyrecord.Record)) keyrecord.Record {
+		c := alice.rec
+		c.X25519, c.Ed25519 = bytes.Clone(c.X25519), bytes.Clone(c.Ed25519)
+		f(&c)
+		return c
+	}
+	mk(change(func(c *keyrecord.Record) { c.UserID[15] ^= 1 }), nil, sig, "user id changed", "ModifiedField", "bad_signature")
+	mk(change(func(c *keyrecord.Record) { c.Identity = "mallory@example.com" }), nil, sig, "identity changed", "ModifiedField", "bad_signature")
+	mk(change(func(c *keyrecord.Record) { c.X25519 = other.rec.X25519 }), nil, sig, "X25519 key substituted", "ModifiedField", "bad_signature")
+	// Another account publishes alice's keys under its own user id and
+	// identity, with alice's signature: the signature covers both.
+	mk(change(func(c *keyrecord.Record) { c.UserID, c.Identity = other.rec.UserID, other.rec.Identity }), nil, sig,
+		"alice's keys and signature claimed by another account", "ClaimedKeys", "bad_signature")
+	// Another account signs a record naming alice's keys with its own key:
+	// the record is checked under the Ed25519 key it publishes.
+	claimed := change(func(c *keyrecord.Record) { c.UserID, c.Identity = other.rec.UserID, other.rec.Identity })
+	cm, _ := claimed.Message()
+	mk(claimed, nil, b64(ed25519.Sign(other.priv, cm)), "alice's keys signed by another account's key", "ClaimedKeys", "bad_signature")
+	mk(change(func(c *keyrecord.Record) { c.Ed25519 = other.rec.Ed25519 }), nil, sig, "Ed25519 key substituted (verified under the substitute)", "WrongKey", "bad_signature")
+	mk(change(func(c *keyrecord.Record) { c.Identity = "Alice@example.com" }), nil, sig, "identity not normalized (upper case)", "Unencodable", "bad_signature")
+	raw := must[[]byte](t)(base64.StdEncoding.DecodeString(sig))
+	flipped := bytes.Clone(raw)
+	flipped[0] ^= 1
+	mk(alice.rec, nil, b64(flipped), "R flipped", "ModifiedSignature", "bad_signature")
+	flipped = bytes.Clone(raw)
+	flipped[63] ^= 0x10
+	mk(alice.rec, nil, b64(flipped), "S flipped", "ModifiedSignature", "bad_signature")
+	mk(alice.rec, nil, b64(raw[:63]), "63-byte signature", "ModifiedSignature", "bad_signature")
+	mk(alice.rec, nil, base64.RawStdEncoding.EncodeToString(raw), "signature without base64 padding", "ModifiedSignature", "bad_signature")
+	// A key of small order, under which plain Ed25519 accepts R = identity,
+	// S = 0 for every message: anybody could sign as this account.
+	weak := alice.rec
+	weak.Ed25519 = append([]byte{1}, make([]byte, 31)...)
+	forged := make([]byte, 64)
+	forged[0] = 1
+	mk(weak, nil, b64(forged), "Ed25519 key of small order (the identity point) with R = identity, S = 0, which plain Ed25519 verification accepts for any message", "WeakKey", "bad_signature")
+	weak.Ed25519 = must[[]byte](t)(hex.DecodeString("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa"))
+	mk(weak, nil, b64(forged), "Ed25519 key of order 8 (sign bit set)", "WeakKey", "bad_signature")
+	// A grant signature is not a key record signature (domain separation).
+	gm := must[[]byte](t)(grant.Grant{VaultID: alice.rec.UserID, UserID: alice.rec.UserID, GrantedBy: alice.rec.UserID, Role: "owner",
+		SealedKey: b64(read(r, grant.SealedKeySize))}.Message())
+	mk(alice.rec, nil, b64(ed25519.Sign(alice.priv, gm)), "a grant signature by the same key", "ModifiedSignature", "bad_signature")
+	return encode(t, File[KeyRecordGroup]{
+		Algorithm: "ZSM-V1-KEY-RECORD-ED25519", Schema: schema, Generator: generatorName, NumberOfTests: next() - 1,
+		Header: []string{
+			"docs/crypto.md §3. message = \"zsm v1 key-record\" || 0x00 || user_id (16) || u8(len(identity)) || identity || x25519_public (32) || ed25519_public (32), where identity is the normalized identity (UTF-8) and the keys are the 32 decoded bytes.",
+			"signature = base64(Ed25519(account's Ed25519 seed, message)), canonical standard base64 of 64 bytes, verified under ed25519Public of the same record (a record is signed by the key it publishes).",
+			"An identity that is not normalized, a key that is not canonical base64 of 32 bytes, or an Ed25519 key of small order (y, with the sign bit cleared, one of 0, 1, p-1, p, p+1 or the two points of order 8; the list libsodium refuses), cannot be encoded and does not verify (bad_signature). Valid tests give signerSeed: signing again must give the same signature.",
+		},
+		Notes: map[string]Note{
+			"ModifiedField":     {"AUTH_BYPASS", "one field of the record changed after signing"},
+			"ClaimedKeys":       {"AUTH_BYPASS", "another account presents someone else's public keys as its own"},
+			"WrongKey":          {"AUTH_BYPASS", "verified under another key"},
+			"Unencodable":       {"EDGE_CASE", "a record that cannot be encoded"},
+			"WeakKey":           {"AUTH_BYPASS", "an Ed25519 key of small order, under which signatures can be made without the private key"},
+			"ModifiedSignature": {"AUTH_BYPASS", "signature modified, mis-encoded, or made for another message"},
+		},
+		TestGroups: []KeyRecordGroup{g},
 	})
 }
 

@@ -211,6 +211,26 @@ type GrantTest struct {
 	Outcome
 }
 
+// key_record.json
+
+type KeyRecordGroup struct {
+	Type  string          `json:"type"`
+	Tests []KeyRecordTest `json:"tests"`
+}
+
+type KeyRecordTest struct {
+	Case
+	SignerSeed    Hex    `json:"signerSeed,omitempty"` // the account's Ed25519 seed (valid tests)
+	UserID        string `json:"userId"`
+	Identity      string `json:"identity"`
+	X25519Public  string `json:"x25519Public"`  // base64, as published
+	Ed25519Public string `json:"ed25519Public"` // base64, as published; the verifying key
+	Message       Hex    `json:"message,omitempty"`
+	Signature     string `json:"signature"` // base64, the stored form
+	SignatureHex  Hex    `json:"signatureHex,omitempty"`
+	Outcome
+}
+
 // srp_blake2b_3072.json
 
 type SRPGroup struct {

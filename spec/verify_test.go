@@ -18,6 +18,7 @@ import (
 
 	"zsm.dev/zsm/sdk/envelope"
 	"zsm.dev/zsm/sdk/grant"
+	"zsm.dev/zsm/sdk/keyrecord"
 	"zsm.dev/zsm/sdk/keys"
 	"zsm.dev/zsm/srpgroup"
 )
@@ -34,6 +35,7 @@ func TestVectorsVerify(t *testing.T) {
 		"bundle.json":           verifyBundle,
 		"hpke_vault_key.json":   verifyHPKE,
 		"grant.json":            verifyGrant,
+		"key_record.json":       verifyKeyRecord,
 		"srp_blake2b_3072.json": verifySRP,
 		"flow.json":             verifyFlow,
 	} {
@@ -317,6 +319,41 @@ func verifyGrant(t *testing.T, data []byte) {
 				}
 				// Ed25519 is deterministic: signing again gives the same bytes.
 				sig, err := grant.Sign(gr, ed25519.NewKeyFromSeed(g.SignerSeed))
+				if err != nil || sig != tc.Signature {
+					return "", errMismatch
+				}
+				return "", nil
+			})
+		}
+	}
+}
+
+func verifyKeyRecord(t *testing.T, data []byte) {
+	f := load(t, data, func(g KeyRecordGroup) int { return len(g.Tests) })
+	for _, g := range f.TestGroups {
+		if g.Type != "verify" {
+			t.Fatalf("unknown group type %q", g.Type)
+		}
+		for _, tc := range g.Tests {
+			check(t, tc.Case, tc.Outcome, func() (string, error) {
+				rec, err := keyrecord.FromBase64(uuid.MustParse(tc.UserID), tc.Identity, tc.X25519Public, tc.Ed25519Public)
+				if err != nil {
+					return "bad_signature", err
+				}
+				if m, err := rec.Message(); err == nil && !bytes.Equal(m, tc.Message) {
+					return "", errMismatch
+				}
+				if err := keyrecord.Verify(rec, tc.Signature); err != nil {
+					if errors.Is(err, keyrecord.ErrBadSignature) {
+						return "bad_signature", err
+					}
+					return "other", err
+				}
+				// Ed25519 is deterministic: signing again gives the same bytes.
+				if len(tc.SignerSeed) != ed25519.SeedSize {
+					return "", errors.New("a valid test must give signerSeed")
+				}
+				sig, err := keyrecord.Sign(rec, ed25519.NewKeyFromSeed(tc.SignerSeed))
 				if err != nil || sig != tc.Signature {
 					return "", errMismatch
 				}

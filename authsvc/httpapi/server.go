@@ -62,6 +62,9 @@ type Server struct {
 	// than the time a next key is published before it signs.
 	JWKSMaxAge time.Duration
 	log        *slog.Logger
+
+	// Keys publishes late key records (keys.go); nil answers 503 there.
+	Keys KeyRecords
 }
 
 // Handler builds the echo instance.
@@ -90,6 +93,7 @@ func (s *Server) Handler(log *slog.Logger, trusted []netip.Prefix) *echo.Echo {
 	v1.POST("/token/refresh", s.refresh)
 	v1.POST("/logout", s.logout)
 	s.sessionRoutes(v1)
+	s.keyRoutes(v1)
 	return e
 }
 
@@ -202,6 +206,10 @@ type SignupRequest struct {
 	SRPVerifier string          `json:"srp_verifier"`
 	KDF         json.RawMessage `json:"kdf"`
 	KeyBundle   json.RawMessage `json:"key_bundle,omitempty"`
+
+	// KeyRecordSignature proves possession of the bundle's public keys
+	// (docs/crypto.md §3); required with a key bundle.
+	KeyRecordSignature string `json:"key_record_signature,omitempty"`
 }
 
 func (s *Server) signup(c echo.Context) error {
@@ -214,14 +222,21 @@ func (s *Server) signup(c echo.Context) error {
 	}
 	reg, err := srplogin.ParseRegistration(srplogin.SignupInput{
 		UserID: req.UserID, Identity: req.Identity, SaltHex: req.SRPSalt, VerifierHex: req.SRPVerifier,
-		KDF: req.KDF, KeyBundle: req.KeyBundle,
+		KDF: req.KDF, KeyBundle: req.KeyBundle, KeyRecordSignature: req.KeyRecordSignature,
 	})
 	if err != nil {
 		return badRequest("invalid_registration", err)
 	}
+	// A sign-up that publishes public keys must prove it holds them.
+	if err := srplogin.VerifyKeyRecord(reg); err != nil {
+		return badKeyRecord(err)
+	}
 	id, err := s.Login.Register(c.Request().Context(), reg)
 	if errors.Is(err, srplogin.ErrTaken) {
 		return errIdentityTaken
+	}
+	if errors.Is(err, srplogin.ErrKeysTaken) {
+		return errKeysTaken
 	}
 	if err != nil {
 		return err

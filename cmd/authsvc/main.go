@@ -324,6 +324,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Login:    login,
 		Sessions: sessions,
 		Signer:   sg,
+		Keys:     st,
 		Limiter:  ratelimit.New(rdb),
 		Limits: httpapi.Limits{
 			LoginPerIP: cfg.LoginRatePerIP, LoginPerIdentity: cfg.LoginRatePerIdentity, SignupPerIP: cfg.SignupRatePerIP,
