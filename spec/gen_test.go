@@ -491,11 +491,32 @@ func genEnvelope(t *testing.T) []byte {
 		add(fmt.Sprintf("version %d", v), "UnknownVersion", s.key, s.ctx, mod(func(b []byte) []byte { b[0] = v; return b }), "unsupported_version")
 	}
 	add("version 2, short (version is checked before length)", "UnknownVersion", s.key, s.ctx, []byte{2, 5}, "unsupported_version")
-	for _, ty := range []byte{0, 6, 0xff} {
+	for _, ty := range []byte{0, 9, 0xff} {
 		add(fmt.Sprintf("unknown type %d", ty), "UnknownType", s.key, s.ctx, mod(func(b []byte) []byte { b[1] = ty; return b }), "malformed")
 	}
 	e := made[5] // empty plaintext
 	og.Tests = append(og.Tests, EnvelopeTest{Case: Case{next(), "valid, empty plaintext (74 bytes)", []string{}}, Key: e.key, ADInput: adInput(e.ctx), AD: e.ctx.AD(), Envelope: e.env, Outcome: Outcome{Result: "valid"}})
+
+	// The types sharing added (docs/crypto.md §2, §3, §7, §8).
+	sg2 := EnvelopeGroup{Type: "seal"}
+	for _, c := range []struct {
+		comment string
+		key     []byte
+		ctx     envelope.Context
+		pt      []byte
+	}{
+		{"type 6: X-Wing seed under the account key", account, envelope.Context{Type: envelope.XWingSeed, ObjectID: user}, read(r, 32)},
+		{"type 7: pin set under the account key, row revision 3", account, envelope.Context{Type: envelope.PinSet, ObjectID: user, Revision: 3}, []byte(`{"version":1,"pins":[]}`)},
+		{"type 8: the key of generation 2 under the key of generation 3", vaultKey, envelope.Context{Type: envelope.PrevVaultKey, VaultID: vault, ObjectID: vault, Revision: 2}, read(r, 32)},
+	} {
+		nonce := read(r, 24)
+		env := must[[]byte](t)(envelope.Seal(c.key, c.ctx, c.pt, bytes.NewReader(nonce)))
+		p := must[envelope.Parsed](t)(envelope.Parse(env))
+		sg2.Tests = append(sg2.Tests, EnvelopeTest{
+			Case: Case{next(), c.comment, []string{}}, Key: c.key, Nonce: nonce, ADInput: adInput(c.ctx), AD: c.ctx.AD(),
+			Commitment: p.Commitment[:], Plaintext: c.pt, Envelope: env, Outcome: Outcome{Result: "valid"},
+		})
+	}
 
 	return encode(t, File[EnvelopeGroup]{
 		Algorithm: "ZSM-V1-ENVELOPE-XCHACHA20POLY1305-HMACSHA256", Schema: schema, Generator: generatorName, NumberOfTests: next() - 1,
@@ -503,7 +524,8 @@ func genEnvelope(t *testing.T) []byte {
 			"docs/crypto.md §2. envelope = 0x01 || type || nonce (24) || commitment (32) || XChaCha20-Poly1305(key, nonce, plaintext, ad) (ciphertext || 16-byte tag).",
 			"commitment = HMAC-SHA256(key, \"zsm v1 key-commitment\" || 0x00 || nonce). ad = \"zsm-envelope\" || 0x00 || 0x01 || type || vault_id (16) || object_id (16) || u64be(revision); adInput gives the builder's inputs, ad its output (55 bytes).",
 			"Group seal: Seal(key, adInput, plaintext) with the given nonce must give envelope byte for byte. Group open: Open(key, adInput, envelope) must give plaintext or fail with the named class.",
-			"Error classes, checked in this order: unsupported_version (byte 0 is not 1, checked first), malformed (fewer than 74 bytes, or a type byte outside 1..5), wrong_type (type byte differs from adInput.type), tampered (commitment mismatch, compared in constant time before decrypting, or AEAD failure). Text columns hold base64(envelope).",
+			"Error classes, checked in this order: unsupported_version (byte 0 is not 1, checked first), malformed (fewer than 74 bytes, or a type byte outside 1..8), wrong_type (type byte differs from adInput.type), tampered (commitment mismatch, compared in constant time before decrypting, or AEAD failure). Text columns hold base64(envelope).",
+			"Types: 1 account key, 2 X25519 private key, 3 Ed25519 private key, 4 vault metadata, 5 secret, 6 X-Wing seed, 7 pin set, 8 previous vault key (the second seal group).",
 		},
 		Notes: map[string]Note{
 			"WrongAD":            {"AUTH_BYPASS", "the envelope opened with another context: moved to another vault, row, type or revision"},
@@ -515,9 +537,9 @@ func genEnvelope(t *testing.T) []byte {
 			"Truncated":          {"EDGE_CASE", "bytes removed from the end"},
 			"Extended":           {"EDGE_CASE", "bytes appended"},
 			"UnknownVersion":     {"DOWNGRADE", "a version byte other than 1; there is no other format and no legacy reader"},
-			"UnknownType":        {"EDGE_CASE", "a type byte outside 1..5"},
+			"UnknownType":        {"EDGE_CASE", "a type byte outside 1..8"},
 		},
-		TestGroups: []EnvelopeGroup{sg, og},
+		TestGroups: []EnvelopeGroup{sg, og, sg2},
 	})
 }
 
