@@ -630,12 +630,57 @@ func genBundle(t *testing.T) []byte {
 	} {
 		add(c.comment, "Malformed", unlock, userID, c.doc, "malformed")
 	}
+
+	// Version 2: the same account upgraded with an X-Wing key (32 bytes of
+	// the stream as its seed), the five version 1 members unchanged.
+	b2 := must[keys.Bundle](t)(a.UpgradeBundle(b, userID, r))
+	add2 := func(comment, flag string, key []byte, doc, errClass string) {
+		add(comment, flag, key, userID, doc, errClass)
+		if errClass == "" {
+			tc := &g.Tests[len(g.Tests)-1]
+			tc.XWingSeed = must[[]byte](t)(a.XWing.Bytes())
+			tc.XWingPublic = a.XWing.PublicKey().Bytes()
+		}
+	}
+	doc2 := bundleJSON(t, b2)
+	edit2 := func(f func(*keys.Bundle)) string { c := b2; f(&c); return bundleJSON(t, c) }
+	add2("version 2: valid", "", unlock, doc2, "")
+	var m2 map[string]any
+	json.Unmarshal([]byte(doc2), &m2)
+	add2("version 2: valid, indented with members in another order", "", unlock, string(must[[]byte](t)(json.MarshalIndent(m2, "", " "))), "")
+	add2("version 2: wrong unlock key", "WrongKey", wrong, doc2, "unlock")
+	if err := evil.AddXWing(r); err != nil {
+		t.Fatal(err)
+	}
+	evilB2 := must[keys.Bundle](t)(evil.UpgradeBundle(evilB, userID, r))
+	add2("version 2: X-Wing public key substituted", "PublicKeyMismatch", unlock, edit2(func(c *keys.Bundle) { c.XWingPublic = evilB2.XWingPublic }), "tampered")
+	add2("version 2: X-Wing private key of another account key", "Swapped", unlock, edit2(func(c *keys.Bundle) { c.XWingPrivate = evilB2.XWingPrivate }), "tampered")
+	short := must[string](t)(envelope.SealString(a.AccountKey, envelope.Context{Type: envelope.XWingSeed, ObjectID: userID}, read(r, 31), r))
+	add2("version 2: X-Wing seed of 31 bytes under the account key", "BadSeed", unlock, edit2(func(c *keys.Bundle) { c.XWingPrivate = short }), "tampered")
+	add2("version 2: the X25519 envelope relabelled type 6 as the X-Wing seed (type is in the AD)", "Swapped", unlock,
+		edit2(func(c *keys.Bundle) { c.XWingPrivate = relabel(c.X25519Private, 6) }), "tampered")
+	add2("version 2: X-Wing private key tag flipped", "ModifiedTag", unlock, edit2(func(c *keys.Bundle) { c.XWingPrivate = flip(c.XWingPrivate) }), "tampered")
+	add2("version 2: last bit of the X-Wing public key flipped (its X25519 half)", "PublicKeyMismatch", unlock, edit2(func(c *keys.Bundle) { c.XWingPublic = flip(c.XWingPublic) }), "tampered")
+	pub2 := must[[]byte](t)(base64.StdEncoding.DecodeString(b2.XWingPublic))
+	for _, c := range []struct{ comment, doc string }{
+		{"version 1 with the X-Wing members", strings.Replace(doc2, `"version":2`, `"version":1`, 1)},
+		{"version 2 without the X-Wing members", strings.Replace(doc, `"version":1`, `"version":2`, 1)},
+		{"version 2 without xwing_private", strings.Replace(doc2, `,"xwing_private":"`+b2.XWingPrivate+`"`, "", 1)},
+		{"version 3", strings.Replace(doc2, `"version":2`, `"version":3`, 1)},
+		{"xwing_public of 1215 bytes", strings.Replace(doc2, b2.XWingPublic, base64.StdEncoding.EncodeToString(pub2[:1215]), 1)},
+		{"xwing_public not an ML-KEM-768 key (coefficients above q)", strings.Replace(doc2, b2.XWingPublic, base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xff}, 1216)), 1)},
+		{"xwing_private holds an envelope of type 2", strings.Replace(doc2, b2.XWingPrivate, b2.X25519Private, 1)},
+		{"xwing_public repeated", strings.Replace(doc2, "{", `{"xwing_public":"`+b2.XWingPublic+`",`, 1)},
+	} {
+		add2("version 2: "+c.comment, "Malformed", unlock, c.doc, "malformed")
+	}
 	return encode(t, File[BundleGroup]{
 		Algorithm: "ZSM-V1-KEY-BUNDLE", Schema: schema, Generator: generatorName, NumberOfTests: next() - 1,
 		Header: []string{
 			"docs/crypto.md §3. bundle is the JSON document the server stores, verbatim. Parse it strictly: exactly the six members (version, account_key, x25519_public, x25519_private, ed25519_public, ed25519_private), each once, names case-sensitive, version the number 1, binary members canonical standard base64 with padding, public keys 32 bytes, each envelope of its field's type (1, 2, 3), nothing after the object.",
 			"Open: account key = Open(unlockKey, {type 1, zero vault, object userId, revision 0}, account_key); the X25519 scalar and Ed25519 seed likewise with types 2 and 3 under the account key; each private key must yield the published public key.",
 			"Error classes: malformed (parse), unlock (the account key does not open), tampered (a private key does not open under the account key, or does not match its public key).",
+			"Version 2 (docs/crypto.md §3): exactly the six members of version 1 and xwing_public (base64, 1216 bytes, a valid ML-KEM-768 encapsulation key followed by an X25519 key) and xwing_private (envelope type 6 under the account key, same context as types 2 and 3, plaintext the 32-byte X-Wing seed). The seed must be 32 bytes and yield xwing_public (MLKEM768-X25519 of draft-ietf-hpke-pq, HPKE KEM 0x647a: ML-KEM-768 and X25519 keys expanded from SHAKE256(seed)); valid tests give xwingSeed and xwingPublic.",
 		},
 		Notes: map[string]Note{
 			"WrongKey":          {"AUTH_BYPASS", "wrong unlock key"},
@@ -644,6 +689,7 @@ func genBundle(t *testing.T) []byte {
 			"Swapped":           {"AUTH_BYPASS", "envelopes moved between fields or accounts"},
 			"ModifiedTag":       {"AUTH_BYPASS", "an envelope's tag bit flipped"},
 			"Malformed":         {"EDGE_CASE", "not a well-formed bundle"},
+			"BadSeed":           {"EDGE_CASE", "an X-Wing seed that is not 32 bytes"},
 		},
 		TestGroups: []BundleGroup{g},
 	})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ecdh"
 	"crypto/ed25519"
+	"crypto/hpke"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -246,9 +247,25 @@ func verifyBundle(t *testing.T, data []byte) {
 				if err != nil {
 					return bundleClass(err), err
 				}
-				return "", errors.Join(eq(a.AccountKey, tc.AccountKey), eq(a.X25519.Bytes(), tc.X25519Private),
+				if err := errors.Join(eq(a.AccountKey, tc.AccountKey), eq(a.X25519.Bytes(), tc.X25519Private),
 					eq(a.X25519.PublicKey().Bytes(), tc.X25519Public), eq(a.Ed25519.Seed(), tc.Ed25519Seed),
-					eq(a.Ed25519.Public().(ed25519.PublicKey), tc.Ed25519Public))
+					eq(a.Ed25519.Public().(ed25519.PublicKey), tc.Ed25519Public)); err != nil {
+					return "", err
+				}
+				if (a.XWing == nil) != (tc.XWingSeed == nil) {
+					return "", errMismatch
+				}
+				if a.XWing == nil {
+					return "", nil
+				}
+				// The seed yields the public key (checked with crypto/hpke
+				// directly, not through the bundle code).
+				k, err := hpke.MLKEM768X25519().NewPrivateKey(tc.XWingSeed)
+				if err != nil {
+					return "other", err
+				}
+				seed, _ := a.XWing.Bytes()
+				return "", errors.Join(eq(seed, tc.XWingSeed), eq(a.XWing.PublicKey().Bytes(), tc.XWingPublic), eq(k.PublicKey().Bytes(), tc.XWingPublic))
 			})
 		}
 	}
