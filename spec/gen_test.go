@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"crypto/ecdh"
 	"crypto/ed25519"
+	"crypto/hpke"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
@@ -760,12 +762,91 @@ func genHPKE(t *testing.T) []byte {
 	add("81 bytes", "Malformed", f.sk, f.vault, f.user, base64.StdEncoding.EncodeToString(append(bytes.Clone(raw), 0)), nil, "malformed")
 	add("base64url", "Malformed", f.sk, f.vault, f.user, base64.URLEncoding.EncodeToString(bytes.Repeat([]byte{0xfb}, 80)), nil, "malformed")
 	add("empty", "Malformed", f.sk, f.vault, f.user, "", nil, "malformed")
+
+	// Version 2 (docs/crypto.md §8): the generation in the info, and the
+	// KEM the recipient's key record calls for.
+	type recipient struct {
+		sk     hpke.PrivateKey
+		skR    []byte
+		encLen int
+	}
+	newXWing := func() recipient {
+		seed := read(r, 32)
+		return recipient{must[hpke.PrivateKey](t)(keys.NewXWingKey(bytes.NewReader(seed))), seed, 1120}
+	}
+	newX25519 := func() recipient {
+		x := must[*ecdh.PrivateKey](t)(ecdh.X25519().NewPrivateKey(read(r, 32)))
+		return recipient{must[hpke.PrivateKey](t)(hpke.NewDHKEMPrivateKey(x)), x.Bytes(), 32}
+	}
+	var groups2 []HPKEGroup
+	for _, kem := range []grant.KEM{grant.KEMXWing, grant.KEMX25519} {
+		g2 := HPKEGroup{Type: "open_v2", KEMID: uint16(kem), KDFID: 0x0001, AEADID: 0x0003}
+		newKey := newX25519
+		if kem == grant.KEMXWing {
+			newKey = newXWing
+		}
+		add2 := func(comment, flag string, k recipient, vault, user uuid.UUID, gen uint64, sealed string, vk []byte, errClass string) {
+			tc := HPKETest{Case: Case{next(), comment, []string{}}, SkR: k.skR, PkR: k.sk.PublicKey().Bytes(),
+				VaultID: vault.String(), UserID: user.String(), Generation: strconv.FormatUint(gen, 10), Info: vaultKeyInfoV2(vault, user, gen), Sealed: sealed}
+			if raw, err := base64.StdEncoding.DecodeString(sealed); err == nil && len(raw) == k.encLen+48 {
+				tc.Enc, tc.Ciphertext = raw[:k.encLen], raw[k.encLen:]
+			}
+			if flag != "" {
+				tc.Flags = []string{flag}
+			}
+			if errClass == "" {
+				tc.VaultKey, tc.Outcome = vk, Outcome{Result: "valid"}
+			} else {
+				tc.Outcome = Outcome{"invalid", errClass}
+			}
+			g2.Tests = append(g2.Tests, tc)
+		}
+		k := newKey()
+		vault, user, vk := newUUID(r), newUUID(r), read(r, 32)
+		seal := func(k recipient, gen uint64) string {
+			s, got, err := grant.SealVaultKeyV2(k.sk.PublicKey(), vault, user, gen, vk)
+			if err != nil || got != kem {
+				t.Fatalf("SealVaultKeyV2: %v, %v", got, err)
+			}
+			return s
+		}
+		sealed := seal(k, 2)
+		add2("valid, generation 2", "", k, vault, user, 2, sealed, vk, "")
+		add2("valid, generation 2^64-1", "", k, vault, user, ^uint64(0), seal(k, ^uint64(0)), vk, "")
+		k2 := newKey()
+		add2("valid, another recipient, generation 1", "", k2, vault, user, 1, seal(k2, 1), vk, "")
+		add2("generation 3 in the info (a key of one generation presented as another's)", "WrongInfo", k, vault, user, 3, sealed, nil, "does_not_open")
+		add2("generation 1 in the info", "WrongInfo", k, vault, user, 1, sealed, nil, "does_not_open")
+		other := newUUID(r)
+		add2("another user id in the info", "WrongInfo", k, vault, other, 2, sealed, nil, "does_not_open")
+		add2("another vault id in the info", "WrongInfo", k, other, user, 2, sealed, nil, "does_not_open")
+		add2("another recipient key", "WrongKey", k2, vault, user, 2, sealed, nil, "does_not_open")
+		raw := must[[]byte](t)(base64.StdEncoding.DecodeString(sealed))
+		flipped := func(i int) string { b := bytes.Clone(raw); b[i] ^= 1; return base64.StdEncoding.EncodeToString(b) }
+		add2("first enc byte flipped", "ModifiedEnc", k, vault, user, 2, flipped(0), nil, "does_not_open")
+		if kem == grant.KEMXWing {
+			add2("enc byte flipped in the X25519 half (byte 1088)", "ModifiedEnc", k, vault, user, 2, flipped(1088), nil, "does_not_open")
+		}
+		add2("tag byte flipped", "ModifiedTag", k, vault, user, 2, flipped(len(raw)-1), nil, "does_not_open")
+		add2("one byte short", "Malformed", k, vault, user, 2, base64.StdEncoding.EncodeToString(raw[:len(raw)-1]), nil, "malformed")
+		add2("one byte long", "Malformed", k, vault, user, 2, base64.StdEncoding.EncodeToString(append(bytes.Clone(raw), 0)), nil, "malformed")
+		if kem == grant.KEMXWing {
+			add2("an 80-byte X25519 sealed key given to an X-Wing key", "Malformed", k, vault, user, 2, base64.StdEncoding.EncodeToString(read(r, 80)), nil, "malformed")
+		} else {
+			v1 := must[string](t)(grant.SealVaultKey(must[*ecdh.PrivateKey](t)(ecdh.X25519().NewPrivateKey(k.skR)).PublicKey(), vault, user, vk))
+			add2("a version 1 sealed key (v1 info) opened as version 2, generation 1", "WrongInfo", k, vault, user, 1, v1, nil, "does_not_open")
+			add2("a 1168-byte X-Wing sealed key given to an X25519 key", "Malformed", k, vault, user, 2, base64.StdEncoding.EncodeToString(read(r, 1168)), nil, "malformed")
+		}
+		groups2 = append(groups2, g2)
+	}
 	return encode(t, File[HPKEGroup]{
 		Algorithm: "ZSM-V1-HPKE-VAULT-KEY", Schema: schema, Generator: generatorName, NumberOfTests: next() - 1,
 		Header: []string{
 			"docs/crypto.md §4. HPKE (RFC 9180) base mode, DHKEM(X25519, HKDF-SHA256) (0x0020), HKDF-SHA256 (0x0001), ChaCha20-Poly1305 (0x0003), single-shot, empty aad.",
 			"info = \"zsm v1 vault-key\" || 0x00 || vault_id (16) || recipient user_id (16). sealed = base64(enc (32) || ciphertext (48)); enc and ciphertext repeat it in hex.",
 			"Decrypt direction: Open(skR, info, enc, ciphertext) must give vaultKey, or fail: does_not_open (HPKE failure) or malformed (sealed is not canonical base64 of exactly 80 bytes).",
+			"Groups open_v2 (docs/crypto.md §8): info = \"zsm v2 vault-key\" || 0x00 || vault_id (16) || recipient user_id (16) || u64be(generation). kemId 0x647a is X-Wing (MLKEM768-X25519, draft-ietf-hpke-pq): skR is the 32-byte seed, pkR the 1216-byte public key derived from it (check the derivation), enc 1120 bytes (ML-KEM-768 ciphertext 1088 || X25519 ephemeral 32); kemId 0x0020 is DHKEM(X25519) as above with the v2 info. sealed = base64(enc || ciphertext (48)): 1168 bytes for X-Wing, 80 for X25519; another size for the group's KEM is malformed.",
+			"The encapsulation randomness is drawn inside crypto/hpke and is not part of the vectors; the encrypt direction is checked by sealing with an implementation and opening with the other.",
 		},
 		Notes: map[string]Note{
 			"WrongInfo":          {"AUTH_BYPASS", "a sealed key used for another vault or user"},
@@ -775,8 +856,12 @@ func genHPKE(t *testing.T) []byte {
 			"ModifiedCiphertext": {"AUTH_BYPASS", "ciphertext bit flipped"},
 			"Malformed":          {"EDGE_CASE", "wrong size or encoding"},
 		},
-		TestGroups: []HPKEGroup{g},
+		TestGroups: append([]HPKEGroup{g}, groups2...),
 	})
+}
+
+func vaultKeyInfoV2(vault, user uuid.UUID, gen uint64) []byte {
+	return binary.BigEndian.AppendUint64(slices.Concat([]byte("zsm v2 vault-key\x00"), vault[:], user[:]), gen)
 }
 
 // -------------------------------------------------------------- grant.json
