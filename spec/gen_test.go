@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math/big"
 	mrand "math/rand/v2"
 	"os"
@@ -929,21 +930,171 @@ func genGrant(t *testing.T) []byte {
 	mk(base, base64.StdEncoding.EncodeToString(raw[:63]), nil, "63-byte signature", "ModifiedSignature", "bad_signature")
 	mk(base, base64.RawStdEncoding.EncodeToString(raw), nil, "signature without base64 padding", "ModifiedSignature", "bad_signature")
 	mk(change(func(c *grant.Grant) { c.SealedKey = base64.StdEncoding.EncodeToString(read(r, 79)) }), sig, nil, "sealed key of 79 bytes", "UnknownRole", "bad_signature")
+	g2 := genGrantV2(t, r, next, priv)
+	gc, gk := genKeyChain(t, r, next)
 	return encode(t, File[GrantGroup]{
 		Algorithm: "ZSM-V1-GRANT-ED25519", Schema: schema, Generator: generatorName, NumberOfTests: next() - 1,
 		Header: []string{
 			"docs/crypto.md §4. message = \"zsm v1 grant\" || 0x00 || vault_id (16) || user_id (16) || granted_by (16) || u8(len(role)) || role || SHA-256(sealed key bytes), where the sealed key bytes are base64-decoded (80 bytes).",
 			"signature = base64(Ed25519(signer, message)), canonical standard base64 of 64 bytes. Verify with the group's signerPublic unless a test gives public.",
 			"role is one of owner, admin, editor, viewer; a grant with any other role, or a sealed key that is not canonical base64 of 80 bytes, cannot be encoded and does not verify (bad_signature).",
+			"Group verify_v2 (docs/crypto.md §8): message = \"zsm v2 grant\" || 0x00 || vault_id || user_id || granted_by || u8(len(role)) || role || u64be(generation) || u16be(kem_id) || SHA-256(sealed key bytes); generation >= 1; kem_id 0x647a (X-Wing, sealed key 1168 bytes) or 0x0020 (X25519, 80 bytes); anything else cannot be encoded (bad_signature). After the signature, the KEM is checked against the recipient's key record: kemId 0x0020 when recipientHasXwing is true is a downgrade (error downgrade).",
+			"Group key_commitment: commitment = HMAC-SHA256(key, \"zsm v1 vault-key-commitment\" || 0x00 || vault_id (16) || u64be(generation)); a key is accepted as that generation only if the commitment matches (compare in constant time), else key_commitment.",
+			"Group key_chain: wrapped[g] is envelope type 8 (vault id, object id = vault id, revision g) holding the key of g under the key of g+1. Check newestKey against its commitment, then open g = newest-1 down to oldestGeneration, checking each key against its commitment; expect keys, or key_commitment (a key does not match) or chain (a link is missing or does not open).",
 		},
 		Notes: map[string]Note{
 			"ModifiedField":     {"AUTH_BYPASS", "one field of the grant changed after signing"},
 			"UnknownRole":       {"EDGE_CASE", "a grant that cannot be encoded"},
 			"WrongKey":          {"AUTH_BYPASS", "verified under another key"},
 			"ModifiedSignature": {"AUTH_BYPASS", "signature modified or mis-encoded"},
+			"Downgrade":         {"DOWNGRADE", "a vault key sealed with X25519 only to a member whose key record has an X-Wing key"},
+			"DomainSeparation":  {"AUTH_BYPASS", "a signature of one format presented as another"},
+			"KeySubstitution":   {"KEY_SUBSTITUTION", "a vault key other than the one the members committed to"},
+			"BrokenChain":       {"EDGE_CASE", "a link of the key chain missing or moved"},
 		},
-		TestGroups: []GrantGroup{g},
+		TestGroups: []GrantGroup{g, g2, gc, gk},
 	})
+}
+
+func genGrantV2(t *testing.T, r io.Reader, next func() int, priv ed25519.PrivateKey) GrantGroup {
+	g := GrantGroup{Type: "verify_v2", SignerSeed: priv.Seed(), SignerPublic: Hex(priv.Public().(ed25519.PublicKey))}
+	vault, user, granter := newUUID(r), newUUID(r), newUUID(r)
+	xw := base64.StdEncoding.EncodeToString(read(r, 1168))
+	x := base64.StdEncoding.EncodeToString(read(r, 80))
+	yes, no := true, false
+	mk := func(gr grant.GrantV2, sig string, pub []byte, hasXWing bool, comment, flag, errClass string) {
+		tc := GrantTest{Case: Case{next(), comment, []string{}}, VaultID: gr.VaultID.String(), UserID: gr.UserID.String(),
+			GrantedBy: gr.GrantedBy.String(), Role: gr.Role, Generation: strconv.FormatUint(gr.Generation, 10), KEMID: uint16(gr.KEM),
+			SealedKey: gr.SealedKey, Public: Hex(pub), Signature: sig, RecipientHasXWing: &no}
+		if hasXWing {
+			tc.RecipientHasXWing = &yes
+		}
+		if raw, err := base64.StdEncoding.Strict().DecodeString(gr.SealedKey); err == nil {
+			h := sha256.Sum256(raw)
+			tc.SealedKeySHA256 = h[:]
+		}
+		if m, err := gr.Message(); err == nil {
+			tc.Message = m
+		}
+		if raw, err := base64.StdEncoding.Strict().DecodeString(sig); err == nil {
+			tc.SignatureHex = raw
+		}
+		if flag != "" {
+			tc.Flags = []string{flag}
+		}
+		tc.Outcome = Outcome{Result: "valid"}
+		if errClass != "" {
+			tc.Outcome = Outcome{"invalid", errClass}
+		}
+		g.Tests = append(g.Tests, tc)
+	}
+	sign := func(gr grant.GrantV2) string { return must[string](t)(grant.SignV2(gr, priv)) }
+	base := grant.GrantV2{VaultID: vault, UserID: user, GrantedBy: granter, Role: "editor", Generation: 3, KEM: grant.KEMXWing, SealedKey: xw}
+	for _, role := range grant.Roles {
+		gr := base
+		gr.Role = role
+		mk(gr, sign(gr), nil, true, "valid, X-Wing, role "+role, "", "")
+	}
+	old := base
+	old.KEM, old.SealedKey, old.Generation = grant.KEMX25519, x, 1
+	mk(old, sign(old), nil, false, "valid, X25519 for a member whose record has no X-Wing key", "", "")
+	last := base
+	last.Generation = ^uint64(0)
+	mk(last, sign(last), nil, true, "valid, generation 2^64-1", "", "")
+	sig := sign(base)
+	change := func(f func(*grant.GrantV2)) grant.GrantV2 { c := base; f(&c); return c }
+	mk(change(func(c *grant.GrantV2) { c.Generation = 4 }), sig, nil, true, "generation changed 3 -> 4", "ModifiedField", "bad_signature")
+	mk(change(func(c *grant.GrantV2) { c.Generation = 2 }), sig, nil, true, "generation changed 3 -> 2", "ModifiedField", "bad_signature")
+	mk(change(func(c *grant.GrantV2) { c.Role = "admin" }), sig, nil, true, "role raised editor -> admin", "ModifiedField", "bad_signature")
+	mk(change(func(c *grant.GrantV2) { c.UserID[15] ^= 1 }), sig, nil, true, "user id changed", "ModifiedField", "bad_signature")
+	mk(change(func(c *grant.GrantV2) { c.SealedKey = base64.StdEncoding.EncodeToString(read(r, 1168)) }), sig, nil, true, "sealed key substituted", "ModifiedField", "bad_signature")
+	mk(change(func(c *grant.GrantV2) { c.KEM, c.SealedKey = grant.KEMX25519, x }), sig, nil, true, "KEM and sealed key swapped for an X25519 one", "ModifiedField", "bad_signature")
+	mk(change(func(c *grant.GrantV2) { c.KEM = grant.KEMX25519 }), sig, nil, true, "kem_id 0x0020 with a 1168-byte sealed key", "UnknownRole", "bad_signature")
+	mk(change(func(c *grant.GrantV2) { c.KEM = 0x0010 }), sig, nil, true, "kem_id 0x0010 (P-256)", "UnknownRole", "bad_signature")
+	mk(change(func(c *grant.GrantV2) { c.Generation = 0 }), sign(change(func(c *grant.GrantV2) { c.Generation = 1 })), nil, true, "generation 0", "UnknownRole", "bad_signature")
+	mk(change(func(c *grant.GrantV2) { c.Role = "root" }), sig, nil, true, "unknown role", "UnknownRole", "bad_signature")
+	otherPub := ed25519.NewKeyFromSeed(read(r, 32)).Public().(ed25519.PublicKey)
+	mk(base, sig, otherPub, true, "signed by someone else", "WrongKey", "bad_signature")
+	// Downgrade: a correctly signed X25519-only grant for a member whose
+	// key record has an X-Wing key.
+	down := base
+	down.KEM, down.SealedKey = grant.KEMX25519, x
+	mk(down, sign(down), nil, true, "X25519 grant to a member with an X-Wing key (downgrade), signature valid", "Downgrade", "downgrade")
+	// A version 1 signature over the same vault, user, granter, role and
+	// sealed key does not verify as version 2.
+	v1 := grant.Grant{VaultID: vault, UserID: user, GrantedBy: granter, Role: "editor", SealedKey: x}
+	mk(old, must[string](t)(grant.Sign(v1, priv)), nil, false, "a version 1 signature presented as version 2, generation 1", "DomainSeparation", "bad_signature")
+	return g
+}
+
+func genKeyChain(t *testing.T, r io.Reader, next func() int) (GrantGroup, GrantGroup) {
+	gc := GrantGroup{Type: "key_commitment"}
+	gk := GrantGroup{Type: "key_chain"}
+	vault := newUUID(r)
+	const n = 4
+	ks := map[uint64][]byte{}
+	commit := map[string]Hex{}
+	for g := uint64(1); g <= n; g++ {
+		ks[g] = read(r, 32)
+		c := must[[32]byte](t)(grant.KeyCommitment(ks[g], vault, g))
+		commit[strconv.FormatUint(g, 10)] = c[:]
+	}
+	ctc := func(comment, flag string, key []byte, v uuid.UUID, g uint64, c []byte, errClass string) {
+		tc := GrantTest{Case: Case{next(), comment, []string{}}, VaultID: v.String(), Generation: strconv.FormatUint(g, 10), Key: key, Commitment: c, Outcome: Outcome{Result: "valid"}}
+		if flag != "" {
+			tc.Flags = []string{flag}
+		}
+		if errClass != "" {
+			tc.Outcome = Outcome{"invalid", errClass}
+		}
+		gc.Tests = append(gc.Tests, tc)
+	}
+	ctc("valid, generation 1", "", ks[1], vault, 1, commit["1"], "")
+	ctc("valid, generation 4", "", ks[4], vault, 4, commit["4"], "")
+	ctc("the key of generation 3 as generation 4", "KeySubstitution", ks[3], vault, 4, commit["4"], "key_commitment")
+	ctc("the right key, the commitment of another generation", "KeySubstitution", ks[4], vault, 4, commit["3"], "key_commitment")
+	other := vault
+	other[0] ^= 1
+	ctc("another vault", "KeySubstitution", ks[1], other, 1, commit["1"], "key_commitment")
+	ctc("a key the server chose", "KeySubstitution", read(r, 32), vault, 2, commit["2"], "key_commitment")
+
+	wrapped := map[string]string{}
+	for g := uint64(1); g < n; g++ {
+		wrapped[strconv.FormatUint(g, 10)] = must[string](t)(grant.WrapPrevious(ks[g+1], vault, g, ks[g], r))
+	}
+	all := map[string]Hex{}
+	for g, k := range ks {
+		all[strconv.FormatUint(g, 10)] = k
+	}
+	ktc := func(comment, flag string, newest uint64, oldest uint64, w map[string]string, c map[string]Hex, keys map[string]Hex, errClass string) {
+		tc := GrantTest{Case: Case{next(), comment, []string{}}, VaultID: vault.String(), NewestGeneration: strconv.FormatUint(newest, 10),
+			NewestKey: ks[newest], OldestGeneration: strconv.FormatUint(oldest, 10), Wrapped: w, Commitments: c, Keys: keys, Outcome: Outcome{Result: "valid"}}
+		if flag != "" {
+			tc.Flags = []string{flag}
+		}
+		if errClass != "" {
+			tc.Outcome, tc.Keys = Outcome{"invalid", errClass}, nil
+		}
+		gk.Tests = append(gk.Tests, tc)
+	}
+	ktc("walk from generation 4 to 1", "", n, 1, wrapped, commit, all, "")
+	ktc("walk from generation 4 to 3", "", n, 3, wrapped, commit, map[string]Hex{"3": ks[3], "4": ks[4]}, "")
+	without := func(m map[string]string, k string) map[string]string {
+		c := maps.Clone(m)
+		delete(c, k)
+		return c
+	}
+	ktc("link of generation 2 missing", "BrokenChain", n, 1, without(wrapped, "2"), commit, nil, "chain")
+	moved := maps.Clone(wrapped)
+	moved["1"] = wrapped["2"]
+	ktc("the link of generation 2 stored as generation 1 (revision is in the AD)", "BrokenChain", n, 1, moved, commit, nil, "chain")
+	forged := maps.Clone(wrapped)
+	forged["2"] = must[string](t)(grant.WrapPrevious(ks[3], vault, 2, read(r, 32), r))
+	ktc("a key of someone's choosing wrapped as generation 2", "KeySubstitution", n, 1, forged, commit, nil, "key_commitment")
+	badC := maps.Clone(commit)
+	badC["4"] = commit["3"]
+	ktc("the newest key does not match its commitment", "KeySubstitution", n, 1, wrapped, badC, nil, "key_commitment")
+	return gc, gk
 }
 
 // -------------------------------------------------------- srp_blake2b_3072.json
