@@ -149,6 +149,10 @@ func generate(t *testing.T) map[string][]byte {
 		"grant.json":            genGrant(t),
 		"srp_blake2b_3072.json": genSRP(t),
 		"flow.json":             genFlow(t),
+		"fingerprint.json":      genFingerprint(t),
+		"pins.json":             genPins(t),
+		"vault_log.json":        genVaultLog(t),
+		"manifest.json":         genManifest(t),
 	}
 }
 

@@ -37,6 +37,10 @@ func TestVectorsVerify(t *testing.T) {
 		"grant.json":            verifyGrant,
 		"srp_blake2b_3072.json": verifySRP,
 		"flow.json":             verifyFlow,
+		"fingerprint.json":      verifyFingerprint,
+		"pins.json":             verifyPins,
+		"vault_log.json":        verifyVaultLog,
+		"manifest.json":         verifyManifest,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
