@@ -191,7 +191,8 @@ func (r Record) check() error {
 // pin, the user has decided), TOFU when trusting on first use. TOFU never
 // replaces a pin of another key ([ErrKeyChanged]: a changed key needs a
 // comparison), nor demotes a verified pin of the same key (which stays
-// verified).
+// verified). Confirming the same key again never lowers the record version
+// seen, so a downgrade cannot be confirmed away.
 func (s *PinSet) Confirm(r Record, status Status, now time.Time) (Pin, error) {
 	if err := r.check(); err != nil {
 		return Pin{}, err
@@ -207,12 +208,17 @@ func (s *PinSet) Confirm(r Record, status Status, now time.Time) (Pin, error) {
 		h := sha256.Sum256(r.XWingPublic)
 		p.XWingSHA256 = h[:]
 	}
-	if old, ok := s.Lookup(p.Identity); ok && status == TOFU {
-		if !old.sameKey(p) {
+	if old, ok := s.Lookup(p.Identity); ok {
+		if status == TOFU && !old.sameKey(p) {
 			return Pin{}, fmt.Errorf("%w: %s", ErrKeyChanged, p.Identity)
 		}
-		if old.Status == Verified {
+		if status == TOFU && old.Status == Verified {
 			p.Status, p.PinnedAt = Verified, old.PinnedAt
+		}
+		// Confirming the same key never lowers the record version seen: a
+		// version 1 record shown after version 2 stays a downgrade.
+		if old.sameKey(p) && old.RecordVersion > p.RecordVersion {
+			p.RecordVersion, p.XWingSHA256 = old.RecordVersion, old.XWingSHA256
 		}
 	}
 	s.put(p)

@@ -125,6 +125,16 @@ func TestConfirm(t *testing.T) {
 	if p := confirm(t, &s, v1(evil), trust.Verified); !bytes.Equal(p.Ed25519Public, carolKey) {
 		t.Fatal("verified confirm did not replace the key")
 	}
+	// Confirming a version 1 record of a key pinned at version 2 keeps
+	// version 2: the downgrade is still refused afterwards.
+	var d trust.PinSet
+	confirm(t, &d, v2(bob, xwingA), trust.Verified)
+	if p := confirm(t, &d, v1(bob), trust.Verified); p.RecordVersion != 2 {
+		t.Fatalf("confirm lowered the record version: %+v", p)
+	}
+	if _, _, err := d.Check(v1(bob)); !errors.Is(err, trust.ErrDowngrade) {
+		t.Fatalf("downgrade after re-confirming: %v", err)
+	}
 	if _, err := s.Confirm(v1(bob), "maybe", t0); err == nil {
 		t.Fatal("unknown status accepted")
 	}
