@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -109,12 +110,23 @@ func decode(c echo.Context, v any) error {
 	return nil
 }
 
-// DecodeStrict parses a request body: exactly one JSON object whose members
-// are all known to v. It is what every endpoint's parser starts with (and
-// what the fuzz tests feed).
+// DecodeStrict parses a request body: exactly one JSON object, in valid
+// UTF-8, whose members are all known to v. It is what every endpoint's
+// parser starts with (and what the fuzz tests feed).
+//
+// encoding/json would quietly turn a byte that is not UTF-8, and a \u
+// escape of half a surrogate pair, into U+FFFD: a sign-up with the identity
+// "a\xffb" would register "a\ufffdb", which its owner never typed. Such
+// bodies are refused instead.
 func DecodeStrict(body []byte, v any) error {
 	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
 		return errors.New("the request body is not a JSON object")
+	}
+	if !utf8.Valid(body) {
+		return errors.New("the request body is not valid UTF-8")
+	}
+	if lonelySurrogate(body) {
+		return errors.New("the request body escapes half of a UTF-16 surrogate pair")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -135,6 +147,63 @@ func DecodeStrict(body []byte, v any) error {
 		return errors.New("the request body has data after the JSON object")
 	}
 	return nil
+}
+
+// lonelySurrogate reports whether a JSON text has a \uD800–\uDFFF escape
+// that is not half of a high-low pair. It reads strings only; what is
+// outside them is left to the decoder.
+func lonelySurrogate(b []byte) bool {
+	hex4 := func(i int) (rune, bool) {
+		if i+4 > len(b) {
+			return 0, false
+		}
+		var r rune
+		for _, c := range b[i : i+4] {
+			switch {
+			case '0' <= c && c <= '9':
+				r = r<<4 | rune(c-'0')
+			case 'a' <= c && c <= 'f':
+				r = r<<4 | rune(c-'a'+10)
+			case 'A' <= c && c <= 'F':
+				r = r<<4 | rune(c-'A'+10)
+			default:
+				return 0, false
+			}
+		}
+		return r, true
+	}
+	inString := false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			inString = !inString
+		case c == '\\' && inString && i+1 < len(b):
+			if b[i+1] != 'u' {
+				i++ // a one-character escape, \" and \\ included
+				continue
+			}
+			r, ok := hex4(i + 2)
+			if !ok {
+				i++
+				continue
+			}
+			i += 5
+			switch {
+			case 0xDC00 <= r && r <= 0xDFFF:
+				return true
+			case 0xD800 <= r && r <= 0xDBFF:
+				if i+2 >= len(b) || b[i+1] != '\\' || b[i+2] != 'u' {
+					return true
+				}
+				lo, ok := hex4(i + 3)
+				if !ok || lo < 0xDC00 || lo > 0xDFFF {
+					return true
+				}
+				i += 6
+			}
+		}
+	}
+	return false
 }
 
 // limit counts one attempt against each key; Redis trouble means 503, not a
@@ -212,7 +281,7 @@ func (s *Server) signup(c echo.Context) error {
 	if err := s.limit(c, s.Limits.SignupPerIP, "signup:ip:"+c.RealIP()); err != nil {
 		return err
 	}
-	reg, err := srplogin.ParseRegistration(srplogin.SignupInput{
+	reg, err := srplogin.ParseSignup(srplogin.SignupInput{
 		UserID: req.UserID, Identity: req.Identity, SaltHex: req.SRPSalt, VerifierHex: req.SRPVerifier,
 		KDF: req.KDF, KeyBundle: req.KeyBundle,
 	})

@@ -140,6 +140,21 @@ func ParseRegistration(in SignupInput) (Registration, error) {
 	return r, nil
 }
 
+// ParseSignup is ParseRegistration for a new account: the identity must
+// also meet srpgroup.CheckNewIdentity (no U+FFFD, no confusable mix of
+// scripts). A password change re-registers an existing identity and uses
+// ParseRegistration, so an account made under older rules keeps working.
+func ParseSignup(in SignupInput) (Registration, error) {
+	r, err := ParseRegistration(in)
+	if err != nil {
+		return Registration{}, err
+	}
+	if err := srpgroup.CheckNewIdentity(r.Identity); err != nil {
+		return Registration{}, fmt.Errorf("%w: identity: %w", ErrBadRequest, err)
+	}
+	return r, nil
+}
+
 // MaxBundleBytes bounds a key bundle.
 const MaxBundleBytes = 8192
 
