@@ -299,6 +299,7 @@ var proofPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // Verified is Verify's answer.
 type Verified struct {
 	UserID    string
+	Identity  string          // the identity the handshake was for
 	Proof     string          // the server's proof, hex
 	KeyBundle json.RawMessage // the account's key bundle, nil if it has none
 }
@@ -364,7 +365,7 @@ func (s *Service) verify(ctx context.Context, handshakeID, mHex, wantUser, faile
 		// The account vanished or changed hands between init and verify.
 		return Verified{}, s.failed(ctx, failedEvent, st.UserID, "", "account_changed")
 	}
-	return Verified{UserID: st.UserID, Proof: proof, KeyBundle: u.KeyBundle}, nil
+	return Verified{UserID: st.UserID, Identity: st.Identity, Proof: proof, KeyBundle: u.KeyBundle}, nil
 }
 
 // failed records a failed proof and returns ErrLoginFailed, or the error of
