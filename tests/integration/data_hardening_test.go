@@ -266,7 +266,7 @@ func TestSignupMustProveKeyPossession(t *testing.T) {
 	mine := func() (uuid.UUID, string) { return uuid.New(), "thief-" + randHex(5) + "@example.test" }
 
 	uid, ident := mine()
-	refused(signup(uid, ident, vx, ve, ""), http.StatusForbidden, "invalid_key_record", "the victim's keys without a record")
+	refused(signup(uid, ident, vx, ve, ""), http.StatusBadRequest, "invalid_registration", "the victim's keys without a record")
 	uid, ident = mine()
 	refused(signup(uid, ident, vx, ve, victimSig), http.StatusForbidden, "invalid_key_record", "the victim's keys with the victim's record")
 	// Signed with the attacker's own key: it does not verify under the
@@ -315,7 +315,7 @@ func TestSignupMustProveKeyPossession(t *testing.T) {
 	r2 := old.do("POST", "/auth/v1/keys/record", tok, map[string]string{"key_record_signature": victimSig})
 	expectRefusal(t, r2, http.StatusForbidden, "invalid_key_record", "another account's record")
 	r2 = old.do("POST", "/auth/v1/keys/record", tok, map[string]string{"key_record_signature": "not base64"})
-	expectRefusal(t, r2, http.StatusForbidden, "invalid_key_record", "garbage record")
+	expectRefusal(t, r2, http.StatusBadRequest, "malformed_request", "garbage record")
 	if _, err := zsm.Login(ctx, old.http, need(t).GatewayURL(), old.identity, old.password, old.sk, zsm.NewMemState()); err != nil {
 		t.Fatal(err)
 	}

@@ -47,6 +47,8 @@ func TestMethodNotAllowedNamesTheMethods(t *testing.T) {
 		{"POST", "/.well-known/jwks.json", "OPTIONS, GET"},
 		{"DELETE", "/auth/v1/openapi.yaml", "OPTIONS, GET"},
 		{"PUT", "/rest/rpc/invitations", "OPTIONS, GET, HEAD, POST"},
+		{"PUT", "/rest/", "OPTIONS, GET, HEAD"},
+		{"POST", "/rest/", "OPTIONS, GET, HEAD"},
 	} {
 		r := c.do(tc.method, tc.path, "", nil)
 		if r.status != http.StatusMethodNotAllowed {
@@ -85,5 +87,40 @@ func TestRestRefusesBytesPostgRESTCannotDecode(t *testing.T) {
 	expectStatus(t, r, http.StatusOK, "an ordinary read")
 	if r.header.Get("Content-Range") == "" {
 		t.Error("Range and Prefer did not reach PostgREST")
+	}
+}
+
+// PostgREST's document at /rest/ lists what the caller may use; without a
+// bearer token that is nothing, and the document declares the token
+// required: the gateway answers 401 (with WWW-Authenticate) rather than an
+// empty document. PostgREST takes any other Authorization scheme as no token.
+func TestRestDocumentNeedsAToken(t *testing.T) {
+	c := newClient(t)
+	for _, auth := range []string{"", "Basic dXNlcjpwYXNz", "Token abc"} {
+		var hdr []string
+		if auth != "" {
+			hdr = []string{"Authorization", auth}
+		}
+		r := c.do("GET", "/rest/", "", nil, hdr...)
+		expectRefusal(t, r, http.StatusUnauthorized, "invalid_token", "the API document with Authorization "+auth)
+		if got := r.header.Values("WWW-Authenticate"); len(got) != 1 || got[0] != "Bearer" {
+			t.Errorf("WWW-Authenticate %q", got)
+		}
+	}
+	// A CORS preflight carries no token.
+	r := c.do("OPTIONS", "/rest/", "", nil, "Origin", "tauri://localhost", "Access-Control-Request-Method", "GET")
+	if r.status >= 300 || r.header.Get("Access-Control-Allow-Origin") != "tauri://localhost" {
+		t.Errorf("CORS preflight of the document: %d, Access-Control-Allow-Origin %q", r.status, r.header.Get("Access-Control-Allow-Origin"))
+	}
+	s := c.login(c.signup())
+	r = c.do("GET", "/rest/", s.AccessToken, nil)
+	expectStatus(t, r, http.StatusOK, "the API document with a token")
+	if !strings.Contains(string(r.body), `"/vaults"`) {
+		t.Error("the document lists no /vaults for a signed-in user")
+	}
+	// The gate's own 401 keeps its single WWW-Authenticate.
+	r = c.do("GET", "/rest/vaults", "garbage", nil)
+	if got := r.header.Values("WWW-Authenticate"); r.status != http.StatusUnauthorized || len(got) != 1 {
+		t.Errorf("a bad token at /rest/vaults: %d, WWW-Authenticate %q", r.status, got)
 	}
 }
