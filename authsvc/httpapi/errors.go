@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/authsvc/signer"
 	"zsm.dev/zsm/authsvc/store"
 )
@@ -22,13 +23,15 @@ import (
 // on, message a sentence for people. Nothing internal (SQL, stack traces,
 // wrapped errors) is ever put into message.
 type Error struct {
-	Status     int           `json:"-"`
-	Code       string        `json:"code"`
-	Message    string        `json:"message"`
-	RequestID  string        `json:"request_id"`
+	Status int `json:"-"`
+	errorBody
 	RetryAfter time.Duration `json:"-"`
 	cause      error
 }
+
+// errorBody is api.Error under another name: embedded as it is, its name
+// would clash with the Error method.
+type errorBody = api.Error
 
 func (e *Error) Error() string {
 	if e.cause != nil {
@@ -40,27 +43,29 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.cause }
 
 func apiError(status int, code, message string) *Error {
-	return &Error{Status: status, Code: code, Message: message}
+	return &Error{Status: status, errorBody: api.Error{Code: code, Message: message}}
 }
 
 func badRequest(code string, cause error) *Error {
-	return &Error{Status: http.StatusBadRequest, Code: code, Message: cause.Error(), cause: cause}
+	e := apiError(http.StatusBadRequest, code, cause.Error())
+	e.cause = cause
+	return e
 }
 
 // Errors every handler may return.
 var (
-	errLoginFailed   = apiError(http.StatusUnauthorized, "login_failed", "the identity or password is wrong, or the login attempt expired; start again")
-	errInvalidGrant  = apiError(http.StatusUnauthorized, "invalid_refresh_token", "the refresh token is not valid; log in again")
-	errUnavailable   = apiError(http.StatusServiceUnavailable, "service_unavailable", "a service authsvc depends on is unavailable; try again shortly")
-	errInternal      = apiError(http.StatusInternalServerError, "internal_error", "something went wrong on the server; the request id identifies it in the logs")
-	errNotFound      = apiError(http.StatusNotFound, "not_found", "no such endpoint")
-	errMethod        = apiError(http.StatusMethodNotAllowed, "method_not_allowed", "this endpoint does not accept that method")
-	errTooLarge      = apiError(http.StatusRequestEntityTooLarge, "request_too_large", "the request body is too large")
-	errIdentityTaken = apiError(http.StatusConflict, "identity_unavailable", "this identity cannot be registered")
+	errLoginFailed   = apiError(http.StatusUnauthorized, api.CodeLoginFailed, "the identity or password is wrong, or the login attempt expired; start again")
+	errInvalidGrant  = apiError(http.StatusUnauthorized, api.CodeInvalidRefreshToken, "the refresh token is not valid; log in again")
+	errUnavailable   = apiError(http.StatusServiceUnavailable, api.CodeServiceUnavailable, "a service authsvc depends on is unavailable; try again shortly")
+	errInternal      = apiError(http.StatusInternalServerError, api.CodeInternalError, "something went wrong on the server; the request id identifies it in the logs")
+	errNotFound      = apiError(http.StatusNotFound, api.CodeNotFound, "no such endpoint")
+	errMethod        = apiError(http.StatusMethodNotAllowed, api.CodeMethodNotAllowed, "this endpoint does not accept that method")
+	errTooLarge      = apiError(http.StatusRequestEntityTooLarge, api.CodeRequestTooLarge, "the request body is too large")
+	errIdentityTaken = apiError(http.StatusConflict, api.CodeIdentityUnavailable, "this identity cannot be registered")
 )
 
 func rateLimited(retry time.Duration) *Error {
-	e := apiError(http.StatusTooManyRequests, "rate_limited", "too many attempts; wait before trying again")
+	e := apiError(http.StatusTooManyRequests, api.CodeRateLimited, "too many attempts; wait before trying again")
 	e.RetryAfter = retry
 	return e
 }
@@ -70,7 +75,7 @@ func rateLimited(retry time.Duration) *Error {
 // in from recently. Unknown identities are counted alike, so this says
 // nothing about whether one is registered.
 func tooManyFailures(retry time.Duration) *Error {
-	e := apiError(http.StatusTooManyRequests, "rate_limited",
+	e := apiError(http.StatusTooManyRequests, api.CodeRateLimited,
 		"too many failed logins for this identity; wait, or log in from a network you logged in from before")
 	e.RetryAfter = retry
 	return e
@@ -97,7 +102,7 @@ func (s *Server) renderError(err error, c echo.Context) {
 		case http.StatusRequestEntityTooLarge:
 			out = errTooLarge
 		default:
-			out = apiError(he.Code, "http_error", http.StatusText(he.Code))
+			out = apiError(he.Code, api.CodeHTTPError, http.StatusText(he.Code))
 		}
 		cp := *out
 		out = &cp

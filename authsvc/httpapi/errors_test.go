@@ -19,6 +19,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/authsvc/signer"
 )
 
@@ -101,7 +102,9 @@ func TestRenderAPIError(t *testing.T) {
 	e.GET("/t/login", func(echo.Context) error { return errLoginFailed })
 	e.GET("/t/wrapped", func(echo.Context) error { return fmt.Errorf("handler: %w", errIdentityTaken) })
 	e.GET("/t/custom", func(echo.Context) error {
-		return &Error{Status: http.StatusTeapot, Code: "teapot", Message: "short and stout", cause: errors.New("internal detail")}
+		e := apiError(http.StatusTeapot, "teapot", "short and stout")
+		e.cause = errors.New("internal detail")
+		return e
 	})
 	errorShape(t, do(t, e, "GET", "/t/login", nil, ""), http.StatusUnauthorized, "login_failed")
 	errorShape(t, do(t, e, "GET", "/t/wrapped", nil, ""), http.StatusConflict, "identity_unavailable")
@@ -278,7 +281,7 @@ func TestIPExtractor(t *testing.T) {
 }
 
 func TestDecodeStrict(t *testing.T) {
-	var r InitRequest
+	var r api.InitRequest
 	if err := DecodeStrict([]byte(` {"identity":"alice@x.io","a":"2"} `), &r); err != nil || r.Identity != "alice@x.io" || r.A != "2" {
 		t.Fatalf("good body: %+v, %v", r, err)
 	}
@@ -295,7 +298,7 @@ func TestDecodeStrict(t *testing.T) {
 		"number":         `1`,
 	}
 	for name, body := range bad {
-		var r InitRequest
+		var r api.InitRequest
 		if err := DecodeStrict([]byte(body), &r); err == nil {
 			t.Errorf("%s: accepted %q", name, body)
 		}
@@ -308,7 +311,7 @@ func TestDecodeStrict(t *testing.T) {
 // null decodes into the zero request without an error.
 func TestDecodeStrictOnlyOneObject(t *testing.T) {
 	for _, body := range []string{`{"identity":"a"}}`, `{"identity":"a"}]`, `{"identity":"a"} ]]]`, `null`, ` null `} {
-		var r ParamsRequest
+		var r api.ParamsRequest
 		if err := DecodeStrict([]byte(body), &r); err == nil {
 			t.Errorf("accepted %q", body)
 		}

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/authsvc/handshake"
 	"zsm.dev/zsm/authsvc/ratelimit"
 	"zsm.dev/zsm/authsvc/session"
@@ -259,13 +260,13 @@ func newStack(t *testing.T) *stack {
 
 var (
 	secretA = []byte("alice's srp secret, 32 bytes....")
-	kdfA    = authclient.KDF{Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 16)),
-		MemoryKiB: srplogin.FloorMemoryKiB, Iterations: srplogin.FloorIterations, Parallelism: srplogin.FloorParallelism}
+	kdfA    = api.KDF{Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 16)),
+		MemoryKiB: api.KDFFloorMemoryKiB, Iterations: api.KDFFloorIterations, Parallelism: api.KDFFloorParallelism}
 )
 
 func derive(secret []byte) authclient.Derive {
-	return func(k authclient.KDF) ([]byte, error) {
-		if k.MemoryKiB < srplogin.FloorMemoryKiB {
+	return func(k api.KDF) ([]byte, error) {
+		if k.MemoryKiB < api.KDFFloorMemoryKiB {
 			return nil, errors.New("kdf below floor")
 		}
 		return secret, nil

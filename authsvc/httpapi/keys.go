@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/authsvc/store"
 	"zsm.dev/zsm/sdk/keyrecord"
 )
@@ -21,24 +22,19 @@ type KeyRecords interface {
 
 // Errors of the key record (sign-up and POST /auth/v1/keys/record).
 var (
-	errKeysTaken     = apiError(http.StatusConflict, "public_key_in_use", "these public keys are published by another account; a public key belongs to one account only")
-	errNoPublicKeys  = apiError(http.StatusConflict, "no_public_keys", "this account has published no public keys, so it has no key record to publish")
-	errRecordUnknown = apiError(http.StatusServiceUnavailable, "service_unavailable", "key records cannot be published on this server")
+	errKeysTaken     = apiError(http.StatusConflict, api.CodePublicKeyInUse, "these public keys are published by another account; a public key belongs to one account only")
+	errNoPublicKeys  = apiError(http.StatusConflict, api.CodeNoPublicKeys, "this account has published no public keys, so it has no key record to publish")
+	errRecordUnknown = apiError(http.StatusServiceUnavailable, api.CodeServiceUnavailable, "key records cannot be published on this server")
 )
 
 func badKeyRecord(cause error) *Error {
-	return &Error{Status: http.StatusBadRequest, Code: "invalid_key_record", Message: cause.Error(), cause: cause}
+	return badRequest(api.CodeInvalidKeyRecord, cause)
 }
 
 // keyRoutes registers the endpoint through which an account made before
 // key records existed publishes its record (docs/auth.md, "Key records").
-func (s *Server) keyRoutes(v1 *echo.Group) {
-	v1.POST("/keys/record", s.publishKeyRecord, s.requireSession)
-}
-
-// KeyRecordRequest is the body of POST /auth/v1/keys/record.
-type KeyRecordRequest struct {
-	KeyRecordSignature string `json:"key_record_signature"`
+func (s *Server) keyRoutes(e *echo.Echo) {
+	e.POST(api.PathKeyRecord, s.publishKeyRecord, s.requireSession)
 }
 
 // publishKeyRecord verifies the caller's signature over the key record of
@@ -47,7 +43,7 @@ type KeyRecordRequest struct {
 // already there is kept: the answer is 204 either way once the signature
 // verifies, so a client may send it after every login.
 func (s *Server) publishKeyRecord(c echo.Context) error {
-	var req KeyRecordRequest
+	var req api.KeyRecordRequest
 	if err := decode(c, &req); err != nil {
 		return err
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/google/uuid"
 	srp "github.com/opencoff/go-srp"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/authsvc/handshake"
 	"zsm.dev/zsm/authsvc/store"
 	"zsm.dev/zsm/sdk/keyrecord"
@@ -258,21 +259,21 @@ func (s *Service) Register(ctx context.Context, r Registration) (string, error) 
 }
 
 // Params returns the KDF parameters for identity, made up for an unknown one.
-func (s *Service) Params(ctx context.Context, identity string) (KDF, error) {
+func (s *Service) Params(ctx context.Context, identity string) (api.KDF, error) {
 	id, err := srpgroup.NormalizeIdentity(identity)
 	if err != nil {
-		return KDF{}, fmt.Errorf("%w: identity: %w", ErrBadRequest, err)
+		return api.KDF{}, fmt.Errorf("%w: identity: %w", ErrBadRequest, err)
 	}
 	u, err := s.users.UserByIdentity(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return s.fakeKDF(id), nil
 	case err != nil:
-		return KDF{}, err
+		return api.KDF{}, err
 	}
-	var k KDF
+	var k api.KDF
 	if err := json.Unmarshal(u.KDF, &k); err != nil {
-		return KDF{}, fmt.Errorf("srplogin: stored kdf of %s: %w", u.ID, err)
+		return api.KDF{}, fmt.Errorf("srplogin: stored kdf of %s: %w", u.ID, err)
 	}
 	return k, nil
 }
@@ -282,7 +283,7 @@ type Challenge struct {
 	HandshakeID string
 	Salt        []byte
 	B           *big.Int
-	KDF         KDF
+	KDF         api.KDF
 }
 
 // Init starts a login: it checks A, builds go-srp's server side against the
@@ -300,7 +301,7 @@ func (s *Service) Init(ctx context.Context, identity, aHex string) (Challenge, e
 	var (
 		userID  string
 		salt, v []byte
-		kdf     KDF
+		kdf     api.KDF
 	)
 	u, err := s.users.UserByIdentity(ctx, id)
 	switch {
@@ -487,13 +488,13 @@ func (s *Service) derive(label, identity string, n int) []byte {
 	return out
 }
 
-func (s *Service) fakeKDF(identity string) KDF {
-	return KDF{
-		Alg:         "argon2id",
-		Salt:        base64.StdEncoding.EncodeToString(s.derive("kdf-salt", identity, SaltBytes)),
-		MemoryKiB:   FloorMemoryKiB,
-		Iterations:  FloorIterations,
-		Parallelism: FloorParallelism,
+func (s *Service) fakeKDF(identity string) api.KDF {
+	return api.KDF{
+		Alg:         api.KDFAlg,
+		Salt:        base64.StdEncoding.EncodeToString(s.derive("kdf-salt", identity, api.KDFSaltBytes)),
+		MemoryKiB:   api.KDFFloorMemoryKiB,
+		Iterations:  api.KDFFloorIterations,
+		Parallelism: api.KDFFloorParallelism,
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	srp "github.com/opencoff/go-srp"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/authsvc/handshake"
 	"zsm.dev/zsm/authsvc/srplogin"
 	"zsm.dev/zsm/authsvc/store"
@@ -114,7 +115,7 @@ func kdfJSON(salt []byte, mem, it uint32, par uint8) json.RawMessage {
 func floorKDF(saltLen int) json.RawMessage {
 	salt := make([]byte, saltLen)
 	_, _ = rand.Read(salt)
-	return kdfJSON(salt, srplogin.FloorMemoryKiB, srplogin.FloorIterations, srplogin.FloorParallelism)
+	return kdfJSON(salt, api.KDFFloorMemoryKiB, api.KDFFloorIterations, api.KDFFloorParallelism)
 }
 
 func newService(t *testing.T) (*srplogin.Service, *memUsers, *memHandshakes) {
@@ -228,11 +229,11 @@ func TestParseRegistrationAccepts(t *testing.T) {
 		t.Fatal("salt or verifier changed")
 	}
 	// The KDF is stored in one canonical form, whatever the client's layout.
-	var k srplogin.KDF
+	var k api.KDF
 	if err := json.Unmarshal(r.KDF, &k); err != nil {
 		t.Fatal(err)
 	}
-	want := srplogin.KDF{Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(kdfSalt),
+	want := api.KDF{Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(kdfSalt),
 		MemoryKiB: 65536, Iterations: 3, Parallelism: 4}
 	if k != want {
 		t.Fatalf("kdf %+v, want %+v", k, want)
@@ -356,7 +357,7 @@ func TestLoginSucceedsAndServerProves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var want srplogin.KDF
+	var want api.KDF
 	_ = json.Unmarshal(kdf, &want)
 	if k != want {
 		t.Fatalf("Params = %+v, want %+v", k, want)

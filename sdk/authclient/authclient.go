@@ -12,6 +12,7 @@ package authclient
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,45 +22,25 @@ import (
 	"strings"
 	"time"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/srpgroup"
 )
 
-// KDF is the account's password KDF parameters, as authsvc stores them.
-type KDF struct {
-	Alg         string `json:"alg"`
-	Salt        string `json:"salt"`
-	MemoryKiB   uint32 `json:"memory_kib"`
-	Iterations  uint32 `json:"iterations"`
-	Parallelism uint8  `json:"parallelism"`
-}
+// Session is what a login or refresh yields: the tokens, and after a login
+// the server's proof (already checked by Login) and the account's key
+// bundle.
+type Session = api.LoginResponse
 
-// Session is what a login or refresh yields.
-type Session struct {
-	UserID       string    `json:"user_id"`
-	SessionID    string    `json:"session_id"`
-	AccessToken  string    `json:"access_token"`
-	TokenType    string    `json:"token_type"`
-	ExpiresIn    int       `json:"expires_in"`
-	ExpiresAt    time.Time `json:"expires_at"`
-	RefreshToken string    `json:"refresh_token"`
-	// KeyBundle is the account's key bundle, sent back by login (not by a
-	// refresh); the server cannot open it and the client must not trust it
-	// beyond what opening it proves.
-	KeyBundle json.RawMessage `json:"key_bundle,omitempty"`
-}
-
-// String keeps tokens out of logs and error messages.
-func (s Session) String() string {
-	return fmt.Sprintf("session %s of user %s (tokens redacted)", s.SessionID, s.UserID)
-}
-
-// APIError is an error answer from authsvc.
+// APIError is an error answer from authsvc: its status and its body
+// (Code, Message, RequestID).
 type APIError struct {
-	Status    int    `json:"-"`
-	Code      string `json:"code"`
-	Message   string `json:"message"`
-	RequestID string `json:"request_id"`
+	Status int `json:"-"`
+	errorBody
 }
+
+// errorBody is api.Error under another name: embedded as it is, its name
+// would clash with the Error method.
+type errorBody = api.Error
 
 func (e *APIError) Error() string {
 	return fmt.Sprintf("%s (HTTP %d, %s, request %s)", e.Message, e.Status, e.Code, e.RequestID)
@@ -119,8 +100,8 @@ func (c *Client) do(ctx context.Context, method, path, accessToken string, in, o
 	}
 	if resp.StatusCode >= 300 {
 		e := &APIError{Status: resp.StatusCode}
-		if json.Unmarshal(data, e) != nil || e.Code == "" {
-			e.Code, e.Message = "http_error", http.StatusText(resp.StatusCode)
+		if json.Unmarshal(data, &e.errorBody) != nil || e.Code == "" {
+			e.Code, e.Message = api.CodeHTTPError, http.StatusText(resp.StatusCode)
 		}
 		return e
 	}
@@ -134,7 +115,7 @@ func (c *Client) do(ctx context.Context, method, path, accessToken string, in, o
 
 // Signup registers identity with an SRP verifier computed here from secret.
 // The secret itself is not sent.
-func (c *Client) Signup(ctx context.Context, identity string, secret []byte, kdf KDF) (string, error) {
+func (c *Client) Signup(ctx context.Context, identity string, secret []byte, kdf api.KDF) (string, error) {
 	return c.SignupAccount(ctx, Account{Identity: identity, Secret: secret, KDF: kdf})
 }
 
@@ -143,7 +124,7 @@ type Account struct {
 	UserID    string // optional, a random uuid the key bundle is bound to
 	Identity  string
 	Secret    []byte // the SRP secret; only the verifier derived from it is sent
-	KDF       KDF
+	KDF       api.KDF
 	KeyBundle json.RawMessage // optional
 	// KeyRecordSignature is the account's signature over its key record
 	// (docs/crypto.md §3); required with a key bundle.
@@ -161,44 +142,33 @@ func (c *Client) SignupAccount(ctx context.Context, a Account) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var out struct {
-		UserID string `json:"user_id"`
+	rawKDF, err := json.Marshal(kdf)
+	if err != nil {
+		return "", err
 	}
-	body := map[string]any{
-		"identity":     id,
-		"srp_salt":     fmt.Sprintf("%x", reg.Salt),
-		"srp_verifier": srpgroup.FormatPublic(new(big.Int).SetBytes(reg.Verifier)),
-		"kdf":          kdf,
-	}
-	if a.UserID != "" {
-		body["user_id"] = a.UserID
-	}
-	if len(a.KeyBundle) > 0 {
-		body["key_bundle"] = a.KeyBundle
-	}
-	if a.KeyRecordSignature != "" {
-		body["key_record_signature"] = a.KeyRecordSignature
-	}
-	err = c.Do(ctx, http.MethodPost, "/auth/v1/signup", body, &out)
+	var out api.SignupResponse
+	err = c.Do(ctx, http.MethodPost, api.PathSignup, api.SignupRequest{
+		UserID: a.UserID, Identity: id, KDF: rawKDF, KeyBundle: a.KeyBundle, KeyRecordSignature: a.KeyRecordSignature,
+		SRPSalt:     hex.EncodeToString(reg.Salt),
+		SRPVerifier: srpgroup.FormatPublic(new(big.Int).SetBytes(reg.Verifier)),
+	}, &out)
 	return out.UserID, err
 }
 
 // Params fetches the account's KDF parameters.
-func (c *Client) Params(ctx context.Context, identity string) (KDF, error) {
+func (c *Client) Params(ctx context.Context, identity string) (api.KDF, error) {
 	id, err := srpgroup.NormalizeIdentity(identity)
 	if err != nil {
-		return KDF{}, err
+		return api.KDF{}, err
 	}
-	var out struct {
-		KDF KDF `json:"kdf"`
-	}
-	err = c.Do(ctx, http.MethodPost, "/auth/v1/login/params", map[string]string{"identity": id}, &out)
+	var out api.ParamsResponse
+	err = c.Do(ctx, http.MethodPost, api.PathLoginParams, api.ParamsRequest{Identity: id}, &out)
 	return out.KDF, err
 }
 
 // Derive turns the server's KDF parameters into the SRP secret. It must
 // refuse parameters below its own floor.
-type Derive func(KDF) ([]byte, error)
+type Derive func(api.KDF) ([]byte, error)
 
 // Login runs the whole SRP exchange: params, init, verify, and the check of
 // the server's proof.
@@ -234,14 +204,8 @@ func (c *Client) LoginWithSecret(ctx context.Context, identity string, secret []
 	if !ok {
 		return Session{}, errors.New("authclient: go-srp gave a malformed A")
 	}
-	var ch struct {
-		HandshakeID string `json:"handshake_id"`
-		SRPSalt     string `json:"srp_salt"`
-		B           string `json:"b"`
-	}
-	if err := c.Do(ctx, http.MethodPost, "/auth/v1/login/init", map[string]string{
-		"identity": id, "a": srpgroup.FormatPublic(A),
-	}, &ch); err != nil {
+	var ch api.Challenge
+	if err := c.Do(ctx, http.MethodPost, api.PathLoginInit, api.InitRequest{Identity: id, A: srpgroup.FormatPublic(A)}, &ch); err != nil {
 		return Session{}, err
 	}
 	// The server's values get the same scrutiny the server gives ours:
@@ -256,37 +220,32 @@ func (c *Client) LoginWithSecret(ctx context.Context, identity string, secret []
 	if err != nil {
 		return Session{}, fmt.Errorf("authclient: %w", err)
 	}
-	var out struct {
-		Session
-		ServerProof string `json:"server_proof"`
-	}
-	verify := map[string]string{"handshake_id": ch.HandshakeID, "m": m}
-	if c.DeviceLabel != "" {
-		verify["device_label"] = c.DeviceLabel
-	}
-	if err := c.Do(ctx, http.MethodPost, "/auth/v1/login/verify", verify, &out); err != nil {
+	var out Session
+	if err := c.Do(ctx, http.MethodPost, api.PathLoginVerify, api.VerifyRequest{
+		HandshakeID: ch.HandshakeID, M: m, DeviceLabel: c.DeviceLabel,
+	}, &out); err != nil {
 		return Session{}, err
 	}
 	if !cl.ServerOk(out.ServerProof) {
 		return Session{}, ErrServerProof
 	}
-	return out.Session, nil
+	return out, nil
 }
 
 // Refresh exchanges a refresh token for a new session token pair.
 func (c *Client) Refresh(ctx context.Context, refreshToken string) (Session, error) {
 	var out Session
-	err := c.Do(ctx, http.MethodPost, "/auth/v1/token/refresh", map[string]string{"refresh_token": refreshToken}, &out)
+	err := c.Do(ctx, http.MethodPost, api.PathTokenRefresh, api.RefreshRequest{RefreshToken: refreshToken}, &out)
 	return out, err
 }
 
 // PublishKeyRecord sends the account's key record signature for an account
 // made before key records existed (a no-op for one that has its record).
 func (c *Client) PublishKeyRecord(ctx context.Context, accessToken, signature string) error {
-	return c.do(ctx, http.MethodPost, "/auth/v1/keys/record", accessToken, map[string]string{"key_record_signature": signature}, nil)
+	return c.do(ctx, http.MethodPost, api.PathKeyRecord, accessToken, api.KeyRecordRequest{KeyRecordSignature: signature}, nil)
 }
 
 // Logout ends the session the refresh token belongs to.
 func (c *Client) Logout(ctx context.Context, refreshToken string) error {
-	return c.Do(ctx, http.MethodPost, "/auth/v1/logout", map[string]string{"refresh_token": refreshToken}, nil)
+	return c.Do(ctx, http.MethodPost, api.PathLogout, api.RefreshRequest{RefreshToken: refreshToken}, nil)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/sdk/authclient"
 	"zsm.dev/zsm/sdk/keyrecord"
 	"zsm.dev/zsm/sdk/keys"
@@ -87,7 +88,7 @@ func Signup(ctx context.Context, hc *http.Client, server, identity, password str
 	}
 	if _, err := ac.SignupAccount(ctx, authclient.Account{
 		UserID: userID.String(), Identity: id, Secret: d.SRPSecret, KeyBundle: rawBundle, KeyRecordSignature: recordSig,
-		KDF: authclient.KDF{Alg: kdf.Alg, Salt: kdf.Salt, MemoryKiB: kdf.MemoryKiB, Iterations: kdf.Iterations, Parallelism: kdf.Parallelism},
+		KDF: api.KDF(kdf),
 	}); err != nil {
 		return nil, apiError(err)
 	}
@@ -120,8 +121,8 @@ func Login(ctx context.Context, hc *http.Client, server, identity, password stri
 	ac.DeviceLabel = DeviceLabel
 	var derived keys.Derived
 	var params keys.KDFParams
-	sess, err := ac.Login(ctx, id, func(k authclient.KDF) ([]byte, error) {
-		params = keys.KDFParams{Alg: k.Alg, Salt: k.Salt, MemoryKiB: k.MemoryKiB, Iterations: k.Iterations, Parallelism: k.Parallelism}
+	sess, err := ac.Login(ctx, id, func(k api.KDF) ([]byte, error) {
+		params = keys.KDFParams(k)
 		if err := params.Check(); err != nil {
 			return nil, fmt.Errorf("refusing the server's key-derivation parameters: %w", err)
 		}
@@ -178,11 +179,11 @@ func apiError(err error) error {
 	var e *authclient.APIError
 	if errors.As(err, &e) {
 		switch e.Code {
-		case "login_failed":
+		case api.CodeLoginFailed:
 			return ErrLoginFailed
-		case "identity_unavailable":
+		case api.CodeIdentityUnavailable:
 			return fmt.Errorf("%w: %s", ErrExists, e.Message)
-		case "invalid_refresh_token", "session_revoked", "token_expired":
+		case api.CodeInvalidRefreshToken, api.CodeSessionRevoked, api.CodeTokenExpired:
 			return ErrSessionExpired
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/sdk/authclient"
 	"zsm.dev/zsm/sdk/keys"
 )
@@ -38,7 +39,7 @@ func (c *Client) authed(ctx context.Context, call func(ac *authclient.Client, to
 		ac.HTTP = c.http
 		err := call(ac, s.AccessToken)
 		var e *authclient.APIError
-		if attempt == 0 && errors.As(err, &e) && e.Status == http.StatusUnauthorized && e.Code == "invalid_token" {
+		if attempt == 0 && errors.As(err, &e) && e.Status == http.StatusUnauthorized && e.Code == api.CodeInvalidToken {
 			if err := c.refresh(ctx, s.AccessToken); err != nil {
 				return err
 			}
@@ -74,7 +75,7 @@ func (c *Client) RevokeSession(ctx context.Context, id string) error {
 
 func sessionError(err error) error {
 	var e *authclient.APIError
-	if errors.As(err, &e) && e.Code == "not_found" {
+	if errors.As(err, &e) && e.Code == api.CodeNotFound {
 		return fmt.Errorf("%w: no such session", ErrNotFound)
 	}
 	return apiError(err)
@@ -129,11 +130,11 @@ func ChangePassword(ctx context.Context, client *Client, oldPassword, newPasswor
 	if err != nil {
 		return err
 	}
-	wantOld := toAuthKDF(oldKDF)
+	wantOld := api.KDF(oldKDF)
 	err = client.authed(ctx, func(ac *authclient.Client, token string) error {
 		_, err := ac.ChangePassword(ctx, token, authclient.PasswordChange{
 			Identity: s.Identity, OldSecret: oldD.SRPSecret, OldKDF: &wantOld,
-			NewSecret: newD.SRPSecret, NewKDF: toAuthKDF(newKDF), KeyBundle: rawBundle,
+			NewSecret: newD.SRPSecret, NewKDF: api.KDF(newKDF), KeyBundle: rawBundle,
 		})
 		return err
 	})
@@ -141,9 +142,9 @@ func ChangePassword(ctx context.Context, client *Client, oldPassword, newPasswor
 	switch {
 	case errors.Is(err, authclient.ErrKDFMismatch):
 		return ErrKDFChange
-	case errors.As(err, &e) && e.Code == "proof_failed":
+	case errors.As(err, &e) && e.Code == api.CodeProofFailed:
 		return ErrWrongPassword
-	case errors.As(err, &e) && e.Code == "key_bundle_mismatch":
+	case errors.As(err, &e) && e.Code == api.CodeKeyBundleMismatch:
 		// The server holds other public keys for this account than the
 		// ones this device opened from its own bundle.
 		return tamper("the server's public keys for this account", err)
@@ -160,8 +161,4 @@ func ChangePassword(ctx context.Context, client *Client, oldPassword, newPasswor
 		client.OnRefresh(&ns)
 	}
 	return nil
-}
-
-func toAuthKDF(k keys.KDFParams) authclient.KDF {
-	return authclient.KDF{Alg: k.Alg, Salt: k.Salt, MemoryKiB: k.MemoryKiB, Iterations: k.Iterations, Parallelism: k.Parallelism}
 }

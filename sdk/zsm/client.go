@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/sdk/authclient"
 )
 
@@ -140,7 +141,7 @@ func (c *Client) rest(ctx context.Context, method, path string, body any, out an
 		if resp.StatusCode == http.StatusUnauthorized && attempt == 0 {
 			var e restError
 			_ = json.Unmarshal(data, &e)
-			if e.Code == "session_revoked" {
+			if e.Code == api.CodeSessionRevoked {
 				return ErrSessionExpired
 			}
 			if err := c.refresh(ctx, s.AccessToken); err != nil {

@@ -27,6 +27,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/sdk/authclient"
 	"zsm.dev/zsm/srpgroup"
 	"zsm.dev/zsm/stack"
@@ -156,7 +157,7 @@ func (c *client) signup() user {
 	c.t.Helper()
 	salt := make([]byte, 16)
 	_, _ = rand.Read(salt)
-	kdf := authclient.KDF{Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(salt), MemoryKiB: 65536, Iterations: 3, Parallelism: 4}
+	kdf := api.KDF{Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(salt), MemoryKiB: 65536, Iterations: 3, Parallelism: 4}
 	u := user{identity: fmt.Sprintf("cl-%s@example.test", randHex(6)), secret: []byte(randHex(16))}
 	id, err := c.auth.Signup(context.Background(), u.identity, u.secret, kdf)
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/authsvc/signer"
 	"zsm.dev/zsm/authsvc/store"
 	"zsm.dev/zsm/sdk/authclient"
@@ -87,10 +88,10 @@ func newClient(t *testing.T) *client {
 	return c
 }
 
-func testKDF() authclient.KDF {
+func testKDF() api.KDF {
 	salt := make([]byte, 16)
 	_, _ = rand.Read(salt)
-	return authclient.KDF{Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(salt), MemoryKiB: 65536, Iterations: 3, Parallelism: 4}
+	return api.KDF{Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(salt), MemoryKiB: 65536, Iterations: 3, Parallelism: 4}
 }
 
 // user is a registered account with its SRP secret (what the real client

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/sdk/authclient"
 	"zsm.dev/zsm/sdk/keys"
 	"zsm.dev/zsm/sdk/zsm"
@@ -526,7 +527,7 @@ func TestPasswordChangeRefusesOtherPublicKeys(t *testing.T) {
 	swapped := good
 	swapped.X25519Public = b.X25519Public
 	rawSwapped, _ := json.Marshal(swapped)
-	akdf := authclient.KDF{Alg: newKDF.Alg, Salt: newKDF.Salt, MemoryKiB: newKDF.MemoryKiB, Iterations: newKDF.Iterations, Parallelism: newKDF.Parallelism}
+	akdf := api.KDF{Alg: newKDF.Alg, Salt: newKDF.Salt, MemoryKiB: newKDF.MemoryKiB, Iterations: newKDF.Iterations, Parallelism: newKDF.Parallelism}
 	for name, bundle := range map[string][]byte{"new key pairs": raw, "one public key swapped": rawSwapped, "no bundle": nil} {
 		_, err := ac.ChangePassword(ctx, s.AccessToken, authclient.PasswordChange{
 			Identity: acct.identity, OldSecret: old.SRPSecret, NewSecret: newD.SRPSecret, NewKDF: akdf, KeyBundle: bundle,

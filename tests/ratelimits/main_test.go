@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/sdk/authclient"
 	"zsm.dev/zsm/stack"
 )
@@ -157,7 +158,7 @@ func (c *client) signup() user {
 	_, _ = rand.Read(u.secret)
 	salt := make([]byte, 16)
 	_, _ = rand.Read(salt)
-	kdf := authclient.KDF{Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(salt), MemoryKiB: 65536, Iterations: 3, Parallelism: 4}
+	kdf := api.KDF{Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(salt), MemoryKiB: 65536, Iterations: 3, Parallelism: 4}
 	if _, err := c.auth.Signup(context.Background(), u.identity, u.secret, kdf); err != nil {
 		c.t.Fatalf("signup from %s: %v", c.ip, err)
 	}

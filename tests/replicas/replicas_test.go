@@ -26,6 +26,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/authsvc/rotation"
 	"zsm.dev/zsm/authsvc/signer"
 	"zsm.dev/zsm/authsvc/store"
@@ -74,7 +75,7 @@ func signup(t *testing.T, base string) user {
 	_, _ = rand.Read(u.secret)
 	salt := make([]byte, 16)
 	_, _ = rand.Read(salt)
-	if _, err := authclient.New(base).Signup(context.Background(), u.identity, u.secret, authclient.KDF{
+	if _, err := authclient.New(base).Signup(context.Background(), u.identity, u.secret, api.KDF{
 		Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(salt), MemoryKiB: 65536, Iterations: 3, Parallelism: 4,
 	}); err != nil {
 		t.Fatalf("signup: %v", err)
