@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"go/build"
 	"strings"
 	"testing"
 	"time"
@@ -89,5 +90,20 @@ func TestTokensRedact(t *testing.T) {
 	b, _ := json.Marshal(lr)
 	if !strings.Contains(string(b), "SECRETACCESS") || !strings.Contains(string(b), `"key_bundle":null`) {
 		t.Fatalf("wire form %s", b)
+	}
+}
+
+// The contract takes the standard library only, so a client can take it
+// without taking anything else.
+func TestStandardLibraryOnly(t *testing.T) {
+	p, err := build.Import("zsm.dev/zsm/api", ".", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, imp := range p.Imports {
+		q, err := build.Import(imp, p.Dir, 0)
+		if err != nil || !q.Goroot {
+			t.Errorf("api imports %s, which is not in the standard library (%v)", imp, err)
+		}
 	}
 }

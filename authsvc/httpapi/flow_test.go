@@ -25,6 +25,7 @@ import (
 	"zsm.dev/zsm/authsvc/signer"
 	"zsm.dev/zsm/authsvc/srplogin"
 	"zsm.dev/zsm/authsvc/store"
+	"zsm.dev/zsm/authsvc/store/memstore"
 	"zsm.dev/zsm/sdk/authclient"
 )
 
@@ -34,7 +35,6 @@ import (
 type fakeDB struct {
 	mu       sync.Mutex
 	users    map[string]store.User
-	keys     []signer.StoredKey
 	sessions map[string]*fakeSession // by id
 	tokens   map[string]*fakeToken   // by hex hash
 }
@@ -76,28 +76,6 @@ func (d *fakeDB) CreateUser(_ context.Context, n store.NewUser) (string, error) 
 	}
 	d.users[n.Identity] = store.User{ID: id, Identity: n.Identity, SRPSalt: n.SRPSalt, Verifier: n.Verifier, KDF: n.KDF, KeyBundle: n.KeyBundle}
 	return id, nil
-}
-
-func (d *fakeDB) SigningKeys(context.Context) ([]signer.StoredKey, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return append([]signer.StoredKey(nil), d.keys...), nil
-}
-
-func (d *fakeDB) InsertCurrentKey(_ context.Context, k signer.StoredKey) (bool, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, e := range d.keys {
-		if e.State == signer.StateCurrent {
-			return false, nil
-		}
-	}
-	d.keys = append(d.keys, k)
-	return true, nil
-}
-
-func (d *fakeDB) PublishJWKS(context.Context, []byte, string, string, time.Duration) error {
-	return nil
 }
 
 func (d *fakeDB) CreateSession(_ context.Context, n store.NewSession) (string, error) {
@@ -244,7 +222,8 @@ func newStack(t *testing.T) *stack {
 	kek := make([]byte, 32)
 	_, _ = rand.Read(kek)
 	sg := signer.New("http://127.0.0.1:8080", "zsm-api", 15*time.Minute, kek)
-	if err := sg.Load(context.Background(), db); err != nil {
+	rot := &signer.Rotator{Keys: &memstore.Keys{}, KEK: kek, Issuer: "http://127.0.0.1:8080", Audience: "zsm-api", AccessTTL: 15 * time.Minute}
+	if err := rot.Load(context.Background(), sg); err != nil {
 		t.Fatal(err)
 	}
 	lim, att := &fakeLimiter{}, &fakeAttempts{}

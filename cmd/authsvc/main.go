@@ -35,7 +35,6 @@ import (
 	"zsm.dev/zsm/authsvc/metrics"
 	"zsm.dev/zsm/authsvc/migrate"
 	"zsm.dev/zsm/authsvc/ratelimit"
-	"zsm.dev/zsm/authsvc/rotation"
 	"zsm.dev/zsm/authsvc/session"
 	"zsm.dev/zsm/authsvc/signer"
 	"zsm.dev/zsm/authsvc/srplogin"
@@ -194,16 +193,13 @@ func orDash(s string) string {
 }
 
 // rotator builds the signing-key rotator from the configuration.
-func rotator(cfg config.Config, st *store.Store, log *slog.Logger) *rotation.Rotator {
-	r := &rotation.Rotator{
+func rotator(cfg config.Config, st *store.Store, log *slog.Logger) *signer.Rotator {
+	r := &signer.Rotator{
 		Keys: st, KEK: cfg.KeyEncryptionKey, Issuer: cfg.Issuer, Audience: cfg.Audience,
 		AccessTTL: cfg.AccessTTL, PublishDelay: cfg.KeyPublishDelay, Log: log,
-		Audit: func(ctx context.Context, t *store.KeyTx, event, kid string) error {
-			return t.Audit(ctx, store.AuditEvent{Type: event, Detail: map[string]any{"kid": kid}})
-		},
 	}
 	if cfg.PostgrestURL != "" {
-		r.Prober = &rotation.HTTPProber{URL: cfg.PostgrestURL, Issuer: cfg.Issuer, Audience: cfg.Audience, KEK: cfg.KeyEncryptionKey}
+		r.Prober = &signer.HTTPProber{URL: cfg.PostgrestURL, Issuer: cfg.Issuer, Audience: cfg.Audience, KEK: cfg.KeyEncryptionKey}
 	}
 	return r
 }
@@ -278,10 +274,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	loaded := make(chan struct{})
 	go func() {
 		for delay := 250 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
-			err := rotator(cfg, st, log).Bootstrap(ctx)
-			if err == nil {
-				err = sg.Reload(ctx, st)
-			}
+			err := rotator(cfg, st, log).Load(ctx, sg)
 			if err == nil {
 				log.Info("signing keys loaded and JWKS published to PostgREST")
 				close(loaded)

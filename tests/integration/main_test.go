@@ -255,7 +255,7 @@ func currentKey(t *testing.T) (string, ed25519.PrivateKey) {
 		t.Fatal(err)
 	}
 	for _, k := range keys {
-		if k.State == signer.StateCurrent {
+		if k.State == store.KeyCurrent {
 			priv, err := signer.OpenPrivateKey(kek, k)
 			if err != nil {
 				t.Fatal(err)

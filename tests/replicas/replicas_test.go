@@ -27,7 +27,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"zsm.dev/zsm/api"
-	"zsm.dev/zsm/authsvc/rotation"
 	"zsm.dev/zsm/authsvc/signer"
 	"zsm.dev/zsm/authsvc/store"
 	"zsm.dev/zsm/sdk/authclient"
@@ -132,7 +131,7 @@ func authsvc(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-func keys(t *testing.T) []signer.StoredKey {
+func keys(t *testing.T) []store.SigningKey {
 	t.Helper()
 	sto, err := store.Open(context.Background(), need(t).AuthsvcDSN())
 	if err != nil {
@@ -146,8 +145,8 @@ func keys(t *testing.T) []signer.StoredKey {
 	return ks
 }
 
-func inState(ks []signer.StoredKey, state string) []signer.StoredKey {
-	var out []signer.StoredKey
+func inState(ks []store.SigningKey, state string) []store.SigningKey {
+	var out []store.SigningKey
 	for _, k := range ks {
 		if k.State == state {
 			out = append(out, k)
@@ -162,10 +161,10 @@ func inState(ks []signer.StoredKey, state string) []signer.StoredKey {
 func consistent(t *testing.T) {
 	t.Helper()
 	ks := keys(t)
-	if n := len(inState(ks, signer.StateCurrent)); n != 1 {
+	if n := len(inState(ks, store.KeyCurrent)); n != 1 {
 		t.Fatalf("%d current keys", n)
 	}
-	if n := len(inState(ks, signer.StateNext)); n > 1 {
+	if n := len(inState(ks, store.KeyNext)); n > 1 {
 		t.Fatalf("%d next keys", n)
 	}
 	want, err := signer.EncodeJWKS(signer.Published(ks))
@@ -297,8 +296,8 @@ func TestRotationUnderLoadFailsNothing(t *testing.T) {
 		t.Fatalf("only %d requests ran", ok.Load())
 	}
 	after := keys(t)
-	if len(inState(after, signer.StateRetired)) < len(inState(before, signer.StateRetired))+3 {
-		t.Fatalf("three rotations should retire three keys: before %d retired, after %d", len(inState(before, signer.StateRetired)), len(inState(after, signer.StateRetired)))
+	if len(inState(after, store.KeyRetired)) < len(inState(before, store.KeyRetired))+3 {
+		t.Fatalf("three rotations should retire three keys: before %d retired, after %d", len(inState(before, store.KeyRetired)), len(inState(after, store.KeyRetired)))
 	}
 	if len(kids) < 2 {
 		t.Fatalf("refreshed tokens used %d keys; rotation did not reach the signers", len(kids))
@@ -312,7 +311,7 @@ func TestReplicasFollowRotation(t *testing.T) {
 	s := need(t)
 	u := signup(t, s.GatewayURL())
 	authsvc(t, "keys", "rotate")
-	cur := inState(keys(t), signer.StateCurrent)[0].KID
+	cur := inState(keys(t), store.KeyCurrent)[0].KID
 	deadline := time.Now().Add(5 * time.Second)
 	for i := 1; i <= 2; i++ {
 		for {
@@ -353,7 +352,7 @@ func TestRevokedKeyRefusedWithinASecond(t *testing.T) {
 			t.Fatalf("admin revoke with token %q: %d", tok, resp.StatusCode)
 		}
 	}
-	if !slices.ContainsFunc(inState(keys(t), signer.StateCurrent), func(k signer.StoredKey) bool { return k.KID == kid }) {
+	if !slices.ContainsFunc(inState(keys(t), store.KeyCurrent), func(k store.SigningKey) bool { return k.KID == kid }) {
 		t.Fatal("the key was revoked without the credential")
 	}
 
@@ -428,7 +427,7 @@ func TestInterruptedRotationLeavesNoHalfState(t *testing.T) {
 	cmd := exec.Command(s.AuthsvcBinary(), "keys", "rotate")
 	cmd.Env = append(s.AuthsvcEnv(1), "AUTHSVC_KEY_PUBLISH_DELAY=1h")
 	// Make sure a fresh next key is involved: revoke the current next, if any.
-	for _, k := range inState(keys(t), signer.StateNext) {
+	for _, k := range inState(keys(t), store.KeyNext) {
 		authsvc(t, "keys", "revoke", k.KID)
 	}
 	var out bytes.Buffer
@@ -437,7 +436,7 @@ func TestInterruptedRotationLeavesNoHalfState(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for len(inState(keys(t), signer.StateNext)) == 0 {
+	for len(inState(keys(t), store.KeyNext)) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("no next key published: %s", out.String())
 		}
@@ -452,10 +451,10 @@ func TestInterruptedRotationLeavesNoHalfState(t *testing.T) {
 		t.Fatal(err)
 	}
 	consistent(t)
-	before := inState(keys(t), signer.StateNext)[0].KID
+	before := inState(keys(t), store.KeyNext)[0].KID
 	authsvc(t, "keys", "rotate")
 	consistent(t)
-	if cur := inState(keys(t), signer.StateCurrent)[0].KID; cur != before {
+	if cur := inState(keys(t), store.KeyCurrent)[0].KID; cur != before {
 		t.Fatalf("the interrupted rotation's next key %s did not become current (%s is)", before, cur)
 	}
 }
@@ -464,7 +463,7 @@ func TestInterruptedRotationLeavesNoHalfState(t *testing.T) {
 func TestPruneRemovesExpiredRetiredKeys(t *testing.T) {
 	s := need(t)
 	authsvc(t, "keys", "rotate")
-	retired := inState(keys(t), signer.StateRetired)
+	retired := inState(keys(t), store.KeyRetired)
 	if len(retired) == 0 {
 		t.Fatal("no retired key to prune")
 	}
@@ -473,10 +472,10 @@ func TestPruneRemovesExpiredRetiredKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sto.Close()
-	r := &rotation.Rotator{Keys: sto, Issuer: s.GatewayURL(), Audience: "zsm-api", AccessTTL: 15 * time.Minute,
-		Now: func() time.Time { return time.Now().Add(15*time.Minute + rotation.Skew + time.Second) }}
+	r := &signer.Rotator{Keys: sto, Issuer: s.GatewayURL(), Audience: "zsm-api", AccessTTL: 15 * time.Minute,
+		Now: func() time.Time { return time.Now().Add(15*time.Minute + signer.Skew + time.Second) }}
 	// Not yet: just before expiry nothing is removed.
-	early := &rotation.Rotator{Keys: sto, Issuer: s.GatewayURL(), Audience: "zsm-api", AccessTTL: 15 * time.Minute,
+	early := &signer.Rotator{Keys: sto, Issuer: s.GatewayURL(), Audience: "zsm-api", AccessTTL: 15 * time.Minute,
 		Now: func() time.Time { return time.Now().Add(15 * time.Minute) }}
 	if n, err := early.Prune(context.Background()); err != nil || n != 0 {
 		t.Fatalf("early prune removed %d (%v)", n, err)
