@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,7 +21,10 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"zsm.dev/zsm/api"
+	"zsm.dev/zsm/authsvc/session"
 	"zsm.dev/zsm/authsvc/signer"
+	"zsm.dev/zsm/authsvc/srplogin"
+	"zsm.dev/zsm/authsvc/store"
 )
 
 var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}
@@ -314,6 +318,63 @@ func TestDecodeStrictOnlyOneObject(t *testing.T) {
 		var r api.ParamsRequest
 		if err := DecodeStrict([]byte(body), &r); err == nil {
 			t.Errorf("accepted %q", body)
+		}
+	}
+}
+
+// Every domain error has one answer, in errorTable, whatever wraps it; an
+// error wrapping another gets its own answer, not the wrapped one's.
+func TestErrorTable(t *testing.T) {
+	cases := []struct {
+		err     error
+		status  int
+		code    string
+		message string // "" for the row's fixed message
+	}{
+		{srplogin.ErrLoginFailed, 401, api.CodeLoginFailed, ""},
+		{srplogin.ErrProofFailed, 403, api.CodeProofFailed, ""},
+		{fmt.Errorf("%w: A: out of range", srplogin.ErrBadRequest), 400, api.CodeMalformedRequest, "malformed login request: A: out of range"},
+		{fmt.Errorf("%w: kdf: %w", srplogin.ErrBadRegistration, srplogin.ErrKDF), 400, api.CodeInvalidRegistration,
+			"malformed login request: kdf: kdf parameters are not acceptable"},
+		{fmt.Errorf("%w: no signature", srplogin.ErrBadKeyRecord), 400, api.CodeInvalidKeyRecord,
+			"the key record does not prove possession of the published keys: no signature"},
+		{srplogin.ErrTaken, 409, api.CodeIdentityUnavailable, ""},
+		{srplogin.ErrKeysTaken, 409, api.CodePublicKeyInUse, ""},
+		{srplogin.ErrNoPublicKeys, 409, api.CodeNoPublicKeys, ""},
+		{session.ErrInvalidRefresh, 401, api.CodeInvalidRefreshToken, ""},
+		{fmt.Errorf("%w: bad signature", session.ErrInvalidAccess), 401, api.CodeInvalidToken, ""},
+		{session.ErrSessionEnded, 401, api.CodeSessionRevoked, ""},
+		{session.ErrNotFound, 404, api.CodeNotFound, ""},
+		{session.ErrKeysDiffer, 400, api.CodeKeyBundleMismatch, ""},
+		{fmt.Errorf("session: %w", signer.ErrNotLoaded), 503, api.CodeServiceUnavailable, ""},
+		{fmt.Errorf("store: %w", context.DeadlineExceeded), 503, api.CodeServiceUnavailable, ""},
+		{store.ErrNotFound, 500, api.CodeInternalError, ""}, // a storage error no domain package mapped is a bug
+		{errors.New("anything else"), 500, api.CodeInternalError, ""},
+	}
+	for _, c := range cases {
+		got := answerFor(c.err)
+		if got.Status != c.status || got.Code != c.code {
+			t.Errorf("%v: %d %s, want %d %s", c.err, got.Status, got.Code, c.status, c.code)
+		}
+		if c.message != "" && got.Message != c.message {
+			t.Errorf("%v: message %q, want %q", c.err, got.Message, c.message)
+		}
+		if got.Message == "" {
+			t.Errorf("%v: empty message", c.err)
+		}
+		if !slices.Contains(api.Codes, got.Code) {
+			t.Errorf("%v: code %s is not one of api.Codes", c.err, got.Code)
+		}
+	}
+	// Rows never share state: an answer is a copy.
+	a := answerFor(srplogin.ErrLoginFailed)
+	a.Message = "changed"
+	if answerFor(srplogin.ErrLoginFailed).Message == "changed" || errLoginFailed.Message == "changed" {
+		t.Fatal("an answer shares memory with the table")
+	}
+	for i, row := range errorTable {
+		if !slices.Contains(api.Codes, row.answer.Code) {
+			t.Errorf("row %d answers %s, which is not one of api.Codes", i, row.answer.Code)
 		}
 	}
 }

@@ -37,6 +37,7 @@ type fakeDB struct {
 	users    map[string]store.User
 	sessions map[string]*fakeSession // by id
 	tokens   map[string]*fakeToken   // by hex hash
+	audited  []store.AuditEvent
 }
 
 type fakeSession struct {
@@ -81,7 +82,7 @@ func (d *fakeDB) CreateUser(_ context.Context, n store.NewUser) (string, error) 
 func (d *fakeDB) CreateSession(_ context.Context, n store.NewSession) (string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	sid := fmt.Sprintf("sess-%d", len(d.sessions)+1)
+	sid := fmt.Sprintf("00000000-0000-4000-9000-%012d", len(d.sessions)+1)
 	d.sessions[sid] = &fakeSession{userID: n.UserID, expires: n.ExpiresAt}
 	d.tokens[string(n.RefreshHash)] = &fakeToken{sid: sid}
 	return sid, nil
@@ -116,6 +117,64 @@ func (d *fakeDB) RevokeSessionByRefresh(_ context.Context, hash []byte, _ string
 	}
 	d.sessions[tk.sid].revoked = true
 	return nil
+}
+
+func (d *fakeDB) PublishedKeysOf(context.Context, string) (store.PublishedKeys, error) {
+	return store.PublishedKeys{}, store.ErrNotFound // no account here publishes keys
+}
+
+func (d *fakeDB) AddKeyRecord(context.Context, store.PublishedKeys) (bool, error) { return false, nil }
+
+func (d *fakeDB) Audit(_ context.Context, e store.AuditEvent) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.audited = append(d.audited, e)
+	return nil
+}
+
+func (d *fakeDB) SessionLive(_ context.Context, uid, sid string, now time.Time) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, ok := d.sessions[sid]
+	return ok && s.userID == uid && !s.revoked && now.Before(s.expires), nil
+}
+
+func (d *fakeDB) ListSessions(_ context.Context, uid string, now time.Time) ([]store.SessionInfo, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []store.SessionInfo
+	for id, s := range d.sessions {
+		if s.userID == uid && !s.revoked && now.Before(s.expires) {
+			out = append(out, store.SessionInfo{ID: id, ExpiresAt: s.expires})
+		}
+	}
+	return out, nil
+}
+
+func (d *fakeDB) RevokeSession(_ context.Context, uid, sid, _ string, _ time.Time) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, ok := d.sessions[sid]
+	if !ok || s.userID != uid || s.revoked {
+		return store.ErrNotFound
+	}
+	s.revoked = true
+	return nil
+}
+
+func (d *fakeDB) UserByID(_ context.Context, id string) (store.User, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, u := range d.users {
+		if u.ID == id {
+			return u, nil
+		}
+	}
+	return store.User{}, store.ErrNotFound
+}
+
+func (d *fakeDB) ChangePassword(context.Context, store.PasswordChange, time.Time) (int, error) {
+	return 0, errors.New("fakeDB: password changes are tested against PostgreSQL (tests/integration)")
 }
 
 type fakeHS struct {
@@ -215,7 +274,7 @@ func newStack(t *testing.T) *stack {
 	db := newDB()
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	login, err := srplogin.New(db, &fakeHS{m: map[string]handshake.State{}}, secret)
+	login, err := srplogin.New(db, db, &fakeHS{m: map[string]handshake.State{}}, secret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,8 +286,12 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	lim, att := &fakeLimiter{}, &fakeAttempts{}
+	sessions, err := session.New(db, db, sg, 24*time.Hour, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := &Server{
-		Login: login, Sessions: session.New(db, sg, 24*time.Hour, slog.New(slog.DiscardHandler)),
+		Login: login, Sessions: sessions,
 		Signer: sg, Limiter: lim, Attempts: att, Limits: Limits{LoginPerIP: 30, SignupPerIP: 10, IPv4Prefix: 32, IPv6Prefix: 64},
 		Ready: map[string]Checker{"postgres": func(context.Context) error { return nil }},
 	}
@@ -512,5 +575,80 @@ func TestHTTPSignupThenLoginAnyAcceptedIdentity(t *testing.T) {
 		if _, err := s.cl.Login(ctx, id, derive(secretA)); err != nil {
 			t.Errorf("%q signed up but cannot log in: %v", id, err)
 		}
+	}
+}
+
+// The endpoints that take an access token answer through the one table:
+// no token, a bad one, and one whose session has ended each get their code
+// and the bearer challenge; a live session lists and ends sessions.
+func TestHTTPSessionEndpoints(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	if _, err := s.cl.Signup(ctx, "dana@x.io", secretA, kdfA); err != nil {
+		t.Fatal(err)
+	}
+	first, err := s.cl.Login(ctx, "dana@x.io", derive(secretA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := s.cl.Login(ctx, "dana@x.io", derive(secretA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(token string) answer {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, s.ts.URL+api.PathSessions, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		a := answer{status: resp.StatusCode, header: resp.Header, body: b}
+		_ = json.Unmarshal(b, &a.fields)
+		return a
+	}
+	none := get("")
+	errorShape(t, none, http.StatusUnauthorized, api.CodeInvalidToken)
+	if h := none.header.Get("WWW-Authenticate"); h != `Bearer realm="zsm"` {
+		t.Errorf("no token: WWW-Authenticate %q", h)
+	}
+	bad := get(first.AccessToken + "x")
+	errorShape(t, bad, http.StatusUnauthorized, api.CodeInvalidToken)
+	if h := bad.header.Get("WWW-Authenticate"); h != `Bearer error="invalid_token"` {
+		t.Errorf("bad token: WWW-Authenticate %q", h)
+	}
+
+	list, err := s.cl.ListSessions(ctx, first.AccessToken)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("sessions: %+v, %v", list, err)
+	}
+	current := 0
+	for _, i := range list {
+		if i.Current {
+			current++
+			if i.ID != first.SessionID {
+				t.Errorf("session %s marked current for the token of %s", i.ID, first.SessionID)
+			}
+		}
+	}
+	if current != 1 {
+		t.Errorf("%d sessions marked current", current)
+	}
+	if err := s.cl.RevokeSession(ctx, first.AccessToken, "00000000-0000-4000-8000-00000000dead"); err == nil {
+		t.Fatal("revoked a session that does not exist")
+	} else if st, code := apiCode(t, err); st != http.StatusNotFound || code != api.CodeNotFound {
+		t.Fatalf("unknown session: %d %s", st, code)
+	}
+	if err := s.cl.RevokeSession(ctx, first.AccessToken, second.SessionID); err != nil {
+		t.Fatal(err)
+	}
+	ended := get(second.AccessToken)
+	errorShape(t, ended, http.StatusUnauthorized, api.CodeSessionRevoked)
+	if h := ended.header.Get("WWW-Authenticate"); h != `Bearer error="invalid_token"` {
+		t.Errorf("ended session: WWW-Authenticate %q", h)
 	}
 }

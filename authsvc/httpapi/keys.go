@@ -1,35 +1,12 @@
 package httpapi
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"net/http"
 
-	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"zsm.dev/zsm/api"
-	"zsm.dev/zsm/authsvc/store"
-	"zsm.dev/zsm/sdk/keyrecord"
 )
-
-// KeyRecords is what the key-record endpoint needs from storage.
-type KeyRecords interface {
-	PublishedKeysOf(ctx context.Context, userID string) (store.PublishedKeys, error)
-	AddKeyRecord(ctx context.Context, k store.PublishedKeys) (bool, error)
-}
-
-// Errors of the key record (sign-up and POST /auth/v1/keys/record).
-var (
-	errKeysTaken     = apiError(http.StatusConflict, api.CodePublicKeyInUse, "these public keys are published by another account; a public key belongs to one account only")
-	errNoPublicKeys  = apiError(http.StatusConflict, api.CodeNoPublicKeys, "this account has published no public keys, so it has no key record to publish")
-	errRecordUnknown = apiError(http.StatusServiceUnavailable, api.CodeServiceUnavailable, "key records cannot be published on this server")
-)
-
-func badKeyRecord(cause error) *Error {
-	return badRequest(api.CodeInvalidKeyRecord, cause)
-}
 
 // keyRoutes registers the endpoint through which an account made before
 // key records existed publishes its record (docs/auth.md, "Key records").
@@ -47,34 +24,7 @@ func (s *Server) publishKeyRecord(c echo.Context) error {
 	if err := decode(c, &req); err != nil {
 		return err
 	}
-	if s.Keys == nil {
-		return errRecordUnknown
-	}
-	ctx := c.Request().Context()
-	caller := callerOf(c)
-	k, err := s.Keys.PublishedKeysOf(ctx, caller.UserID)
-	if errors.Is(err, store.ErrNotFound) {
-		return errNoPublicKeys
-	}
-	if err != nil {
-		return err
-	}
-	uid, err := uuid.Parse(k.UserID)
-	if err != nil {
-		return fmt.Errorf("key record: user id %q: %w", k.UserID, err)
-	}
-	rec, err := keyrecord.FromBase64(uid, k.Identity, k.X25519Public, k.Ed25519Public)
-	if err != nil {
-		return fmt.Errorf("key record: stored keys: %w", err)
-	}
-	if err := keyrecord.Verify(rec, req.KeyRecordSignature); err != nil {
-		return badKeyRecord(err)
-	}
-	if k.KeyRecordSignature != "" {
-		return c.NoContent(http.StatusNoContent)
-	}
-	k.KeyRecordSignature = req.KeyRecordSignature
-	if _, err := s.Keys.AddKeyRecord(ctx, k); err != nil {
+	if err := s.Login.PublishKeyRecord(c.Request().Context(), callerOf(c).UserID, req.KeyRecordSignature); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

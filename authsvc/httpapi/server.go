@@ -59,7 +59,7 @@ type Attempts interface {
 // Checker reports whether a dependency is usable, for /readyz.
 type Checker func(ctx context.Context) error
 
-// Server holds the handlers' dependencies.
+// Server holds the handlers' dependencies; each is required.
 type Server struct {
 	Login    *srplogin.Service
 	Sessions *session.Manager
@@ -74,9 +74,6 @@ type Server struct {
 	// than the time a next key is published before it signs.
 	JWKSMaxAge time.Duration
 	log        *slog.Logger
-
-	// Keys publishes late key records (keys.go); nil answers 503 there.
-	Keys KeyRecords
 }
 
 // Handler builds the echo instance.
@@ -313,19 +310,13 @@ func (s *Server) signup(c echo.Context) error {
 		KDF: req.KDF, KeyBundle: req.KeyBundle, KeyRecordSignature: req.KeyRecordSignature,
 	})
 	if err != nil {
-		return badRequest(api.CodeInvalidRegistration, err)
+		return err
 	}
 	// A sign-up that publishes public keys must prove it holds them.
 	if err := srplogin.VerifyKeyRecord(reg); err != nil {
-		return badKeyRecord(err)
+		return err
 	}
 	id, err := s.Login.Register(c.Request().Context(), reg)
-	if errors.Is(err, srplogin.ErrTaken) {
-		return errIdentityTaken
-	}
-	if errors.Is(err, srplogin.ErrKeysTaken) {
-		return errKeysTaken
-	}
 	if err != nil {
 		return err
 	}
@@ -342,7 +333,7 @@ func (s *Server) loginParams(c echo.Context) error {
 	}
 	k, err := s.Login.Params(c.Request().Context(), req.Identity)
 	if err != nil {
-		return loginError(err)
+		return err
 	}
 	return c.JSON(http.StatusOK, api.ParamsResponse{KDF: k})
 }
@@ -389,7 +380,7 @@ func (s *Server) startSRP(c echo.Context, identity, a string) error {
 	}
 	ch, err := s.Login.Init(c.Request().Context(), identity, a)
 	if err != nil {
-		return loginError(err)
+		return err
 	}
 	return c.JSON(http.StatusOK, api.Challenge{
 		HandshakeID: ch.HandshakeID,
@@ -407,7 +398,7 @@ func (s *Server) loginVerify(c echo.Context) error {
 	ctx := c.Request().Context()
 	v, err := s.Login.Verify(ctx, req.HandshakeID, req.M)
 	if err != nil {
-		return loginError(err)
+		return err
 	}
 	if err := s.Attempts.Succeeded(ctx, v.Identity, s.addrPrefix(c)); err != nil {
 		// The login is good; only its forgiveness is lost.
@@ -442,16 +433,6 @@ func tokenBody(t session.Tokens) api.Tokens {
 	}
 }
 
-func loginError(err error) error {
-	switch {
-	case errors.Is(err, srplogin.ErrLoginFailed):
-		return errLoginFailed
-	case errors.Is(err, srplogin.ErrBadRequest):
-		return badRequest(api.CodeMalformedRequest, err)
-	}
-	return err
-}
-
 func (s *Server) refresh(c echo.Context) error {
 	var req api.RefreshRequest
 	if err := decode(c, &req); err != nil {
@@ -461,9 +442,6 @@ func (s *Server) refresh(c echo.Context) error {
 		return err
 	}
 	t, err := s.Sessions.Refresh(c.Request().Context(), req.RefreshToken)
-	if errors.Is(err, session.ErrInvalidRefresh) {
-		return errInvalidGrant
-	}
 	if err != nil {
 		return err
 	}
@@ -480,11 +458,7 @@ func (s *Server) logout(c echo.Context) error {
 	if err := s.limit(c, "logout", 4*s.Limits.LoginPerIP); err != nil {
 		return err
 	}
-	err := s.Sessions.Logout(c.Request().Context(), req.RefreshToken)
-	if errors.Is(err, session.ErrInvalidRefresh) {
-		return errInvalidGrant
-	}
-	if err != nil {
+	if err := s.Sessions.Logout(c.Request().Context(), req.RefreshToken); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

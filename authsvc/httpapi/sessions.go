@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 
@@ -10,18 +9,8 @@ import (
 
 	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/authsvc/session"
-	"zsm.dev/zsm/authsvc/signer"
 	"zsm.dev/zsm/authsvc/srplogin"
 	"zsm.dev/zsm/authsvc/store"
-)
-
-// Errors of the endpoints that take an access token.
-var (
-	errInvalidToken      = apiError(http.StatusUnauthorized, api.CodeInvalidToken, "the access token is missing or not valid")
-	errSessionRevoked    = apiError(http.StatusUnauthorized, api.CodeSessionRevoked, "the session has ended; log in again")
-	errSessionNotFound   = apiError(http.StatusNotFound, api.CodeNotFound, "no such session")
-	errProofFailed       = apiError(http.StatusForbidden, api.CodeProofFailed, "the current password or Secret Key is wrong, or the attempt expired; start again")
-	errKeyBundleMismatch = apiError(http.StatusBadRequest, api.CodeKeyBundleMismatch, "the key bundle must carry the account's public keys, unchanged")
 )
 
 // sessionRoutes registers the endpoints with which users see and end their
@@ -58,18 +47,11 @@ func (s *Server) requireSession(next echo.HandlerFunc) echo.HandlerFunc {
 			return errInvalidToken
 		}
 		caller, err := s.Sessions.Authenticate(c.Request().Context(), strings.TrimSpace(token))
-		switch {
-		case errors.Is(err, session.ErrInvalidAccess):
+		if errors.Is(err, session.ErrInvalidAccess) || errors.Is(err, session.ErrSessionEnded) {
+			// The challenge of RFC 6750 §3.1; the body says which.
 			c.Response().Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-			cp := *errInvalidToken
-			cp.cause = err
-			return &cp
-		case errors.Is(err, session.ErrSessionEnded):
-			c.Response().Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-			return errSessionRevoked
-		case errors.Is(err, signer.ErrNotLoaded):
-			return errUnavailable
-		case err != nil:
+		}
+		if err != nil {
 			return err
 		}
 		c.Set(callerKey, caller)
@@ -112,11 +94,7 @@ func (s *Server) listSessions(c echo.Context) error {
 }
 
 func (s *Server) revokeSession(c echo.Context) error {
-	err := s.Sessions.Revoke(c.Request().Context(), callerOf(c), c.Param("id"))
-	if errors.Is(err, session.ErrNotFound) {
-		return errSessionNotFound
-	}
-	if err != nil {
+	if err := s.Sessions.Revoke(c.Request().Context(), callerOf(c), c.Param("id")); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -132,9 +110,6 @@ func (s *Server) passwordInit(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	u, err := s.Sessions.Account(ctx, callerOf(c))
-	if errors.Is(err, session.ErrSessionEnded) {
-		return errSessionRevoked
-	}
 	if err != nil {
 		return err
 	}
@@ -149,9 +124,6 @@ func (s *Server) passwordChange(c echo.Context) error {
 	ctx := c.Request().Context()
 	caller := callerOf(c)
 	u, err := s.Sessions.Account(ctx, caller)
-	if errors.Is(err, session.ErrSessionEnded) {
-		return errSessionRevoked
-	}
 	if err != nil {
 		return err
 	}
@@ -161,31 +133,18 @@ func (s *Server) passwordChange(c echo.Context) error {
 		Identity: u.Identity, SaltHex: req.SRPSalt, VerifierHex: req.SRPVerifier, KDF: req.KDF, KeyBundle: req.KeyBundle,
 	})
 	if err != nil {
-		return badRequest(api.CodeInvalidRegistration, err)
+		return err
 	}
 	v, err := s.Login.VerifyFor(ctx, caller.UserID, req.HandshakeID, req.M, store.EventPasswordChangeFailed)
-	switch {
-	case errors.Is(err, srplogin.ErrLoginFailed):
-		return errProofFailed
-	case errors.Is(err, srplogin.ErrBadRequest):
-		return badRequest(api.CodeMalformedRequest, err)
-	case err != nil:
+	if err != nil {
 		return err
 	}
 	if err := s.Attempts.Succeeded(ctx, v.Identity, s.addrPrefix(c)); err != nil {
 		s.log.WarnContext(ctx, "recording a successful proof for the rate limits failed", "request_id", requestID(c), "err", err)
 	}
-	n, err := s.Sessions.ChangePassword(ctx, caller, store.PasswordChange{
-		SRPSalt: reg.Salt, Verifier: reg.Verifier, KDF: reg.KDF,
-		KeyBundle: reg.KeyBundle, X25519Public: reg.X25519Public, Ed25519Public: reg.Ed25519Public,
-	})
-	switch {
-	case errors.Is(err, session.ErrKeysDiffer):
-		return errKeyBundleMismatch
-	case errors.Is(err, session.ErrSessionEnded):
-		return errSessionRevoked
-	case err != nil:
-		return fmt.Errorf("password change: %w", err)
+	n, err := s.Sessions.ChangePassword(ctx, caller, reg)
+	if err != nil {
+		return err
 	}
 	return c.JSON(http.StatusOK, api.PasswordChangeResponse{ServerProof: v.Proof, SessionsRevoked: n})
 }

@@ -86,7 +86,11 @@ func newManager(t *testing.T) (*Manager, *sessions, *signer.Signer, *bytes.Buffe
 	st := &sessions{}
 	var logs bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	return New(st, sg, 30*24*time.Hour, log), st, sg, &logs
+	m, err := New(st, &accounts{}, sg, 30*24*time.Hour, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, st, sg, &logs
 }
 
 func sum(tok string) []byte {
@@ -305,7 +309,10 @@ func TestRefreshWithoutSigningKey(t *testing.T) {
 	kek := make([]byte, 32)
 	sg := signer.New("i", "a", ttl, kek) // never loaded
 	st := &sessions{}
-	m := New(st, sg, time.Hour, slog.New(slog.DiscardHandler))
+	m, err := New(st, &accounts{}, sg, time.Hour, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := m.Open(context.Background(), "u", netip.Addr{}, ""); !errors.Is(err, signer.ErrNotLoaded) {
 		t.Fatalf("Open without keys: %v; want ErrNotLoaded (rendered as 503)", err)
 	}

@@ -40,10 +40,18 @@ import (
 	"zsm.dev/zsm/srpgroup"
 )
 
-// Users is what login needs from storage.
+// Users is what sign-up and login need from storage.
 type Users interface {
 	UserByIdentity(ctx context.Context, identity string) (store.User, error)
 	CreateUser(ctx context.Context, n store.NewUser) (string, error)
+	// PublishedKeysOf and AddKeyRecord serve PublishKeyRecord.
+	PublishedKeysOf(ctx context.Context, userID string) (store.PublishedKeys, error)
+	AddKeyRecord(ctx context.Context, k store.PublishedKeys) (bool, error)
+}
+
+// Auditor records failed proofs in the authentication audit.
+type Auditor interface {
+	Audit(ctx context.Context, e store.AuditEvent) error
 }
 
 // Handshakes keeps state between Init and Verify.
@@ -52,35 +60,27 @@ type Handshakes interface {
 	Take(ctx context.Context, id string) (handshake.State, error)
 }
 
-// Errors. ErrLoginFailed is the one answer to every failed verify: wrong
-// password, unknown identity, expired or replayed handshake.
-var (
-	ErrLoginFailed = errors.New("login failed")
-	ErrBadRequest  = errors.New("malformed login request")
-	ErrTaken       = errors.New("identity cannot be registered")
-	// ErrBadKeyRecord means a sign-up that publishes public keys did not
-	// prove it holds their private halves (a missing or wrong key record
-	// signature, or no user id for the record to bind).
-	ErrBadKeyRecord = errors.New("the key record does not prove possession of the published keys")
-	// ErrKeysTaken means the published public keys belong to another account.
-	ErrKeysTaken = errors.New("these public keys belong to another account")
-)
-
 // Service runs sign-up and login.
 type Service struct {
 	users Users
+	audit Auditor
 	hs    Handshakes
-	fake  []byte // key for made-up answers about unknown identities
+	faker // made-up answers about unknown identities
 }
 
 // New returns a Service. serverSecret is the operator's server secret; a key
-// for the made-up answers is derived from it.
-func New(users Users, hs Handshakes, serverSecret []byte) (*Service, error) {
-	fake, err := hkdf.Key(sha256.New, serverSecret, nil, "zsm authsvc fake-identity v1", 32)
+// for the made-up answers is derived from it. Every dependency is
+// required: a Service that could not record failed proofs would hide
+// password guessing from the audit.
+func New(users Users, audit Auditor, hs Handshakes, serverSecret []byte) (*Service, error) {
+	if users == nil || audit == nil || hs == nil {
+		return nil, errors.New("srplogin: users, auditor and handshake store are all required")
+	}
+	f, err := newFaker(serverSecret)
 	if err != nil {
 		return nil, err
 	}
-	return &Service{users: users, hs: hs, fake: fake}, nil
+	return &Service{users: users, audit: audit, hs: hs, faker: f}, nil
 }
 
 // HandshakeKey derives the key that seals handshake state from the server
@@ -121,32 +121,33 @@ var uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89a
 // of the group's size, 1 < v < N-1 in canonical hex, KDF parameters at or
 // above the floor, a random (version 4) user id if one is given, and a key
 // bundle whose public keys are well-formed if one is given. The server keeps
-// the bundle's envelopes as they are: it cannot open them.
+// the bundle's envelopes as they are: it cannot open them. Every refusal
+// wraps ErrBadRegistration.
 func ParseRegistration(in SignupInput) (Registration, error) {
 	id, err := srpgroup.NormalizeIdentity(in.Identity)
 	if err != nil {
-		return Registration{}, fmt.Errorf("%w: identity: %w", ErrBadRequest, err)
+		return Registration{}, fmt.Errorf("%w: identity: %w", ErrBadRegistration, err)
 	}
 	salt, err := srpgroup.ParseSalt(in.SaltHex)
 	if err != nil {
-		return Registration{}, fmt.Errorf("%w: srp_salt: %w", ErrBadRequest, err)
+		return Registration{}, fmt.Errorf("%w: srp_salt: %w", ErrBadRegistration, err)
 	}
 	v, err := srpgroup.ParsePublic(in.VerifierHex)
 	if err != nil {
-		return Registration{}, fmt.Errorf("%w: srp_verifier: %w", ErrBadRequest, err)
+		return Registration{}, fmt.Errorf("%w: srp_verifier: %w", ErrBadRegistration, err)
 	}
 	k, err := ParseKDF(in.KDF)
 	if err != nil {
-		return Registration{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
+		return Registration{}, fmt.Errorf("%w: %w", ErrBadRegistration, err)
 	}
 	if in.UserID != "" && !uuidPattern.MatchString(in.UserID) {
-		return Registration{}, fmt.Errorf("%w: user_id must be a random (version 4) uuid in lower case", ErrBadRequest)
+		return Registration{}, fmt.Errorf("%w: user_id must be a random (version 4) uuid in lower case", ErrBadRegistration)
 	}
 	canon, _ := json.Marshal(k)
 	r := Registration{UserID: in.UserID, Identity: id, Salt: salt, Verifier: v.Bytes(), KDF: canon}
 	if len(in.KeyBundle) > 0 && string(in.KeyBundle) != "null" {
 		if r.X25519Public, r.Ed25519Public, err = bundlePublicKeys(in.KeyBundle); err != nil {
-			return Registration{}, fmt.Errorf("%w: key_bundle: %w", ErrBadRequest, err)
+			return Registration{}, fmt.Errorf("%w: key_bundle: %w", ErrBadRegistration, err)
 		}
 		r.KeyBundle = in.KeyBundle
 	}
@@ -197,7 +198,7 @@ func ParseSignup(in SignupInput) (Registration, error) {
 		return Registration{}, err
 	}
 	if err := srpgroup.CheckNewIdentity(r.Identity); err != nil {
-		return Registration{}, fmt.Errorf("%w: identity: %w", ErrBadRequest, err)
+		return Registration{}, fmt.Errorf("%w: identity: %w", ErrBadRegistration, err)
 	}
 	return r, nil
 }
@@ -249,13 +250,37 @@ func (s *Service) Register(ctx context.Context, r Registration) (string, error) 
 		KeyBundle: r.KeyBundle, X25519Public: r.X25519Public, Ed25519Public: r.Ed25519Public,
 		KeyRecordSignature: r.KeyRecordSignature,
 	})
-	if errors.Is(err, store.ErrIdentityTaken) {
-		return "", ErrTaken
+	return id, fromStore(err, nil)
+}
+
+// PublishKeyRecord publishes the signed key record of an account made
+// before key records existed: signature must verify over the account's
+// user id, identity and the public keys it published. A record already
+// there is kept, and that is not an error (a client may send its record
+// after every login). An account without public keys is ErrNoPublicKeys;
+// a signature that does not verify wraps ErrBadKeyRecord.
+func (s *Service) PublishKeyRecord(ctx context.Context, userID, signature string) error {
+	k, err := s.users.PublishedKeysOf(ctx, userID)
+	if err != nil {
+		return fromStore(err, ErrNoPublicKeys)
 	}
-	if errors.Is(err, store.ErrKeysTaken) {
-		return "", ErrKeysTaken
+	uid, err := uuid.Parse(k.UserID)
+	if err != nil {
+		return fmt.Errorf("srplogin: key record: user id %q: %w", k.UserID, err)
 	}
-	return id, err
+	rec, err := keyrecord.FromBase64(uid, k.Identity, k.X25519Public, k.Ed25519Public)
+	if err != nil {
+		return fmt.Errorf("srplogin: key record: stored keys: %w", err)
+	}
+	if err := keyrecord.Verify(rec, signature); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadKeyRecord, err)
+	}
+	if k.KeyRecordSignature != "" {
+		return nil
+	}
+	k.KeyRecordSignature = signature
+	_, err = s.users.AddKeyRecord(ctx, k)
+	return err
 }
 
 // Params returns the KDF parameters for identity, made up for an unknown one.
@@ -266,7 +291,7 @@ func (s *Service) Params(ctx context.Context, identity string) (api.KDF, error) 
 	}
 	u, err := s.users.UserByIdentity(ctx, id)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound): // nobody registered it: a made-up answer
 		return s.fakeKDF(id), nil
 	case err != nil:
 		return api.KDF{}, err
@@ -305,7 +330,7 @@ func (s *Service) Init(ctx context.Context, identity, aHex string) (Challenge, e
 	)
 	u, err := s.users.UserByIdentity(ctx, id)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound): // nobody registered it: made-up answers
 		salt, v, kdf = s.fakeSalt(id), s.fakeVerifier(id), s.fakeKDF(id)
 	case err != nil:
 		return Challenge{}, err
@@ -365,18 +390,17 @@ func (s *Service) Verify(ctx context.Context, handshakeID, mHex string) (Verifie
 // VerifyFor is Verify for a user who is signed in already and proves the
 // password again (before changing it): the handshake must have been started
 // for userID's identity, or the proof is refused like a wrong one. A failure
-// is recorded as failedEvent rather than as a failed login.
+// is recorded as failedEvent rather than as a failed login, and is
+// ErrProofFailed (which wraps ErrLoginFailed).
 func (s *Service) VerifyFor(ctx context.Context, userID, handshakeID, mHex, failedEvent string) (Verified, error) {
 	if userID == "" {
-		return Verified{}, ErrLoginFailed
+		return Verified{}, ErrProofFailed
 	}
-	return s.verify(ctx, handshakeID, mHex, userID, failedEvent)
-}
-
-// Auditor records failed proofs; the Users given to New may offer it
-// (*store.Store does).
-type Auditor interface {
-	Audit(ctx context.Context, e store.AuditEvent) error
+	v, err := s.verify(ctx, handshakeID, mHex, userID, failedEvent)
+	if errors.Is(err, ErrLoginFailed) {
+		return Verified{}, ErrProofFailed
+	}
+	return v, err
 }
 
 func (s *Service) verify(ctx context.Context, handshakeID, mHex, wantUser, failedEvent string) (Verified, error) {
@@ -424,15 +448,11 @@ func (s *Service) verify(ctx context.Context, handshakeID, mHex, wantUser, faile
 // so no user can ever read it; it names the identity for operators, who
 // know every identity anyway. Nothing of the SRP exchange is recorded.
 func (s *Service) failed(ctx context.Context, event, userID, identity, reason string) error {
-	a, ok := s.users.(Auditor)
-	if !ok {
-		return ErrLoginFailed
-	}
 	detail := map[string]any{"reason": reason}
 	if userID == "" && identity != "" {
 		detail["identity"] = identity
 	}
-	if err := a.Audit(ctx, store.AuditEvent{Type: event, UserID: userID, Detail: detail}); err != nil {
+	if err := s.audit.Audit(ctx, store.AuditEvent{Type: event, UserID: userID, Detail: detail}); err != nil {
 		return fmt.Errorf("srplogin: recording a failed proof: %w", err)
 	}
 	return ErrLoginFailed
@@ -472,12 +492,23 @@ func RestoreServer(s string) (srv *srp.Server, err error) {
 	return srv, nil
 }
 
-// Made-up answers for unknown identities. Each is a pure function of the
-// server secret and the identity, so asking twice gives the same answer, as
-// it would for a real account.
+// faker makes up the answers for identities nobody registered. Each is a
+// pure function of the server secret and the identity, so asking twice
+// gives the same answer, as it would for a real account.
+type faker struct {
+	key []byte // derived from the server secret
+}
 
-func (s *Service) derive(label, identity string, n int) []byte {
-	m := hmac.New(sha256.New, s.fake)
+func newFaker(serverSecret []byte) (faker, error) {
+	key, err := hkdf.Key(sha256.New, serverSecret, nil, "zsm authsvc fake-identity v1", 32)
+	if err != nil {
+		return faker{}, err
+	}
+	return faker{key: key}, nil
+}
+
+func (s faker) derive(label, identity string, n int) []byte {
+	m := hmac.New(sha256.New, s.key)
 	m.Write([]byte(label))
 	m.Write([]byte{0})
 	m.Write([]byte(identity))
@@ -488,7 +519,7 @@ func (s *Service) derive(label, identity string, n int) []byte {
 	return out
 }
 
-func (s *Service) fakeKDF(identity string) api.KDF {
+func (s faker) fakeKDF(identity string) api.KDF {
 	return api.KDF{
 		Alg:         api.KDFAlg,
 		Salt:        base64.StdEncoding.EncodeToString(s.derive("kdf-salt", identity, api.KDFSaltBytes)),
@@ -498,7 +529,7 @@ func (s *Service) fakeKDF(identity string) api.KDF {
 	}
 }
 
-func (s *Service) fakeSalt(identity string) []byte {
+func (s faker) fakeSalt(identity string) []byte {
 	return s.derive("srp-salt", identity, srpgroup.FieldBytes)
 }
 
@@ -510,7 +541,7 @@ func (s *Service) fakeSalt(identity string) []byte {
 // modular exponentiation: computing g^x here made logins of unknown
 // identities about 1.5 ms slower than those of real ones, which a client
 // could measure.
-func (s *Service) fakeVerifier(identity string) []byte {
+func (s faker) fakeVerifier(identity string) []byte {
 	v := new(big.Int).SetBytes(s.derive("srp-verifier", identity, srpgroup.FieldBytes+32))
 	v.Mod(v, nMinus3)
 	return v.Add(v, two).Bytes()

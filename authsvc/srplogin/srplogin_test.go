@@ -26,14 +26,52 @@ import (
 
 // ---------------------------------------------------------------- fakes
 
-// memUsers is an in-memory srplogin.Users.
+// memUsers is an in-memory srplogin.Users. byID is keyed by identity (the
+// store's lookup key); keys holds published keys by user id.
 type memUsers struct {
 	mu      sync.Mutex
 	byID    map[string]store.User
+	keys    map[string]store.PublishedKeys
 	lookups int
 }
 
-func newUsers() *memUsers { return &memUsers{byID: map[string]store.User{}} }
+func newUsers() *memUsers {
+	return &memUsers{byID: map[string]store.User{}, keys: map[string]store.PublishedKeys{}}
+}
+
+func (m *memUsers) PublishedKeysOf(_ context.Context, userID string) (store.PublishedKeys, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k, ok := m.keys[userID]
+	if !ok {
+		return store.PublishedKeys{}, store.ErrNotFound
+	}
+	return k, nil
+}
+
+func (m *memUsers) AddKeyRecord(_ context.Context, k store.PublishedKeys) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old, ok := m.keys[k.UserID]
+	if !ok || old.KeyRecordSignature != "" || old.X25519Public != k.X25519Public || old.Ed25519Public != k.Ed25519Public {
+		return false, nil
+	}
+	m.keys[k.UserID] = k
+	return true, nil
+}
+
+// memAudit records audit events.
+type memAudit struct {
+	mu     sync.Mutex
+	events []store.AuditEvent
+}
+
+func (a *memAudit) Audit(_ context.Context, e store.AuditEvent) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.events = append(a.events, e)
+	return nil
+}
 
 func (m *memUsers) UserByIdentity(_ context.Context, identity string) (store.User, error) {
 	m.mu.Lock()
@@ -57,6 +95,10 @@ func (m *memUsers) CreateUser(_ context.Context, n store.NewUser) (string, error
 		id = fmt.Sprintf("user-%d", len(m.byID)+1)
 	}
 	m.byID[n.Identity] = store.User{ID: id, Identity: n.Identity, SRPSalt: n.SRPSalt, Verifier: n.Verifier, KDF: n.KDF, KeyBundle: n.KeyBundle}
+	if n.X25519Public != "" {
+		m.keys[id] = store.PublishedKeys{UserID: id, Identity: n.Identity, X25519Public: n.X25519Public,
+			Ed25519Public: n.Ed25519Public, KeyRecordSignature: n.KeyRecordSignature}
+	}
 	return id, nil
 }
 
@@ -123,11 +165,29 @@ func newService(t *testing.T) (*srplogin.Service, *memUsers, *memHandshakes) {
 	users, hs := newUsers(), newHandshakes()
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	svc, err := srplogin.New(users, hs, secret)
+	svc, err := srplogin.New(users, &memAudit{}, hs, secret)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return svc, users, hs
+}
+
+// Every dependency is required: a service that could not audit failed
+// proofs would hide password guessing, so it does not start.
+func TestNewNeedsEveryDependency(t *testing.T) {
+	users, audit, hs, secret := newUsers(), &memAudit{}, newHandshakes(), make([]byte, 32)
+	for name, f := range map[string]func() (*srplogin.Service, error){
+		"no auditor":         func() (*srplogin.Service, error) { return srplogin.New(users, nil, hs, secret) },
+		"no users":           func() (*srplogin.Service, error) { return srplogin.New(nil, audit, hs, secret) },
+		"no handshake store": func() (*srplogin.Service, error) { return srplogin.New(users, audit, nil, secret) },
+	} {
+		if svc, err := f(); err == nil || svc != nil {
+			t.Errorf("%s: New = %v, %v; want a start-up error", name, svc, err)
+		}
+	}
+	if _, err := srplogin.New(users, audit, hs, secret); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // signup does what sdk/authclient's Signup sends, then registers it.

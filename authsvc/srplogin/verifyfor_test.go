@@ -28,7 +28,7 @@ func (a *auditingUsers) Audit(_ context.Context, e store.AuditEvent) error {
 func newAuditingService(t *testing.T) (*srplogin.Service, *auditingUsers) {
 	t.Helper()
 	users := &auditingUsers{memUsers: newUsers()}
-	svc, err := srplogin.New(users, newHandshakes(), make([]byte, 32))
+	svc, err := srplogin.New(users, users, newHandshakes(), make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,6 +88,14 @@ func TestVerifyForBindsTheHandshakeToTheCaller(t *testing.T) {
 	for i, e := range users.events {
 		if e.Type != store.EventPasswordChangeFailed || e.UserID != want[i].user || e.Detail["reason"] != want[i].reason || e.Detail["identity"] != nil {
 			t.Errorf("event %d: %+v, want %+v", i, e, want[i])
+		}
+	}
+	// A refused re-proof is its own error (which is a failed login too),
+	// so the HTTP layer can answer it apart from a failed login.
+	for _, c := range []struct{ identity, user string }{{"bob@x.io", alice}, {"alice@x.io", ""}} {
+		hid, m := start(c.identity, secret1)
+		if _, err := svc.VerifyFor(ctx, c.user, hid, m, store.EventPasswordChangeFailed); !errors.Is(err, srplogin.ErrProofFailed) {
+			t.Fatalf("%s as %q: %v, want ErrProofFailed", c.identity, c.user, err)
 		}
 	}
 }

@@ -262,7 +262,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	login, err := srplogin.New(st, hs, cfg.ServerSecret)
+	login, err := srplogin.New(st, st, hs, cfg.ServerSecret)
 	if err != nil {
 		return err
 	}
@@ -313,14 +313,16 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	defer ev.Close()
 	go ev.Run(ctx)
 	mx := metrics.New(sg.Keys)
-	sessions := session.New(st, sg, cfg.SessionTTL, log)
+	sessions, err := session.New(st, st, sg, cfg.SessionTTL, log)
+	if err != nil {
+		return err
+	}
 	sessions.OnReuse = mx.Reuse.Inc
 
 	api := &httpapi.Server{
 		Login:    login,
 		Sessions: sessions,
 		Signer:   sg,
-		Keys:     st,
 		Limiter:  ratelimit.New(rdb),
 		Attempts: ratelimit.NewAttempts(rdb, cfg.LoginFailures),
 		Limits: httpapi.Limits{
