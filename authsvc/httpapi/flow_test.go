@@ -27,6 +27,7 @@ import (
 	"zsm.dev/zsm/authsvc/store"
 	"zsm.dev/zsm/authsvc/store/memstore"
 	"zsm.dev/zsm/sdk/authclient"
+	"zsm.dev/zsm/srpgroup"
 )
 
 // In-memory fakes of the consumer interfaces, so the whole HTTP flow runs
@@ -38,6 +39,7 @@ type fakeDB struct {
 	sessions map[string]*fakeSession // by id
 	tokens   map[string]*fakeToken   // by hex hash
 	audited  []store.AuditEvent
+	lookups  int // UserByIdentity calls
 }
 
 type fakeSession struct {
@@ -58,6 +60,7 @@ func newDB() *fakeDB {
 func (d *fakeDB) UserByIdentity(_ context.Context, identity string) (store.User, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.lookups++
 	u, ok := d.users[identity]
 	if !ok {
 		return store.User{}, store.ErrNotFound
@@ -306,6 +309,16 @@ var (
 		MemoryKiB: api.KDFFloorMemoryKiB, Iterations: api.KDFFloorIterations, Parallelism: api.KDFFloorParallelism}
 )
 
+// ident is what a client makes of an identity typed by its user.
+func ident(t *testing.T, s string) srpgroup.Identity {
+	t.Helper()
+	id, err := srpgroup.ParseIdentity(s)
+	if err != nil {
+		t.Fatalf("identity %q: %v", s, err)
+	}
+	return id
+}
+
 func derive(secret []byte) authclient.Derive {
 	return func(k api.KDF) ([]byte, error) {
 		if k.MemoryKiB < api.KDFFloorMemoryKiB {
@@ -328,25 +341,32 @@ func TestHTTPFlowWithClient(t *testing.T) {
 	s := newStack(t)
 	ctx := context.Background()
 
-	uid, err := s.cl.Signup(ctx, "Alice@X.io", secretA, kdfA)
+	uid, err := s.cl.Signup(ctx, ident(t, "Alice@X.io"), secretA, kdfA)
 	if err != nil {
 		t.Fatalf("signup: %v", err)
 	}
 	if uid == "" {
 		t.Fatal("no user id")
 	}
-	if _, err := s.cl.Signup(ctx, "alice@x.io", []byte("other"), kdfA); err == nil {
+	if _, err := s.cl.Signup(ctx, ident(t, "alice@x.io"), []byte("other"), kdfA); err == nil {
 		t.Fatal("second signup of one identity succeeded")
 	} else if st, code := apiCode(t, err); st != http.StatusConflict || code != "identity_unavailable" {
 		t.Fatalf("second signup: %d %s", st, code)
 	}
 
-	sess, err := s.cl.Login(ctx, "  ALICE@x.io", derive(secretA))
+	sess, err := s.cl.Login(ctx, ident(t, "  ALICE@x.io"), derive(secretA))
 	if err != nil {
 		t.Fatalf("login: %v", err)
 	}
 	if sess.UserID != uid || sess.TokenType != "Bearer" || sess.ExpiresIn < 890 || sess.ExpiresIn > 900 {
 		t.Fatalf("session %+v", sess)
+	}
+	// The server normalizes what it is sent, once, at its edge: another
+	// spelling, sent as it is, finds the account's parameters.
+	params := post(t, s, api.PathLoginParams, nil, `{"identity":"  ALICE@x.io"}`)
+	var got api.ParamsResponse
+	if params.status != http.StatusOK || json.Unmarshal(params.body, &got) != nil || got.KDF != kdfA {
+		t.Fatalf("params for another spelling: %d %s, want the account's %+v", params.status, params.body, kdfA)
 	}
 	c, err := s.srv.Signer.Verify(sess.AccessToken, time.Now())
 	if err != nil || c.Subject != uid || c.SessionID != sess.SessionID {
@@ -354,8 +374,8 @@ func TestHTTPFlowWithClient(t *testing.T) {
 	}
 
 	// Wrong password and unknown identity: one answer.
-	_, errWrong := s.cl.Login(ctx, "alice@x.io", derive([]byte("wrong")))
-	_, errGhost := s.cl.Login(ctx, "ghost@x.io", derive(secretA))
+	_, errWrong := s.cl.Login(ctx, ident(t, "alice@x.io"), derive([]byte("wrong")))
+	_, errGhost := s.cl.Login(ctx, ident(t, "ghost@x.io"), derive(secretA))
 	sw, cw := apiCode(t, errWrong)
 	sg, cg := apiCode(t, errGhost)
 	if sw != http.StatusUnauthorized || cw != "login_failed" || sg != sw || cg != cw {
@@ -386,7 +406,7 @@ func TestHTTPFlowWithClient(t *testing.T) {
 	}
 
 	// Logout.
-	sess2, err := s.cl.Login(ctx, "alice@x.io", derive(secretA))
+	sess2, err := s.cl.Login(ctx, ident(t, "alice@x.io"), derive(secretA))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -568,7 +588,11 @@ func TestHTTPJWKSAndReady(t *testing.T) {
 func TestHTTPSignupThenLoginAnyAcceptedIdentity(t *testing.T) {
 	s := newStack(t)
 	ctx := context.Background()
-	for _, id := range []string{"bob@x.io", "\u13a0lice@x.io"} {
+	for _, raw := range []string{"bob@x.io", "\u13a0lice@x.io"} {
+		id, err := srpgroup.ParseIdentity(raw)
+		if err != nil {
+			continue // refused at sign-up (by the client's edge): fine
+		}
 		if _, err := s.cl.Signup(ctx, id, secretA, kdfA); err != nil {
 			continue // refused at sign-up: fine
 		}
@@ -584,14 +608,15 @@ func TestHTTPSignupThenLoginAnyAcceptedIdentity(t *testing.T) {
 func TestHTTPSessionEndpoints(t *testing.T) {
 	s := newStack(t)
 	ctx := context.Background()
-	if _, err := s.cl.Signup(ctx, "dana@x.io", secretA, kdfA); err != nil {
+	dana := ident(t, "dana@x.io")
+	if _, err := s.cl.Signup(ctx, dana, secretA, kdfA); err != nil {
 		t.Fatal(err)
 	}
-	first, err := s.cl.Login(ctx, "dana@x.io", derive(secretA))
+	first, err := s.cl.Login(ctx, dana, derive(secretA))
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := s.cl.Login(ctx, "dana@x.io", derive(secretA))
+	second, err := s.cl.Login(ctx, dana, derive(secretA))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -650,5 +675,20 @@ func TestHTTPSessionEndpoints(t *testing.T) {
 	errorShape(t, ended, http.StatusUnauthorized, api.CodeSessionRevoked)
 	if h := ended.header.Get("WWW-Authenticate"); h != `Bearer error="invalid_token"` {
 		t.Errorf("ended session: WWW-Authenticate %q", h)
+	}
+}
+
+// An identity is normalized where the request comes in, once: one that
+// cannot be is refused there, before any lookup or attempt is counted.
+func TestHTTPBadIdentityNeverReachesTheStore(t *testing.T) {
+	s := newStack(t)
+	for _, id := range []string{"", "ab", "a b@x.io", "x\u0000yz", strings.Repeat("a", 300)} {
+		body, _ := json.Marshal(api.InitRequest{Identity: id, A: "2"})
+		errorShape(t, post(t, s, api.PathLoginInit, nil, string(body)), http.StatusBadRequest, api.CodeMalformedRequest)
+		body, _ = json.Marshal(api.ParamsRequest{Identity: id})
+		errorShape(t, post(t, s, api.PathLoginParams, nil, string(body)), http.StatusBadRequest, api.CodeMalformedRequest)
+	}
+	if s.db.lookups != 0 || len(s.att.begun) != 0 {
+		t.Fatalf("malformed identities reached the store (%d lookups) or the attempt counters (%v)", s.db.lookups, s.att.begun)
 	}
 }

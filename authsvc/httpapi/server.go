@@ -305,10 +305,7 @@ func (s *Server) signup(c echo.Context) error {
 	if err := s.limit(c, "signup", s.Limits.SignupPerIP); err != nil {
 		return err
 	}
-	reg, err := srplogin.ParseSignup(srplogin.SignupInput{
-		UserID: req.UserID, Identity: req.Identity, SaltHex: req.SRPSalt, VerifierHex: req.SRPVerifier,
-		KDF: req.KDF, KeyBundle: req.KeyBundle, KeyRecordSignature: req.KeyRecordSignature,
-	})
+	reg, err := srplogin.ParseSignup(req)
 	if err != nil {
 		return err
 	}
@@ -320,7 +317,7 @@ func (s *Server) signup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, api.SignupResponse{UserID: id, Identity: reg.Identity})
+	return c.JSON(http.StatusCreated, api.SignupResponse{UserID: id, Identity: reg.Identity.String()})
 }
 
 func (s *Server) loginParams(c echo.Context) error {
@@ -331,7 +328,11 @@ func (s *Server) loginParams(c echo.Context) error {
 	if err := s.limit(c, "params", 4*s.Limits.LoginPerIP); err != nil {
 		return err
 	}
-	k, err := s.Login.Params(c.Request().Context(), req.Identity)
+	id, err := parseIdentity(req.Identity)
+	if err != nil {
+		return err
+	}
+	k, err := s.Login.Params(c.Request().Context(), id)
 	if err != nil {
 		return err
 	}
@@ -343,11 +344,21 @@ func (s *Server) loginInit(c echo.Context) error {
 	if err := decode(c, &req); err != nil {
 		return err
 	}
-	id, err := srpgroup.NormalizeIdentity(req.Identity)
+	id, err := parseIdentity(req.Identity)
 	if err != nil {
-		return badRequest(api.CodeMalformedRequest, fmt.Errorf("identity: %w", err))
+		return err
 	}
 	return s.startSRP(c, id, req.A)
+}
+
+// parseIdentity is the edge where an identity from a request is
+// normalized, once; past it, srplogin takes the srpgroup.Identity.
+func parseIdentity(s string) (srpgroup.Identity, error) {
+	id, err := srpgroup.ParseIdentity(s)
+	if err != nil {
+		return srpgroup.Identity{}, badRequest(api.CodeMalformedRequest, fmt.Errorf("identity: %w", err))
+	}
+	return id, nil
 }
 
 // startSRP runs the server's half of an SRP init for identity (login and
@@ -360,7 +371,7 @@ func (s *Server) loginInit(c echo.Context) error {
 // starts let anyone without the password lock its owner out from anywhere.
 // The identity-wide limit is on unproven attempts, and a prefix the
 // identity logged in from recently is exempt from it (docs/auth.md).
-func (s *Server) startSRP(c echo.Context, identity, a string) error {
+func (s *Server) startSRP(c echo.Context, identity srpgroup.Identity, a string) error {
 	if err := s.limit(c, "login", s.Limits.LoginPerIP); err != nil {
 		return err
 	}
@@ -368,7 +379,7 @@ func (s *Server) startSRP(c echo.Context, identity, a string) error {
 	if _, err := srpgroup.ParsePublic(a); err != nil {
 		return badRequest(api.CodeMalformedRequest, fmt.Errorf("a: %w", err))
 	}
-	d, err := s.Attempts.Begin(c.Request().Context(), identity, s.addrPrefix(c))
+	d, err := s.Attempts.Begin(c.Request().Context(), identity.String(), s.addrPrefix(c))
 	if err != nil {
 		return unavailable(err)
 	}

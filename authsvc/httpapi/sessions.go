@@ -109,11 +109,11 @@ func (s *Server) passwordInit(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	u, err := s.Sessions.Account(ctx, callerOf(c))
+	id, err := s.Sessions.Identity(ctx, callerOf(c))
 	if err != nil {
 		return err
 	}
-	return s.startSRP(c, u.Identity, req.A)
+	return s.startSRP(c, id, req.A)
 }
 
 func (s *Server) passwordChange(c echo.Context) error {
@@ -123,15 +123,13 @@ func (s *Server) passwordChange(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	caller := callerOf(c)
-	u, err := s.Sessions.Account(ctx, caller)
+	id, err := s.Sessions.Identity(ctx, caller)
 	if err != nil {
 		return err
 	}
 	// The new registration is checked as a sign-up's is, before the
 	// handshake is spent.
-	reg, err := srplogin.ParseRegistration(srplogin.SignupInput{
-		Identity: u.Identity, SaltHex: req.SRPSalt, VerifierHex: req.SRPVerifier, KDF: req.KDF, KeyBundle: req.KeyBundle,
-	})
+	reg, err := srplogin.ParseNewPassword(id, req)
 	if err != nil {
 		return err
 	}

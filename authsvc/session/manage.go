@@ -9,6 +9,7 @@ import (
 	"zsm.dev/zsm/authsvc/signer"
 	"zsm.dev/zsm/authsvc/srplogin"
 	"zsm.dev/zsm/authsvc/store"
+	"zsm.dev/zsm/srpgroup"
 )
 
 // Accounts is what session management and password change need from
@@ -68,12 +69,20 @@ func (m *Manager) Revoke(ctx context.Context, c Caller, sid string) error {
 	return fromStore(m.accounts.RevokeSession(ctx, c.UserID, sid, c.SessionID, m.Now()), ErrNotFound)
 }
 
-// Account returns the caller's account.
-func (m *Manager) Account(ctx context.Context, c Caller) (store.User, error) {
+// Identity returns the caller's identity as stored. An account that is
+// gone while a token of it is still live is treated like an ended session.
+func (m *Manager) Identity(ctx context.Context, c Caller) (srpgroup.Identity, error) {
 	u, err := m.accounts.UserByID(ctx, c.UserID)
-	// The account is gone but a token of it is still live: treat it like
-	// an ended session.
-	return u, fromStore(err, ErrSessionEnded)
+	if err != nil {
+		return srpgroup.Identity{}, fromStore(err, ErrSessionEnded)
+	}
+	// Stored identities are in normal form (sign-up normalized them); one
+	// that is not is refused, never normalized into another account's.
+	id, err := srpgroup.ParseNormalIdentity(u.Identity)
+	if err != nil {
+		return srpgroup.Identity{}, fmt.Errorf("session: the stored identity of %s: %w", c.UserID, err)
+	}
+	return id, nil
 }
 
 // ChangePassword stores a new password's registration (verifier, salt,

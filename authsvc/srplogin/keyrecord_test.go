@@ -30,10 +30,10 @@ func TestVerifyKeyRecord(t *testing.T) {
 	b64 := base64.StdEncoding.EncodeToString
 	uid := uuid.New()
 	reg := srplogin.Registration{
-		UserID: uid.String(), Identity: "alice@example.com", KeyBundle: []byte(`{}`),
+		UserID: uid.String(), Identity: ident(t, "alice@example.com"), KeyBundle: []byte(`{}`),
 		X25519Public: b64(ak.X25519.PublicKey().Bytes()), Ed25519Public: b64(ak.Ed25519.Public().(ed25519.PublicKey)),
 	}
-	rec, err := keyrecord.FromBase64(uid, reg.Identity, reg.X25519Public, reg.Ed25519Public)
+	rec, err := keyrecord.FromBase64(uid, reg.Identity.String(), reg.X25519Public, reg.Ed25519Public)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestVerifyKeyRecord(t *testing.T) {
 		"no signature":           func(r *srplogin.Registration) { r.KeyRecordSignature = "" },
 		"no user id":             func(r *srplogin.Registration) { r.UserID = "" },
 		"another user id":        func(r *srplogin.Registration) { r.UserID = uuid.NewString() },
-		"another identity":       func(r *srplogin.Registration) { r.Identity = "mallory@example.com" },
+		"another identity":       func(r *srplogin.Registration) { r.Identity = ident(t, "mallory@example.com") },
 		"another X25519 key":     func(r *srplogin.Registration) { r.X25519Public = b64(other.X25519.PublicKey().Bytes()) },
 		"signed by another key":  func(r *srplogin.Registration) { r.KeyRecordSignature = otherSig },
 		"a signature, no bundle": func(r *srplogin.Registration) { r.KeyBundle = nil },
@@ -68,7 +68,7 @@ func TestVerifyKeyRecord(t *testing.T) {
 		}
 	}
 	// Nothing published, nothing to prove.
-	if err := srplogin.VerifyKeyRecord(srplogin.Registration{Identity: "bob"}); err != nil {
+	if err := srplogin.VerifyKeyRecord(srplogin.Registration{Identity: ident(t, "bob")}); err != nil {
 		t.Errorf("a sign-up without keys: %v", err)
 	}
 }

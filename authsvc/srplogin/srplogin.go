@@ -4,6 +4,9 @@
 // it can derive the SRP secret and go-srp needs the client's A before it can
 // answer with B:
 //
+// Identities arrive as srpgroup.Identity, normalized once where the request
+// came in.
+//
 //  1. Params(identity) → the account's KDF parameters.
 //  2. Init(identity, A) → handshake id, SRP salt, B.
 //  3. Verify(handshake id, M) → the server's proof and the user id.
@@ -92,7 +95,7 @@ func HandshakeKey(serverSecret []byte) ([]byte, error) {
 // Registration is a parsed sign-up request.
 type Registration struct {
 	UserID    string // optional: the client may choose the id its key bundle is bound to
-	Identity  string
+	Identity  srpgroup.Identity
 	Salt      []byte
 	Verifier  []byte
 	KDF       json.RawMessage
@@ -104,55 +107,54 @@ type Registration struct {
 	KeyRecordSignature string
 }
 
-// SignupInput is what a client sends to sign up.
-type SignupInput struct {
-	UserID             string
-	Identity           string
-	SaltHex            string
-	VerifierHex        string
-	KDF                json.RawMessage
-	KeyBundle          json.RawMessage
-	KeyRecordSignature string
-}
-
 var uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
-// ParseRegistration checks a sign-up request: a normalizable identity, a salt
-// of the group's size, 1 < v < N-1 in canonical hex, KDF parameters at or
-// above the floor, a random (version 4) user id if one is given, and a key
-// bundle whose public keys are well-formed if one is given. The server keeps
-// the bundle's envelopes as they are: it cannot open them. Every refusal
-// wraps ErrBadRegistration.
-func ParseRegistration(in SignupInput) (Registration, error) {
-	id, err := srpgroup.NormalizeIdentity(in.Identity)
-	if err != nil {
-		return Registration{}, fmt.Errorf("%w: identity: %w", ErrBadRegistration, err)
+// ParseRegistration checks a registration for identity (parsed already,
+// where the request came in; req.Identity is not read): a salt of the
+// group's size, 1 < v < N-1 in canonical hex, KDF parameters at or above
+// the floor, a random (version 4) user id if one is given, and a key
+// bundle whose public keys are well-formed if one is given. The server
+// keeps the bundle's envelopes as they are: it cannot open them. Every
+// refusal wraps ErrBadRegistration.
+func ParseRegistration(identity srpgroup.Identity, req api.SignupRequest) (Registration, error) {
+	if identity.IsZero() {
+		return Registration{}, fmt.Errorf("%w: identity: %w", ErrBadRegistration, srpgroup.ErrIdentity)
 	}
-	salt, err := srpgroup.ParseSalt(in.SaltHex)
+	salt, err := srpgroup.ParseSalt(req.SRPSalt)
 	if err != nil {
 		return Registration{}, fmt.Errorf("%w: srp_salt: %w", ErrBadRegistration, err)
 	}
-	v, err := srpgroup.ParsePublic(in.VerifierHex)
+	v, err := srpgroup.ParsePublic(req.SRPVerifier)
 	if err != nil {
 		return Registration{}, fmt.Errorf("%w: srp_verifier: %w", ErrBadRegistration, err)
 	}
-	k, err := ParseKDF(in.KDF)
+	k, err := ParseKDF(req.KDF)
 	if err != nil {
 		return Registration{}, fmt.Errorf("%w: %w", ErrBadRegistration, err)
 	}
-	if in.UserID != "" && !uuidPattern.MatchString(in.UserID) {
+	if req.UserID != "" && !uuidPattern.MatchString(req.UserID) {
 		return Registration{}, fmt.Errorf("%w: user_id must be a random (version 4) uuid in lower case", ErrBadRegistration)
 	}
 	canon, _ := json.Marshal(k)
-	r := Registration{UserID: in.UserID, Identity: id, Salt: salt, Verifier: v.Bytes(), KDF: canon}
-	if len(in.KeyBundle) > 0 && string(in.KeyBundle) != "null" {
-		if r.X25519Public, r.Ed25519Public, err = bundlePublicKeys(in.KeyBundle); err != nil {
+	r := Registration{UserID: req.UserID, Identity: identity, Salt: salt, Verifier: v.Bytes(), KDF: canon}
+	if len(req.KeyBundle) > 0 && string(req.KeyBundle) != "null" {
+		if r.X25519Public, r.Ed25519Public, err = bundlePublicKeys(req.KeyBundle); err != nil {
 			return Registration{}, fmt.Errorf("%w: key_bundle: %w", ErrBadRegistration, err)
 		}
-		r.KeyBundle = in.KeyBundle
+		r.KeyBundle = req.KeyBundle
 	}
-	r.KeyRecordSignature = in.KeyRecordSignature
+	r.KeyRecordSignature = req.KeyRecordSignature
 	return r, nil
+}
+
+// ParseNewPassword checks the new password's registration in a password
+// change of the account identity, as a sign-up's is checked, except that
+// the identity is the account's (the rules a new identity meets at sign-up
+// may be newer than the account).
+func ParseNewPassword(identity srpgroup.Identity, req api.PasswordChangeRequest) (Registration, error) {
+	return ParseRegistration(identity, api.SignupRequest{
+		SRPSalt: req.SRPSalt, SRPVerifier: req.SRPVerifier, KDF: req.KDF, KeyBundle: req.KeyBundle,
+	})
 }
 
 // VerifyKeyRecord checks that a sign-up which publishes public keys proves
@@ -178,7 +180,7 @@ func VerifyKeyRecord(r Registration) error {
 	if err != nil {
 		return fmt.Errorf("%w: user_id", ErrBadKeyRecord)
 	}
-	rec, err := keyrecord.FromBase64(uid, r.Identity, r.X25519Public, r.Ed25519Public)
+	rec, err := keyrecord.FromBase64(uid, r.Identity.String(), r.X25519Public, r.Ed25519Public)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadKeyRecord, err)
 	}
@@ -188,16 +190,22 @@ func VerifyKeyRecord(r Registration) error {
 	return nil
 }
 
-// ParseSignup is ParseRegistration for a new account: the identity must
-// also meet srpgroup.CheckNewIdentity (no U+FFFD, no confusable mix of
-// scripts). A password change re-registers an existing identity and uses
-// ParseRegistration, so an account made under older rules keeps working.
-func ParseSignup(in SignupInput) (Registration, error) {
-	r, err := ParseRegistration(in)
+// ParseSignup checks a sign-up request, the edge where its identity is
+// normalized (srpgroup.ParseIdentity), then the registration
+// (ParseRegistration). A new identity must also meet
+// srpgroup.CheckNewIdentity (no U+FFFD, no confusable mix of scripts); a
+// password change re-registers an existing identity (ParseNewPassword), so
+// an account made under older rules keeps working.
+func ParseSignup(req api.SignupRequest) (Registration, error) {
+	id, err := srpgroup.ParseIdentity(req.Identity)
+	if err != nil {
+		return Registration{}, fmt.Errorf("%w: identity: %w", ErrBadRegistration, err)
+	}
+	r, err := ParseRegistration(id, req)
 	if err != nil {
 		return Registration{}, err
 	}
-	if err := srpgroup.CheckNewIdentity(r.Identity); err != nil {
+	if err := srpgroup.CheckNewIdentity(id.String()); err != nil {
 		return Registration{}, fmt.Errorf("%w: identity: %w", ErrBadRegistration, err)
 	}
 	return r, nil
@@ -246,7 +254,7 @@ func bundlePublicKeys(raw json.RawMessage) (string, string, error) {
 // Register stores a parsed registration and returns the new user id.
 func (s *Service) Register(ctx context.Context, r Registration) (string, error) {
 	id, err := s.users.CreateUser(ctx, store.NewUser{
-		ID: r.UserID, Identity: r.Identity, SRPSalt: r.Salt, Verifier: r.Verifier, KDF: r.KDF,
+		ID: r.UserID, Identity: r.Identity.String(), SRPSalt: r.Salt, Verifier: r.Verifier, KDF: r.KDF,
 		KeyBundle: r.KeyBundle, X25519Public: r.X25519Public, Ed25519Public: r.Ed25519Public,
 		KeyRecordSignature: r.KeyRecordSignature,
 	})
@@ -284,11 +292,11 @@ func (s *Service) PublishKeyRecord(ctx context.Context, userID, signature string
 }
 
 // Params returns the KDF parameters for identity, made up for an unknown one.
-func (s *Service) Params(ctx context.Context, identity string) (api.KDF, error) {
-	id, err := srpgroup.NormalizeIdentity(identity)
-	if err != nil {
-		return api.KDF{}, fmt.Errorf("%w: identity: %w", ErrBadRequest, err)
+func (s *Service) Params(ctx context.Context, identity srpgroup.Identity) (api.KDF, error) {
+	if identity.IsZero() {
+		return api.KDF{}, fmt.Errorf("%w: no identity", ErrBadRequest)
 	}
+	id := identity.String()
 	u, err := s.users.UserByIdentity(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound): // nobody registered it: a made-up answer
@@ -313,11 +321,11 @@ type Challenge struct {
 
 // Init starts a login: it checks A, builds go-srp's server side against the
 // stored verifier (or a made-up one) and keeps the state for Verify.
-func (s *Service) Init(ctx context.Context, identity, aHex string) (Challenge, error) {
-	id, err := srpgroup.NormalizeIdentity(identity)
-	if err != nil {
-		return Challenge{}, fmt.Errorf("%w: identity: %w", ErrBadRequest, err)
+func (s *Service) Init(ctx context.Context, identity srpgroup.Identity, aHex string) (Challenge, error) {
+	if identity.IsZero() {
+		return Challenge{}, fmt.Errorf("%w: no identity", ErrBadRequest)
 	}
+	id := identity.String()
 	// Bounds and canonical form before any arithmetic; rejects A ≡ 0, 1, N-1.
 	A, err := srpgroup.ParsePublic(aHex)
 	if err != nil {

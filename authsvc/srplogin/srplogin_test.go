@@ -190,13 +190,20 @@ func TestNewNeedsEveryDependency(t *testing.T) {
 	}
 }
 
+// ident is what the HTTP handlers make of an identity in a request.
+func ident(t testing.TB, s string) srpgroup.Identity {
+	t.Helper()
+	id, err := srpgroup.ParseIdentity(s)
+	if err != nil {
+		t.Fatalf("identity %q: %v", s, err)
+	}
+	return id
+}
+
 // signup does what sdk/authclient's Signup sends, then registers it.
 func signup(t *testing.T, svc *srplogin.Service, identity string, secret []byte, kdf json.RawMessage) string {
 	t.Helper()
-	id, err := srpgroup.NormalizeIdentity(identity)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := ident(t, identity).String()
 	reg, err := srpgroup.Register(id, secret)
 	if err != nil {
 		t.Fatal(err)
@@ -222,10 +229,7 @@ type client struct {
 
 func newClient(t *testing.T, identity string, secret []byte) *client {
 	t.Helper()
-	id, err := srpgroup.NormalizeIdentity(identity)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := ident(t, identity).String()
 	c, err := srpgroup.Env().NewClient([]byte(id), secret)
 	if err != nil {
 		t.Fatal(err)
@@ -257,7 +261,7 @@ func login(t *testing.T, svc *srplogin.Service, identity string, secret []byte) 
 	t.Helper()
 	ctx := context.Background()
 	c := newClient(t, identity, secret)
-	ch, err := svc.Init(ctx, identity, c.A)
+	ch, err := svc.Init(ctx, ident(t, identity), c.A)
 	if err != nil {
 		t.Fatalf("Init: %v", err)
 	}
@@ -282,7 +286,7 @@ func TestParseRegistrationAccepts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Identity != "alice@x.io" {
+	if r.Identity.String() != "alice@x.io" {
 		t.Fatalf("identity %q not normalized", r.Identity)
 	}
 	if !bytes.Equal(r.Salt, reg.Salt) || !bytes.Equal(r.Verifier, reg.Verifier) {
@@ -381,7 +385,7 @@ func TestParseRegistrationRefuses(t *testing.T) {
 			if !errors.Is(err, srplogin.ErrBadRequest) || !errors.Is(err, c.want) {
 				t.Fatalf("ParseRegistration = %v; want ErrBadRequest and %v", err, c.want)
 			}
-			if r.Identity != "" || r.Salt != nil || r.Verifier != nil || r.KDF != nil {
+			if !r.Identity.IsZero() || r.Salt != nil || r.Verifier != nil || r.KDF != nil {
 				t.Fatalf("partial registration returned: %+v", r)
 			}
 		})
@@ -413,7 +417,7 @@ func TestLoginSucceedsAndServerProves(t *testing.T) {
 	uid := signup(t, svc, "Alice@X.io", secret1, kdf)
 
 	// Params returns the stored parameters to any spelling of the identity.
-	k, err := svc.Params(context.Background(), " ALICE@x.io")
+	k, err := svc.Params(context.Background(), ident(t, " ALICE@x.io"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,7 +428,7 @@ func TestLoginSucceedsAndServerProves(t *testing.T) {
 	}
 
 	c := newClient(t, "alice@x.io", secret1)
-	ch, err := svc.Init(context.Background(), "alice@x.io", c.A)
+	ch, err := svc.Init(context.Background(), ident(t, "alice@x.io"), c.A)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,7 +450,7 @@ func TestLoginSucceedsAndServerProves(t *testing.T) {
 	}
 	// A proof for another client's exchange does not satisfy this client.
 	other := newClient(t, "alice@x.io", secret1)
-	ch2, _ := svc.Init(context.Background(), "alice@x.io", other.A)
+	ch2, _ := svc.Init(context.Background(), ident(t, "alice@x.io"), other.A)
 	v2, err := svc.Verify(context.Background(), ch2.HandshakeID, other.proof(t, ch2))
 	if err != nil {
 		t.Fatal(err)
@@ -509,11 +513,11 @@ func TestUnknownIdentityLooksLikeAKnownOne(t *testing.T) {
 	ctx := context.Background()
 	signup(t, svc, "alice@x.io", secret1, floorKDF(16))
 
-	known, err := svc.Params(ctx, "alice@x.io")
+	known, err := svc.Params(ctx, ident(t, "alice@x.io"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ghost, err := svc.Params(ctx, "ghost@x.io")
+	ghost, err := svc.Params(ctx, ident(t, "ghost@x.io"))
 	if err != nil {
 		t.Fatalf("Params(unknown) = %v; want a made-up answer", err)
 	}
@@ -525,12 +529,12 @@ func TestUnknownIdentityLooksLikeAKnownOne(t *testing.T) {
 	}
 	// Repeats agree, across spellings, and differ between identities.
 	for i := 0; i < 3; i++ {
-		again, _ := svc.Params(ctx, "GHOST@x.io ")
+		again, _ := svc.Params(ctx, ident(t, "GHOST@x.io "))
 		if again != ghost {
 			t.Fatalf("Params(unknown) changed between calls: %+v vs %+v", again, ghost)
 		}
 	}
-	if other, _ := svc.Params(ctx, "ghost2@x.io"); other.Salt == ghost.Salt {
+	if other, _ := svc.Params(ctx, ident(t, "ghost2@x.io")); other.Salt == ghost.Salt {
 		t.Fatal("two unknown identities share a made-up salt")
 	}
 	if salt, err := base64.StdEncoding.Strict().DecodeString(ghost.Salt); err != nil || len(salt) < 16 {
@@ -539,12 +543,12 @@ func TestUnknownIdentityLooksLikeAKnownOne(t *testing.T) {
 
 	// Init: same shape, salt stable, B a valid group element.
 	ck := newClient(t, "alice@x.io", secret1)
-	chKnown, err := svc.Init(ctx, "alice@x.io", ck.A)
+	chKnown, err := svc.Init(ctx, ident(t, "alice@x.io"), ck.A)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cg := newClient(t, "ghost@x.io", secret1)
-	chGhost, err := svc.Init(ctx, "ghost@x.io", cg.A)
+	chGhost, err := svc.Init(ctx, ident(t, "ghost@x.io"), cg.A)
 	if err != nil {
 		t.Fatalf("Init(unknown) = %v; want a made-up challenge", err)
 	}
@@ -559,7 +563,7 @@ func TestUnknownIdentityLooksLikeAKnownOne(t *testing.T) {
 	if _, err := srpgroup.ParsePublic(srpgroup.FormatPublic(chGhost.B)); err != nil {
 		t.Fatalf("made-up B: %v", err)
 	}
-	chGhost2, err := svc.Init(ctx, "ghost@x.io", newClient(t, "ghost@x.io", secret1).A)
+	chGhost2, err := svc.Init(ctx, ident(t, "ghost@x.io"), newClient(t, "ghost@x.io", secret1).A)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -579,7 +583,7 @@ func TestUnknownIdentityLooksLikeAKnownOne(t *testing.T) {
 		t.Fatalf("Verify(unknown) = %v; want ErrLoginFailed", err)
 	}
 	wrong := newClient(t, "alice@x.io", []byte("wrong"))
-	chW, _ := svc.Init(ctx, "alice@x.io", wrong.A)
+	chW, _ := svc.Init(ctx, ident(t, "alice@x.io"), wrong.A)
 	_, errW := svc.Verify(ctx, chW.HandshakeID, wrong.proof(t, chW))
 	if errW != err {
 		t.Fatalf("wrong password gives %v, unknown identity %v; must be identical", errW, err)
@@ -589,8 +593,8 @@ func TestUnknownIdentityLooksLikeAKnownOne(t *testing.T) {
 func TestUnknownIdentityAnswersDependOnServerSecret(t *testing.T) {
 	a, _, _ := newService(t)
 	b, _, _ := newService(t)
-	ka, _ := a.Params(context.Background(), "ghost@x.io")
-	kb, _ := b.Params(context.Background(), "ghost@x.io")
+	ka, _ := a.Params(context.Background(), ident(t, "ghost@x.io"))
+	kb, _ := b.Params(context.Background(), ident(t, "ghost@x.io"))
 	if ka.Salt == kb.Salt {
 		t.Fatal("made-up salts do not depend on the server secret (anyone could predict them)")
 	}
@@ -614,8 +618,8 @@ func TestUnknownIdentityShapeMatchesAnyAcceptedRegistration(t *testing.T) {
 		if _, err := svc.Register(ctx, r); err != nil {
 			t.Fatal(err)
 		}
-		known, _ := svc.Params(ctx, id)
-		ghost, _ := svc.Params(ctx, "ghost"+id)
+		known, _ := svc.Params(ctx, ident(t, id))
+		ghost, _ := svc.Params(ctx, ident(t, "ghost"+id))
 		if len(known.Salt) != len(ghost.Salt) {
 			t.Errorf("KDF salt of %d bytes accepted at sign-up: Params salt length %d for the account, %d for an unknown identity",
 				n, len(known.Salt), len(ghost.Salt))
@@ -629,7 +633,7 @@ func TestHandshakeIsSingleUse(t *testing.T) {
 	signup(t, svc, "alice@x.io", secret1, floorKDF(16))
 
 	c := newClient(t, "alice@x.io", secret1)
-	ch, _ := svc.Init(ctx, "alice@x.io", c.A)
+	ch, _ := svc.Init(ctx, ident(t, "alice@x.io"), c.A)
 	m := c.proof(t, ch)
 	if _, err := svc.Verify(ctx, ch.HandshakeID, m); err != nil {
 		t.Fatal(err)
@@ -640,7 +644,7 @@ func TestHandshakeIsSingleUse(t *testing.T) {
 
 	// A failed attempt spends the handshake too: no second guess on it.
 	c2 := newClient(t, "alice@x.io", secret1)
-	ch2, _ := svc.Init(ctx, "alice@x.io", c2.A)
+	ch2, _ := svc.Init(ctx, ident(t, "alice@x.io"), c2.A)
 	if _, err := svc.Verify(ctx, ch2.HandshakeID, strings.Repeat("0", 64)); err != srplogin.ErrLoginFailed {
 		t.Fatalf("wrong M: %v", err)
 	}
@@ -650,9 +654,9 @@ func TestHandshakeIsSingleUse(t *testing.T) {
 
 	// M of one handshake does not fit another.
 	c3 := newClient(t, "alice@x.io", secret1)
-	ch3, _ := svc.Init(ctx, "alice@x.io", c3.A)
+	ch3, _ := svc.Init(ctx, ident(t, "alice@x.io"), c3.A)
 	c4 := newClient(t, "alice@x.io", secret1)
-	ch4, _ := svc.Init(ctx, "alice@x.io", c4.A)
+	ch4, _ := svc.Init(ctx, ident(t, "alice@x.io"), c4.A)
 	if _, err := svc.Verify(ctx, ch4.HandshakeID, c3.proof(t, ch3)); err != srplogin.ErrLoginFailed {
 		t.Fatalf("M of another handshake: %v", err)
 	}
@@ -682,7 +686,7 @@ func TestInitRefusesDegenerateA(t *testing.T) {
 		"decimal": "-5",
 	} {
 		for _, identity := range []string{"alice@x.io", "ghost@x.io"} {
-			ch, err := svc.Init(context.Background(), identity, a)
+			ch, err := svc.Init(context.Background(), ident(t, identity), a)
 			if !errors.Is(err, srplogin.ErrBadRequest) {
 				t.Errorf("A=%s for %s: %v; want ErrBadRequest", name, identity, err)
 			}
@@ -699,16 +703,22 @@ func TestInitRefusesDegenerateA(t *testing.T) {
 	}
 }
 
+// A malformed identity never gets this far: it is refused where it comes
+// in (srpgroup.ParseIdentity, in the HTTP handlers), and the only invalid
+// Identity there is, the zero one, is refused before any lookup.
 func TestInitAndParamsRefuseBadIdentity(t *testing.T) {
 	svc, users, _ := newService(t)
 	a := newClient(t, "alice@x.io", secret1).A
 	for _, id := range []string{"", "ab", "a b@x.io", "x\x00yz"} {
-		if _, err := svc.Init(context.Background(), id, a); !errors.Is(err, srplogin.ErrBadRequest) || !errors.Is(err, srpgroup.ErrIdentity) {
-			t.Errorf("Init(%q): %v", id, err)
+		if got, err := srpgroup.ParseIdentity(id); !errors.Is(err, srpgroup.ErrIdentity) || !got.IsZero() {
+			t.Errorf("ParseIdentity(%q) = %q, %v", id, got, err)
 		}
-		if _, err := svc.Params(context.Background(), id); !errors.Is(err, srplogin.ErrBadRequest) {
-			t.Errorf("Params(%q): %v", id, err)
-		}
+	}
+	if _, err := svc.Init(context.Background(), srpgroup.Identity{}, a); !errors.Is(err, srplogin.ErrBadRequest) {
+		t.Errorf("Init(no identity): %v", err)
+	}
+	if _, err := svc.Params(context.Background(), srpgroup.Identity{}); !errors.Is(err, srplogin.ErrBadRequest) {
+		t.Errorf("Params(no identity): %v", err)
 	}
 	if users.lookups != 0 {
 		t.Fatal("malformed identities reached the store")
@@ -916,7 +926,45 @@ func TestRestoreServerDegenerateProofState(t *testing.T) {
 	// and hex of an empty M is "", so the empty guess is unreachable.
 }
 
-// parseReg is ParseRegistration for a request without user id or bundle.
+// parseReg parses a sign-up request without user id or bundle, as the
+// handler does (ParseSignup: the identity, then ParseRegistration).
 func parseReg(identity, salt, verifier string, kdf json.RawMessage) (srplogin.Registration, error) {
-	return srplogin.ParseRegistration(srplogin.SignupInput{Identity: identity, SaltHex: salt, VerifierHex: verifier, KDF: kdf})
+	return srplogin.ParseSignup(api.SignupRequest{Identity: identity, SRPSalt: salt, SRPVerifier: verifier, KDF: kdf})
+}
+
+// A password change re-registers the account's own identity, under the
+// same checks as a sign-up except the rules for new identities: an account
+// made before those rules keeps working.
+func TestParseNewPassword(t *testing.T) {
+	old := ident(t, "p\u0430ypal@example.test") // a Cyrillic а: no new account may be named so
+	reg, err := srpgroup.Register(old.String(), secret1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := api.PasswordChangeRequest{SRPSalt: hex.EncodeToString(reg.Salt),
+		SRPVerifier: srpgroup.FormatPublic(new(big.Int).SetBytes(reg.Verifier)), KDF: floorKDF(16)}
+	if _, err := srplogin.ParseSignup(api.SignupRequest{Identity: old.String(), SRPSalt: req.SRPSalt,
+		SRPVerifier: req.SRPVerifier, KDF: req.KDF}); !errors.Is(err, srpgroup.ErrMixedScripts) {
+		t.Fatalf("sign-up of a mixed-script identity: %v", err)
+	}
+	r, err := srplogin.ParseNewPassword(old, req)
+	if err != nil || r.Identity != old {
+		t.Fatalf("new password of an existing account: %+v, %v", r.Identity, err)
+	}
+	for name, mod := range map[string]func(*api.PasswordChangeRequest){
+		"short salt":  func(q *api.PasswordChangeRequest) { q.SRPSalt = q.SRPSalt[2:] },
+		"verifier 1":  func(q *api.PasswordChangeRequest) { q.SRPVerifier = "1" },
+		"weak kdf":    func(q *api.PasswordChangeRequest) { q.KDF = kdfJSON(make([]byte, 16), 1024, 3, 4) },
+		"bad bundle":  func(q *api.PasswordChangeRequest) { q.KeyBundle = json.RawMessage(`{"version":2}`) },
+		"no identity": func(q *api.PasswordChangeRequest) {},
+	} {
+		q, id := req, old
+		mod(&q)
+		if name == "no identity" {
+			id = srpgroup.Identity{}
+		}
+		if _, err := srplogin.ParseNewPassword(id, q); !errors.Is(err, srplogin.ErrBadRegistration) {
+			t.Errorf("%s: %v, want ErrBadRegistration", name, err)
+		}
+	}
 }

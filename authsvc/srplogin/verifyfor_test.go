@@ -46,7 +46,7 @@ func TestVerifyForBindsTheHandshakeToTheCaller(t *testing.T) {
 
 	start := func(identity string, secret []byte) (string, string) {
 		c := newClient(t, identity, secret)
-		ch, err := svc.Init(ctx, identity, c.A)
+		ch, err := svc.Init(ctx, ident(t, identity), c.A)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +109,7 @@ func TestFailedLoginsAreAudited(t *testing.T) {
 	alice := signup(t, svc, "alice@x.io", secret1, floorKDF(16))
 	for _, identity := range []string{"alice@x.io", "nobody@x.io"} {
 		c := newClient(t, identity, []byte("a wrong secret, for both of them"))
-		ch, err := svc.Init(ctx, identity, c.A)
+		ch, err := svc.Init(ctx, ident(t, identity), c.A)
 		if err != nil {
 			t.Fatal(err)
 		}

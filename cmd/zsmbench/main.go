@@ -330,7 +330,10 @@ func benchLogins(ctx context.Context, st *stack.Stack, c config) error {
 	ac := authclient.New(st.GatewayURL())
 	ac.HTTP = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: c.loginConns}}
 	kdf := api.KDF{Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(secret[:16]), MemoryKiB: 65536, Iterations: 3, Parallelism: 4}
-	identity := fmt.Sprintf("bench-%d@example.test", time.Now().UnixNano())
+	identity, err := srpgroup.ParseIdentity(fmt.Sprintf("bench-%d@example.test", time.Now().UnixNano()))
+	if err != nil {
+		return err
+	}
 	if _, err := ac.Signup(ctx, identity, secret, kdf); err != nil {
 		return fmt.Errorf("signup: %w", err)
 	}
@@ -361,7 +364,10 @@ func benchReads(ctx context.Context, st *stack.Stack, c config) error {
 	tokens := make([]string, c.users)
 	owners := make([]string, c.users)
 	for i := range tokens {
-		identity := fmt.Sprintf("reader-%d-%d@example.test", i, time.Now().UnixNano())
+		identity, err := srpgroup.ParseIdentity(fmt.Sprintf("reader-%d-%d@example.test", i, time.Now().UnixNano()))
+		if err != nil {
+			return err
+		}
 		if _, err := ac.Signup(ctx, identity, secret, kdf); err != nil {
 			return err
 		}

@@ -22,6 +22,8 @@ import (
 	"strings"
 	"time"
 
+	srp "github.com/opencoff/go-srp"
+
 	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/srpgroup"
 )
@@ -115,14 +117,14 @@ func (c *Client) do(ctx context.Context, method, path, accessToken string, in, o
 
 // Signup registers identity with an SRP verifier computed here from secret.
 // The secret itself is not sent.
-func (c *Client) Signup(ctx context.Context, identity string, secret []byte, kdf api.KDF) (string, error) {
+func (c *Client) Signup(ctx context.Context, identity srpgroup.Identity, secret []byte, kdf api.KDF) (string, error) {
 	return c.SignupAccount(ctx, Account{Identity: identity, Secret: secret, KDF: kdf})
 }
 
 // Account is what SignupAccount registers.
 type Account struct {
 	UserID    string // optional, a random uuid the key bundle is bound to
-	Identity  string
+	Identity  srpgroup.Identity
 	Secret    []byte // the SRP secret; only the verifier derived from it is sent
 	KDF       api.KDF
 	KeyBundle json.RawMessage // optional
@@ -133,22 +135,20 @@ type Account struct {
 
 // SignupAccount registers an account with an optional user id and key bundle.
 func (c *Client) SignupAccount(ctx context.Context, a Account) (string, error) {
-	identity, secret, kdf := a.Identity, a.Secret, a.KDF
-	id, err := srpgroup.NormalizeIdentity(identity)
+	if a.Identity.IsZero() {
+		return "", srpgroup.ErrIdentity
+	}
+	reg, err := srpgroup.Register(a.Identity.String(), a.Secret)
 	if err != nil {
 		return "", err
 	}
-	reg, err := srpgroup.Register(id, secret)
-	if err != nil {
-		return "", err
-	}
-	rawKDF, err := json.Marshal(kdf)
+	rawKDF, err := json.Marshal(a.KDF)
 	if err != nil {
 		return "", err
 	}
 	var out api.SignupResponse
 	err = c.Do(ctx, http.MethodPost, api.PathSignup, api.SignupRequest{
-		UserID: a.UserID, Identity: id, KDF: rawKDF, KeyBundle: a.KeyBundle, KeyRecordSignature: a.KeyRecordSignature,
+		UserID: a.UserID, Identity: a.Identity.String(), KDF: rawKDF, KeyBundle: a.KeyBundle, KeyRecordSignature: a.KeyRecordSignature,
 		SRPSalt:     hex.EncodeToString(reg.Salt),
 		SRPVerifier: srpgroup.FormatPublic(new(big.Int).SetBytes(reg.Verifier)),
 	}, &out)
@@ -156,13 +156,9 @@ func (c *Client) SignupAccount(ctx context.Context, a Account) (string, error) {
 }
 
 // Params fetches the account's KDF parameters.
-func (c *Client) Params(ctx context.Context, identity string) (api.KDF, error) {
-	id, err := srpgroup.NormalizeIdentity(identity)
-	if err != nil {
-		return api.KDF{}, err
-	}
+func (c *Client) Params(ctx context.Context, identity srpgroup.Identity) (api.KDF, error) {
 	var out api.ParamsResponse
-	err = c.Do(ctx, http.MethodPost, api.PathLoginParams, api.ParamsRequest{Identity: id}, &out)
+	err := c.Do(ctx, http.MethodPost, api.PathLoginParams, api.ParamsRequest{Identity: identity.String()}, &out)
 	return out.KDF, err
 }
 
@@ -172,12 +168,8 @@ type Derive func(api.KDF) ([]byte, error)
 
 // Login runs the whole SRP exchange: params, init, verify, and the check of
 // the server's proof.
-func (c *Client) Login(ctx context.Context, identity string, derive Derive) (Session, error) {
-	id, err := srpgroup.NormalizeIdentity(identity)
-	if err != nil {
-		return Session{}, err
-	}
-	kdf, err := c.Params(ctx, id)
+func (c *Client) Login(ctx context.Context, identity srpgroup.Identity, derive Derive) (Session, error) {
+	kdf, err := c.Params(ctx, identity)
 	if err != nil {
 		return Session{}, err
 	}
@@ -185,40 +177,23 @@ func (c *Client) Login(ctx context.Context, identity string, derive Derive) (Ses
 	if err != nil {
 		return Session{}, err
 	}
-	return c.LoginWithSecret(ctx, id, secret)
+	return c.LoginWithSecret(ctx, identity, secret)
 }
 
 // LoginWithSecret runs init and verify with an SRP secret derived already
 // (for instance from parameters the device cached).
-func (c *Client) LoginWithSecret(ctx context.Context, identity string, secret []byte) (Session, error) {
-	id, err := srpgroup.NormalizeIdentity(identity)
+func (c *Client) LoginWithSecret(ctx context.Context, identity srpgroup.Identity, secret []byte) (Session, error) {
+	x, err := beginSRP(identity, secret)
 	if err != nil {
 		return Session{}, err
-	}
-	cl, err := srpgroup.Env().NewClient([]byte(id), secret)
-	if err != nil {
-		return Session{}, err
-	}
-	cred := cl.Credentials()
-	A, ok := new(big.Int).SetString(cred[strings.IndexByte(cred, ':')+1:], 16)
-	if !ok {
-		return Session{}, errors.New("authclient: go-srp gave a malformed A")
 	}
 	var ch api.Challenge
-	if err := c.Do(ctx, http.MethodPost, api.PathLoginInit, api.InitRequest{Identity: id, A: srpgroup.FormatPublic(A)}, &ch); err != nil {
+	if err := c.Do(ctx, http.MethodPost, api.PathLoginInit, api.InitRequest{Identity: identity.String(), A: x.A}, &ch); err != nil {
 		return Session{}, err
 	}
-	// The server's values get the same scrutiny the server gives ours:
-	// B ≡ 0, 1 or N-1 would let whoever sent it predict the session key.
-	if _, err := srpgroup.ParsePublic(ch.B); err != nil {
-		return Session{}, fmt.Errorf("authclient: server sent an invalid B: %w", err)
-	}
-	if _, err := srpgroup.ParseSalt(ch.SRPSalt); err != nil {
-		return Session{}, fmt.Errorf("authclient: server sent an invalid salt: %w", err)
-	}
-	m, err := cl.Generate(ch.SRPSalt + ":" + ch.B)
+	m, err := x.proof(ch)
 	if err != nil {
-		return Session{}, fmt.Errorf("authclient: %w", err)
+		return Session{}, err
 	}
 	var out Session
 	if err := c.Do(ctx, http.MethodPost, api.PathLoginVerify, api.VerifyRequest{
@@ -226,10 +201,51 @@ func (c *Client) LoginWithSecret(ctx context.Context, identity string, secret []
 	}, &out); err != nil {
 		return Session{}, err
 	}
-	if !cl.ServerOk(out.ServerProof) {
+	if !x.cl.ServerOk(out.ServerProof) {
 		return Session{}, ErrServerProof
 	}
 	return out, nil
+}
+
+// exchange is the client's side of one SRP exchange (a login, or the
+// re-proof of a password change).
+type exchange struct {
+	cl *srp.Client
+	A  string // the client's public value, as the wire has it
+}
+
+func beginSRP(identity srpgroup.Identity, secret []byte) (*exchange, error) {
+	if identity.IsZero() {
+		return nil, srpgroup.ErrIdentity
+	}
+	cl, err := srpgroup.Env().NewClient([]byte(identity.String()), secret)
+	if err != nil {
+		return nil, err
+	}
+	cred := cl.Credentials()
+	A, ok := new(big.Int).SetString(cred[strings.IndexByte(cred, ':')+1:], 16)
+	if !ok {
+		return nil, errors.New("authclient: go-srp gave a malformed A")
+	}
+	return &exchange{cl: cl, A: srpgroup.FormatPublic(A)}, nil
+}
+
+// proof checks the server's half of the exchange and returns the client's
+// proof M.
+func (x *exchange) proof(ch api.Challenge) (string, error) {
+	// The server's values get the same scrutiny the server gives ours:
+	// B ≡ 0, 1 or N-1 would let whoever sent it predict the session key.
+	if _, err := srpgroup.ParsePublic(ch.B); err != nil {
+		return "", fmt.Errorf("authclient: server sent an invalid B: %w", err)
+	}
+	if _, err := srpgroup.ParseSalt(ch.SRPSalt); err != nil {
+		return "", fmt.Errorf("authclient: server sent an invalid salt: %w", err)
+	}
+	m, err := x.cl.Generate(ch.SRPSalt + ":" + ch.B)
+	if err != nil {
+		return "", fmt.Errorf("authclient: %w", err)
+	}
+	return m, nil
 }
 
 // Refresh exchanges a refresh token for a new session token pair.

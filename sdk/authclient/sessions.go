@@ -5,11 +5,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math/big"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/srpgroup"
@@ -42,7 +40,7 @@ func (c *Client) RevokeSession(ctx context.Context, accessToken, sessionID strin
 // the old and the new password, the new KDF parameters, and the key bundle
 // re-wrapped under the new unlock key.
 type PasswordChange struct {
-	Identity  string
+	Identity  srpgroup.Identity
 	OldSecret []byte // proves the current password; never sent
 	// OldKDF, if set, must be what the server says the account's KDF
 	// parameters are; anything else is refused before the proof is sent.
@@ -62,38 +60,23 @@ var ErrKDFMismatch = errors.New("authclient: the server's KDF parameters are not
 // other sessions the server ended. A wrong server proof is ErrServerProof;
 // the change has then been made by whoever answered.
 func (c *Client) ChangePassword(ctx context.Context, accessToken string, pc PasswordChange) (int, error) {
-	id, err := srpgroup.NormalizeIdentity(pc.Identity)
+	x, err := beginSRP(pc.Identity, pc.OldSecret)
 	if err != nil {
 		return 0, err
-	}
-	cl, err := srpgroup.Env().NewClient([]byte(id), pc.OldSecret)
-	if err != nil {
-		return 0, err
-	}
-	cred := cl.Credentials()
-	A, ok := new(big.Int).SetString(cred[strings.IndexByte(cred, ':')+1:], 16)
-	if !ok {
-		return 0, errors.New("authclient: go-srp gave a malformed A")
 	}
 	var ch api.Challenge
 	if err := c.DoBearer(ctx, http.MethodPost, api.PathPasswordInit, accessToken,
-		api.PasswordInitRequest{A: srpgroup.FormatPublic(A)}, &ch); err != nil {
+		api.PasswordInitRequest{A: x.A}, &ch); err != nil {
 		return 0, err
 	}
 	if pc.OldKDF != nil && ch.KDF != *pc.OldKDF {
 		return 0, ErrKDFMismatch
 	}
-	if _, err := srpgroup.ParsePublic(ch.B); err != nil {
-		return 0, fmt.Errorf("authclient: server sent an invalid B: %w", err)
-	}
-	if _, err := srpgroup.ParseSalt(ch.SRPSalt); err != nil {
-		return 0, fmt.Errorf("authclient: server sent an invalid salt: %w", err)
-	}
-	m, err := cl.Generate(ch.SRPSalt + ":" + ch.B)
+	m, err := x.proof(ch)
 	if err != nil {
-		return 0, fmt.Errorf("authclient: %w", err)
+		return 0, err
 	}
-	reg, err := srpgroup.Register(id, pc.NewSecret)
+	reg, err := srpgroup.Register(pc.Identity.String(), pc.NewSecret)
 	if err != nil {
 		return 0, err
 	}
@@ -109,7 +92,7 @@ func (c *Client) ChangePassword(ctx context.Context, accessToken string, pc Pass
 	}, &out); err != nil {
 		return 0, err
 	}
-	if !cl.ServerOk(out.ServerProof) {
+	if !x.cl.ServerOk(out.ServerProof) {
 		return out.SessionsRevoked, ErrServerProof
 	}
 	return out.SessionsRevoked, nil

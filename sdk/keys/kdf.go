@@ -117,7 +117,7 @@ func Derive(password string, sk SecretKey, identity string, p KDFParams) (Derive
 	if password == "" || !utf8.ValidString(password) {
 		return Derived{}, ErrBadPassword
 	}
-	if id, err := srpgroup.NormalizeIdentity(identity); err != nil || id != identity {
+	if _, err := srpgroup.ParseNormalIdentity(identity); err != nil {
 		return Derived{}, ErrBadIdentity
 	}
 	pw := []byte(norm.NFKC.String(password))

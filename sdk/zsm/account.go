@@ -46,10 +46,11 @@ type SignupResult struct {
 // the verifier, the KDF parameters and the bundle; never the password, the
 // Secret Key or any key.
 func Signup(ctx context.Context, hc *http.Client, server, identity, password string, state State) (*SignupResult, error) {
-	id, err := srpgroup.NormalizeIdentity(identity)
+	ident, err := srpgroup.ParseIdentity(identity) // the SDK's edge: normalized here, once
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
+	id := ident.String()
 	if password == "" {
 		return nil, errors.New("the password must not be empty")
 	}
@@ -87,7 +88,7 @@ func Signup(ctx context.Context, hc *http.Client, server, identity, password str
 		ac.HTTP = hc
 	}
 	if _, err := ac.SignupAccount(ctx, authclient.Account{
-		UserID: userID.String(), Identity: id, Secret: d.SRPSecret, KeyBundle: rawBundle, KeyRecordSignature: recordSig,
+		UserID: userID.String(), Identity: ident, Secret: d.SRPSecret, KeyBundle: rawBundle, KeyRecordSignature: recordSig,
 		KDF: api.KDF(kdf),
 	}); err != nil {
 		return nil, apiError(err)
@@ -110,10 +111,11 @@ func accountKey(server, identity string) string {
 // proof is checked, and the key bundle must open with the unlock key and
 // match its own public keys.
 func Login(ctx context.Context, hc *http.Client, server, identity, password string, sk keys.SecretKey, state State) (*Session, error) {
-	id, err := srpgroup.NormalizeIdentity(identity)
+	ident, err := srpgroup.ParseIdentity(identity) // the SDK's edge: normalized here, once
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
+	id := ident.String()
 	ac := authclient.New(server)
 	if hc != nil {
 		ac.HTTP = hc
@@ -121,7 +123,7 @@ func Login(ctx context.Context, hc *http.Client, server, identity, password stri
 	ac.DeviceLabel = DeviceLabel
 	var derived keys.Derived
 	var params keys.KDFParams
-	sess, err := ac.Login(ctx, id, func(k api.KDF) ([]byte, error) {
+	sess, err := ac.Login(ctx, ident, func(k api.KDF) ([]byte, error) {
 		params = keys.KDFParams(k)
 		if err := params.Check(); err != nil {
 			return nil, fmt.Errorf("refusing the server's key-derivation parameters: %w", err)

@@ -12,6 +12,7 @@ import (
 	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/sdk/authclient"
 	"zsm.dev/zsm/sdk/keys"
+	"zsm.dev/zsm/srpgroup"
 )
 
 // SessionInfo is one live session of the account (a device that is logged
@@ -99,6 +100,10 @@ func ChangePassword(ctx context.Context, client *Client, oldPassword, newPasswor
 	if s.Keys == nil {
 		return errors.New("the session holds no account keys; log in again")
 	}
+	ident, err := srpgroup.ParseNormalIdentity(s.Identity)
+	if err != nil {
+		return fmt.Errorf("the session's identity: %w", err)
+	}
 	acct := accountKey(s.Server, s.Identity)
 	oldKDF := s.KDF
 	if pinned, ok := state.PinnedKDF(acct); ok {
@@ -133,7 +138,7 @@ func ChangePassword(ctx context.Context, client *Client, oldPassword, newPasswor
 	wantOld := api.KDF(oldKDF)
 	err = client.authed(ctx, func(ac *authclient.Client, token string) error {
 		_, err := ac.ChangePassword(ctx, token, authclient.PasswordChange{
-			Identity: s.Identity, OldSecret: oldD.SRPSecret, OldKDF: &wantOld,
+			Identity: ident, OldSecret: oldD.SRPSecret, OldKDF: &wantOld,
 			NewSecret: newD.SRPSecret, NewKDF: api.KDF(newKDF), KeyBundle: rawBundle,
 		})
 		return err
