@@ -425,8 +425,16 @@ func TestHTTPFlowWithClient(t *testing.T) {
 
 func post(t *testing.T, s *stack, path string, hdr map[string]string, body string) answer {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, s.ts.URL+path, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
+	return send(t, s, http.MethodPost, path, hdr, body)
+}
+
+// send sends a request to the stack's server; a body is sent as JSON.
+func send(t *testing.T, s *stack, method, path string, hdr map[string]string, body string) answer {
+	t.Helper()
+	req, _ := http.NewRequest(method, s.ts.URL+path, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
@@ -622,19 +630,11 @@ func TestHTTPSessionEndpoints(t *testing.T) {
 	}
 	get := func(token string) answer {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, s.ts.URL+api.PathSessions, nil)
+		hdr := map[string]string{}
 		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
+			hdr["Authorization"] = "Bearer " + token
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		a := answer{status: resp.StatusCode, header: resp.Header, body: b}
-		_ = json.Unmarshal(b, &a.fields)
-		return a
+		return send(t, s, http.MethodGet, api.PathSessions, hdr, "")
 	}
 	none := get("")
 	errorShape(t, none, http.StatusUnauthorized, api.CodeInvalidToken)

@@ -3,7 +3,6 @@ package srplogin_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 
 	"zsm.dev/zsm/authsvc/srplogin"
@@ -14,15 +13,7 @@ import (
 // does.
 type auditingUsers struct {
 	*memUsers
-	mu     sync.Mutex
-	events []store.AuditEvent
-}
-
-func (a *auditingUsers) Audit(_ context.Context, e store.AuditEvent) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.events = append(a.events, e)
-	return nil
+	memAudit
 }
 
 func newAuditingService(t *testing.T) (*srplogin.Service, *auditingUsers) {

@@ -7,7 +7,6 @@ package replicas
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -26,22 +25,16 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/authsvc/signer"
 	"zsm.dev/zsm/authsvc/store"
 	"zsm.dev/zsm/sdk/authclient"
 	"zsm.dev/zsm/srpgroup"
 	"zsm.dev/zsm/stack"
-)
-
-var (
-	st       *stack.Stack
-	startErr error
+	"zsm.dev/zsm/tests/internal/stacktest"
 )
 
 func TestMain(m *testing.M) {
-	var stop func()
-	st, stop, startErr = stack.StartTemp("zsm-replicas-", stack.Config{
+	os.Exit(stacktest.Run(m, "zsm-replicas-", stack.Config{
 		AuthsvcReplicas: 2, LoginRatePerSecond: 1000, LoginBurst: 1000,
 		AuthsvcEnv: map[string]string{
 			"AUTHSVC_KEY_PUBLISH_DELAY":  "1s",
@@ -49,46 +42,21 @@ func TestMain(m *testing.M) {
 			"AUTHSVC_LOGIN_RATE_PER_IP":  "100000",
 			"AUTHSVC_SIGNUP_RATE_PER_IP": "100000",
 		},
-	})
-	code := m.Run()
-	stop()
-	os.Exit(code)
+	}))
 }
 
-func need(t *testing.T) *stack.Stack {
+var need = stacktest.Need
+
+// signup registers a new account through base (the gateway or a replica).
+func signup(t *testing.T, base string) stacktest.Account {
 	t.Helper()
-	if startErr != nil {
-		t.Fatalf("the stack did not start: %v", startErr)
-	}
-	return st
+	return stacktest.DeviceFor(t, base).Signup("r")
 }
 
-type user struct {
-	identity string
-	secret   []byte
-}
-
-func signup(t *testing.T, base string) user {
+// login logs u in through base.
+func login(t *testing.T, base string, u stacktest.Account) authclient.Session {
 	t.Helper()
-	u := user{identity: fmt.Sprintf("r-%d@example.test", time.Now().UnixNano()), secret: make([]byte, 32)}
-	_, _ = rand.Read(u.secret)
-	salt := make([]byte, 16)
-	_, _ = rand.Read(salt)
-	if _, err := authclient.New(base).Signup(context.Background(), u.identity, u.secret, api.KDF{
-		Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(salt), MemoryKiB: 65536, Iterations: 3, Parallelism: 4,
-	}); err != nil {
-		t.Fatalf("signup: %v", err)
-	}
-	return u
-}
-
-func login(t *testing.T, base string, u user) authclient.Session {
-	t.Helper()
-	s, err := authclient.New(base).LoginWithSecret(context.Background(), u.identity, u.secret)
-	if err != nil {
-		t.Fatalf("login via %s: %v", base, err)
-	}
-	return s
+	return stacktest.DeviceFor(t, base).Login(u)
 }
 
 func kidOf(t *testing.T, token string) string {
@@ -194,7 +162,7 @@ func consistent(t *testing.T) {
 func TestLoginAcrossReplicas(t *testing.T) {
 	s := need(t)
 	u := signup(t, s.GatewayURL())
-	cl, err := srpgroup.Env().NewClient([]byte(u.identity), u.secret)
+	cl, err := srpgroup.Env().NewClient([]byte(u.Identity), u.Secret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +174,7 @@ func TestLoginAcrossReplicas(t *testing.T) {
 		B           string `json:"b"`
 	}
 	if err := authclient.New(s.ReplicaURL(1)).Do(context.Background(), "POST", "/auth/v1/login/init",
-		map[string]string{"identity": u.identity, "a": A.Text(16)}, &ch); err != nil {
+		map[string]string{"identity": u.Identity, "a": A.Text(16)}, &ch); err != nil {
 		t.Fatal(err)
 	}
 	m, err := cl.Generate(ch.SRPSalt + ":" + ch.B)
