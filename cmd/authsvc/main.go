@@ -204,16 +204,6 @@ func rotator(cfg config.Config, st *store.Store, log *slog.Logger) *signer.Rotat
 	return r
 }
 
-// eventsConfig builds the events worker's settings from the configuration.
-func eventsConfig(cfg config.Config, log *slog.Logger) events.Config {
-	w := cfg.Webhooks
-	return events.Config{
-		Timeout: w.Timeout, RetryBase: w.RetryBase, RetryMax: w.RetryMax, MaxAttempts: w.MaxAttempts,
-		DisableAfter: w.DisableAfter, Concurrency: w.Concurrency, Poll: w.Poll, Retention: w.Retention,
-		AllowHTTP: w.AllowHTTP, AllowNets: w.AllowNets, Log: log,
-	}
-}
-
 func stamp(t *time.Time) string {
 	if t == nil {
 		return "-"
@@ -306,7 +296,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}()
 	// Every replica delivers webhooks and raises rotation reminders; the
 	// database shares the work out (docs/webhooks.md).
-	ev, err := events.Open(ctx, string(cfg.DatabaseURL), eventsConfig(cfg, log))
+	ev, err := events.Open(ctx, string(cfg.DatabaseURL), events.Config{Webhooks: cfg.Webhooks, Log: log})
 	if err != nil {
 		return err
 	}

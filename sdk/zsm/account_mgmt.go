@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/sdk/authclient"
@@ -23,31 +22,20 @@ type SessionInfo = authclient.SessionInfo
 // password (or Secret Key) for a password change.
 var ErrWrongPassword = errors.New("the current password or Secret Key is wrong")
 
-// authed runs call with a fresh access token: it refreshes the token first
-// when it is about to expire, and once more if the server says it is not
-// valid (it may have expired meanwhile). A session that has ended is
-// ErrSessionExpired.
+// authed runs call against authsvc with an access token (withToken): a
+// token authsvc calls invalid_token (it may have expired meanwhile) is
+// worth one refresh; a session that has ended is ErrSessionExpired (by
+// apiError).
 func (c *Client) authed(ctx context.Context, call func(ac *authclient.Client, token string) error) error {
-	for attempt := 0; ; attempt++ {
-		s := c.Session()
-		if c.Now().Add(30 * time.Second).After(s.AccessExpiry) {
-			if err := c.refresh(ctx, s.AccessToken); err != nil {
-				return err
-			}
-			s = c.Session()
-		}
+	stale := func(err error) bool {
+		var e *authclient.APIError
+		return errors.As(err, &e) && e.Status == http.StatusUnauthorized && e.Code == api.CodeInvalidToken
+	}
+	return c.withToken(ctx, stale, func(s *Session) error {
 		ac := authclient.New(s.Server)
 		ac.HTTP = c.http
-		err := call(ac, s.AccessToken)
-		var e *authclient.APIError
-		if attempt == 0 && errors.As(err, &e) && e.Status == http.StatusUnauthorized && e.Code == api.CodeInvalidToken {
-			if err := c.refresh(ctx, s.AccessToken); err != nil {
-				return err
-			}
-			continue
-		}
-		return err
-	}
+		return call(ac, s.AccessToken)
+	})
 }
 
 // Sessions lists the account's live sessions; Current marks this one.
