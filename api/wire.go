@@ -163,3 +163,13 @@ type PasswordChangeResponse struct {
 type KeyRecordRequest struct {
 	KeyRecordSignature string `json:"key_record_signature"`
 }
+
+// Health is the answer of GET /healthz: the process is up.
+type Health struct {
+	Status string `json:"status"` // always "ok"
+}
+
+// Readiness is the answer of GET /readyz: one member per dependency
+// (postgres, redis, signing keys), each "ok" or "unavailable"; 200 when all
+// are "ok", 503 otherwise.
+type Readiness map[string]string

@@ -336,7 +336,7 @@ func TestErrorTable(t *testing.T) {
 		{fmt.Errorf("%w: A: out of range", srplogin.ErrBadRequest), 400, api.CodeMalformedRequest, "malformed login request: A: out of range"},
 		{fmt.Errorf("%w: kdf: %w", srplogin.ErrBadRegistration, srplogin.ErrKDF), 400, api.CodeInvalidRegistration,
 			"malformed login request: kdf: kdf parameters are not acceptable"},
-		{fmt.Errorf("%w: no signature", srplogin.ErrBadKeyRecord), 400, api.CodeInvalidKeyRecord,
+		{fmt.Errorf("%w: no signature", srplogin.ErrBadKeyRecord), 403, api.CodeInvalidKeyRecord,
 			"the key record does not prove possession of the published keys: no signature"},
 		{srplogin.ErrTaken, 409, api.CodeIdentityUnavailable, ""},
 		{srplogin.ErrKeysTaken, 409, api.CodePublicKeyInUse, ""},

@@ -259,13 +259,13 @@ func unavailable(cause error) *Error {
 }
 
 func (s *Server) healthz(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	return c.JSON(http.StatusOK, api.Health{Status: "ok"})
 }
 
 func (s *Server) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
-	status := map[string]string{}
+	status := api.Readiness{}
 	ok := true
 	for name, check := range s.Ready {
 		if err := check(ctx); err != nil {
