@@ -157,6 +157,7 @@ func generate(t *testing.T) map[string][]byte {
 		"manifest.json":         genManifest(t),
 		"key_record.json":       genKeyRecord(t),
 		"identity.json":         genIdentity(t),
+		"token.json":            genMachineToken(t),
 	}
 }
 

@@ -47,6 +47,7 @@ func TestVectorsVerify(t *testing.T) {
 		"vault_log.json":        verifyVaultLog,
 		"manifest.json":         verifyManifest,
 		"identity.json":         verifyIdentity,
+		"token.json":            verifyMachineToken,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

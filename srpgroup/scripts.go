@@ -11,12 +11,20 @@ import (
 var (
 	ErrReplacementChar = errors.New("identity contains U+FFFD, the mark of text that was not valid UTF-8")
 	ErrMixedScripts    = errors.New("identity mixes writing systems within one part (a Cyrillic or Greek letter in a Latin name, say), so it can pass for another identity")
+	ErrReserved        = errors.New(`identities that begin with "token:" name machine tokens and cannot be registered`)
 )
+
+// TokenIdentityPrefix opens the identity in a machine token's key record
+// ("token:" and the token id, docs/crypto.md §11). No person may register
+// an identity of that form, so a key record that says "token:…" is always
+// a token's.
+const TokenIdentityPrefix = "token:"
 
 // CheckNewIdentity applies the rules an identity must meet to be
 // registered, on top of NormalizeIdentity (it expects the normal form):
 //
 //   - no U+FFFD, which only stands in for bytes that were not UTF-8;
+//   - not beginning with "token:", the form reserved for machine tokens;
 //   - each part between '@' and '.' is written in one script, besides the
 //     characters every script shares (digits, punctuation, combining marks),
 //     or in one of the combinations Japanese, Chinese and Korean are written
@@ -31,6 +39,9 @@ var (
 func CheckNewIdentity(identity string) error {
 	if strings.ContainsRune(identity, '\uFFFD') {
 		return ErrReplacementChar
+	}
+	if strings.HasPrefix(identity, TokenIdentityPrefix) {
+		return ErrReserved
 	}
 	for _, part := range strings.FieldsFunc(identity, func(r rune) bool { return r == '@' || r == '.' }) {
 		if !singleScript(part) {

@@ -44,4 +44,19 @@ func TestCheckNewIdentity(t *testing.T) {
 	if err := CheckNewIdentity("a\uFFFDb@example.test"); !errors.Is(err, ErrReplacementChar) {
 		t.Errorf("U+FFFD: %v", err)
 	}
+	// The machine token form, however it is spelled before normalization.
+	for _, s := range []string{"token:0b5c8c4e-3f2a-4d7b-9c1e-2a3b4c5d6e7f", "TOKEN:x@example.test", "Token:", "\uff54oken:abc"} {
+		n, err := NormalizeIdentity(s)
+		if err != nil {
+			t.Fatalf("NormalizeIdentity(%q): %v", s, err)
+		}
+		if err := CheckNewIdentity(n); !errors.Is(err, ErrReserved) {
+			t.Errorf("CheckNewIdentity(%q) = %v, want ErrReserved", s, err)
+		}
+	}
+	for _, s := range []string{"tokens:abc", "my-token:abc", "token@example.test", "tok:en"} {
+		if err := CheckNewIdentity(s); err != nil {
+			t.Errorf("CheckNewIdentity(%q) = %v, want nil", s, err)
+		}
+	}
 }
