@@ -58,6 +58,12 @@ const (
 	// key record to publish.
 	CodeNoPublicKeys = "no_public_keys"
 
+	// CodeNameTaken: the caller has a live machine token of that name.
+	CodeNameTaken = "name_taken"
+	// CodeMachineForbidden: a machine token's access token was presented
+	// where only a person may act (tokens, sessions, passwords).
+	CodeMachineForbidden = "machine_forbidden"
+
 	// CodeRateLimited: too many requests or attempts; see Retry-After.
 	CodeRateLimited = "rate_limited"
 	// CodeRequestTooLarge: the body is over the limit.
@@ -84,6 +90,6 @@ const CodeTokenExpired = "token_expired"
 var Codes = []string{
 	CodeMalformedRequest, CodeInvalidRegistration, CodeInvalidKeyRecord, CodeKeyBundleMismatch,
 	CodeLoginFailed, CodeInvalidRefreshToken, CodeInvalidToken, CodeSessionRevoked, CodeProofFailed,
-	CodeNotFound, CodeIdentityUnavailable, CodePublicKeyInUse, CodeNoPublicKeys,
+	CodeNotFound, CodeIdentityUnavailable, CodePublicKeyInUse, CodeNoPublicKeys, CodeNameTaken, CodeMachineForbidden,
 	CodeRateLimited, CodeRequestTooLarge, CodeMethodNotAllowed, CodeServiceUnavailable, CodeInternalError, CodeHTTPError,
 }

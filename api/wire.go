@@ -8,18 +8,21 @@ import (
 
 // Paths of authsvc's endpoints, as the gateway exposes them.
 const (
-	PathSignup         = "/auth/v1/signup"
-	PathLoginParams    = "/auth/v1/login/params"
-	PathLoginInit      = "/auth/v1/login/init"
-	PathLoginVerify    = "/auth/v1/login/verify"
-	PathTokenRefresh   = "/auth/v1/token/refresh"
-	PathLogout         = "/auth/v1/logout"
-	PathSessions       = "/auth/v1/sessions" // GET; DELETE PathSessions + "/{id}"
-	PathPasswordInit   = "/auth/v1/password/init"
-	PathPasswordChange = "/auth/v1/password/change"
-	PathKeyRecord      = "/auth/v1/keys/record"
-	PathOpenAPI        = "/auth/v1/openapi.yaml"
-	PathJWKS           = "/.well-known/jwks.json"
+	PathSignup           = "/auth/v1/signup"
+	PathLoginParams      = "/auth/v1/login/params"
+	PathLoginInit        = "/auth/v1/login/init"
+	PathLoginVerify      = "/auth/v1/login/verify"
+	PathTokenRefresh     = "/auth/v1/token/refresh"
+	PathLogout           = "/auth/v1/logout"
+	PathSessions         = "/auth/v1/sessions" // GET; DELETE PathSessions + "/{id}"
+	PathPasswordInit     = "/auth/v1/password/init"
+	PathPasswordChange   = "/auth/v1/password/change"
+	PathKeyRecord        = "/auth/v1/keys/record"
+	PathTokens           = "/auth/v1/tokens" // POST; DELETE PathTokens + "/{id}"
+	PathMachineChallenge = "/auth/v1/machine/challenge"
+	PathMachineLogin     = "/auth/v1/machine/login"
+	PathOpenAPI          = "/auth/v1/openapi.yaml"
+	PathJWKS             = "/.well-known/jwks.json"
 )
 
 // TokenType is the token_type of every token answer.
@@ -173,3 +176,68 @@ type Health struct {
 // (postgres, redis, signing keys), each "ok" or "unavailable"; 200 when all
 // are "ok", 503 otherwise.
 type Readiness map[string]string
+
+// TokenCreateRequest is the body of POST /auth/v1/tokens: a machine token
+// the caller made (docs/crypto.md §11). The token's secret never travels;
+// these are its public keys, the key record it signed over them, and the
+// caller's anchor (an HMAC only the token can check).
+type TokenCreateRequest struct {
+	TokenID            string    `json:"token_id"` // a version 4 uuid, lower case
+	Name               string    `json:"name"`     // 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit
+	X25519Public       string    `json:"x25519_public"`
+	Ed25519Public      string    `json:"ed25519_public"`
+	XWingPublic        string    `json:"xwing_public"`
+	KeyRecordSignature string    `json:"key_record_signature"`
+	Anchor             string    `json:"anchor"`     // base64, 32 bytes
+	ExpiresAt          time.Time `json:"expires_at"` // in the future, at most TokenMaxLifetime away
+}
+
+// TokenMaxLifetime bounds how long a machine token may live.
+const TokenMaxLifetime = 366 * 24 * time.Hour
+
+// TokenInfo is the answer to POST /auth/v1/tokens.
+type TokenInfo struct {
+	TokenID   string    `json:"token_id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// MachineChallengeRequest is the body of POST /auth/v1/machine/challenge.
+type MachineChallengeRequest struct {
+	TokenID string `json:"token_id"`
+}
+
+// MachineChallenge is its answer: a nonce to sign, single use, valid for
+// ExpiresIn seconds. Every well-formed token id gets one, whether or not a
+// live token has that id.
+type MachineChallenge struct {
+	Nonce     string `json:"nonce"` // base64url without padding, 32 bytes
+	ExpiresIn int    `json:"expires_in"`
+}
+
+// MachineLoginRequest is the body of POST /auth/v1/machine/login: the
+// token's Ed25519 signature over the login message of docs/crypto.md §11.
+type MachineLoginRequest struct {
+	TokenID   string `json:"token_id"`
+	Nonce     string `json:"nonce"`     // as the challenge gave it
+	Signature string `json:"signature"` // base64url without padding, 64 bytes
+}
+
+// MachineTokens are the answer to a machine login: an access token and no
+// refresh token (the machine logs in again when it expires).
+type MachineTokens struct {
+	TokenID     string    `json:"token_id"`
+	AccessToken string    `json:"access_token"`
+	TokenType   string    `json:"token_type"` // TokenType
+	ExpiresIn   int       `json:"expires_in"` // seconds
+	ExpiresAt   time.Time `json:"expires_at"`
+}
+
+// String keeps the access token out of logs and error messages.
+func (t MachineTokens) String() string {
+	return fmt.Sprintf("machine token %s (access token redacted)", t.TokenID)
+}
+
+// GoString keeps the access token out of %#v.
+func (t MachineTokens) GoString() string { return t.String() }

@@ -20,6 +20,7 @@ import (
 	"zsm.dev/zsm/authsvc/events"
 	"zsm.dev/zsm/authsvc/handshake"
 	"zsm.dev/zsm/authsvc/httpapi"
+	"zsm.dev/zsm/authsvc/machine"
 	"zsm.dev/zsm/authsvc/metrics"
 	"zsm.dev/zsm/authsvc/ratelimit"
 	"zsm.dev/zsm/authsvc/session"
@@ -141,15 +142,21 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	sessions.OnReuse = mx.Reuse.Inc
+	machines, err := machine.New(st, handshake.NewNonces(rdb, cfg.HandshakeTTL), sg, cfg.Audience, log)
+	if err != nil {
+		return err
+	}
 
 	api := &httpapi.Server{
 		Login:    login,
 		Sessions: sessions,
+		Machine:  machines,
 		Signer:   sg,
 		Limiter:  ratelimit.New(rdb),
 		Attempts: ratelimit.NewAttempts(rdb, cfg.LoginFailures),
 		Limits: httpapi.Limits{
 			LoginPerIP: cfg.LoginRatePerIP, SignupPerIP: cfg.SignupRatePerIP,
+			MachinePerIP: cfg.MachineLoginRatePerIP, MachinePerToken: cfg.MachineLoginRatePerToken,
 			IPv4Prefix: cfg.RateIPv4Prefix, IPv6Prefix: cfg.RateIPv6Prefix,
 		},
 		Ready: map[string]httpapi.Checker{

@@ -59,6 +59,9 @@ type Config struct {
 	RateIPv6Prefix  int // IPv6 prefix length (64: a subscriber's network)
 	LoginRatePerIP  int // login and password-change starts per minute per address prefix (params, refresh, logout: 4x)
 	SignupRatePerIP int // sign-ups per minute per address prefix
+	// Machine token logins: challenges, and logins, per minute, each per
+	// address prefix and per token id.
+	MachineLoginRatePerIP, MachineLoginRatePerToken int
 	// LoginFailures bounds attempts without a correct proof, per identity
 	// and per identity and address prefix (docs/auth.md).
 	LoginFailures ratelimit.FailurePolicy
@@ -114,10 +117,12 @@ func FromEnv(getenv Getenv, needServe bool) (Config, error) {
 		SessionIdleTTL: r.duration("AUTHSVC_SESSION_IDLE_TTL", 7*24*time.Hour),
 		HandshakeTTL:   r.duration("AUTHSVC_HANDSHAKE_TTL", 60*time.Second),
 
-		RateIPv4Prefix:  r.integer("AUTHSVC_RATE_IPV4_PREFIX", 32),
-		RateIPv6Prefix:  r.integer("AUTHSVC_RATE_IPV6_PREFIX", 64),
-		LoginRatePerIP:  r.integer("AUTHSVC_LOGIN_RATE_PER_IP", 30),
-		SignupRatePerIP: r.integer("AUTHSVC_SIGNUP_RATE_PER_IP", 10),
+		RateIPv4Prefix:           r.integer("AUTHSVC_RATE_IPV4_PREFIX", 32),
+		RateIPv6Prefix:           r.integer("AUTHSVC_RATE_IPV6_PREFIX", 64),
+		LoginRatePerIP:           r.integer("AUTHSVC_LOGIN_RATE_PER_IP", 30),
+		SignupRatePerIP:          r.integer("AUTHSVC_SIGNUP_RATE_PER_IP", 10),
+		MachineLoginRatePerIP:    r.integer("AUTHSVC_MACHINE_LOGIN_RATE_PER_IP", 60),
+		MachineLoginRatePerToken: r.integer("AUTHSVC_MACHINE_LOGIN_RATE_PER_TOKEN", 60),
 		LoginFailures: ratelimit.FailurePolicy{
 			PerIdentity: r.integer("AUTHSVC_LOGIN_FAILURES_PER_IDENTITY", 100),
 			Window:      r.duration("AUTHSVC_LOGIN_FAILURE_WINDOW", time.Hour),
@@ -224,6 +229,7 @@ func FromEnv(getenv Getenv, needServe bool) (Config, error) {
 	}
 	for name, v := range map[string]int{
 		"AUTHSVC_LOGIN_RATE_PER_IP": c.LoginRatePerIP, "AUTHSVC_SIGNUP_RATE_PER_IP": c.SignupRatePerIP,
+		"AUTHSVC_MACHINE_LOGIN_RATE_PER_IP": c.MachineLoginRatePerIP, "AUTHSVC_MACHINE_LOGIN_RATE_PER_TOKEN": c.MachineLoginRatePerToken,
 	} {
 		if v < 1 {
 			r.fail(name + " must be at least 1")

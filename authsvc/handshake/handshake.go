@@ -120,3 +120,57 @@ func (s *Store) Take(ctx context.Context, id string) (State, error) {
 	}
 	return st, nil
 }
+
+// Nonces keeps the challenges of machine logins: a random 32-byte nonce
+// per challenge, stored under the token id it was issued for, for at most
+// the TTL, and taken with GETDEL, so a nonce answers one login attempt and
+// a replay finds nothing. A nonce is no secret (the token signs it in the
+// open); what must not happen is its reuse.
+type Nonces struct {
+	rdb redis.UniversalClient
+	ttl time.Duration
+}
+
+// NewNonces returns a nonce store whose nonces live ttl.
+func NewNonces(rdb redis.UniversalClient, ttl time.Duration) *Nonces {
+	return &Nonces{rdb: rdb, ttl: ttl}
+}
+
+// TTL is how long a nonce lives.
+func (n *Nonces) TTL() time.Duration { return n.ttl }
+
+func nonceKey(tokenID string, nonce []byte) string {
+	return "zsm:mn:" + tokenID + ":" + base64.RawURLEncoding.EncodeToString(nonce)
+}
+
+// Issue makes a nonce for tokenID and stores it.
+func (n *Nonces) Issue(ctx context.Context, tokenID string) ([]byte, error) {
+	nonce := make([]byte, 32)
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	ok, err := n.rdb.SetNX(ctx, nonceKey(tokenID, nonce), "1", n.ttl).Result()
+	if err != nil {
+		return nil, fmt.Errorf("handshake: store nonce: %w", err)
+	}
+	if !ok {
+		return nil, errors.New("handshake: nonce collision")
+	}
+	return nonce, nil
+}
+
+// Take spends the nonce issued for tokenID: ErrUnknown when there is none
+// (never issued, issued for another token, expired, or spent).
+func (n *Nonces) Take(ctx context.Context, tokenID string, nonce []byte) error {
+	if len(nonce) != 32 {
+		return ErrUnknown
+	}
+	err := n.rdb.GetDel(ctx, nonceKey(tokenID, nonce)).Err()
+	if errors.Is(err, redis.Nil) {
+		return ErrUnknown
+	}
+	if err != nil {
+		return fmt.Errorf("handshake: take nonce: %w", err)
+	}
+	return nil
+}

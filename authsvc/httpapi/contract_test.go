@@ -45,6 +45,10 @@ var wireTypes = map[string]struct{ req, resp any }{
 	"passwordInit":     {api.PasswordInitRequest{}, api.Challenge{}},
 	"passwordChange":   {api.PasswordChangeRequest{}, api.PasswordChangeResponse{}},
 	"publishKeyRecord": {api.KeyRecordRequest{}, nil},
+	"createToken":      {api.TokenCreateRequest{}, api.TokenInfo{}},
+	"revokeToken":      {nil, nil},
+	"machineChallenge": {api.MachineChallengeRequest{}, api.MachineChallenge{}},
+	"machineLogin":     {api.MachineLoginRequest{}, api.MachineTokens{}},
 	"openapi":          {nil, nil},
 	"jwks":             {nil, nil},
 	"healthz":          {nil, api.Health{}},
@@ -307,6 +311,7 @@ func TestOpenAPIDocumentsEveryPath(t *testing.T) {
 		api.PathSignup, api.PathLoginParams, api.PathLoginInit, api.PathLoginVerify, api.PathTokenRefresh,
 		api.PathLogout, api.PathSessions, api.PathSessions + "/{id}", api.PathPasswordInit, api.PathPasswordChange,
 		api.PathKeyRecord, api.PathOpenAPI, api.PathJWKS,
+		api.PathTokens, api.PathTokens + "/{id}", api.PathMachineChallenge, api.PathMachineLogin,
 	} {
 		if doc.Paths.Find(p) == nil {
 			t.Errorf("api path %s is not in openapi.yaml", p)

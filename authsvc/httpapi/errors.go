@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"zsm.dev/zsm/api"
+	"zsm.dev/zsm/authsvc/machine"
 	"zsm.dev/zsm/authsvc/session"
 	"zsm.dev/zsm/authsvc/signer"
 	"zsm.dev/zsm/authsvc/srplogin"
@@ -68,6 +69,12 @@ var (
 	errIdentityTaken     = apiError(http.StatusConflict, api.CodeIdentityUnavailable, "this identity cannot be registered")
 	errKeysTaken         = apiError(http.StatusConflict, api.CodePublicKeyInUse, "these public keys are published by another account; a public key belongs to one account only")
 	errNoPublicKeys      = apiError(http.StatusConflict, api.CodeNoPublicKeys, "this account has published no public keys, so it has no key record to publish")
+	errMachineForbidden  = apiError(http.StatusForbidden, api.CodeMachineForbidden, "a machine token cannot do this; only a person signed in with a password can")
+	errMachineLogin      = apiError(http.StatusUnauthorized, api.CodeLoginFailed, "the machine token is not valid, or the challenge expired or was used; ask for a new challenge")
+	errTokenNameTaken    = apiError(http.StatusConflict, api.CodeNameTaken, "you have a live machine token of that name; revoke it or choose another name")
+	errTokenIDTaken      = apiError(http.StatusConflict, api.CodeIdentityUnavailable, "this token id cannot be registered; make a new token")
+	errTokenKeysTaken    = apiError(http.StatusConflict, api.CodePublicKeyInUse, "these public keys belong to another token; make a new token")
+	errTokenNotFound     = apiError(http.StatusNotFound, api.CodeNotFound, "no such machine token")
 	// The message of these three is the refusal itself, which describes
 	// the client's own input.
 	errMalformed       = apiError(http.StatusBadRequest, api.CodeMalformedRequest, "")
@@ -104,6 +111,14 @@ var errorTable = []struct {
 	{is(session.ErrSessionEnded), errSessionRevoked},
 	{is(session.ErrNotFound), errSessionNotFound},
 	{is(session.ErrKeysDiffer), errKeyBundleMismatch},
+	{is(session.ErrMachine), errMachineForbidden},
+	{is(machine.ErrLoginFailed), errMachineLogin},
+	{is(machine.ErrBadRequest), errMalformed},
+	{is(machine.ErrBadKeyRecord), errBadKeyRecord},
+	{is(machine.ErrNameTaken), errTokenNameTaken},
+	{is(machine.ErrIDTaken), errTokenIDTaken},
+	{is(machine.ErrKeysTaken), errTokenKeysTaken},
+	{is(machine.ErrNotFound), errTokenNotFound},
 	// Login fails closed: without the database or the signing keys, 503.
 	{is(signer.ErrNotLoaded), errUnavailable},
 	{store.IsUnavailable, errUnavailable},

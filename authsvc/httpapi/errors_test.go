@@ -21,6 +21,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"zsm.dev/zsm/api"
+	"zsm.dev/zsm/authsvc/machine"
 	"zsm.dev/zsm/authsvc/session"
 	"zsm.dev/zsm/authsvc/signer"
 	"zsm.dev/zsm/authsvc/srplogin"
@@ -346,6 +347,14 @@ func TestErrorTable(t *testing.T) {
 		{session.ErrSessionEnded, 401, api.CodeSessionRevoked, ""},
 		{session.ErrNotFound, 404, api.CodeNotFound, ""},
 		{session.ErrKeysDiffer, 400, api.CodeKeyBundleMismatch, ""},
+		{session.ErrMachine, 403, api.CodeMachineForbidden, ""},
+		{machine.ErrLoginFailed, 401, api.CodeLoginFailed, ""},
+		{fmt.Errorf("%w: name", machine.ErrBadRequest), 400, api.CodeMalformedRequest, "machine: malformed request: name"},
+		{fmt.Errorf("%w: x", machine.ErrBadKeyRecord), 403, api.CodeInvalidKeyRecord, ""},
+		{machine.ErrNameTaken, 409, api.CodeNameTaken, ""},
+		{machine.ErrIDTaken, 409, api.CodeIdentityUnavailable, ""},
+		{machine.ErrKeysTaken, 409, api.CodePublicKeyInUse, ""},
+		{machine.ErrNotFound, 404, api.CodeNotFound, "no such machine token"},
 		{fmt.Errorf("session: %w", signer.ErrNotLoaded), 503, api.CodeServiceUnavailable, ""},
 		{fmt.Errorf("store: %w", context.DeadlineExceeded), 503, api.CodeServiceUnavailable, ""},
 		{store.ErrNotFound, 500, api.CodeInternalError, ""}, // a storage error no domain package mapped is a bug

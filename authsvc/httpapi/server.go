@@ -22,6 +22,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"zsm.dev/zsm/api"
+	"zsm.dev/zsm/authsvc/machine"
 	"zsm.dev/zsm/authsvc/ratelimit"
 	"zsm.dev/zsm/authsvc/session"
 	"zsm.dev/zsm/authsvc/signer"
@@ -40,8 +41,11 @@ var OpenAPI []byte
 type Limits struct {
 	LoginPerIP  int // login/init and password/init; params, refresh and logout get 4x
 	SignupPerIP int
-	IPv4Prefix  int // 0 means 32
-	IPv6Prefix  int // 0 means 64
+	// Machine logins: challenges and logins each, per address prefix and
+	// per token id.
+	MachinePerIP, MachinePerToken int
+	IPv4Prefix                    int // 0 means 32
+	IPv6Prefix                    int // 0 means 64
 }
 
 // Limiter is what the handlers need from the rate limiter.
@@ -63,6 +67,7 @@ type Checker func(ctx context.Context) error
 type Server struct {
 	Login    *srplogin.Service
 	Sessions *session.Manager
+	Machine  *machine.Service
 	Signer   *signer.Signer
 	Limiter  Limiter
 	Attempts Attempts
@@ -102,6 +107,7 @@ func (s *Server) Handler(log *slog.Logger, trusted []netip.Prefix) *echo.Echo {
 	e.POST(api.PathLogout, s.logout)
 	s.sessionRoutes(e)
 	s.keyRoutes(e)
+	s.machineRoutes(e)
 	return e
 }
 

@@ -18,6 +18,9 @@ var (
 	// ErrSessionEnded: the token is fine but its session is revoked,
 	// expired or idle (or its account is gone).
 	ErrSessionEnded = errors.New("the session has ended")
+	// ErrMachine: a machine token's access token, where only a person may
+	// act (sessions, password change, machine tokens).
+	ErrMachine = errors.New("machine tokens cannot do this; only a person can")
 	// ErrNotFound: no live session with that id belongs to the caller.
 	ErrNotFound = errors.New("no such session")
 	// ErrKeysDiffer: a password change's key bundle does not carry the

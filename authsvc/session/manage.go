@@ -32,7 +32,8 @@ type Caller struct {
 // Authenticate checks an access token as gate.check_request() does for
 // PostgREST: the signature and claims (signer.Verify), then that its
 // session is live in the database, so a revoked session's tokens are
-// refused at once.
+// refused at once. A machine token's access token is ErrMachine: every
+// endpoint behind it is a person's alone.
 func (m *Manager) Authenticate(ctx context.Context, accessToken string) (Caller, error) {
 	now := m.Now()
 	cl, err := m.signer.Verify(accessToken, now)
@@ -41,6 +42,10 @@ func (m *Manager) Authenticate(ctx context.Context, accessToken string) (Caller,
 		return Caller{}, err
 	case err != nil:
 		return Caller{}, fmt.Errorf("%w: %w", ErrInvalidAccess, err)
+	}
+	if cl.Machine {
+		// Sessions, passwords and machine tokens are a person's to manage.
+		return Caller{}, ErrMachine
 	}
 	if !uuidPattern.MatchString(cl.Subject) || !uuidPattern.MatchString(cl.SessionID) {
 		return Caller{}, fmt.Errorf("%w: sub or sid is not a uuid", ErrInvalidAccess)

@@ -54,10 +54,18 @@ import (
 // Role is the only database role an access token may name.
 const Role = "app_user"
 
-// Claims are the claims of a verified access token.
+// MachineKind is the value of the zsm_kind claim of a machine token's
+// access token.
+const MachineKind = "machine"
+
+// Claims are the claims of a verified access token: a person's (with a
+// session) or a machine token's (Machine, with the token id and no
+// session).
 type Claims struct {
 	Subject   string
-	SessionID string
+	SessionID string // "" for a machine
+	Machine   bool
+	TokenID   string // the tid claim of a machine; equal to Subject
 	IssuedAt  time.Time
 	Expiry    time.Time
 }
@@ -225,6 +233,18 @@ func (s *Signer) JWKS() []byte {
 
 // Issue signs an access token for the user sub in session sid.
 func (s *Signer) Issue(sub, sid string, now time.Time) (string, time.Time, error) {
+	return s.issue(sub, now, map[string]string{"sid": sid})
+}
+
+// IssueMachine signs an access token for the machine token tokenID: the
+// same shape as a person's, with sub = tid = the token id, zsm_kind
+// "machine", and no sid (a machine has no session; gate.check_request()
+// checks the token itself on every request).
+func (s *Signer) IssueMachine(tokenID string, now time.Time) (string, time.Time, error) {
+	return s.issue(tokenID, now, map[string]string{"tid": tokenID, "zsm_kind": MachineKind})
+}
+
+func (s *Signer) issue(sub string, now time.Time, extra map[string]string) (string, time.Time, error) {
 	s.mu.RLock()
 	key := s.signKey
 	s.mu.RUnlock()
@@ -236,16 +256,18 @@ func (s *Signer) Issue(sub, sid string, now time.Time) (string, time.Time, error
 	// jti: 128 random bits, so that two tokens issued in the same second
 	// for the same session never have the same bytes (Ed25519 signatures
 	// are deterministic, and iat has one-second resolution).
-	tok, err := jwt.NewBuilder().
+	b := jwt.NewBuilder().
 		JwtID(rand.Text()).
 		Issuer(s.issuer).
 		Audience([]string{s.audience}).
 		Subject(sub).
 		IssuedAt(now).
 		Expiration(exp).
-		Claim("role", Role).
-		Claim("sid", sid).
-		Build()
+		Claim("role", Role)
+	for k, v := range extra {
+		b = b.Claim(k, v)
+	}
+	tok, err := b.Build()
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -253,11 +275,11 @@ func (s *Signer) Issue(sub, sid string, now time.Time) (string, time.Time, error
 	if err := hdr.Set(jws.TypeKey, "JWT"); err != nil {
 		return "", time.Time{}, err
 	}
-	b, err := jwt.Sign(tok, jwt.WithKey(jwa.EdDSA, key, jws.WithProtectedHeaders(hdr)))
+	signed, err := jwt.Sign(tok, jwt.WithKey(jwa.EdDSA, key, jws.WithProtectedHeaders(hdr)))
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("signer: sign: %w", err)
 	}
-	return string(b), exp, nil
+	return string(signed), exp, nil
 }
 
 // ErrNotLoaded means the signer has no key yet (the database was not
@@ -301,16 +323,30 @@ func (s *Signer) Verify(token string, now time.Time) (Claims, error) {
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
-	sid, _ := tok.PrivateClaims()["sid"].(string)
-	if tok.Subject() == "" || sid == "" {
-		return Claims{}, fmt.Errorf("%w: missing sub or sid", ErrInvalidToken)
+	priv := tok.PrivateClaims()
+	sid, _ := priv["sid"].(string)
+	tid, hasTID := priv["tid"].(string)
+	kind, hasKind := priv["zsm_kind"]
+	c := Claims{Subject: tok.Subject(), SessionID: sid, IssuedAt: tok.IssuedAt(), Expiry: tok.Expiration()}
+	switch {
+	case tok.Subject() == "":
+		return Claims{}, fmt.Errorf("%w: missing sub", ErrInvalidToken)
+	case hasKind || hasTID:
+		// A machine's token: exactly zsm_kind "machine", tid = sub, no sid
+		// (the same rule as gate.check_request()).
+		if kind != MachineKind || tid != tok.Subject() || sid != "" {
+			return Claims{}, fmt.Errorf("%w: a machine token needs zsm_kind machine, tid = sub and no sid", ErrInvalidToken)
+		}
+		c.Machine, c.TokenID = true, tid
+	case sid == "":
+		return Claims{}, fmt.Errorf("%w: missing sid", ErrInvalidToken)
 	}
-	return Claims{Subject: tok.Subject(), SessionID: sid, IssuedAt: tok.IssuedAt(), Expiry: tok.Expiration()}, nil
+	return c, nil
 }
 
 // requireClaimTypes checks the JSON types of the claims, as strictly as
 // gate.check_request() does for PostgREST: exp, iat (and nbf, if present)
-// numbers; iss, sub, sid and role strings; aud a string or an array of
+// numbers; iss, sub, sid, role, tid and zsm_kind strings; aud a string or an array of
 // strings. jwx on its own reads "exp": "1700000000" as a date, so a token the
 // gate refuses would have been good for authsvc's own endpoints.
 func requireClaimTypes(token string) error {
@@ -339,7 +375,7 @@ func requireClaimTypes(token string) error {
 			return fmt.Errorf("claim %s is not a number", name)
 		}
 	}
-	for _, name := range []string{"iss", "sub", "sid", "role"} {
+	for _, name := range []string{"iss", "sub", "sid", "role", "tid", "zsm_kind"} {
 		if v, ok := claims[name]; ok && kind(v) != '"' {
 			return fmt.Errorf("claim %s is not a string", name)
 		}
