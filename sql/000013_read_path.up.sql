@@ -11,16 +11,18 @@
 --    (an index condition) instead of a hashed set-returning subquery: the
 --    same rows, and a plan that can use the indexes on owner_id and id.
 
--- The vaults shared with the caller through an access policy, as one array.
--- SECURITY DEFINER so that the vaults policy can read access_policies without
--- that table's own policies (which ask gate.member_vaults()); it reveals only
--- the caller's own memberships. STABLE: evaluated once per statement when a
--- policy calls it as (SELECT gate.shared_vault_ids()).
+-- The vaults shared with the caller through an access policy, as one array,
+-- or NULL when there are none (then `id = ANY (NULL)` is decided per row
+-- without looking into an array). SECURITY DEFINER so that the vaults policy
+-- can read access_policies without that table's own policies (which ask
+-- gate.member_vaults()); it reveals only the caller's own memberships.
+-- STABLE: evaluated once per statement when a policy calls it as
+-- (SELECT gate.shared_vault_ids()).
 CREATE FUNCTION gate.shared_vault_ids() RETURNS uuid[]
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce(array_agg(p.vault_id), '{}')
+    SELECT array_agg(p.vault_id)
       FROM api.access_policies p
      WHERE p.user_id = gate.current_user_id()
 $$;
