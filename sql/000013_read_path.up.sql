@@ -46,7 +46,8 @@ ALTER POLICY vaults_member_select ON api.vaults
 -- The signing key: authsvc names it in the token's `kid` claim (the same
 -- value as the protected header's kid, which PostgREST does not expose); a
 -- token without that claim is held to the kid of its protected header, read
--- from the Authorization header (the gateway forwards exactly one). The key
+-- from the Authorization header (nginx refuses a request with two, 400, so
+-- this is the token PostgREST verified). The key
 -- must be published (next, current or retired) at the moment of the
 -- request: a revoked or removed key's tokens are refused from the commit
 -- that removes it, even while PostgREST still takes them (its JWT cache,
