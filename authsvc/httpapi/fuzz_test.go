@@ -27,6 +27,11 @@ func normalize(v any) any {
 		}
 		return &cp
 	}
+	if r, ok := v.(*api.TokenCreateRequest); ok {
+		cp := *r
+		cp.ExpiresAt = cp.ExpiresAt.UTC() // the same instant, whatever offset it was written with
+		return &cp
+	}
 	return v
 }
 
@@ -74,6 +79,9 @@ func FuzzDecodeStrict(f *testing.F) {
 		roundTrip[api.InitRequest](t, body)
 		roundTrip[api.VerifyRequest](t, body)
 		roundTrip[api.RefreshRequest](t, body)
+		roundTrip[api.TokenCreateRequest](t, body)
+		roundTrip[api.MachineChallengeRequest](t, body)
+		roundTrip[api.MachineLoginRequest](t, body)
 	})
 }
 

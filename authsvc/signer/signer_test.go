@@ -832,3 +832,66 @@ func TestOpenPrivateKey(t *testing.T) {
 		t.Fatal("opened with another KEK")
 	}
 }
+
+// TestIssueMachine: a machine's access token has a person's shape with sub
+// = tid = the token id, zsm_kind "machine" and no sid; Verify tells it
+// from a person's, and refuses every mix of the two.
+func TestIssueMachine(t *testing.T) {
+	s, st, kek := loaded(t)
+	now := time.Now().Truncate(time.Second)
+	tok, exp, err := s.IssueMachine("tok-1", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Verify(tok, now)
+	if err != nil {
+		t.Fatalf("Verify(IssueMachine(...)): %v", err)
+	}
+	if !c.Machine || c.TokenID != "tok-1" || c.Subject != "tok-1" || c.SessionID != "" || !c.Expiry.Equal(exp) {
+		t.Fatalf("claims %+v", c)
+	}
+	pb, _ := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
+	var pl map[string]any
+	if err := json.Unmarshal(pb, &pl); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := pl["sid"]; ok || pl["zsm_kind"] != MachineKind || pl["tid"] != "tok-1" || pl["role"] != Role || pl["kid"] == nil {
+		t.Fatalf("payload %v", pl)
+	}
+	if p, err := s.Verify(mustIssue(t, s, now), now); err != nil || p.Machine {
+		t.Fatalf("a person's token: %+v, %v", p, err)
+	}
+
+	kid, priv := currentPrivate(t, st, kek)
+	hdr := map[string]any{"alg": "EdDSA", "kid": kid, "typ": "JWT"}
+	machine := func(kv ...any) map[string]any {
+		return claimsWith(now, append([]any{"sub", "tok-1", "sid", nil, "tid", "tok-1", "zsm_kind", MachineKind}, kv...)...)
+	}
+	if _, err := s.Verify(forge(t, priv, hdr, machine()), now); err != nil {
+		t.Fatalf("baseline machine token refused: %v", err)
+	}
+	for name, claims := range map[string]map[string]any{
+		"a person's token marked as a machine's": claimsWith(now, "zsm_kind", MachineKind),
+		"a person's token with a tid":            claimsWith(now, "tid", "user-1"),
+		"tid not the subject":                    machine("tid", "tok-2"),
+		"a machine's token with a session":       machine("sid", "sess-1"),
+		"zsm_kind person":                        machine("zsm_kind", "person"),
+		"zsm_kind not a string":                  machine("zsm_kind", true),
+		"tid not a string":                       machine("tid", 7),
+		"tid without zsm_kind":                   machine("zsm_kind", nil),
+		"zsm_kind without tid":                   machine("tid", nil),
+	} {
+		if _, err := s.Verify(forge(t, priv, hdr, claims), now); !errors.Is(err, ErrInvalidToken) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func mustIssue(t *testing.T, s *Signer, now time.Time) string {
+	t.Helper()
+	tok, _, err := s.Issue("user-1", "sess-1", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
