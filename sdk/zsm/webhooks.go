@@ -31,6 +31,10 @@ const (
 	EventMemberAdded       = "member.added"
 	EventMemberRemoved     = "member.removed"
 	EventWebhookDisabled   = "webhook.disabled"
+	// A machine token got a grant in the vault, and was revoked by its
+	// owner while it held one.
+	EventTokenCreated = "token.created"
+	EventTokenRevoked = "token.revoked"
 	// EventWebhookTest goes only to the webhook TestWebhook names; it cannot
 	// be subscribed to.
 	EventWebhookTest = "webhook.test"
@@ -39,7 +43,7 @@ const (
 // WebhookEventTypes are the types a webhook may subscribe to.
 var WebhookEventTypes = []string{
 	EventSecretCreated, EventSecretUpdated, EventSecretDeleted, EventSecretRotationDue, EventSecretRotated,
-	EventMemberAdded, EventMemberRemoved, EventWebhookDisabled,
+	EventMemberAdded, EventMemberRemoved, EventWebhookDisabled, EventTokenCreated, EventTokenRevoked,
 }
 
 // Webhook is one endpoint of a vault.
