@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/base64"
 	"net/http"
 	"strconv"
 	"strings"
@@ -53,6 +54,13 @@ func TestRedisDownFailsClosed(t *testing.T) {
 	if _, err := c.Auth.LoginWithSecret(ctx, mustIdentity(t, u.Identity), u.Secret); err == nil {
 		t.Fatal("login succeeded without redis")
 	}
+	// Machine logins too: neither a challenge nor a login without the
+	// rate limits and the nonce store.
+	r = c.Do("POST", "/auth/v1/machine/challenge", "", map[string]string{"token_id": "0b5c8c4e-3f2a-4d7b-9c1e-2a3b4c5d6e7f"})
+	expectRefusal(t, r, http.StatusServiceUnavailable, "service_unavailable", "machine challenge without redis")
+	r = c.Do("POST", "/auth/v1/machine/login", "", map[string]string{"token_id": "0b5c8c4e-3f2a-4d7b-9c1e-2a3b4c5d6e7f",
+		"nonce": base64.RawURLEncoding.EncodeToString(randBytes(32)), "signature": base64.RawURLEncoding.EncodeToString(randBytes(64))})
+	expectRefusal(t, r, http.StatusServiceUnavailable, "service_unavailable", "machine login without redis")
 	expectStatus(t, c.Do("GET", "/rest/vaults", sess.AccessToken, nil), http.StatusOK, "data read without redis")
 
 	if err := s.StartService(ctx, "redis"); err != nil {
