@@ -1,6 +1,7 @@
 // Command zsmbench measures the local stack and prints the figures, all from
 // one run on this machine: SRP logins per second through the gateway (next
-// to go-srp's own cost measured in the same run), and authenticated reads of
+// to go-srp's own cost measured in the same run) and machine token logins
+// beside them, and authenticated reads of
 // one's own rows through the gateway (JWT + pre-request check + RLS) next to
 // anonymous reads straight at PostgREST of a table without RLS; and whether
 // login timing tells registered identities from unknown ones (Mann–Whitney
@@ -14,6 +15,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -30,6 +32,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/google/uuid"
 
 	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/sdk/authclient"
@@ -104,6 +108,7 @@ func run() error {
 			"AUTHSVC_LOGIN_RATE_PER_IP": "1000000", "AUTHSVC_LOGIN_FREE_ATTEMPTS_PER_ADDRESS": "1000",
 			"AUTHSVC_LOGIN_FAILURES_PER_IDENTITY": "100000",
 			"AUTHSVC_SIGNUP_RATE_PER_IP":          "1000000", "AUTHSVC_LOG_LEVEL": "warn",
+			"AUTHSVC_MACHINE_LOGIN_RATE_PER_IP": "1000000", "AUTHSVC_MACHINE_LOGIN_RATE_PER_TOKEN": "1000000",
 			"AUTHSVC_KEY_PUBLISH_DELAY": "1s",
 			// The events phase's receiver listens on loopback.
 			"AUTHSVC_WEBHOOK_ALLOW_HTTP": "true", "AUTHSVC_WEBHOOK_ALLOW_NETS": "127.0.0.0/8",
@@ -359,7 +364,28 @@ func benchLogins(ctx context.Context, st *stack.Stack, c config) error {
 		return err
 	})
 	fmt.Printf("logins against 1 replica directly:    %s\n", r1)
-	fmt.Printf("  2 replicas / 1 replica: %.2f (both share the same 2 cores with the clients; replicas add capacity only with cores of their own)\n\n", r.rate()/r1.rate())
+	fmt.Printf("  2 replicas / 1 replica: %.2f (both share the same 2 cores with the clients; replicas add capacity only with cores of their own)\n", r.rate()/r1.rate())
+
+	// Machine token logins in the same run: challenge, Ed25519 signature,
+	// login (docs/auth.md "Machine tokens"), no SRP and no Argon2id.
+	sess, err := ac.Login(ctx, identity, derive)
+	if err != nil {
+		return err
+	}
+	anchorKey, _, _ := ed25519.GenerateKey(rand.Reader)
+	nt, err := authclient.MakeToken("bench", time.Now().Add(time.Hour), uuid.MustParse(sess.UserID), anchorKey)
+	if err != nil {
+		return err
+	}
+	if _, err := ac.CreateToken(ctx, sess.AccessToken, nt.Request); err != nil {
+		return fmt.Errorf("create token: %w", err)
+	}
+	rm := load(ctx, c.loginConns, c.duration, 100000, func(int) error {
+		_, err := ac.MachineLogin(ctx, nt.Keys, "zsm-api")
+		return err
+	})
+	fmt.Printf("machine token logins through the gateway: %s\n", rm)
+	fmt.Printf("  machine / SRP logins per second: %.1f\n\n", rm.rate()/r.rate())
 	return nil
 }
 
