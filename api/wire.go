@@ -225,9 +225,13 @@ type MachineLoginRequest struct {
 }
 
 // MachineTokens are the answer to a machine login: an access token and no
-// refresh token (the machine logs in again when it expires).
+// refresh token (the machine logs in again when it expires), and what the
+// token needs to trust its creator: the creator's user id and anchor
+// (docs/crypto.md §11), which only the token can check.
 type MachineTokens struct {
 	TokenID     string    `json:"token_id"`
+	OwnerID     string    `json:"owner_id"`
+	Anchor      string    `json:"anchor"` // base64, 32 bytes
 	AccessToken string    `json:"access_token"`
 	TokenType   string    `json:"token_type"` // TokenType
 	ExpiresIn   int       `json:"expires_in"` // seconds

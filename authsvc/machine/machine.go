@@ -231,7 +231,7 @@ func (s *Service) Login(ctx context.Context, req api.MachineLoginRequest) (api.M
 	// refuses it from the machine token's end on (every request checks
 	// the row).
 	return api.MachineTokens{
-		TokenID: tid, AccessToken: at, TokenType: api.TokenType,
+		TokenID: tid, OwnerID: t.OwnerID, Anchor: t.Anchor, AccessToken: at, TokenType: api.TokenType,
 		ExpiresIn: int(exp.Sub(now).Round(time.Second) / time.Second), ExpiresAt: exp.UTC(),
 	}, nil
 }

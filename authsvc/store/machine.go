@@ -39,6 +39,7 @@ type NewMachineToken struct {
 type MachineToken struct {
 	ID, OwnerID, Name string
 	Ed25519Public     string
+	Anchor            string
 	ExpiresAt         time.Time
 	RevokedAt         *time.Time
 }
@@ -136,9 +137,9 @@ func (s *Store) RevokeMachineToken(ctx context.Context, owner, id string, now ti
 func (s *Store) MachineTokenByID(ctx context.Context, id string) (MachineToken, error) {
 	t := MachineToken{ID: id}
 	err := s.pool.QueryRow(ctx, `
-		SELECT owner_id::text, name, ed25519_public, expires_at, revoked_at
+		SELECT owner_id::text, name, ed25519_public, anchor, expires_at, revoked_at
 		  FROM auth.machine_tokens WHERE id = $1::uuid`, id).
-		Scan(&t.OwnerID, &t.Name, &t.Ed25519Public, &t.ExpiresAt, &t.RevokedAt)
+		Scan(&t.OwnerID, &t.Name, &t.Ed25519Public, &t.Anchor, &t.ExpiresAt, &t.RevokedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return MachineToken{}, ErrNotFound
 	}

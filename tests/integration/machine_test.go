@@ -166,6 +166,16 @@ func TestMachineTokenLogin(t *testing.T) {
 	sig, _ := nt.Keys.SignLogin(n, "zsm-api")
 	r := machineLogin(c, id, n, sig)
 	expectStatus(t, r, http.StatusOK, "second login")
+	var out api.MachineTokens
+	r.JSON(t, &out)
+	anchor, err := base64.StdEncoding.DecodeString(out.Anchor)
+	if err != nil || out.OwnerID != o.u.ID {
+		t.Fatalf("owner %s, anchor %q: %v", out.OwnerID, out.Anchor, err)
+	}
+	// The anchor vouches for the creator's key to this token alone.
+	if err := nt.Keys.CheckAnchor(uuid.MustParse(out.OwnerID), o.ed, anchor); err != nil {
+		t.Fatalf("the anchor does not check: %v", err)
+	}
 	var raw map[string]any
 	r.JSON(t, &raw)
 	for _, k := range []string{"refresh_token", "session_id", "user_id"} {
