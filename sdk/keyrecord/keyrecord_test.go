@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ecdh"
 	"crypto/ed25519"
+	"crypto/hpke"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -165,7 +166,7 @@ func FuzzKeyRecord(f *testing.F) {
 		if b64(r.X25519) != xs || b64(r.Ed25519) != es {
 			t.Fatalf("FromBase64 accepted a non-canonical key spelling: %q %q", xs, es)
 		}
-		if m, err := r.Message(); err == nil && !bytes.HasPrefix(m, []byte(label+"\x00")) {
+		if m, err := r.Message(); err == nil && !bytes.HasPrefix(m, []byte(labelV1+"\x00")) {
 			t.Fatalf("message without its label: %x", m)
 		}
 		err = Verify(r, s)
@@ -185,4 +186,85 @@ func FuzzKeyRecord(f *testing.F) {
 			t.Fatalf("Verify accepted %q; the one signature is %q", s, want)
 		}
 	})
+}
+
+func xwingPublic(t *testing.T) []byte {
+	t.Helper()
+	k, err := hpke.MLKEM768X25519().GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := k.PublicKey().Bytes()
+	if len(b) != XWingSize {
+		t.Fatalf("X-Wing public key of %d bytes", len(b))
+	}
+	return b
+}
+
+// Version 2 adds the X-Wing key under another label: a version 2 record
+// never verifies as version 1 (dropping the hybrid key breaks the
+// signature), nor the other way round, and every byte of the X-Wing key is
+// covered.
+func TestVersion2(t *testing.T) {
+	r, priv := newRecord(t)
+	r.XWing = xwingPublic(t)
+	if r.Version() != V2 {
+		t.Fatalf("version %d", r.Version())
+	}
+	sig, err := Sign(r, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(r, sig); err != nil {
+		t.Fatalf("own version 2 record: %v", err)
+	}
+	m, _ := r.Message()
+	if !bytes.HasPrefix(m, []byte("zsm v2 key-record\x00")) || len(m) != 18+16+1+len(r.Identity)+64+XWingSize {
+		t.Fatalf("message layout: %x", m[:40])
+	}
+	v1 := r
+	v1.XWing = nil
+	if err := Verify(v1, sig); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("version 2 signature over the version 1 record: %v", err)
+	}
+	v1sig, err := Sign(v1, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(r, v1sig); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("version 1 signature over the version 2 record: %v", err)
+	}
+	other := r
+	other.XWing = xwingPublic(t)
+	if err := Verify(other, sig); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("substituted X-Wing key: %v", err)
+	}
+	short := r
+	short.XWing = r.XWing[:XWingSize-1]
+	if _, err := short.Message(); err == nil {
+		t.Fatal("a short X-Wing key has a message")
+	}
+	bad := r
+	bad.XWing = bytes.Repeat([]byte{0xff}, XWingSize) // coefficients above q
+	if _, err := bad.Message(); err == nil {
+		t.Fatal("an invalid ML-KEM key has a message")
+	}
+
+	b64 := base64.StdEncoding.EncodeToString
+	got, err := FromPublished(V2, r.UserID, r.Identity, b64(r.X25519), b64(r.Ed25519), b64(r.XWing))
+	if err != nil || !bytes.Equal(got.XWing, r.XWing) || got.Version() != V2 {
+		t.Fatalf("FromPublished v2: %v", err)
+	}
+	if _, err := FromPublished(V1, r.UserID, r.Identity, b64(r.X25519), b64(r.Ed25519), b64(r.XWing)); err == nil {
+		t.Fatal("version 1 with an X-Wing key accepted")
+	}
+	if _, err := FromPublished(V2, r.UserID, r.Identity, b64(r.X25519), b64(r.Ed25519), ""); err == nil {
+		t.Fatal("version 2 without an X-Wing key accepted")
+	}
+	if _, err := FromPublished(3, r.UserID, r.Identity, b64(r.X25519), b64(r.Ed25519), ""); err == nil {
+		t.Fatal("version 3 accepted")
+	}
+	if _, err := FromPublished(V2, r.UserID, r.Identity, b64(r.X25519), b64(r.Ed25519), base64.RawStdEncoding.EncodeToString(r.XWing)); err == nil {
+		t.Fatal("unpadded X-Wing key accepted")
+	}
 }

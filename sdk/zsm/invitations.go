@@ -156,7 +156,7 @@ func (c *Client) LookupIdentity(ctx context.Context, identity string) (PublicKey
 	}
 	pk := PublicKeys{UserID: r.UserID, Identity: id, X25519: x, Ed25519: ed25519.PublicKey(rec.Ed25519)}
 	if r.KeyRecordSignature != nil {
-		if r.KeyRecordVersion == nil || *r.KeyRecordVersion != keyrecord.Version {
+		if r.KeyRecordVersion == nil || *r.KeyRecordVersion != keyrecord.V1 {
 			return PublicKeys{}, tamper(fmt.Sprintf("identity %q: key record of an unknown version", id), nil)
 		}
 		if err := keyrecord.Verify(rec, *r.KeyRecordSignature); err != nil {
