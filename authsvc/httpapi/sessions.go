@@ -206,7 +206,7 @@ func (s *Server) passwordChange(c echo.Context) error {
 	}
 	n, err := s.Sessions.ChangePassword(ctx, caller, store.PasswordChange{
 		SRPSalt: reg.Salt, Verifier: reg.Verifier, KDF: reg.KDF,
-		KeyBundle: reg.KeyBundle, X25519Public: reg.X25519Public, Ed25519Public: reg.Ed25519Public,
+		KeyBundle: reg.KeyBundle, X25519Public: reg.X25519Public, Ed25519Public: reg.Ed25519Public, XWingPublic: reg.XWingPublic,
 	})
 	switch {
 	case errors.Is(err, session.ErrKeysDiffer):

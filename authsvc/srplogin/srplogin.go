@@ -36,6 +36,7 @@ import (
 	"zsm.dev/zsm/authsvc/handshake"
 	"zsm.dev/zsm/authsvc/store"
 	"zsm.dev/zsm/sdk/keyrecord"
+	"zsm.dev/zsm/sdk/keys"
 	"zsm.dev/zsm/srpgroup"
 )
 
@@ -96,8 +97,9 @@ type Registration struct {
 	Verifier  []byte
 	KDF       json.RawMessage
 	KeyBundle json.RawMessage // optional
-	// Public halves of the bundle, published for sharing.
-	X25519Public, Ed25519Public string
+	// Public halves of the bundle, published for sharing. XWingPublic is
+	// set for a version 2 bundle only.
+	X25519Public, Ed25519Public, XWingPublic string
 	// KeyRecordSignature is the account's signature over its key record
 	// (docs/crypto.md §3), checked by VerifyKeyRecord.
 	KeyRecordSignature string
@@ -144,7 +146,7 @@ func ParseRegistration(in SignupInput) (Registration, error) {
 	canon, _ := json.Marshal(k)
 	r := Registration{UserID: in.UserID, Identity: id, Salt: salt, Verifier: v.Bytes(), KDF: canon}
 	if len(in.KeyBundle) > 0 && string(in.KeyBundle) != "null" {
-		if r.X25519Public, r.Ed25519Public, err = bundlePublicKeys(in.KeyBundle); err != nil {
+		if r.X25519Public, r.Ed25519Public, r.XWingPublic, err = BundlePublicKeys(in.KeyBundle); err != nil {
 			return Registration{}, fmt.Errorf("%w: key_bundle: %w", ErrBadRequest, err)
 		}
 		r.KeyBundle = in.KeyBundle
@@ -154,8 +156,9 @@ func ParseRegistration(in SignupInput) (Registration, error) {
 }
 
 // VerifyKeyRecord checks that a sign-up which publishes public keys proves
-// possession of them: its key record (user id, identity and both public
-// keys) must be signed by the Ed25519 key it publishes. Without this,
+// possession of them: its key record (user id, identity and the public
+// keys; version 2 with the X-Wing key of a version 2 bundle) must be signed
+// by the Ed25519 key it publishes. Without this,
 // anybody could publish another account's public keys as their own. A
 // sign-up without a key bundle publishes nothing and must not send a
 // signature either. Every failure wraps ErrBadKeyRecord.
@@ -176,7 +179,11 @@ func VerifyKeyRecord(r Registration) error {
 	if err != nil {
 		return fmt.Errorf("%w: user_id", ErrBadKeyRecord)
 	}
-	rec, err := keyrecord.FromBase64(uid, r.Identity, r.X25519Public, r.Ed25519Public)
+	version := keyrecord.V1
+	if r.XWingPublic != "" {
+		version = keyrecord.V2
+	}
+	rec, err := keyrecord.FromPublished(version, uid, r.Identity, r.X25519Public, r.Ed25519Public, r.XWingPublic)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadKeyRecord, err)
 	}
@@ -204,12 +211,28 @@ func ParseSignup(in SignupInput) (Registration, error) {
 // MaxBundleBytes bounds a key bundle.
 const MaxBundleBytes = 8192
 
-// bundlePublicKeys reads the public keys out of a key bundle: a JSON object
-// of version 1 whose five other members are base64 strings, the two public
-// ones 32 bytes each.
-func bundlePublicKeys(raw json.RawMessage) (string, string, error) {
+// BundlePublicKeys reads the public keys out of a key bundle. Version 1: a
+// JSON object whose five other members are base64 strings, the two public
+// ones 32 bytes each (the envelopes are kept as they are; the server cannot
+// open them). Version 2 is parsed as strictly as the client does
+// (keys.ParseBundle: exactly its eight members, each envelope of its type,
+// the X-Wing key a valid ML-KEM-768 key) and also yields xwing_public.
+func BundlePublicKeys(raw json.RawMessage) (x25519, ed25519, xwing string, err error) {
 	if len(raw) > MaxBundleBytes {
-		return "", "", errors.New("too large")
+		return "", "", "", errors.New("too large")
+	}
+	var head struct {
+		Version int `json:"version"`
+	}
+	if json.Unmarshal(raw, &head) != nil {
+		return "", "", "", errors.New("not a key bundle object")
+	}
+	if head.Version == keys.BundleV2 {
+		b, err := keys.ParseBundle(raw)
+		if err != nil {
+			return "", "", "", err
+		}
+		return b.X25519Public, b.Ed25519Public, b.XWingPublic, nil
 	}
 	var b struct {
 		Version        int    `json:"version"`
@@ -222,30 +245,30 @@ func bundlePublicKeys(raw json.RawMessage) (string, string, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&b); err != nil {
-		return "", "", errors.New("not a key bundle object")
+		return "", "", "", errors.New("not a key bundle object")
 	}
-	if b.Version != 1 {
-		return "", "", errors.New("version must be 1")
+	if b.Version != keys.BundleV1 {
+		return "", "", "", errors.New("version must be 1 or 2")
 	}
 	for name, v := range map[string]string{"account_key": b.AccountKey, "x25519_private": b.X25519Private, "ed25519_private": b.Ed25519Private} {
 		if _, err := base64.StdEncoding.Strict().DecodeString(v); err != nil || v == "" {
-			return "", "", fmt.Errorf("%s is not base64", name)
+			return "", "", "", fmt.Errorf("%s is not base64", name)
 		}
 	}
 	for name, v := range map[string]string{"x25519_public": b.X25519Public, "ed25519_public": b.Ed25519Public} {
 		k, err := base64.StdEncoding.Strict().DecodeString(v)
 		if err != nil || len(k) != 32 || base64.StdEncoding.EncodeToString(k) != v {
-			return "", "", fmt.Errorf("%s is not a 32-byte key in canonical base64", name)
+			return "", "", "", fmt.Errorf("%s is not a 32-byte key in canonical base64", name)
 		}
 	}
-	return b.X25519Public, b.Ed25519Public, nil
+	return b.X25519Public, b.Ed25519Public, "", nil
 }
 
 // Register stores a parsed registration and returns the new user id.
 func (s *Service) Register(ctx context.Context, r Registration) (string, error) {
 	id, err := s.users.CreateUser(ctx, store.NewUser{
 		ID: r.UserID, Identity: r.Identity, SRPSalt: r.Salt, Verifier: r.Verifier, KDF: r.KDF,
-		KeyBundle: r.KeyBundle, X25519Public: r.X25519Public, Ed25519Public: r.Ed25519Public,
+		KeyBundle: r.KeyBundle, X25519Public: r.X25519Public, Ed25519Public: r.Ed25519Public, XWingPublic: r.XWingPublic,
 		KeyRecordSignature: r.KeyRecordSignature,
 	})
 	if errors.Is(err, store.ErrIdentityTaken) {

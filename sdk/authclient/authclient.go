@@ -286,6 +286,14 @@ func (c *Client) PublishKeyRecord(ctx context.Context, accessToken, signature st
 	return c.do(ctx, http.MethodPost, "/auth/v1/keys/record", accessToken, map[string]string{"key_record_signature": signature}, nil)
 }
 
+// UpgradeKeys moves the account to key bundle version 2: bundle is the
+// version 2 bundle (the stored version 1 members unchanged), signature the
+// version 2 key record's (docs/crypto.md §3, "Upgrade").
+func (c *Client) UpgradeKeys(ctx context.Context, accessToken string, bundle json.RawMessage, signature string) error {
+	return c.do(ctx, "POST", "/auth/v1/keys/upgrade", accessToken,
+		map[string]any{"key_bundle": bundle, "key_record_signature": signature}, nil)
+}
+
 // Logout ends the session the refresh token belongs to.
 func (c *Client) Logout(ctx context.Context, refreshToken string) error {
 	return c.Do(ctx, http.MethodPost, "/auth/v1/logout", map[string]string{"refresh_token": refreshToken}, nil)

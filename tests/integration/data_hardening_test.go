@@ -307,11 +307,11 @@ func TestSignupMustProveKeyPossession(t *testing.T) {
 
 	// An account made before key records existed publishes its record at
 	// its next login, through an endpoint that verifies it too.
-	old := newSDKUser(t, "legacy")
-	if _, err := db(t).Exec(ctx, `UPDATE api.public_keys SET key_record_version = NULL, key_record_signature = NULL WHERE user_id = $1`, old.id()); err != nil {
+	old := newLegacySDKUser(t, "legacy")
+	if _, err := db(t).Exec(ctx, `UPDATE api.public_keys SET key_record_version = NULL, key_record_signature = NULL WHERE user_id = $1`, old.uid); err != nil {
 		t.Fatal(err)
 	}
-	tok := old.c.Session().AccessToken
+	tok := old.rawLogin(t).AccessToken
 	r2 := old.do("POST", "/auth/v1/keys/record", tok, map[string]string{"key_record_signature": victimSig})
 	expectRefusal(t, r2, http.StatusBadRequest, "invalid_key_record", "another account's record")
 	r2 = old.do("POST", "/auth/v1/keys/record", tok, map[string]string{"key_record_signature": "not base64"})

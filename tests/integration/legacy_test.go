@@ -1,0 +1,98 @@
+package integration
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"zsm.dev/zsm/sdk/authclient"
+	"zsm.dev/zsm/sdk/keyrecord"
+	"zsm.dev/zsm/sdk/keys"
+	"zsm.dev/zsm/sdk/zsm"
+	"zsm.dev/zsm/srpgroup"
+)
+
+// signupLegacy registers an account the way a client from before key
+// bundle version 2 did: a version 1 bundle (no X-Wing key) and a version 1
+// key record, keys derived from the password and a Secret Key exactly as
+// the SDK derives them. It returns the Secret Key, the user id and the SRP
+// secret.
+func signupLegacy(t *testing.T, c *client, identity, password string) (keys.SecretKey, uuid.UUID, []byte) {
+	t.Helper()
+	ctx := context.Background()
+	id, err := srpgroup.NormalizeIdentity(identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, err := keys.NewSecretKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kdf, err := keys.DefaultKDF(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := keys.Derive(password, sk, id, kdf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ak, err := keys.NewAccountKeys(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid := uuid.New()
+	b, err := ak.Bundle(d.UnlockKey, uid, rand.Reader)
+	if err != nil || b.Version != keys.BundleV1 {
+		t.Fatalf("a version 1 bundle: %v (version %d)", err, b.Version)
+	}
+	raw, _ := json.Marshal(b)
+	sig, err := keyrecord.Sign(keyrecord.Record{UserID: uid, Identity: id, X25519: ak.X25519.PublicKey().Bytes(),
+		Ed25519: ak.Ed25519.Public().(ed25519.PublicKey)}, ak.Ed25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.auth.SignupAccount(ctx, authclient.Account{UserID: uid.String(), Identity: id, Secret: d.SRPSecret,
+		KeyBundle: raw, KeyRecordSignature: sig,
+		KDF: authclient.KDF{Alg: kdf.Alg, Salt: kdf.Salt, MemoryKiB: kdf.MemoryKiB, Iterations: kdf.Iterations, Parallelism: kdf.Parallelism},
+	}); err != nil {
+		t.Fatalf("legacy sign-up: %v", err)
+	}
+	return sk, uid, d.SRPSecret
+}
+
+// legacyUser is an account made before key bundle version 2, not yet
+// logged in with the current client (c is nil until it logs in).
+type legacyUser struct {
+	*sdkUser
+	uid    uuid.UUID
+	secret []byte // the SRP secret, for logins that bypass the SDK
+}
+
+func newLegacySDKUser(t *testing.T, prefix string) *legacyUser {
+	t.Helper()
+	raw := newClient(t)
+	u := &legacyUser{sdkUser: &sdkUser{client: raw, identity: prefix + "-" + randHex(5) + "@example.test", password: "correct horse " + randHex(4)}}
+	u.sk, u.uid, u.secret = signupLegacy(t, raw, u.identity, u.password)
+	return u
+}
+
+// rawLogin logs in without the SDK (so nothing is upgraded) and returns
+// the session, with the stored key bundle.
+func (u *legacyUser) rawLogin(t *testing.T) authclient.Session {
+	t.Helper()
+	return u.client.login(user{identity: u.identity, secret: u.secret, id: u.uid.String()})
+}
+
+// login logs u in with the current SDK (which upgrades a legacy account).
+func (u *sdkUser) login(t *testing.T, st zsm.State) {
+	t.Helper()
+	sess, err := zsm.Login(context.Background(), u.http, need(t).GatewayURL(), u.identity, u.password, u.sk, st)
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	u.c = zsm.New(sess, st, u.http)
+}
