@@ -99,7 +99,7 @@ func TestVersion2BundleAndRecord(t *testing.T) {
 		t.Fatalf("BundlePublicKeys(v2) = %q %q %q %v", x, e, w, err)
 	}
 	for name, bad := range map[string]string{
-		"version 2 without xwing_private": strings.Replace(string(raw), `,"xwing_private":"`+b.XWingPrivate+`"`, "", 1),
+		"version 2 without xwing_private":  strings.Replace(string(raw), `,"xwing_private":"`+b.XWingPrivate+`"`, "", 1),
 		"version 2 with an unknown member": strings.Replace(string(raw), "{", `{"extra":1,`, 1),
 		"version 3":                        strings.Replace(string(raw), `"version":2`, `"version":3`, 1),
 	} {

@@ -98,4 +98,3 @@ func (c *Client) AllowInvitationsFrom(ctx context.Context, identity string) (boo
 	}
 	return len(rows) > 0, nil
 }
-

@@ -51,7 +51,6 @@ type vaultRow struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-
 // ValidVaultName reports whether name can name a vault: 1–64 characters,
 // no '/' (it separates vault and secret in VAULT/NAME), no control
 // characters, no surrounding space.
