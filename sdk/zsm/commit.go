@@ -238,6 +238,11 @@ func (c *Client) verifiedListing(ctx context.Context, v *Vault) (*listing, error
 			if err != nil {
 				return nil, err
 			}
+			// An older revision than this device saw is a rollback, whatever
+			// the manifest says.
+			if seen := c.state.Seen(s.ID); s.Revision < seen {
+				return nil, fmt.Errorf("secret %q: revision %d after %d: %w", s.Name, s.Revision, seen, ErrRollback)
+			}
 			it := manifest.Item{ID: r.ID, Revision: r.Revision, Generation: r.KeyGeneration}
 			items = append(items, it)
 			l.items[r.ID] = it
@@ -257,6 +262,9 @@ func (c *Client) verifiedListing(ctx context.Context, v *Vault) (*listing, error
 		}
 		if err := manifest.CheckListing(man.Manifest, items, man.Manifest.MetaRevision); err != nil {
 			return nil, tamper(fmt.Sprintf("vault %q: the secrets listed are not the ones its manifest names", v.Name), err)
+		}
+		for _, sec := range l.secrets {
+			c.state.See(sec.ID, sec.Revision)
 		}
 		sort.SliceStable(l.secrets, func(i, j int) bool { return l.secrets[i].Name < l.secrets[j].Name })
 		return l, nil

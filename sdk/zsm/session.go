@@ -1,6 +1,7 @@
 package zsm
 
 import (
+	"bytes"
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/hpke"
@@ -84,8 +85,9 @@ func ResealSession(s *Session, key []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		j.XWingSeed = seed
-		defer clear(seed)
+		// Bytes returns the key's own seed: clear a copy, never it.
+		j.XWingSeed = bytes.Clone(seed)
+		defer clear(j.XWingSeed)
 	}
 	plain, err := json.Marshal(j)
 	if err != nil {
