@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"testing"
 
@@ -19,9 +20,9 @@ import (
 // signupLegacy registers an account the way a client from before key
 // bundle version 2 did: a version 1 bundle (no X-Wing key) and a version 1
 // key record, keys derived from the password and a Secret Key exactly as
-// the SDK derives them. It returns the Secret Key, the user id and the SRP
-// secret.
-func signupLegacy(t *testing.T, c *client, identity, password string) (keys.SecretKey, uuid.UUID, []byte) {
+// the SDK derives them. It returns the Secret Key, the user id and the
+// derived keys (the SRP secret and the unlock key).
+func signupLegacy(t *testing.T, c *client, identity, password string) (keys.SecretKey, uuid.UUID, keys.Derived) {
 	t.Helper()
 	ctx := context.Background()
 	id, err := srpgroup.NormalizeIdentity(identity)
@@ -61,22 +62,22 @@ func signupLegacy(t *testing.T, c *client, identity, password string) (keys.Secr
 	}); err != nil {
 		t.Fatalf("legacy sign-up: %v", err)
 	}
-	return sk, uid, d.SRPSecret
+	return sk, uid, d
 }
 
 // legacyUser is an account made before key bundle version 2, not yet
 // logged in with the current client (c is nil until it logs in).
 type legacyUser struct {
 	*sdkUser
-	uid    uuid.UUID
-	secret []byte // the SRP secret, for logins that bypass the SDK
+	uid     uuid.UUID
+	derived keys.Derived // the SRP secret, for logins that bypass the SDK, and the unlock key
 }
 
 func newLegacySDKUser(t *testing.T, prefix string) *legacyUser {
 	t.Helper()
 	raw := newClient(t)
 	u := &legacyUser{sdkUser: &sdkUser{client: raw, identity: prefix + "-" + randHex(5) + "@example.test", password: "correct horse " + randHex(4)}}
-	u.sk, u.uid, u.secret = signupLegacy(t, raw, u.identity, u.password)
+	u.sk, u.uid, u.derived = signupLegacy(t, raw, u.identity, u.password)
 	return u
 }
 
@@ -84,7 +85,34 @@ func newLegacySDKUser(t *testing.T, prefix string) *legacyUser {
 // the session, with the stored key bundle.
 func (u *legacyUser) rawLogin(t *testing.T) authclient.Session {
 	t.Helper()
-	return u.client.login(user{identity: u.identity, secret: u.secret, id: u.uid.String()})
+	return u.client.login(user{identity: u.identity, secret: u.derived.SRPSecret, id: u.uid.String()})
+}
+
+// legacyKeys opens the account keys from the bundle a raw login returned.
+func legacyKeys(t *testing.T, u *legacyUser, s authclient.Session) (keys.Bundle, *keys.AccountKeys) {
+	t.Helper()
+	b, err := keys.ParseBundle(s.KeyBundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ak, err := keys.OpenBundle(b, u.derived.UnlockKey, u.uid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, ak
+}
+
+// keyRecordV2 signs the version 2 key record of an account's keys with
+// xwing as its X-Wing key, with signer (which need not be the account's
+// own key, to attack with).
+func keyRecordV2(uid uuid.UUID, identity string, ak *keys.AccountKeys, xwing []byte, signer ed25519.PrivateKey) (string, error) {
+	r := keyrecord.Record{UserID: uid, Identity: identity, X25519: ak.X25519.PublicKey().Bytes(),
+		Ed25519: ak.Ed25519.Public().(ed25519.PublicKey), XWing: xwing}
+	m, err := r.Message()
+	if err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(ed25519.Sign(signer, m)), nil
 }
 
 // login logs u in with the current SDK (which upgrades a legacy account).
