@@ -218,8 +218,11 @@ AS $$
 DECLARE
     vault  uuid := commit_secrets.vault_id;
     role   text := gate.vault_role(commit_secrets.vault_id);
-    u      json;
-    n      integer;
+    ups    json := coalesce(commit_secrets.upserts, '[]'::json);
+    dels   json := coalesce(commit_secrets.deletes, '[]'::json);
+    u      record;
+    n      bigint;
+    want   bigint;
 BEGIN
     IF role IS NULL OR role NOT IN ('owner', 'admin', 'editor') THEN
         RAISE EXCEPTION 'only owners, admins and editors of this vault write to it (your role: %)', coalesce(role, 'none')
@@ -231,33 +234,44 @@ BEGIN
     PERFORM set_config('zsm.commit', vault::text, true);
     -- The manifest first: its row lock orders concurrent writers.
     PERFORM gate.put_manifest(vault, manifest);
-    FOR u IN SELECT * FROM json_array_elements(coalesce(upserts, '[]'::json)) LOOP
-        IF (u ->> 'revision')::bigint = 1 THEN
-            INSERT INTO api.secrets (id, vault_id, revision, key_generation, ciphertext)
-            VALUES ((u ->> 'id')::uuid, vault, 1, (u ->> 'key_generation')::bigint, u ->> 'ciphertext');
-        ELSE
-            IF coalesce((u ->> 'rotated')::boolean, false) THEN
-                PERFORM set_config('zsm.rotating_secret', u ->> 'id', true);
-            END IF;
-            UPDATE api.secrets s
-               SET revision = (u ->> 'revision')::bigint, key_generation = (u ->> 'key_generation')::bigint,
-                   ciphertext = u ->> 'ciphertext'
-             WHERE s.id = (u ->> 'id')::uuid AND s.vault_id = vault AND s.revision = (u ->> 'revision')::bigint - 1;
-            GET DIAGNOSTICS n = ROW_COUNT;
-            PERFORM set_config('zsm.rotating_secret', '', true);
-            IF n <> 1 THEN
-                PERFORM gate.write_conflict('secret ' || (u ->> 'id'));
-            END IF;
-        END IF;
-    END LOOP;
-    FOR u IN SELECT * FROM json_array_elements(coalesce(deletes, '[]'::json)) LOOP
-        DELETE FROM api.secrets s
-         WHERE s.id = (u ->> 'id')::uuid AND s.vault_id = vault AND s.revision = (u ->> 'revision')::bigint;
+    -- Set-based, so that row-level security's checks run once per
+    -- statement rather than once per secret.
+    INSERT INTO api.secrets (id, vault_id, revision, key_generation, ciphertext)
+    SELECT x.id, vault, 1, x.key_generation, x.ciphertext
+      FROM json_to_recordset(ups) AS x(id uuid, revision bigint, key_generation bigint, ciphertext text, rotated boolean)
+     WHERE x.revision = 1;
+    SELECT count(*) INTO want
+      FROM json_to_recordset(ups) AS x(id uuid, revision bigint, rotated boolean)
+     WHERE x.revision <> 1 AND NOT coalesce(x.rotated, false);
+    UPDATE api.secrets s
+       SET revision = x.revision, key_generation = x.key_generation, ciphertext = x.ciphertext
+      FROM json_to_recordset(ups) AS x(id uuid, revision bigint, key_generation bigint, ciphertext text, rotated boolean)
+     WHERE x.revision <> 1 AND NOT coalesce(x.rotated, false)
+       AND s.id = x.id AND s.vault_id = vault AND s.revision = x.revision - 1;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n <> want THEN
+        PERFORM gate.write_conflict('a secret');
+    END IF;
+    -- A rotation is marked secret by secret (api.rotate_secret's event).
+    FOR u IN SELECT * FROM json_to_recordset(ups) AS x(id uuid, revision bigint, key_generation bigint, ciphertext text, rotated boolean)
+              WHERE x.revision <> 1 AND coalesce(x.rotated, false) LOOP
+        PERFORM set_config('zsm.rotating_secret', u.id::text, true);
+        UPDATE api.secrets s SET revision = u.revision, key_generation = u.key_generation, ciphertext = u.ciphertext
+         WHERE s.id = u.id AND s.vault_id = vault AND s.revision = u.revision - 1;
         GET DIAGNOSTICS n = ROW_COUNT;
+        PERFORM set_config('zsm.rotating_secret', '', true);
         IF n <> 1 THEN
-            PERFORM gate.write_conflict('secret ' || (u ->> 'id'));
+            PERFORM gate.write_conflict('secret ' || u.id);
         END IF;
     END LOOP;
+    SELECT count(*) INTO want FROM json_array_elements(dels);
+    DELETE FROM api.secrets s
+     USING json_to_recordset(dels) AS x(id uuid, revision bigint)
+     WHERE s.id = x.id AND s.vault_id = vault AND s.revision = x.revision;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n <> want THEN
+        PERFORM gate.write_conflict('a secret');
+    END IF;
     IF meta IS NOT NULL THEN
         UPDATE api.vaults v SET meta = commit_secrets.meta ->> 'meta', revision = (commit_secrets.meta ->> 'revision')::bigint
          WHERE v.id = vault AND v.revision = (commit_secrets.meta ->> 'revision')::bigint - 1;

@@ -104,6 +104,23 @@ func (c *Client) reopen(ctx context.Context, v *Vault) error {
 // against the log, reopening v once when it names log entries newer than
 // the replayed ones, and against the newest manifest this device saw.
 func (c *Client) currentManifest(ctx context.Context, v *Vault) (*manifest.Signed, error) {
+	for attempt := 0; ; attempt++ {
+		// What this device knew when it asked: a write of this client's own
+		// that completes while the answer is on its way raises what it knows,
+		// and an answer older than that but not older than what was known
+		// when asking is not a rollback, only late: ask again.
+		before := c.state.ManifestSeen(v.ID)
+		m, err := c.fetchManifest(ctx, v)
+		if errors.Is(err, ErrRollback) && m != nil && attempt < maxAttempts && manifest.CheckRollback(*m, before) == nil {
+			continue
+		}
+		return m, err
+	}
+}
+
+// fetchManifest is one round of currentManifest. On ErrRollback it also
+// returns the manifest it refused.
+func (c *Client) fetchManifest(ctx context.Context, v *Vault) (*manifest.Signed, error) {
 	var rows []manifestRow
 	if err := c.rest(ctx, "GET", "/vault_manifests?select=version,manifest,signature,signer_id&vault_id=eq."+v.ID.String(), nil, &rows); err != nil {
 		return nil, err
@@ -138,7 +155,7 @@ func (c *Client) currentManifest(ctx context.Context, v *Vault) (*manifest.Signe
 		break
 	}
 	if err := manifest.CheckRollback(m, c.state.ManifestSeen(v.ID)); err != nil {
-		return nil, checkErr(fmt.Sprintf("vault %q: manifest", v.Name), err)
+		return &m, checkErr(fmt.Sprintf("vault %q: manifest", v.Name), err)
 	}
 	v.st.mu.Lock()
 	if v.st.man == nil || m.Manifest.Version >= v.st.man.Manifest.Version {
@@ -206,8 +223,31 @@ func (c *Client) prepare(ctx context.Context, v *Vault) error {
 // them must be exactly what the manifest commits to: a hidden, resurrected,
 // older or relabelled secret is ErrTampered.
 func (c *Client) verifiedListing(ctx context.Context, v *Vault) (*listing, error) {
+	return c.listing(ctx, v, false)
+}
+
+// listing is verifiedListing; with cached, a listing this client verified
+// or wrote before is used when the vault's current manifest is still
+// exactly the one it belongs to (the manifest commits to every secret's id,
+// revision and generation, so nothing else can have changed). Writes use
+// it; reads always fetch.
+func (c *Client) listing(ctx context.Context, v *Vault, cached bool) (*listing, error) {
 	if err := c.prepare(ctx, v); err != nil {
 		return nil, err
+	}
+	if cached {
+		v.st.mu.Lock()
+		l := v.st.cache
+		v.st.mu.Unlock()
+		if l != nil {
+			man, err := c.currentManifest(ctx, v)
+			if err != nil {
+				return nil, err
+			}
+			if man.Seen() == l.man.Seen() {
+				return l.clone(), nil
+			}
+		}
 	}
 	reopened := false
 	for attempt := 0; attempt < maxAttempts; attempt++ {
@@ -228,7 +268,7 @@ func (c *Client) verifiedListing(ctx context.Context, v *Vault) (*listing, error
 		}
 		l := &listing{items: make(map[uuid.UUID]manifest.Item, len(rows)), man: man, metaRevision: man.Manifest.MetaRevision}
 		items := make([]manifest.Item, 0, len(rows))
-		missing := false
+		missing, stale := false, false
 		for _, r := range rows {
 			if _, ok := v.st.key(r.KeyGeneration); !ok {
 				missing = true
@@ -239,14 +279,22 @@ func (c *Client) verifiedListing(ctx context.Context, v *Vault) (*listing, error
 				return nil, err
 			}
 			// An older revision than this device saw is a rollback, whatever
-			// the manifest says.
+			// the manifest says, unless this client wrote a newer manifest
+			// meanwhile (a write of its own, while this was read).
 			if seen := c.state.Seen(s.ID); s.Revision < seen {
+				if c.state.ManifestSeen(v.ID).Version > man.Manifest.Version {
+					stale = true
+					break
+				}
 				return nil, fmt.Errorf("secret %q: revision %d after %d: %w", s.Name, s.Revision, seen, ErrRollback)
 			}
 			it := manifest.Item{ID: r.ID, Revision: r.Revision, Generation: r.KeyGeneration}
 			items = append(items, it)
 			l.items[r.ID] = it
 			l.secrets = append(l.secrets, s)
+		}
+		if stale {
+			continue
 		}
 		if missing {
 			// Sealed under a generation made after this client opened
@@ -267,6 +315,9 @@ func (c *Client) verifiedListing(ctx context.Context, v *Vault) (*listing, error
 			c.state.See(sec.ID, sec.Revision)
 		}
 		sort.SliceStable(l.secrets, func(i, j int) bool { return l.secrets[i].Name < l.secrets[j].Name })
+		v.st.mu.Lock()
+		v.st.cache = l.clone()
+		v.st.mu.Unlock()
 		return l, nil
 	}
 	return nil, fmt.Errorf("vault %q keeps changing while it is read: %w", v.Name, ErrConflict)
@@ -345,6 +396,11 @@ func (c *Client) apply(ctx context.Context, v *Vault, l *listing, p *secretsPlan
 		return nil, roleErr(err)
 	}
 	nl.man = &signed
+	defer func() {
+		v.st.mu.Lock()
+		v.st.cache = nl.clone()
+		v.st.mu.Unlock()
+	}()
 	v.st.mu.Lock()
 	v.st.man = &signed
 	v.st.mu.Unlock()
@@ -400,7 +456,7 @@ func (c *Client) commitSecrets(ctx context.Context, v *Vault, plan func(*listing
 		return nil, forbidden(*v, "write to it")
 	}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
-		l, err := c.verifiedListing(ctx, v)
+		l, err := c.listing(ctx, v, true)
 		if err != nil {
 			return nil, err
 		}

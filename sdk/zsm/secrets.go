@@ -347,7 +347,7 @@ func (c *Client) CreateSecrets(ctx context.Context, v Vault, items []NameValue, 
 	for start := 0; start < len(items); {
 		var err error
 		if l == nil {
-			if l, err = c.verifiedListing(ctx, &v); err != nil {
+			if l, err = c.listing(ctx, &v, true); err != nil {
 				return out, err
 			}
 		}

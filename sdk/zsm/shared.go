@@ -84,6 +84,10 @@ type vaultState struct {
 	log    *memberlog.State
 	man    *manifest.Signed // the newest manifest verified
 	people map[uuid.UUID][]PublicKeys
+	// cache is the listing last verified or written by this client, and
+	// the manifest it is exactly: a write whose fresh manifest is that one
+	// starts from it instead of reading every secret again.
+	cache *listing
 }
 
 func (st *vaultState) key(g uint64) ([]byte, bool) {
@@ -111,6 +115,7 @@ func (st *vaultState) replace(o *vaultState) {
 	o.mu.Unlock()
 	st.mu.Lock()
 	st.legacy, st.gen, st.keys, st.rows, st.ids, st.log, st.man, st.people = legacy, gen, ks, rows, ids, log, man, people
+	st.cache = nil
 	st.mu.Unlock()
 }
 
