@@ -268,3 +268,59 @@ func TestVersion2(t *testing.T) {
 		t.Fatal("unpadded X-Wing key accepted")
 	}
 }
+
+// FuzzPublished feeds arbitrary published rows (version, identity, the
+// three keys in their text form, the signature) to FromPublished and
+// Verify, as a client reads them from the server. Nothing panics; a
+// record's version is 2 exactly when it has an X-Wing key; keys are taken
+// only in their one canonical spelling; and a record verifies only with
+// the one signature its own key makes.
+func FuzzPublished(f *testing.F) {
+	b64 := base64.StdEncoding.EncodeToString
+	pub := fuzzKey.Public().(ed25519.PublicKey)
+	x := bytes.Repeat([]byte{9}, 32)
+	w, err := hpke.MLKEM768X25519().NewPrivateKey(bytes.Repeat([]byte{3}, 32))
+	if err != nil {
+		f.Fatal(err)
+	}
+	xw := w.PublicKey().Bytes()
+	uid := uuid.MustParse("6f1c2a3b-4d5e-4f60-8a7b-8c9d0e1f2a3b")
+	good := Record{UserID: uid, Identity: "alice@example.com", X25519: x, Ed25519: pub, XWing: xw}
+	sig, err := Sign(good, fuzzKey)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(2, uid[:], good.Identity, b64(x), b64(pub), b64(xw), sig)
+	f.Add(1, uid[:], good.Identity, b64(x), b64(pub), b64(xw), sig)
+	f.Add(1, uid[:], good.Identity, b64(x), b64(pub), "", sig)
+	f.Add(2, uid[:], good.Identity, b64(x), b64(pub), b64(xw[:1215]), sig)
+	f.Add(3, make([]byte, 16), "", "", "", "", "")
+	f.Fuzz(func(t *testing.T, version int, id []byte, identity, xs, es, ws, s string) {
+		u, err := uuid.FromBytes(id)
+		if err != nil {
+			return
+		}
+		r, err := FromPublished(version, u, identity, xs, es, ws)
+		if err != nil {
+			return
+		}
+		if r.Version() != version || (version == V2) != (r.XWing != nil) {
+			t.Fatalf("version %d gave a record of version %d", version, r.Version())
+		}
+		if b64(r.X25519) != xs || b64(r.Ed25519) != es || (r.XWing != nil && b64(r.XWing) != ws) {
+			t.Fatal("FromPublished accepted a non-canonical key spelling")
+		}
+		if err := Verify(r, s); err != nil {
+			if !errors.Is(err, ErrBadSignature) {
+				t.Fatalf("Verify error of no known class: %v", err)
+			}
+			return
+		}
+		if !bytes.Equal(r.Ed25519, pub) {
+			t.Fatalf("a record verified under a key nobody here holds: %x", r.Ed25519)
+		}
+		if want, err := Sign(r, fuzzKey); err != nil || want != s {
+			t.Fatalf("Verify accepted %q; the one signature is %q", s, want)
+		}
+	})
+}
