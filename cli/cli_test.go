@@ -58,9 +58,8 @@ func needStack(t testing.TB) string {
 			LoginRatePerSecond: 1000,
 			LoginBurst:         1000,
 			AuthsvcEnv: map[string]string{
-				"AUTHSVC_LOGIN_RATE_PER_IP":       "100000",
-				"AUTHSVC_LOGIN_RATE_PER_IDENTITY": "100000",
-				"AUTHSVC_SIGNUP_RATE_PER_IP":      "100000",
+				"AUTHSVC_LOGIN_RATE_PER_IP":  "100000",
+				"AUTHSVC_SIGNUP_RATE_PER_IP": "100000",
 				// The shortest access tokens authsvc allows: every command
 				// after a login then refreshes (under the session lock) and
 				// re-seals the session file under the exported key.
