@@ -142,28 +142,31 @@ func (c *Client) sealMeta(id uuid.UUID, name string, revision uint64, key []byte
 
 // VaultList is everything the server lists as this account's memberships,
 // sorted into what this device could verify and what it could not. One
-// vault's grant never spoils the others: a grant signed by somebody else
-// is an invitation, and a grant that claims to be this account's own but
-// fails verification is refused, each for its own vault only.
+// vault never spoils the others: an invitation is listed apart, and a
+// vault that fails verification is refused, each on its own.
 type VaultList struct {
-	// Vaults opened under a grant this account signed itself.
+	// Vaults whose log, grant, keys and manifest verified, anchored in this
+	// account (its creator) or in a member it pinned.
 	Vaults []Vault
-	// Invitations are grants somebody else signed. This device cannot
-	// verify the granter's key yet (sharing is not supported), so it uses
-	// none of them; the user may decline them.
+	// Invitations are memberships this device cannot vouch for yet: added
+	// by somebody whose key this account has not verified (ConfirmIdentity
+	// turns them into vaults), or granted without the vault's log naming
+	// this account. Nothing of them is used; the user may decline them.
 	Invitations []Invitation
 	// Refused are vaults whose grant, key, name or revision failed
 	// verification: the server sent something this account did not write.
 	Refused []RefusedVault
 }
 
-// Invitation is a grant of a vault membership to this account, signed by
-// another user. Nothing in it is verified: who the server says sent it,
-// and what role it gives.
+// Invitation is a membership of a vault this account cannot vouch for
+// yet. Who sent it is the signer of the log entry that added this account
+// (or, for a vault without a log, the grant's granter); the identity is
+// the one their key record names, or the server's word for it; nothing in
+// it is trusted until the user verifies that identity.
 type Invitation struct {
 	VaultID      uuid.UUID
-	From         uuid.UUID // the granting user, as the grant names them
-	FromIdentity string    // their identity, as the server names it ("" if unknown)
+	From         uuid.UUID // who added this account
+	FromIdentity string    // their identity ("" if unknown)
 	Role         string
 	At           time.Time
 }
