@@ -141,7 +141,7 @@ func (c *Client) fetchManifest(ctx context.Context, v *Vault) (*manifest.Signed,
 		if known != nil && known.Seen() == m.Seen() {
 			return known, nil
 		}
-		err := verifyManifest(m, log, rows, v.st.ids)
+		err := verifyManifest(m, log, rows, v.st.ids, c.state.ManifestSeen(v.ID))
 		if errors.Is(err, manifest.ErrLogMismatch) && attempt == 0 {
 			// Written after entries this client has not replayed yet.
 			if err := c.reopen(ctx, v); err != nil {

@@ -497,9 +497,17 @@ func (c *Client) Leave(ctx context.Context, v Vault) error {
 		if err := c.prepare(ctx, &v); err != nil {
 			return err
 		}
+		// The newest manifest this account verified: named in the leave, so
+		// that it stays the vault's manifest for the others until an owner
+		// or admin writes the next, and nothing this account could sign
+		// after leaving is taken for it.
+		man, err := c.currentManifest(ctx, &v)
+		if err != nil {
+			return err
+		}
 		log, _, _, _ := v.st.snapshot()
 		next := log.Clone()
-		entry, err := memberlog.Sign(next.Next(memberlog.OpLeave, s.UserID, "", trust.Fingerprint{}, [32]byte{}, s.UserID, c.Now()), s.Keys.Ed25519)
+		entry, err := memberlog.Sign(next.Next(memberlog.OpLeave, s.UserID, "", trust.Fingerprint{}, man.Hash(), s.UserID, c.Now()), s.Keys.Ed25519)
 		if err != nil {
 			return err
 		}
@@ -540,15 +548,18 @@ func (c *Client) Rekey(ctx context.Context, v Vault) (RekeyResult, error) {
 	if !canWrite(v.Role) {
 		return res, forbidden(v, "re-encrypt it")
 	}
+	before := v.Generation
 	if err := c.prepare(ctx, &v); err != nil {
 		return res, err
 	}
-	if v.Role == "owner" || v.Role == "admin" {
+	// (prepare rotates when a member left; one new generation is enough.)
+	if log, _, _, _ := v.st.snapshot(); (v.Role == "owner" || v.Role == "admin") && log.Generation() == before {
 		if err := c.rotate(ctx, &v); err != nil {
 			return res, err
 		}
-		res.Rotated = true
 	}
+	log, _, _, _ := v.st.snapshot()
+	res.Rotated = log.Generation() > before
 	metaDone := v.Role != "owner" && v.Role != "admin"
 	for {
 		done, count := false, 0

@@ -271,12 +271,9 @@ func (c *Client) openShared(r stateRow, people map[uuid.UUID][]PublicKeys, pinne
 		}
 		granter := s.Keys.Ed25519.Public().(ed25519.PublicKey)
 		if g.GrantedBy != me {
-			k, role, err := log.KeyAt(g.GrantedBy, log.Head().Seq)
+			k, err := granterKey(log, rows, g.GrantedBy)
 			if err != nil {
-				return Vault{}, Invitation{}, tamper(fmt.Sprintf("vault %s: the grant is signed by %s, who is not a member", r.ID, g.GrantedBy), err)
-			}
-			if role != "owner" && role != "admin" {
-				return Vault{}, Invitation{}, tamper(fmt.Sprintf("vault %s: the grant is signed by a %s", r.ID, role), nil)
+				return Vault{}, Invitation{}, tamper(fmt.Sprintf("vault %s: grant", r.ID), err)
 			}
 			granter = k
 		}
@@ -326,7 +323,7 @@ func (c *Client) openShared(r stateRow, people map[uuid.UUID][]PublicKeys, pinne
 	if man.Manifest.Version != r.Manifest.Version {
 		return Vault{}, Invitation{}, tamper(fmt.Sprintf("vault %s: the manifest row and its message disagree on the version", r.ID), nil)
 	}
-	if err := verifyManifest(man, log, rows, ids); err != nil {
+	if err := verifyManifest(man, log, rows, ids, c.state.ManifestSeen(r.ID)); err != nil {
 		return Vault{}, Invitation{}, checkErr(fmt.Sprintf("vault %s: manifest", r.ID), err)
 	}
 	if err := manifest.CheckRollback(man, c.state.ManifestSeen(r.ID)); err != nil {
@@ -345,14 +342,37 @@ func (c *Client) openShared(r stateRow, people map[uuid.UUID][]PublicKeys, pinne
 	return v, Invitation{}, nil
 }
 
+// granterKey is the key of a grant's signer: a member who was an owner or
+// admin at some entry since the current key generation began (only they
+// can have sealed its key to anybody; one who left since still did).
+func granterKey(log *memberlog.State, rows []memberlog.Signed, granter uuid.UUID) (ed25519.PublicKey, error) {
+	start := uint64(1)
+	for i := len(rows) - 1; i >= 0; i-- {
+		if op := rows[i].Entry.Op; op == memberlog.OpCreate || op == memberlog.OpRemove || op == memberlog.OpRotate {
+			start = rows[i].Entry.Seq
+			break
+		}
+	}
+	for seq := log.Head().Seq; seq >= start && seq > 0; seq-- {
+		if k, role, err := log.KeyAt(granter, seq); err == nil && (role == "owner" || role == "admin") {
+			return k, nil
+		}
+	}
+	return nil, fmt.Errorf("signed by %s, who was no owner or admin of the vault since its key generation began", granter)
+}
+
 // verifyManifest checks a manifest against the replayed log
-// (manifest.Verify), with one allowance (docs/crypto.md §10): a manifest
-// made stale only by members leaving, none of them its signer, is still
-// the vault's manifest. A leave is signed by the member who leaves, who can
-// no longer sign a manifest, so until an owner or admin rotates the key
-// (and signs a new manifest) the one before the leave stands; a removal,
-// a role change or a rotation is always signed together with a new one.
-func verifyManifest(s manifest.Signed, log *memberlog.State, rows []memberlog.Signed, ids []trust.Identity) error {
+// (manifest.Verify), with one allowance for leaves (docs/crypto.md §10): a
+// manifest made stale only by members leaving is still the vault's
+// manifest, if each leave of its own signer names its hash (the leaver's
+// last manifest, bound into the entry the leaver signed) or this device
+// verified exactly this manifest before (remembered). A leave is signed by
+// the member who leaves, who can no longer sign a manifest, so until an
+// owner or admin rotates the key (and signs a new one) the one before the
+// leave stands; a removal, a role change or a rotation is always signed
+// together with a new manifest. Anything the member who left signs
+// afterwards has another hash and stays refused.
+func verifyManifest(s manifest.Signed, log *memberlog.State, rows []memberlog.Signed, ids []trust.Identity, remembered manifest.Seen) error {
 	err := manifest.Verify(s, log)
 	if !errors.Is(err, manifest.ErrStale) {
 		return err
@@ -361,11 +381,13 @@ func verifyManifest(s manifest.Signed, log *memberlog.State, rows []memberlog.Si
 	if at == 0 || at > uint64(len(rows)) {
 		return err
 	}
+	h := s.Hash()
+	seen := remembered.Version != 0 && s.Seen() == remembered
 	for _, r := range rows[at:] {
 		switch r.Entry.Op {
 		case memberlog.OpAdd:
 		case memberlog.OpLeave:
-			if r.Entry.Subject == s.Signer {
+			if r.Entry.Subject == s.Signer && r.Entry.Commitment != h && !seen {
 				return err
 			}
 		default:

@@ -508,3 +508,126 @@ func replayLog(t *testing.T, vault uuid.UUID, ids ...trust.Identity) *memberlog.
 	}
 	return st
 }
+
+// freshDevice logs m in again with nothing remembered, as a new device.
+func (m *member) freshDevice(t *testing.T) *zsm.Client {
+	t.Helper()
+	st := zsm.NewMemState()
+	hc := httpFrom(sourceIP())
+	sess, err := zsm.Login(context.Background(), hc, m.evil.URL, m.identity, m.password, m.sk, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return zsm.New(sess, st, hc)
+}
+
+// Members leaving keep the vault open for the others (docs/crypto.md §9,
+// §10): a grant signed by an admin who left still opens, a manifest whose
+// signer left is still the vault's manifest (its hash is in the leave
+// entry), also on a device that never saw it, while a manifest the leaver
+// signs afterwards is refused; the owner's next read rotates the key.
+func TestLeavesKeepTheVaultOpen(t *testing.T) {
+	ctx := context.Background()
+	a, d, b, c := newMember(t), newMember(t), newMember(t), newMember(t)
+	for _, x := range []*member{a, d, b, c} {
+		for _, y := range []*member{a, d, b, c} {
+			if x != y {
+				x.pin(t, y)
+			}
+		}
+	}
+	v, err := a.client.CreateVault(ctx, "leaves")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.client.SetSecret(ctx, v, "A", "from-a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.client.Share(ctx, v, d.identity, "admin", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.client.Share(ctx, a.vault(t, "leaves"), c.identity, "viewer", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.client.Share(ctx, d.vault(t, "leaves"), b.identity, "editor", false); err != nil {
+		t.Fatal(err)
+	}
+	// The admin who added b (and signed b's grant) leaves.
+	if err := d.client.Leave(ctx, d.vault(t, "leaves")); err != nil {
+		t.Fatal(err)
+	}
+	vb := b.vault(t, "leaves")
+	if _, err := b.client.SetSecret(ctx, vb, "B", "from-b"); err != nil {
+		t.Fatalf("b writes after its granter left: %v", err)
+	}
+	// b, who signed the current manifest, leaves.
+	if err := b.client.Leave(ctx, b.vault(t, "leaves")); err != nil {
+		t.Fatal(err)
+	}
+	// A device of c's that never saw b's manifest reads it.
+	fresh := c.freshDevice(t)
+	fv, err := fresh.VaultByName(ctx, "leaves")
+	if err != nil {
+		t.Fatalf("a new device of c's after the leaves: %v", err)
+	}
+	if got, err := fresh.SecretByName(ctx, fv, "B"); err != nil || got.Value != "from-b" {
+		t.Fatalf("c reads b's secret: %v %v", got, err)
+	}
+
+	// b, gone, signs the next manifest (hiding a secret) with the log head
+	// it knew; the server shows it to c.
+	var cur manifestRow
+	if err := db(t).QueryRow(ctx, `SELECT version, manifest, signature, signer_id FROM api.vault_manifests WHERE vault_id = $1`, v.ID).
+		Scan(&cur.Version, &cur.Manifest, &cur.Signature, &cur.SignerID); err != nil {
+		t.Fatal(err)
+	}
+	prev, err := manifest.ParseRow(cur.Manifest, cur.Signature, cur.SignerID)
+	if err != nil || prev.Signer != b.id() {
+		t.Fatalf("the current manifest is %v's (%v), want b's", prev.Signer, err)
+	}
+	m := prev.Manifest
+	m.Version, m.Prev = m.Version+1, prev.Hash()
+	m.SecretCount, m.ItemsDigest = 1, [32]byte{9}
+	forged, err := manifest.Sign(m, b.id(), b.client.Session().Keys.Ed25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm, fs := forged.Row()
+	row := map[string]any{"version": m.Version, "manifest": fm, "signature": fs, "signer_id": b.id().String()}
+	c.evil.set(func(path string, body []byte) []byte {
+		switch {
+		case strings.HasPrefix(path, "/rest/vault_manifests"):
+			out, _ := json.Marshal([]any{row})
+			return out
+		case strings.HasPrefix(path, "/rest/rpc/vault_states"):
+			return vaultRow(v.ID, func(r map[string]any) { r["manifest"] = row })(path, body)
+		}
+		return body
+	})
+	expectIs(t, c.refusedVault(t, v.ID), "a manifest signed by a member after leaving", zsm.ErrTampered, manifest.ErrStale)
+	c.evil.set(nil)
+
+	// The owner's next read rotates the key; everyone agrees again.
+	va := a.vault(t, "leaves")
+	gen := va.Generation
+	if got, err := a.client.SecretByName(ctx, va, "B"); err != nil || got.Value != "from-b" {
+		t.Fatalf("the owner reads: %v %v", got, err)
+	}
+	if va = a.vault(t, "leaves"); va.Generation != gen+1 {
+		t.Fatalf("generation %d after the owner's read, want %d", va.Generation, gen+1)
+	}
+	if got, err := c.client.SecretByName(ctx, c.vault(t, "leaves"), "A"); err != nil || got.Value != "from-a" {
+		t.Fatalf("c after the rotation: %v %v", got, err)
+	}
+	if ms, err := c.client.Members(ctx, c.vault(t, "leaves")); err != nil || len(ms) != 2 {
+		t.Fatalf("members after two leaves: %d %v", len(ms), err)
+	}
+}
+
+// manifestRow is a row of api.vault_manifests.
+type manifestRow struct {
+	Version   int64
+	Manifest  string
+	Signature string
+	SignerID  uuid.UUID
+}
