@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	mrand "math/rand/v2"
 	"sort"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -59,7 +61,7 @@ func isConflict(err error) bool {
 func canWrite(role string) bool { return role == "owner" || role == "admin" || role == "editor" }
 
 // maxAttempts bounds the retries of a write that conflicts with another.
-const maxAttempts = 5
+const maxAttempts = 8
 
 func manifestBody(m manifest.Signed) map[string]any {
 	msg, sig := m.Row()
@@ -469,11 +471,26 @@ func (c *Client) commitSecrets(ctx context.Context, v *Vault, plan func(*listing
 		}
 		nl, err := c.apply(ctx, v, l, p)
 		if isConflict(err) {
+			if err := backoff(ctx, attempt); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		return nl, err
 	}
 	return nil, fmt.Errorf("vault %q: %w", v.Name, ErrConflict)
+}
+
+// backoff waits a little, randomly, before the next attempt of a write
+// that lost a race, so that writers who collided do not collide again.
+func backoff(ctx context.Context, attempt int) error {
+	d := time.Duration(1+mrand.IntN(20*(attempt+1))) * time.Millisecond
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
 }
 
 // adopt gives a vault of this account's from before membership logs its
