@@ -119,7 +119,7 @@ type Entry struct {
 	Subject    uuid.UUID // the member concerned; for create and rotate the signer
 	Role       string    // create, add, change_role; empty otherwise
 	SubjectFP  trust.Fingerprint
-	Generation uint64         // the key generation in force after this entry
+	Generation uint64 // the key generation in force after this entry
 	// Commitment is, for create, remove and rotate, the new generation's
 	// key commitment; for leave, the hash of the newest vault manifest the
 	// member who leaves verified (or zero): the one manifest signed by them

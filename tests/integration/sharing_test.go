@@ -649,7 +649,7 @@ func TestLegacyAccountUpgradesAndAdoptsItsVaults(t *testing.T) {
 	expectRefusal(t, upgrade(changedX, rec(good, wak.Ed25519)), http.StatusBadRequest, "invalid_key_upgrade", "a changed private key envelope")
 	expectRefusal(t, upgrade(wb, rec(good, wak.Ed25519)), http.StatusBadRequest, "invalid_key_upgrade", "a version 1 bundle")
 	_, otherPriv, _ := ed25519.GenerateKey(rand.Reader)
-	expectRefusal(t, upgrade(good, rec(good, otherPriv)), http.StatusBadRequest, "invalid_key_record", "a record signed by another key")
+	expectRefusal(t, upgrade(good, rec(good, otherPriv)), http.StatusForbidden, "invalid_key_record", "a record signed by another key")
 	stolen := good
 	stolen.XWingPublic = v2.XWingPublic // the first account's X-Wing key
 	expectRefusal(t, upgrade(stolen, rec(stolen, wak.Ed25519)), http.StatusConflict, "public_key_in_use", "another account's X-Wing key")
