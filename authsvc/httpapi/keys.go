@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
+	"zsm.dev/zsm/authsvc/srplogin"
 	"zsm.dev/zsm/authsvc/store"
 	"zsm.dev/zsm/sdk/keyrecord"
 	"zsm.dev/zsm/sdk/keys"
@@ -31,10 +32,17 @@ var (
 	errUpgradeRaced  = apiError(http.StatusConflict, "keys_changed", "the account's keys changed meanwhile (upgraded or re-wrapped on another device); log in again")
 )
 
-// badUpgrade is a refused key upgrade: the new bundle is not the stored one
-// plus an X-Wing key.
+// badUpgrade refuses a key upgrade whose bundle is not a version 2 bundle
+// (400: the shape of the request).
 func badUpgrade(cause error) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: "invalid_key_upgrade", Message: cause.Error(), cause: cause}
+}
+
+// refusedUpgrade refuses a well-formed version 2 bundle that is not the
+// account's stored bundle plus an X-Wing key. 403, like invalid_key_record:
+// the request is understood, and what it would change is not allowed.
+func refusedUpgrade(cause error) *Error {
+	return &Error{Status: http.StatusForbidden, Code: "key_change_refused", Message: cause.Error(), cause: cause}
 }
 
 // badKeyRecord refuses a key record that does not prove possession of the
@@ -79,7 +87,7 @@ func (s *Server) upgradeKeys(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	caller := callerOf(c)
-	nb, err := keys.ParseBundle(req.KeyBundle)
+	nb, err := srplogin.ParseBundleShape(req.KeyBundle)
 	if err != nil {
 		return badUpgrade(err)
 	}
@@ -109,10 +117,10 @@ func (s *Server) upgradeKeys(c echo.Context) error {
 	}
 	if ob.Version != keys.BundleV1 || ob.AccountKey != nb.AccountKey || ob.X25519Public != nb.X25519Public ||
 		ob.X25519Private != nb.X25519Private || ob.Ed25519Public != nb.Ed25519Public || ob.Ed25519Private != nb.Ed25519Private {
-		return badUpgrade(errors.New("the version 2 bundle must keep the five members of the stored version 1 bundle unchanged"))
+		return refusedUpgrade(errors.New("the version 2 bundle must keep the five members of the stored version 1 bundle unchanged"))
 	}
 	if nb.X25519Public != k.X25519Public || nb.Ed25519Public != k.Ed25519Public {
-		return badUpgrade(errors.New("the bundle's public keys are not the published ones"))
+		return refusedUpgrade(errors.New("the bundle's public keys are not the published ones"))
 	}
 	uid, err := uuid.Parse(k.UserID)
 	if err != nil {

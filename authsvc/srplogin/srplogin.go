@@ -228,59 +228,61 @@ func ParseSignup(in SignupInput) (Registration, error) {
 // MaxBundleBytes bounds a key bundle.
 const MaxBundleBytes = 8192
 
-// BundlePublicKeys reads the public keys out of a key bundle. Version 1: a
-// JSON object whose five other members are base64 strings, the two public
-// ones 32 bytes each (the envelopes are kept as they are; the server cannot
-// open them). Version 2 is parsed as strictly as the client does
-// (keys.ParseBundle: exactly its eight members, each envelope of its type,
-// the X-Wing key a valid ML-KEM-768 key) and also yields xwing_public.
+// BundlePublicKeys reads the public keys out of a key bundle (ParseBundleShape).
 func BundlePublicKeys(raw json.RawMessage) (x25519, ed25519, xwing string, err error) {
+	b, err := ParseBundleShape(raw)
+	if err != nil {
+		return "", "", "", err
+	}
+	return b.X25519Public, b.Ed25519Public, b.XWingPublic, nil
+}
+
+// ParseBundleShape checks the shape of a key bundle: a JSON object of
+// version 1 with exactly its six members, or of version 2 with exactly its
+// eight; the envelopes canonical base64 (the server cannot open them and
+// keeps them as they are), the X25519 and Ed25519 public keys canonical
+// base64 of 32 bytes, and version 2's X-Wing public key canonical base64 of
+// 1216 bytes. Whether the X-Wing key is a valid ML-KEM-768 key is checked
+// with the key record, which has no message otherwise (VerifyKeyRecord).
+func ParseBundleShape(raw json.RawMessage) (keys.Bundle, error) {
+	var b keys.Bundle
 	if len(raw) > MaxBundleBytes {
-		return "", "", "", errors.New("too large")
-	}
-	var head struct {
-		Version int `json:"version"`
-	}
-	if json.Unmarshal(raw, &head) != nil {
-		return "", "", "", errors.New("not a key bundle object")
-	}
-	if head.Version == keys.BundleV2 {
-		b, err := keys.ParseBundle(raw)
-		if err != nil {
-			return "", "", "", err
-		}
-		return b.X25519Public, b.Ed25519Public, b.XWingPublic, nil
-	}
-	var b struct {
-		Version        int    `json:"version"`
-		AccountKey     string `json:"account_key"`
-		X25519Public   string `json:"x25519_public"`
-		X25519Private  string `json:"x25519_private"`
-		Ed25519Public  string `json:"ed25519_public"`
-		Ed25519Private string `json:"ed25519_private"`
+		return b, errors.New("too large")
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&b); err != nil {
-		return "", "", "", errors.New("not a key bundle object")
+	if err := dec.Decode(&b); err != nil || dec.More() {
+		return b, errors.New("not a key bundle object")
 	}
-	if b.Version != keys.BundleV1 {
-		return "", "", "", errors.New("version must be 1 or 2")
+	envelopes := map[string]string{"account_key": b.AccountKey, "x25519_private": b.X25519Private, "ed25519_private": b.Ed25519Private}
+	switch b.Version {
+	case keys.BundleV1:
+		if b.XWingPublic != "" || b.XWingPrivate != "" {
+			return b, errors.New("a version 1 bundle has no X-Wing members")
+		}
+	case keys.BundleV2:
+		envelopes["xwing_private"] = b.XWingPrivate
+		if k, err := base64.StdEncoding.Strict().DecodeString(b.XWingPublic); err != nil || len(k) != keyrecord.XWingSize ||
+			base64.StdEncoding.EncodeToString(k) != b.XWingPublic {
+			return b, fmt.Errorf("xwing_public is not a %d-byte key in canonical base64", keyrecord.XWingSize)
+		}
+	default:
+		return b, errors.New("version must be 1 or 2")
 	}
-	for name, v := range map[string]string{"account_key": b.AccountKey, "x25519_private": b.X25519Private, "ed25519_private": b.Ed25519Private} {
+	for name, v := range envelopes {
 		// Canonical: the decoder skips line breaks, and a second spelling
 		// of the same bytes is refused here as the client refuses it.
 		if b, err := base64.StdEncoding.Strict().DecodeString(v); err != nil || v == "" || base64.StdEncoding.EncodeToString(b) != v {
-			return "", "", "", fmt.Errorf("%s is not canonical base64", name)
+			return keys.Bundle{}, fmt.Errorf("%s is not canonical base64", name)
 		}
 	}
 	for name, v := range map[string]string{"x25519_public": b.X25519Public, "ed25519_public": b.Ed25519Public} {
 		k, err := base64.StdEncoding.Strict().DecodeString(v)
 		if err != nil || len(k) != 32 || base64.StdEncoding.EncodeToString(k) != v {
-			return "", "", "", fmt.Errorf("%s is not a 32-byte key in canonical base64", name)
+			return keys.Bundle{}, fmt.Errorf("%s is not a 32-byte key in canonical base64", name)
 		}
 	}
-	return b.X25519Public, b.Ed25519Public, "", nil
+	return b, nil
 }
 
 // Register stores a parsed registration and returns the new user id.

@@ -643,10 +643,10 @@ func TestLegacyAccountUpgradesAndAdoptsItsVaults(t *testing.T) {
 	}
 	changedAK := good
 	changedAK.AccountKey = v2.AccountKey // another account's wrapped key
-	expectRefusal(t, upgrade(changedAK, rec(good, wak.Ed25519)), http.StatusBadRequest, "invalid_key_upgrade", "a changed account key")
+	expectRefusal(t, upgrade(changedAK, rec(good, wak.Ed25519)), http.StatusForbidden, "key_change_refused", "a changed account key")
 	changedX := good
 	changedX.X25519Private = wb.Ed25519Private
-	expectRefusal(t, upgrade(changedX, rec(good, wak.Ed25519)), http.StatusBadRequest, "invalid_key_upgrade", "a changed private key envelope")
+	expectRefusal(t, upgrade(changedX, rec(good, wak.Ed25519)), http.StatusForbidden, "key_change_refused", "a changed private key envelope")
 	expectRefusal(t, upgrade(wb, rec(good, wak.Ed25519)), http.StatusBadRequest, "invalid_key_upgrade", "a version 1 bundle")
 	_, otherPriv, _ := ed25519.GenerateKey(rand.Reader)
 	expectRefusal(t, upgrade(good, rec(good, otherPriv)), http.StatusForbidden, "invalid_key_record", "a record signed by another key")
