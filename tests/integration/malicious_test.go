@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -41,6 +43,11 @@ func newEvilServer(t *testing.T) *evilServer {
 	}
 	e := &evilServer{}
 	proxy := httputil.NewSingleHostReverseProxy(target)
+	// Each proxy reaches the gateway from a loopback address of its own, so
+	// that the per-address limits of one test's accounts never touch
+	// another's (like httpFrom).
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(sourceIP())}, Timeout: 5 * time.Second}
+	proxy.Transport = &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 4}
 	direct := proxy.Director
 	proxy.Director = func(r *http.Request) {
 		direct(r)
