@@ -53,7 +53,7 @@ var ErrBadSignature = errors.New("keyrecord: the key record's signature does not
 // own that could disagree with the keys.
 type Record struct {
 	UserID   uuid.UUID
-	Identity string // normalized (srpgroup.NormalizeIdentity)
+	Identity string // in normal form (srpgroup.ParseNormalIdentity)
 	X25519   []byte // 32 bytes
 	Ed25519  []byte // 32 bytes; also the key that signs the record
 	XWing    []byte // version 2: 1216 bytes; nil for version 1
@@ -82,8 +82,7 @@ func (r Record) Version() int {
 // an Ed25519 key of small order, and for an X-Wing key that is not 1216
 // bytes of a valid ML-KEM-768 encapsulation key and an X25519 key.
 func (r Record) Message() ([]byte, error) {
-	id, err := srpgroup.NormalizeIdentity(r.Identity)
-	if err != nil || id != r.Identity {
+	if _, err := srpgroup.ParseNormalIdentity(r.Identity); err != nil {
 		return nil, errors.New("keyrecord: the identity is not normalized")
 	}
 	if len(r.Identity) > 255 {

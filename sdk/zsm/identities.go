@@ -109,10 +109,11 @@ func checkKeys(r keyRow, identity string) (PublicKeys, error) {
 // names another identity or user id, is ErrTampered; no account is
 // ErrNotFound.
 func (c *Client) LookupIdentity(ctx context.Context, identity string) (PublicKeys, error) {
-	id, err := srpgroup.NormalizeIdentity(identity)
+	ident, err := srpgroup.ParseIdentity(identity) // the SDK's edge: normalized here, once
 	if err != nil {
 		return PublicKeys{}, fmt.Errorf("identity: %w", err)
 	}
+	id := ident.String()
 	var rows []keyRow
 	if err := c.rest(ctx, "POST", "/rpc/lookup_identity", map[string]string{"identity": id}, &rows); err != nil {
 		return PublicKeys{}, err

@@ -331,10 +331,11 @@ func (c *Client) pinCacheVouch(u uuid.UUID, fp trust.Fingerprint) (trust.Pin, bo
 
 // memberByIdentity finds the current member with identity in v's log.
 func (c *Client) memberByIdentity(v Vault, identity string) (memberlog.Member, PublicKeys, error) {
-	id, err := srpgroup.NormalizeIdentity(identity)
+	ident, err := srpgroup.ParseIdentity(identity) // the SDK's edge: normalized here, once
 	if err != nil {
 		return memberlog.Member{}, PublicKeys{}, fmt.Errorf("identity: %w", err)
 	}
+	id := ident.String()
 	v.st.mu.Lock()
 	log, people := v.st.log, v.st.people
 	v.st.mu.Unlock()

@@ -10,11 +10,11 @@ import (
 
 	"github.com/google/uuid"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/sdk/authclient"
 	"zsm.dev/zsm/sdk/keyrecord"
 	"zsm.dev/zsm/sdk/keys"
 	"zsm.dev/zsm/sdk/zsm"
-	"zsm.dev/zsm/srpgroup"
 )
 
 // signupLegacy registers an account the way a client from before key
@@ -25,10 +25,8 @@ import (
 func signupLegacy(t *testing.T, c *client, identity, password string) (keys.SecretKey, uuid.UUID, keys.Derived) {
 	t.Helper()
 	ctx := context.Background()
-	id, err := srpgroup.NormalizeIdentity(identity)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ident := mustIdentity(t, identity)
+	id := ident.String()
 	sk, err := keys.NewSecretKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -56,9 +54,9 @@ func signupLegacy(t *testing.T, c *client, identity, password string) (keys.Secr
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.auth.SignupAccount(ctx, authclient.Account{UserID: uid.String(), Identity: id, Secret: d.SRPSecret,
+	if _, err := c.Auth.SignupAccount(ctx, authclient.Account{UserID: uid.String(), Identity: ident, Secret: d.SRPSecret,
 		KeyBundle: raw, KeyRecordSignature: sig,
-		KDF: authclient.KDF{Alg: kdf.Alg, Salt: kdf.Salt, MemoryKiB: kdf.MemoryKiB, Iterations: kdf.Iterations, Parallelism: kdf.Parallelism},
+		KDF: api.KDF(kdf),
 	}); err != nil {
 		t.Fatalf("legacy sign-up: %v", err)
 	}
@@ -76,8 +74,8 @@ type legacyUser struct {
 func newLegacySDKUser(t *testing.T, prefix string) *legacyUser {
 	t.Helper()
 	raw := newClient(t)
-	u := &legacyUser{sdkUser: &sdkUser{client: raw, identity: prefix + "-" + randHex(5) + "@example.test", password: "correct horse " + randHex(4)}}
-	u.sk, u.uid, u.derived = signupLegacy(t, raw, u.identity, u.password)
+	u := &legacyUser{sdkUser: &sdkUser{client: raw, Identity: prefix + "-" + randHex(5) + "@example.test", password: "correct horse " + randHex(4)}}
+	u.sk, u.uid, u.derived = signupLegacy(t, raw, u.Identity, u.password)
 	return u
 }
 
@@ -85,7 +83,7 @@ func newLegacySDKUser(t *testing.T, prefix string) *legacyUser {
 // the session, with the stored key bundle.
 func (u *legacyUser) rawLogin(t *testing.T) authclient.Session {
 	t.Helper()
-	return u.client.login(user{identity: u.identity, secret: u.derived.SRPSecret, id: u.uid.String()})
+	return u.client.Login(user{Identity: u.Identity, Secret: u.derived.SRPSecret, ID: u.uid.String()})
 }
 
 // legacyKeys opens the account keys from the bundle a raw login returned.
@@ -118,9 +116,9 @@ func keyRecordV2(uid uuid.UUID, identity string, ak *keys.AccountKeys, xwing []b
 // login logs u in with the current SDK (which upgrades a legacy account).
 func (u *sdkUser) login(t *testing.T, st zsm.State) {
 	t.Helper()
-	sess, err := zsm.Login(context.Background(), u.http, need(t).GatewayURL(), u.identity, u.password, u.sk, st)
+	sess, err := zsm.Login(context.Background(), u.HTTP, need(t).GatewayURL(), u.Identity, u.password, u.sk, st)
 	if err != nil {
 		t.Fatalf("login: %v", err)
 	}
-	u.c = zsm.New(sess, st, u.http)
+	u.c = zsm.New(sess, st, u.HTTP)
 }

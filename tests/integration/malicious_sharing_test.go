@@ -37,7 +37,7 @@ func newMember(t *testing.T) *member {
 	return &member{account: newAccount(t, evil), evil: evil}
 }
 
-func (m *member) id() uuid.UUID { return m.client.Session().UserID }
+func (m *member) ID() uuid.UUID { return m.client.Session().UserID }
 
 func (m *member) ident() trust.Identity {
 	s := m.client.Session()
@@ -48,7 +48,7 @@ func (m *member) ident() trust.Identity {
 func (m *member) pin(t *testing.T, other *member) {
 	t.Helper()
 	ctx := context.Background()
-	chk, err := m.client.CheckIdentity(ctx, other.identity)
+	chk, err := m.client.CheckIdentity(ctx, other.Identity)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func (m *member) vault(t *testing.T, name string) zsm.Vault {
 	t.Helper()
 	v, err := m.client.VaultByName(context.Background(), name)
 	if err != nil {
-		t.Fatalf("%s opens %s: %v", m.identity, name, err)
+		t.Fatalf("%s opens %s: %v", m.Identity, name, err)
 	}
 	return v
 }
@@ -80,7 +80,7 @@ func (m *member) refusedVault(t *testing.T, vault uuid.UUID) error {
 	}
 	for _, v := range l.Vaults {
 		if v.ID == vault {
-			t.Fatalf("%s opened the vault", m.identity)
+			t.Fatalf("%s opened the vault", m.Identity)
 		}
 	}
 	t.Fatalf("the vault is neither opened nor refused: invitations %+v", l.Invitations)
@@ -156,10 +156,10 @@ func shared(t *testing.T) (a, b, c *member, v zsm.Vault) {
 	if _, err := a.client.SetSecret(ctx, v, "API_KEY", "v1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.client.Share(ctx, v, b.identity, "editor", false); err != nil {
+	if _, err := a.client.Share(ctx, v, b.Identity, "editor", false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.client.Share(ctx, v, c.identity, "viewer", false); err != nil {
+	if _, err := a.client.Share(ctx, v, c.Identity, "viewer", false); err != nil {
 		t.Fatal(err)
 	}
 	return a, b, c, a.vault(t, "team")
@@ -198,7 +198,7 @@ func TestMaliciousServerAndSharing(t *testing.T) {
 			t.Fatal(err)
 		}
 		fakeID := uuid.New()
-		rec := keyrecord.Record{UserID: fakeID, Identity: d.identity, X25519: fake.X25519.PublicKey().Bytes(),
+		rec := keyrecord.Record{UserID: fakeID, Identity: d.Identity, X25519: fake.X25519.PublicKey().Bytes(),
 			Ed25519: fake.Ed25519.Public().(ed25519.PublicKey), XWing: fake.XWing.PublicKey().Bytes()}
 		sig, err := keyrecord.Sign(rec, fake.Ed25519)
 		if err != nil {
@@ -215,9 +215,9 @@ func TestMaliciousServerAndSharing(t *testing.T) {
 		defer a.evil.set(nil)
 		// Not pinned: refused unless the user compares safety numbers, and
 		// the number shown is not the one d reads out.
-		_, err = a.client.Share(ctx, v, d.identity, "viewer", false)
+		_, err = a.client.Share(ctx, v, d.Identity, "viewer", false)
 		expectIs(t, err, "share with a substituted, unverified key", zsm.ErrNotVerified)
-		chk, err := a.client.CheckIdentity(ctx, d.identity)
+		chk, err := a.client.CheckIdentity(ctx, d.Identity)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -236,7 +236,7 @@ func TestMaliciousServerAndSharing(t *testing.T) {
 			}
 			return rs
 		}))
-		_, err = a.client.Share(ctx, v, d.identity, "viewer", true)
+		_, err = a.client.Share(ctx, v, d.Identity, "viewer", true)
 		expectIs(t, err, "share with a substituted key of a pinned identity (even asking for trust on first use)", zsm.ErrKeyChanged)
 		if ms, err := a.client.Members(ctx, a.vault(t, "team")); err != nil || len(ms) != 3 {
 			t.Fatalf("members after the refused shares: %d %v", len(ms), err)
@@ -249,7 +249,7 @@ func TestMaliciousServerAndSharing(t *testing.T) {
 		// which does not have it, and the account does not open the vault.
 		e := newMember(t)
 		if _, err := db(t).Exec(ctx, `INSERT INTO api.access_policies (vault_id, user_id, role, sealed_key, granted_by, signature)
-			VALUES ($1, $2, 'editor', $3, $4, $5)`, v.ID, e.id(), base64.StdEncoding.EncodeToString(randBytes(80)), a.id(),
+			VALUES ($1, $2, 'editor', $3, $4, $5)`, v.ID, e.ID(), base64.StdEncoding.EncodeToString(randBytes(80)), a.ID(),
 			base64.StdEncoding.EncodeToString(randBytes(64))); err != nil {
 			t.Fatal(err)
 		}
@@ -258,7 +258,7 @@ func TestMaliciousServerAndSharing(t *testing.T) {
 			t.Fatalf("C's members with the server's row: %d %v", len(ms), err)
 		}
 		for _, m := range ms {
-			if m.UserID == e.id() {
+			if m.UserID == e.ID() {
 				t.Fatal("the server's row is listed as a member")
 			}
 		}
@@ -269,7 +269,7 @@ func TestMaliciousServerAndSharing(t *testing.T) {
 		st := replayLog(t, v.ID, a.ident(), b.ident(), c.ident(), e.ident())
 		_, serverKey, _ := ed25519.GenerateKey(rand.Reader)
 		fp, _ := e.ident().Fingerprint()
-		forged, err := memberlog.Sign(st.Next(memberlog.OpAdd, e.id(), "editor", fp, [32]byte{}, a.id(), time.Now()), serverKey)
+		forged, err := memberlog.Sign(st.Next(memberlog.OpAdd, e.ID(), "editor", fp, [32]byte{}, a.ID(), time.Now()), serverKey)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -290,7 +290,7 @@ func TestMaliciousServerAndSharing(t *testing.T) {
 		// before it.
 		d := newMember(t)
 		a.pin(t, d)
-		if _, err := a.client.Share(ctx, a.vault(t, "team"), d.identity, "viewer", false); err != nil {
+		if _, err := a.client.Share(ctx, a.vault(t, "team"), d.Identity, "viewer", false); err != nil {
 			t.Fatal(err)
 		}
 		b.vault(t, "team")
@@ -391,7 +391,7 @@ func TestMaliciousServerAndSharing(t *testing.T) {
 		// one of them. B saw one; the server now shows B the other.
 		d := newMember(t)
 		a.pin(t, d)
-		if _, err := a.client.Share(ctx, a.vault(t, "team"), d.identity, "viewer", false); err != nil {
+		if _, err := a.client.Share(ctx, a.vault(t, "team"), d.Identity, "viewer", false); err != nil {
 			t.Fatal(err)
 		}
 		b.vault(t, "team") // B remembers the head, which is the add of d
@@ -403,7 +403,7 @@ func TestMaliciousServerAndSharing(t *testing.T) {
 			t.Fatal(err)
 		}
 		fp, _ := d.ident().Fingerprint()
-		other, err := memberlog.Sign(st.Next(memberlog.OpAdd, d.id(), "editor", fp, [32]byte{}, a.id(), time.Now()), a.client.Session().Keys.Ed25519)
+		other, err := memberlog.Sign(st.Next(memberlog.OpAdd, d.ID(), "editor", fp, [32]byte{}, a.ID(), time.Now()), a.client.Session().Keys.Ed25519)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -425,16 +425,16 @@ func TestMaliciousServerAndSharing(t *testing.T) {
 			g := grantOf(r)
 			gen := uint64(g["key_generation"].(float64))
 			rk, _ := grant.RecipientKey(nil, b.client.Session().Keys.XWing.PublicKey().Bytes())
-			sealed, kem, err := grant.SealVaultKeyV2(rk, v.ID, b.id(), gen, evilKey)
+			sealed, kem, err := grant.SealVaultKeyV2(rk, v.ID, b.ID(), gen, evilKey)
 			if err != nil {
 				panic(err)
 			}
-			sig, err := grant.SignV2(grant.GrantV2{VaultID: v.ID, UserID: b.id(), GrantedBy: a.id(), Role: g["role"].(string),
+			sig, err := grant.SignV2(grant.GrantV2{VaultID: v.ID, UserID: b.ID(), GrantedBy: a.ID(), Role: g["role"].(string),
 				Generation: gen, KEM: kem, SealedKey: sealed}, a.client.Session().Keys.Ed25519)
 			if err != nil {
 				panic(err)
 			}
-			g["sealed_key"], g["signature"], g["granted_by"], g["kem_id"] = sealed, sig, a.id().String(), int(kem)
+			g["sealed_key"], g["signature"], g["granted_by"], g["kem_id"] = sealed, sig, a.ID().String(), int(kem)
 		}))
 		defer b.evil.set(nil)
 		expectIs(t, b.refusedVault(t, v.ID), "a vault key the server chose", zsm.ErrTampered, grant.ErrKeyCommitment)
@@ -446,21 +446,21 @@ func TestMaliciousServerAndSharing(t *testing.T) {
 		b.evil.set(vaultRow(v.ID, func(r map[string]any) {
 			g := grantOf(r)
 			gen := uint64(g["key_generation"].(float64))
-			key, err := grant.OpenVaultKeyV2(b.client.Session().Keys.XWing, v.ID, b.id(), gen, g["sealed_key"].(string))
+			key, err := grant.OpenVaultKeyV2(b.client.Session().Keys.XWing, v.ID, b.ID(), gen, g["sealed_key"].(string))
 			if err != nil {
 				panic(err)
 			}
 			rk, _ := grant.RecipientKey(b.client.Session().Keys.X25519.PublicKey().Bytes(), nil)
-			sealed, kem, err := grant.SealVaultKeyV2(rk, v.ID, b.id(), gen, key)
+			sealed, kem, err := grant.SealVaultKeyV2(rk, v.ID, b.ID(), gen, key)
 			if err != nil || kem != grant.KEMX25519 {
 				panic(err)
 			}
-			sig, err := grant.SignV2(grant.GrantV2{VaultID: v.ID, UserID: b.id(), GrantedBy: a.id(), Role: g["role"].(string),
+			sig, err := grant.SignV2(grant.GrantV2{VaultID: v.ID, UserID: b.ID(), GrantedBy: a.ID(), Role: g["role"].(string),
 				Generation: gen, KEM: kem, SealedKey: sealed}, a.client.Session().Keys.Ed25519)
 			if err != nil {
 				panic(err)
 			}
-			g["sealed_key"], g["signature"], g["granted_by"], g["kem_id"] = sealed, sig, a.id().String(), int(kem)
+			g["sealed_key"], g["signature"], g["granted_by"], g["kem_id"] = sealed, sig, a.ID().String(), int(kem)
 		}))
 		defer b.evil.set(nil)
 		expectIs(t, b.refusedVault(t, v.ID), "an X25519-only grant for a member with a hybrid key", zsm.ErrTampered, grant.ErrDowngrade)
@@ -514,7 +514,7 @@ func (m *member) freshDevice(t *testing.T) *zsm.Client {
 	t.Helper()
 	st := zsm.NewMemState()
 	hc := httpFrom(sourceIP())
-	sess, err := zsm.Login(context.Background(), hc, m.evil.URL, m.identity, m.password, m.sk, st)
+	sess, err := zsm.Login(context.Background(), hc, m.evil.URL, m.Identity, m.password, m.sk, st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -543,13 +543,13 @@ func TestLeavesKeepTheVaultOpen(t *testing.T) {
 	if _, err := a.client.SetSecret(ctx, v, "A", "from-a"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.client.Share(ctx, v, d.identity, "admin", false); err != nil {
+	if _, err := a.client.Share(ctx, v, d.Identity, "admin", false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.client.Share(ctx, a.vault(t, "leaves"), c.identity, "viewer", false); err != nil {
+	if _, err := a.client.Share(ctx, a.vault(t, "leaves"), c.Identity, "viewer", false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.client.Share(ctx, d.vault(t, "leaves"), b.identity, "editor", false); err != nil {
+	if _, err := d.client.Share(ctx, d.vault(t, "leaves"), b.Identity, "editor", false); err != nil {
 		t.Fatal(err)
 	}
 	// The admin who added b (and signed b's grant) leaves.
@@ -582,18 +582,18 @@ func TestLeavesKeepTheVaultOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	prev, err := manifest.ParseRow(cur.Manifest, cur.Signature, cur.SignerID)
-	if err != nil || prev.Signer != b.id() {
+	if err != nil || prev.Signer != b.ID() {
 		t.Fatalf("the current manifest is %v's (%v), want b's", prev.Signer, err)
 	}
 	m := prev.Manifest
 	m.Version, m.Prev = m.Version+1, prev.Hash()
 	m.SecretCount, m.ItemsDigest = 1, [32]byte{9}
-	forged, err := manifest.Sign(m, b.id(), b.client.Session().Keys.Ed25519)
+	forged, err := manifest.Sign(m, b.ID(), b.client.Session().Keys.Ed25519)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fm, fs := forged.Row()
-	row := map[string]any{"version": m.Version, "manifest": fm, "signature": fs, "signer_id": b.id().String()}
+	row := map[string]any{"version": m.Version, "manifest": fm, "signature": fs, "signer_id": b.ID().String()}
 	c.evil.set(func(path string, body []byte) []byte {
 		switch {
 		case strings.HasPrefix(path, "/rest/vault_manifests"):

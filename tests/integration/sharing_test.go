@@ -28,19 +28,19 @@ import (
 func verify(t *testing.T, u, other *sdkUser) {
 	t.Helper()
 	ctx := context.Background()
-	chk, err := u.c.CheckIdentity(ctx, other.identity)
+	chk, err := u.c.CheckIdentity(ctx, other.Identity)
 	if err != nil {
-		t.Fatalf("check %s: %v", other.identity, err)
+		t.Fatalf("check %s: %v", other.Identity, err)
 	}
 	own, err := other.c.OwnFingerprint()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if chk.Fingerprint.SafetyNumber != own.SafetyNumber || chk.Fingerprint.QR != own.QR {
-		t.Fatalf("the safety number shown for %s is not the one they compute themselves", other.identity)
+		t.Fatalf("the safety number shown for %s is not the one they compute themselves", other.Identity)
 	}
 	if _, err := u.c.ConfirmIdentity(ctx, chk, trust.Verified); err != nil {
-		t.Fatalf("confirm %s: %v", other.identity, err)
+		t.Fatalf("confirm %s: %v", other.Identity, err)
 	}
 }
 
@@ -49,7 +49,7 @@ func vaultOf(t *testing.T, u *sdkUser, name string) zsm.Vault {
 	t.Helper()
 	v, err := u.c.VaultByName(context.Background(), name)
 	if err != nil {
-		t.Fatalf("%s opens %s: %v", u.identity, name, err)
+		t.Fatalf("%s opens %s: %v", u.Identity, name, err)
 	}
 	return v
 }
@@ -58,7 +58,7 @@ func secretValues(t *testing.T, u *sdkUser, v zsm.Vault) map[string]string {
 	t.Helper()
 	ss, err := u.c.Secrets(context.Background(), v)
 	if err != nil {
-		t.Fatalf("%s lists %s: %v", u.identity, v.Name, err)
+		t.Fatalf("%s lists %s: %v", u.Identity, v.Name, err)
 	}
 	out := map[string]string{}
 	for _, s := range ss {
@@ -71,7 +71,7 @@ func memberRoles(t *testing.T, u *sdkUser, v zsm.Vault) []string {
 	t.Helper()
 	ms, err := u.c.Members(context.Background(), v)
 	if err != nil {
-		t.Fatalf("%s lists the members of %s: %v", u.identity, v.Name, err)
+		t.Fatalf("%s lists the members of %s: %v", u.Identity, v.Name, err)
 	}
 	var out []string
 	for _, m := range ms {
@@ -216,18 +216,18 @@ func TestSharingABC(t *testing.T) {
 	}
 
 	// Sharing refuses an identity whose keys nobody compared.
-	if _, err := a.c.Share(ctx, va, b.identity, "editor", false); !errors.Is(err, zsm.ErrNotVerified) {
+	if _, err := a.c.Share(ctx, va, b.Identity, "editor", false); !errors.Is(err, zsm.ErrNotVerified) {
 		t.Fatalf("share with an unverified identity: %v, want ErrNotVerified", err)
 	}
 	verify(t, a, b)
 	verify(t, a, c)
-	if m, err := a.c.Share(ctx, va, b.identity, "editor", false); err != nil || m.Status != zsm.StatusVerified {
+	if m, err := a.c.Share(ctx, va, b.Identity, "editor", false); err != nil || m.Status != zsm.StatusVerified {
 		t.Fatalf("share with B: %+v %v", m, err)
 	}
-	if _, err := a.c.Share(ctx, va, c.identity, "viewer", false); err != nil {
+	if _, err := a.c.Share(ctx, va, c.Identity, "viewer", false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.c.Share(ctx, va, c.identity, "viewer", false); !errors.Is(err, zsm.ErrExists) {
+	if _, err := a.c.Share(ctx, va, c.Identity, "viewer", false); !errors.Is(err, zsm.ErrExists) {
 		t.Fatalf("share twice: %v, want ErrExists", err)
 	}
 
@@ -237,7 +237,7 @@ func TestSharingABC(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(l.Vaults) != 0 || len(l.Invitations) != 1 || l.Invitations[0].VaultID != va.ID ||
-		l.Invitations[0].FromIdentity != a.identity || l.Invitations[0].Role != "editor" {
+		l.Invitations[0].FromIdentity != a.Identity || l.Invitations[0].Role != "editor" {
 		t.Fatalf("B before verifying A: vaults %v, invitations %+v, refused %v", l.Vaults, l.Invitations, l.Refused)
 	}
 	verify(t, b, a)
@@ -266,7 +266,7 @@ func TestSharingABC(t *testing.T) {
 	expectRefusal(t, r, http.StatusForbidden, "42501", "a viewer commits secrets")
 	r = c.rest("POST", "/secrets", map[string]any{"id": uuid.New(), "vault_id": va.ID, "revision": 1, "ciphertext": "AAAA"})
 	expectRefusal(t, r, http.StatusForbidden, "42501", "a viewer inserts a secret")
-	if _, err := c.c.Share(ctx, vc, b.identity, "viewer", false); !errors.Is(err, zsm.ErrForbidden) {
+	if _, err := c.c.Share(ctx, vc, b.Identity, "viewer", false); !errors.Is(err, zsm.ErrForbidden) {
 		t.Fatalf("a viewer shares: %v, want ErrForbidden", err)
 	}
 
@@ -274,14 +274,14 @@ func TestSharingABC(t *testing.T) {
 	pre := dumpVault(t, va.ID)
 	var bKey1 []byte
 	for _, g := range pre.grants {
-		if g["user_id"] == uuid.MustParse(b.id()) {
-			bKey1, err = grant.OpenVaultKeyV2(b.c.Session().Keys.XWing, va.ID, uuid.MustParse(b.id()), 1, g["sealed_key"].(string))
+		if g["user_id"] == uuid.MustParse(b.ID()) {
+			bKey1, err = grant.OpenVaultKeyV2(b.c.Session().Keys.XWing, va.ID, uuid.MustParse(b.ID()), 1, g["sealed_key"].(string))
 			if err != nil || g["kem"] != int(grant.KEMXWing) {
 				t.Fatalf("B's grant (kem 0x%04x): %v", g["kem"], err)
 			}
 		}
 	}
-	if err := a.c.Unshare(ctx, vaultOf(t, a, "team"), b.identity); err != nil {
+	if err := a.c.Unshare(ctx, vaultOf(t, a, "team"), b.Identity); err != nil {
 		t.Fatal(err)
 	}
 	va = vaultOf(t, a, "team")
@@ -302,14 +302,14 @@ func TestSharingABC(t *testing.T) {
 		t.Fatalf("B after the removal: %+v %v", l, err)
 	}
 	r = b.rest("GET", "/secrets?select=id&vault_id=eq."+va.ID.String(), nil)
-	if r.status != http.StatusOK || string(r.body) != "[]" {
-		t.Fatalf("B reads the vault's rows: %d %s", r.status, r.body)
+	if r.Status != http.StatusOK || string(r.Body) != "[]" {
+		t.Fatalf("B reads the vault's rows: %d %s", r.Status, r.Body)
 	}
 	// Even with every table and every key B ever held, nothing written
 	// after the removal opens. (And B's key does open what it could read
 	// before: the attempt is real.)
 	post := dumpVault(t, va.ID)
-	bKeys := keysFrom(post, va.ID, uuid.MustParse(b.id()), b.c.Session().Keys, [][]byte{bKey1})
+	bKeys := keysFrom(post, va.ID, uuid.MustParse(b.ID()), b.c.Session().Keys, [][]byte{bKey1})
 	if len(bKeys) != 1 {
 		t.Fatalf("B got %d vault keys out of the dump; want only the one it held", len(bKeys))
 	}
@@ -418,7 +418,7 @@ func appendEntry(t *testing.T, st *memberlog.State, signer *sdkUser, op memberlo
 	if op == memberlog.OpRemove || op == memberlog.OpRotate {
 		commit = [32]byte{1}
 	}
-	e := st.Next(op, uuid.MustParse(subject.id()), role, fp, commit, uuid.MustParse(signer.id()), time.Now())
+	e := st.Next(op, uuid.MustParse(subject.ID()), role, fp, commit, uuid.MustParse(signer.ID()), time.Now())
 	s, err := memberlog.Sign(e, signer.c.Session().Keys.Ed25519)
 	if err != nil {
 		t.Fatal(err)
@@ -444,7 +444,7 @@ func TestRolesAreEnforcedByRLS(t *testing.T) {
 		verify(t, u, a)
 	}
 	for u, role := range map[*sdkUser]string{d: "admin", b: "editor", c: "viewer"} {
-		if _, err := a.c.Share(ctx, v, u.identity, role, false); err != nil {
+		if _, err := a.c.Share(ctx, v, u.Identity, role, false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -452,13 +452,13 @@ func TestRolesAreEnforcedByRLS(t *testing.T) {
 	all := []*sdkUser{a, d, b, c, e}
 
 	// The client refuses first, with a clear error.
-	if _, err := b.c.Share(ctx, vb, e.identity, "viewer", false); !errors.Is(err, zsm.ErrForbidden) {
+	if _, err := b.c.Share(ctx, vb, e.Identity, "viewer", false); !errors.Is(err, zsm.ErrForbidden) {
 		t.Fatalf("an editor shares: %v", err)
 	}
-	if err := d.c.Unshare(ctx, vd, a.identity); !errors.Is(err, zsm.ErrForbidden) {
+	if err := d.c.Unshare(ctx, vd, a.Identity); !errors.Is(err, zsm.ErrForbidden) {
 		t.Fatalf("an admin removes the owner: %v", err)
 	}
-	if _, err := d.c.Share(ctx, vd, e.identity, "admin", false); !errors.Is(err, zsm.ErrForbidden) {
+	if _, err := d.c.Share(ctx, vd, e.Identity, "admin", false); !errors.Is(err, zsm.ErrForbidden) {
 		t.Fatalf("an admin makes an admin: %v", err)
 	}
 	// The server refuses the same, sent around the client with entries
@@ -485,15 +485,15 @@ func TestRolesAreEnforcedByRLS(t *testing.T) {
 	// An entry signed in somebody else's name: the signer is read from the
 	// signed bytes and must be the caller.
 	st := logState(t, v.ID, all...)
-	forged := st.Next(memberlog.OpAdd, uuid.MustParse(e.id()), "viewer", fpOf(t, e), [32]byte{}, uuid.MustParse(a.id()), time.Now())
+	forged := st.Next(memberlog.OpAdd, uuid.MustParse(e.ID()), "viewer", fpOf(t, e), [32]byte{}, uuid.MustParse(a.ID()), time.Now())
 	fs, _ := memberlog.Sign(forged, b.c.Session().Keys.Ed25519)
 	fe, fsig := fs.Row()
 	expectRefusal(t, b.rest("POST", "/vault_log", map[string]any{"vault_id": v.ID, "seq": forged.Seq, "entry": fe, "signature": fsig}),
 		http.StatusForbidden, "42501", "an editor appends an entry naming the owner as signer")
 	// Out of turn: a stale head conflicts, garbage is a bad request.
 	stale := logState(t, v.ID, all...)
-	if r := appendEntry(t, stale, a, memberlog.OpAdd, e, "viewer"); r.status != http.StatusCreated {
-		t.Fatalf("the owner appends: %d %s", r.status, r.body)
+	if r := appendEntry(t, stale, a, memberlog.OpAdd, e, "viewer"); r.Status != http.StatusCreated {
+		t.Fatalf("the owner appends: %d %s", r.Status, r.Body)
 	}
 	expectRefusal(t, appendEntry(t, stale, a, memberlog.OpChangeRole, c, "editor"), http.StatusConflict, "23505", "an entry that does not follow the head")
 	expectRefusal(t, a.rest("POST", "/vault_log", map[string]any{"vault_id": v.ID, "seq": 99, "entry": base64.StdEncoding.EncodeToString([]byte("nonsense")), "signature": base64.StdEncoding.EncodeToString(make([]byte, 64))}),
@@ -513,8 +513,8 @@ func TestRolesAreEnforcedByRLS(t *testing.T) {
 	r = b.rest("POST", "/secrets", map[string]any{"id": uuid.New(), "vault_id": v.ID, "revision": 1, "ciphertext": "AAAA"})
 	expectRefusal(t, r, http.StatusForbidden, "42501", "an editor writes a secret without the manifest")
 	r = d.rest("POST", "/vault_key_chain", map[string]any{"vault_id": v.ID, "generation": 7, "wrapped": "AAAA"})
-	if r.status != http.StatusCreated {
-		t.Fatalf("an admin adds a chain row: %d %s", r.status, r.body)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("an admin adds a chain row: %d %s", r.Status, r.Body)
 	}
 	r = b.rest("POST", "/vault_key_chain", map[string]any{"vault_id": v.ID, "generation": 8, "wrapped": "AAAA"})
 	expectRefusal(t, r, http.StatusForbidden, "42501", "an editor adds a chain row")
@@ -523,17 +523,17 @@ func TestRolesAreEnforcedByRLS(t *testing.T) {
 
 	// Grants: an admin may delete an editor's, never the owner's; an editor
 	// none but its own.
-	r = d.rest("DELETE", "/access_policies?vault_id=eq."+v.ID.String()+"&user_id=eq."+a.id(), nil, "Prefer", "return=representation")
-	if r.status != http.StatusOK || string(r.body) != "[]" {
-		t.Fatalf("an admin deletes the owner's grant: %d %s (want nothing deleted)", r.status, r.body)
+	r = d.rest("DELETE", "/access_policies?vault_id=eq."+v.ID.String()+"&user_id=eq."+a.ID(), nil, "Prefer", "return=representation")
+	if r.Status != http.StatusOK || string(r.Body) != "[]" {
+		t.Fatalf("an admin deletes the owner's grant: %d %s (want nothing deleted)", r.Status, r.Body)
 	}
-	r = b.rest("DELETE", "/access_policies?vault_id=eq."+v.ID.String()+"&user_id=eq."+c.id(), nil, "Prefer", "return=representation")
-	if r.status != http.StatusOK || string(r.body) != "[]" {
-		t.Fatalf("an editor deletes a viewer's grant: %d %s (want nothing deleted)", r.status, r.body)
+	r = b.rest("DELETE", "/access_policies?vault_id=eq."+v.ID.String()+"&user_id=eq."+c.ID(), nil, "Prefer", "return=representation")
+	if r.Status != http.StatusOK || string(r.Body) != "[]" {
+		t.Fatalf("an editor deletes a viewer's grant: %d %s (want nothing deleted)", r.Status, r.Body)
 	}
-	r = b.rest("POST", "/rpc/commit_members", map[string]any{"vault_id": v.ID, "log_entries": []any{}, "delete_user_ids": []string{c.id()}})
+	r = b.rest("POST", "/rpc/commit_members", map[string]any{"vault_id": v.ID, "log_entries": []any{}, "delete_user_ids": []string{c.ID()}})
 	expectRefusal(t, r, http.StatusForbidden, "42501", "an editor removes a viewer's grant through commit_members")
-	r = d.rest("PATCH", "/access_policies?vault_id=eq."+v.ID.String()+"&user_id=eq."+b.id(), map[string]any{"role": "admin", "granted_by": d.id()})
+	r = d.rest("PATCH", "/access_policies?vault_id=eq."+v.ID.String()+"&user_id=eq."+b.ID(), map[string]any{"role": "admin", "granted_by": d.ID()})
 	expectRefusal(t, r, http.StatusForbidden, "42501", "an admin makes an editor an admin")
 
 	// The client still opens the vault for everyone (the refused rows never
@@ -570,10 +570,10 @@ func TestLegacyAccountUpgradesAndAdoptsItsVaults(t *testing.T) {
 	g := grant.Grant{VaultID: vid, UserID: u.uid, GrantedBy: u.uid, Role: "owner", SealedKey: sealed}
 	gsig, _ := grant.Sign(g, ak.Ed25519)
 	ct, _ := envelope.SealString(vkey, envelope.Context{Type: envelope.Secret, VaultID: vid, ObjectID: sid, Revision: 1}, []byte(`{"name":"OLD","value":"kept"}`), rand.Reader)
-	expectStatus(t, u.do("POST", "/rest/vaults", old.AccessToken, map[string]any{"id": vid, "meta": meta, "revision": 1}), http.StatusCreated, "old vault")
-	expectStatus(t, u.do("POST", "/rest/access_policies", old.AccessToken, map[string]any{"vault_id": vid, "user_id": u.uid, "role": "owner",
+	expectStatus(t, u.Do("POST", "/rest/vaults", old.AccessToken, map[string]any{"id": vid, "meta": meta, "revision": 1}), http.StatusCreated, "old vault")
+	expectStatus(t, u.Do("POST", "/rest/access_policies", old.AccessToken, map[string]any{"vault_id": vid, "user_id": u.uid, "role": "owner",
 		"sealed_key": sealed, "granted_by": u.uid, "signature": gsig}), http.StatusCreated, "old grant")
-	expectStatus(t, u.do("POST", "/rest/secrets", old.AccessToken, map[string]any{"id": sid, "vault_id": vid, "revision": 1, "ciphertext": ct}), http.StatusCreated, "old secret")
+	expectStatus(t, u.Do("POST", "/rest/secrets", old.AccessToken, map[string]any{"id": sid, "vault_id": vid, "revision": 1, "ciphertext": ct}), http.StatusCreated, "old secret")
 
 	// The current client logs in: version 2, the same five members.
 	u.login(t, zsm.NewMemState())
@@ -590,7 +590,7 @@ func TestLegacyAccountUpgradesAndAdoptsItsVaults(t *testing.T) {
 		t.Fatalf("the upgraded bundle: %v (version %d)", err, v2.Version)
 	}
 	asker := newSDKUser(t, "asker")
-	pk, err := asker.c.LookupIdentity(ctx, u.identity)
+	pk, err := asker.c.LookupIdentity(ctx, u.Identity)
 	if err != nil || pk.RecordVersion != 2 || pk.XWing == nil || !pk.Signed {
 		t.Fatalf("lookup after the upgrade: %+v %v", pk, err)
 	}
@@ -613,7 +613,7 @@ func TestLegacyAccountUpgradesAndAdoptsItsVaults(t *testing.T) {
 	}
 	verify(t, u.sdkUser, asker)
 	verify(t, asker, u.sdkUser)
-	if _, err := u.c.Share(ctx, v, asker.identity, "viewer", false); err != nil {
+	if _, err := u.c.Share(ctx, v, asker.Identity, "viewer", false); err != nil {
 		t.Fatal(err)
 	}
 	if got := secretValues(t, asker, vaultOf(t, asker, "old")); got["OLD"] != "kept@1" || got["NEW"] != "x@1" {
@@ -632,14 +632,14 @@ func TestLegacyAccountUpgradesAndAdoptsItsVaults(t *testing.T) {
 	}
 	rec := func(b keys.Bundle, signer ed25519.PrivateKey) string {
 		xw, _ := b.XWingPublicKey()
-		s, err := keyRecordV2(w.uid, w.identity, wak, xw, signer)
+		s, err := keyRecordV2(w.uid, w.Identity, wak, xw, signer)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return s
 	}
 	upgrade := func(b keys.Bundle, sig string) response {
-		return w.do("POST", "/auth/v1/keys/upgrade", ws.AccessToken, map[string]any{"key_bundle": b, "key_record_signature": sig})
+		return w.Do("POST", "/auth/v1/keys/upgrade", ws.AccessToken, map[string]any{"key_bundle": b, "key_record_signature": sig})
 	}
 	changedAK := good
 	changedAK.AccountKey = v2.AccountKey // another account's wrapped key
@@ -653,7 +653,7 @@ func TestLegacyAccountUpgradesAndAdoptsItsVaults(t *testing.T) {
 	stolen := good
 	stolen.XWingPublic = v2.XWingPublic // the first account's X-Wing key
 	expectRefusal(t, upgrade(stolen, rec(stolen, wak.Ed25519)), http.StatusConflict, "public_key_in_use", "another account's X-Wing key")
-	expectRefusal(t, w.do("POST", "/auth/v1/keys/upgrade", "", map[string]any{"key_bundle": good, "key_record_signature": rec(good, wak.Ed25519)}),
+	expectRefusal(t, w.Do("POST", "/auth/v1/keys/upgrade", "", map[string]any{"key_bundle": good, "key_record_signature": rec(good, wak.Ed25519)}),
 		http.StatusUnauthorized, "invalid_token", "no token")
 	var version *int
 	if err := db(t).QueryRow(ctx, `SELECT key_record_version FROM api.public_keys WHERE user_id = $1`, w.uid).Scan(&version); err != nil || version == nil || *version != 1 {
