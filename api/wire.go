@@ -18,6 +18,7 @@ const (
 	PathPasswordInit     = "/auth/v1/password/init"
 	PathPasswordChange   = "/auth/v1/password/change"
 	PathKeyRecord        = "/auth/v1/keys/record"
+	PathKeyUpgrade       = "/auth/v1/keys/upgrade"
 	PathTokens           = "/auth/v1/tokens" // POST; DELETE PathTokens + "/{id}"
 	PathMachineChallenge = "/auth/v1/machine/challenge"
 	PathMachineLogin     = "/auth/v1/machine/login"
@@ -167,6 +168,14 @@ type KeyRecordRequest struct {
 	KeyRecordSignature string `json:"key_record_signature"`
 }
 
+// KeyUpgradeRequest is the body of POST /auth/v1/keys/upgrade: the
+// account's key bundle version 2 (the stored version 1 members unchanged)
+// and its version 2 key record's signature (docs/crypto.md §3, "Upgrade").
+type KeyUpgradeRequest struct {
+	KeyBundle          json.RawMessage `json:"key_bundle"`
+	KeyRecordSignature string          `json:"key_record_signature"`
+}
+
 // Health is the answer of GET /healthz: the process is up.
 type Health struct {
 	Status string `json:"status"` // always "ok"
@@ -178,7 +187,7 @@ type Health struct {
 type Readiness map[string]string
 
 // TokenCreateRequest is the body of POST /auth/v1/tokens: a machine token
-// the caller made (docs/crypto.md §11). The token's secret never travels;
+// the caller made (docs/crypto.md §13). The token's secret never travels;
 // these are its public keys, the key record it signed over them, and the
 // caller's anchor (an HMAC only the token can check).
 type TokenCreateRequest struct {
@@ -217,7 +226,7 @@ type MachineChallenge struct {
 }
 
 // MachineLoginRequest is the body of POST /auth/v1/machine/login: the
-// token's Ed25519 signature over the login message of docs/crypto.md §11.
+// token's Ed25519 signature over the login message of docs/crypto.md §13.
 type MachineLoginRequest struct {
 	TokenID   string `json:"token_id"`
 	Nonce     string `json:"nonce"`     // as the challenge gave it
@@ -227,7 +236,7 @@ type MachineLoginRequest struct {
 // MachineTokens are the answer to a machine login: an access token and no
 // refresh token (the machine logs in again when it expires), and what the
 // token needs to trust its creator: the creator's user id and anchor
-// (docs/crypto.md §11), which only the token can check.
+// (docs/crypto.md §13), which only the token can check.
 type MachineTokens struct {
 	TokenID     string    `json:"token_id"`
 	OwnerID     string    `json:"owner_id"`

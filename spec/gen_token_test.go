@@ -15,7 +15,7 @@ import (
 	"zsm.dev/zsm/srpgroup"
 )
 
-// Generator of token.json (docs/crypto.md §11).
+// Generator of token.json (docs/crypto.md §13).
 
 // tokenParts reads a token's id, secret and check from its text form
 // without the implementation.
@@ -234,7 +234,7 @@ func genMachineToken(t *testing.T) []byte {
 	return encode(t, File[TokenGroup]{
 		Algorithm: "ZSM-V1-MACHINE-TOKEN", Schema: schema, Generator: generatorName, NumberOfTests: next() - 1,
 		Header: []string{
-			"docs/crypto.md §11. A machine token is \"zsm_tok_v1_\" || base64url-nopad(token_id (16) || secret (32) || check (4)), 81 characters, where check = SHA-256(\"zsm v1 token-check\" || 0x00 || token_id || secret)[0:4] and token_id is a version 4 uuid (RFC 9562 variant). Group parse: valid tests give the parts; every other text is refused as malformed (one class: which part was wrong is never told). Space, tab, CR and LF around the text are ignored.",
+			"docs/crypto.md §13. A machine token is \"zsm_tok_v1_\" || base64url-nopad(token_id (16) || secret (32) || check (4)), 81 characters, where check = SHA-256(\"zsm v1 token-check\" || 0x00 || token_id || secret)[0:4] and token_id is a version 4 uuid (RFC 9562 variant). Group parse: valid tests give the parts; every other text is refused as malformed (one class: which part was wrong is never told). Space, tab, CR and LF around the text are ignored.",
 			"Group derive: each key is HKDF-SHA256(ikm = secret, salt = token_id (16 bytes), info, L = 32) with the info given: the Ed25519 seed, the X25519 private key (as X25519 takes it; the public key is X25519(it, 9)), the X-Wing seed (crypto/hpke MLKEM768-X25519 NewPrivateKey; xwingPublic is the 1216-byte public key it gives), the offline cache key and the anchor MAC key.",
 			"Group record: the token's key record, version 2 of the key record of docs/crypto.md §3 with user_id = token_id and identity = \"token:\" || the token id's canonical text: message = \"zsm v2 key-record\" || 0x00 || token_id || u8(len(identity)) || identity || x25519 (32) || ed25519 (32) || xwing (1216); signature = base64(Ed25519(ed25519Seed, message)), verified under the record's own Ed25519 key. Anything else is bad_signature.",
 			"Group anchor: anchor = HMAC-SHA256(anchorKey, \"zsm v1 token-anchor\" || 0x00 || token_id || creator user_id (16) || creator ed25519_public (32)); checked in constant time (bad_anchor otherwise).",

@@ -1,6 +1,6 @@
 package spec
 
-// token.json (docs/crypto.md §11)
+// token.json (docs/crypto.md §13)
 
 type TokenGroup struct {
 	Type  string      `json:"type"` // parse | derive | record | anchor | login | identity

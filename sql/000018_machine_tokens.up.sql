@@ -1,4 +1,4 @@
--- Machine tokens (docs/auth.md "Machine tokens", docs/crypto.md §11): a
+-- Machine tokens (docs/auth.md "Machine tokens", docs/crypto.md §13): a
 -- credential of its own for CI jobs and servers, made by a signed-in person.
 --
 -- 1. auth.machine_tokens holds what the server knows of a token: its id

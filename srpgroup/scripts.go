@@ -15,7 +15,7 @@ var (
 )
 
 // TokenIdentityPrefix opens the identity in a machine token's key record
-// ("token:" and the token id, docs/crypto.md §11). No person may register
+// ("token:" and the token id, docs/crypto.md §13). No person may register
 // an identity of that form, so a key record that says "token:…" is always
 // a token's.
 const TokenIdentityPrefix = "token:"

@@ -45,6 +45,7 @@ var wireTypes = map[string]struct{ req, resp any }{
 	"passwordInit":     {api.PasswordInitRequest{}, api.Challenge{}},
 	"passwordChange":   {api.PasswordChangeRequest{}, api.PasswordChangeResponse{}},
 	"publishKeyRecord": {api.KeyRecordRequest{}, nil},
+	"upgradeKeys":      {api.KeyUpgradeRequest{}, nil},
 	"createToken":      {api.TokenCreateRequest{}, api.TokenInfo{}},
 	"revokeToken":      {nil, nil},
 	"machineChallenge": {api.MachineChallengeRequest{}, api.MachineChallenge{}},

@@ -69,6 +69,7 @@ var (
 	errIdentityTaken     = apiError(http.StatusConflict, api.CodeIdentityUnavailable, "this identity cannot be registered")
 	errKeysTaken         = apiError(http.StatusConflict, api.CodePublicKeyInUse, "these public keys are published by another account; a public key belongs to one account only")
 	errNoPublicKeys      = apiError(http.StatusConflict, api.CodeNoPublicKeys, "this account has published no public keys, so it has no key record to publish")
+	errKeysChanged       = apiError(http.StatusConflict, api.CodeKeysChanged, "the account's keys changed meanwhile (upgraded or re-wrapped on another device); log in again")
 	errMachineForbidden  = apiError(http.StatusForbidden, api.CodeMachineForbidden, "a machine token cannot do this; only a person signed in with a password can")
 	errMachineLogin      = apiError(http.StatusUnauthorized, api.CodeLoginFailed, "the machine token is not valid, or the challenge expired or was used; ask for a new challenge")
 	errTokenNameTaken    = apiError(http.StatusConflict, api.CodeNameTaken, "you have a live machine token of that name; revoke it or choose another name")
@@ -83,6 +84,10 @@ var (
 	// formed (its shape is refused earlier, with 400), but what it proves
 	// is not accepted.
 	errBadKeyRecord = apiError(http.StatusForbidden, api.CodeInvalidKeyRecord, "")
+	// A key upgrade's refusals: its shape (400), and a bundle that would
+	// change the account's keys (403, like a record that does not verify).
+	errBadUpgrade       = apiError(http.StatusBadRequest, api.CodeInvalidKeyUpgrade, "")
+	errKeyChangeRefused = apiError(http.StatusForbidden, api.CodeKeyChangeRefused, "")
 
 	errUnavailable = apiError(http.StatusServiceUnavailable, api.CodeServiceUnavailable, "a service authsvc depends on is unavailable; try again shortly")
 	errInternal    = apiError(http.StatusInternalServerError, api.CodeInternalError, "something went wrong on the server; the request id identifies it in the logs")
@@ -101,11 +106,14 @@ var errorTable = []struct {
 	{is(srplogin.ErrProofFailed), errProofFailed}, // wraps ErrLoginFailed
 	{is(srplogin.ErrLoginFailed), errLoginFailed},
 	{is(srplogin.ErrBadRegistration), errBadRegistration}, // wraps ErrBadRequest
+	{is(srplogin.ErrBadUpgrade), errBadUpgrade},           // wraps ErrBadRequest
 	{is(srplogin.ErrBadRequest), errMalformed},
 	{is(srplogin.ErrBadKeyRecord), errBadKeyRecord},
 	{is(srplogin.ErrTaken), errIdentityTaken},
 	{is(srplogin.ErrKeysTaken), errKeysTaken},
 	{is(srplogin.ErrNoPublicKeys), errNoPublicKeys},
+	{is(srplogin.ErrKeyChangeRefused), errKeyChangeRefused},
+	{is(srplogin.ErrKeysChanged), errKeysChanged},
 	{is(session.ErrInvalidRefresh), errInvalidGrant},
 	{is(session.ErrInvalidAccess), errInvalidToken},
 	{is(session.ErrSessionEnded), errSessionRevoked},

@@ -26,7 +26,7 @@ type NewToken struct {
 // MakeToken makes a machine token named name that expires at expiresAt, for
 // the creator with user id creator and Ed25519 key creatorEd25519: its
 // keys, the key record it signs, and the creator's anchor
-// (docs/crypto.md §11). Nothing is sent.
+// (docs/crypto.md §13). Nothing is sent.
 func MakeToken(name string, expiresAt time.Time, creator uuid.UUID, creatorEd25519 []byte) (NewToken, error) {
 	tok, err := machinetoken.New(rand.Reader)
 	if err != nil {

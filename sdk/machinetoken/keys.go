@@ -22,7 +22,7 @@ import (
 )
 
 // HKDF labels of the keys derived from a token's secret (docs/crypto.md
-// §11). Each is the info of HKDF-SHA256(ikm = secret, salt = token id
+// §13). Each is the info of HKDF-SHA256(ikm = secret, salt = token id
 // bytes, L = 32).
 const (
 	InfoEd25519 = "zsm v1 token ed25519"

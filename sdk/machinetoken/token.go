@@ -1,4 +1,4 @@
-// Package machinetoken is the machine token of docs/crypto.md §11: one
+// Package machinetoken is the machine token of docs/crypto.md §13: one
 // string that identifies a token, authenticates it and carries its key
 // material, for CI jobs and servers that use zsm without a person.
 //

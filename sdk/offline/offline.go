@@ -1,5 +1,5 @@
 // Package offline is the encrypted offline cache of `zsm run`, `read` and
-// `export` (docs/crypto.md §12): the server's answers for a vault, kept
+// `export` (docs/crypto.md §14): the server's answers for a vault, kept
 // after they were verified, so that a short outage of the server does not
 // stop a deploy.
 //
