@@ -326,6 +326,14 @@ func (a *app) logoutCmd() *cobra.Command {
 					revokeErr = err
 				}
 			}
+			// The offline cache of this account goes with its session.
+			if l, err := a.openSessionNoRefresh(); err == nil {
+				if cache, err := personCache(l.session()); err == nil {
+					if err := cache.Remove(); err != nil {
+						a.warn("could not remove the offline cache: %v", err)
+					}
+				}
+			}
 			if err := a.dropSession(h, accts); err != nil {
 				return err
 			}

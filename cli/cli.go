@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -34,6 +35,9 @@ type app struct {
 	serverFlag   string
 	identityFlag string
 	jsonOut      bool
+	// cacheMaxAge is run's, read's and export's --cache-max-age: 0, no
+	// offline cache.
+	cacheMaxAge time.Duration
 
 	h     *home
 	state *zsm.FileState
@@ -134,7 +138,7 @@ Secret Key, 5 not found, 6 integrity failure, 7 server unavailable,
 		a.verifyCmd(), a.vaultCmd(),
 		a.setCmd(), a.getCmd(), a.lsCmd(), a.rmCmd(), a.historyCmd(), a.restoreCmd(),
 		a.runCmd(), a.readCmd(), a.injectCmd(), a.importCmd(), a.exportCmd(),
-		a.sessionsCmd(), a.passwordCmd(),
+		a.sessionsCmd(), a.passwordCmd(), a.tokenCmd(),
 		a.rotateCmd(), a.webhookCmd(), a.auditCmd(),
 	)
 	return root

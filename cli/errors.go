@@ -84,6 +84,8 @@ func classify(err error) (code int, msg, hint string) {
 		return ExitAuth, msg, "check the password and the Secret Key (ZSM1-…, in your emergency kit); both must match the account"
 	case errors.Is(err, keys.ErrSecretKey):
 		return ExitAuth, "that is not a Secret Key", "a Secret Key looks like ZSM1-XXXXXX-XXXXXX-XXXXXX-XXXXXX-XX (see your emergency kit)"
+	case errors.Is(err, zsm.ErrTokenRevoked):
+		return ExitNotLoggedIn, "the machine token in ZSM_TOKEN was revoked or has expired", "ask its owner for a new one (`zsm token create`)"
 	case errors.Is(err, zsm.ErrSessionExpired), errors.Is(err, zsm.ErrSessionKey):
 		return ExitNotLoggedIn, "the session has ended", "run `zsm login`"
 	case errors.Is(err, zsm.ErrNotFound):
@@ -111,7 +113,7 @@ func classify(err error) (code int, msg, hint string) {
 			return ExitUsage, msg, ""
 		}
 	}
-	if unreachable(err) {
+	if unreachable(err) || errors.Is(err, zsm.ErrUnreachable) {
 		return ExitUnavailable, msg, "is the server running? Check --server / ZSM_SERVER, or `zsm status`"
 	}
 	return ExitError, msg, ""

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -65,20 +66,16 @@ code (128+N if a signal N ended it; 127 if CMD was not found).`,
 				a.info("zsm: %s: command not found", args[0])
 				return exitCode(127)
 			}
-			l, err := a.login(ctx)
+			if isTerminal(a.stderr) {
+				fmt.Fprintf(a.stderr, "zsm: fetching %s…\r", strings.Join(vaults, ", "))
+			}
+			reads, err := a.readVaults(ctx, vaults)
 			if err != nil {
 				return err
 			}
 			secretEnv := map[string]string{}
-			for _, vn := range vaults {
-				if isTerminal(a.stderr) {
-					fmt.Fprintf(a.stderr, "zsm: fetching %s…\r", vn)
-				}
-				_, ss, err := vaultSecrets(ctx, l.c, vn)
-				if err != nil {
-					return err
-				}
-				for _, s := range ss {
+			for i, vn := range vaults {
+				for _, s := range reads[i].secrets {
 					if !validEnvName(s.Name) {
 						if strict {
 							return withHint(ExitError, fmt.Errorf("secret %s/%s is not a valid environment variable name", vn, s.Name), "rename it, or drop --strict to skip it")
@@ -144,7 +141,14 @@ code (128+N if a signal N ended it; 127 if CMD was not found).`,
 	c.Flags().SetInterspersed(false)
 	c.Flags().StringArrayVar(&vaults, "vault", nil, "vault whose secrets to pass (repeatable)")
 	c.Flags().BoolVar(&strict, "strict", false, "fail on a secret name that is not a valid variable name")
+	a.cacheFlag(c)
 	return c
+}
+
+// cacheFlag adds --cache-max-age to a command that reads vaults.
+func (a *app) cacheFlag(c *cobra.Command) {
+	c.Flags().DurationVar(&a.cacheMaxAge, "cache-max-age", 0,
+		"keep an encrypted copy of the vaults read, and use it when the server cannot be reached, if it is at most this old (e.g. 10m; default: no cache)")
 }
 
 func (a *app) readCmd() *cobra.Command {
@@ -156,15 +160,22 @@ func (a *app) readCmd() *cobra.Command {
 		Args:  exactArgs(1, "read zsm://VAULT/NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			l, v, name, err := a.openRef(ctx, args[0])
+			vn, name, err := splitRef(args[0])
 			if err != nil {
 				return err
 			}
-			s, err := l.c.SecretByName(ctx, v, name)
+			if err := zsm.ValidSecretName(name); err != nil {
+				return usageErr("", "%v", err)
+			}
+			reads, err := a.readVaults(ctx, []string{vn})
 			if err != nil {
 				return err
 			}
-			val := s.Value
+			i := slices.IndexFunc(reads[0].secrets, func(s zsm.Secret) bool { return s.Name == name })
+			if i < 0 {
+				return fmt.Errorf("secret %q in vault %q: %w", name, vn, zsm.ErrNotFound)
+			}
+			val := reads[0].secrets[i].Value
 			if newline {
 				val += "\n"
 			}
@@ -177,6 +188,7 @@ func (a *app) readCmd() *cobra.Command {
 	}
 	c.Flags().BoolVarP(&newline, "newline", "n", false, "add a newline after the value")
 	c.Flags().StringVarP(&out, "out", "o", "", "write to `FILE` (0600) instead of stdout")
+	a.cacheFlag(c)
 	return c
 }
 
@@ -412,14 +424,11 @@ valid variable names are skipped with a warning (an error with --strict).
 			if format != "env" && format != "json" {
 				return usageErr("use --format env or --format json", "unknown format %q", format)
 			}
-			l, err := a.login(ctx)
+			reads, err := a.readVaults(ctx, []string{vault})
 			if err != nil {
 				return err
 			}
-			_, ss, err := vaultSecrets(ctx, l.c, vault)
-			if err != nil {
-				return err
-			}
+			ss := reads[0].secrets
 			var b strings.Builder
 			if format == "json" {
 				m := map[string]string{}
@@ -455,5 +464,6 @@ valid variable names are skipped with a warning (an error with --strict).
 	c.Flags().StringVar(&format, "format", "env", "env or json")
 	c.Flags().StringVarP(&out, "out", "o", "", "write to `FILE` (0600) instead of stdout")
 	c.Flags().BoolVar(&strict, "strict", false, "fail on a name that is not a valid variable name (env format)")
+	a.cacheFlag(c)
 	return a.jsonFlag(c)
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"zsm.dev/zsm/sdk/machinetoken"
 	"zsm.dev/zsm/sdk/zsm"
 )
 
@@ -17,6 +18,8 @@ type loggedIn struct {
 	keyIn string // keyring | env
 	acct  *account
 	accts *accountsFile
+	// machine is the ZSM_TOKEN token, for a machine token's client.
+	machine *machinetoken.Token
 }
 
 func (l *loggedIn) session() *zsm.Session { return l.c.Session() }
@@ -56,9 +59,23 @@ func readSealed(h *home) ([]byte, error) {
 
 // login opens the stored session and returns a client whose token
 // refreshes re-seal the session file under the same key.
+//
+// With ZSM_TOKEN set, the machine token logs in instead: no session file,
+// keyring or configuration directory is read or written.
 func (a *app) login(ctx context.Context) (*loggedIn, error) {
 	if a.cur != nil {
 		return a.cur, nil
+	}
+	tok, isMachine, err := machineToken()
+	if err != nil {
+		return nil, err
+	}
+	if isMachine {
+		l, err := a.machineLogin(ctx, tok)
+		if err == nil {
+			a.cur = l
+		}
+		return l, err
 	}
 	l, err := a.openSession(ctx)
 	if err == nil {
@@ -68,35 +85,54 @@ func (a *app) login(ctx context.Context) (*loggedIn, error) {
 }
 
 func (a *app) openSession(ctx context.Context) (*loggedIn, error) {
-	h, err := a.home()
+	l, h, err := a.openStored()
 	if err != nil {
 		return nil, err
+	}
+	if err := a.refreshIfStale(ctx, h, l); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// openSessionNoRefresh opens the stored session as it is, without asking
+// the server anything (reading from the offline cache, logging out).
+func (a *app) openSessionNoRefresh() (*loggedIn, error) {
+	l, _, err := a.openStored()
+	return l, err
+}
+
+// openStored opens the sealed session of this home.
+func (a *app) openStored() (*loggedIn, *home, error) {
+	h, err := a.home()
+	if err != nil {
+		return nil, nil, err
 	}
 	accts, err := h.loadAccounts()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sealed, err := readSealed(h)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	key, keyIn, err := a.sessionKey(h, accts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	s, err := zsm.OpenSession(sealed, key)
 	if err != nil {
 		if errors.Is(err, zsm.ErrSessionKey) {
-			return nil, notLoggedIn("the session key does not open the stored session", "export the ZSM_SESSION printed by your latest `zsm login`, or run `zsm login`")
+			return nil, nil, notLoggedIn("the session key does not open the stored session", "export the ZSM_SESSION printed by your latest `zsm login`, or run `zsm login`")
 		}
-		return nil, notLoggedIn(err.Error(), hintLogin)
+		return nil, nil, notLoggedIn(err.Error(), hintLogin)
 	}
 	if srv, explicit := a.server(); explicit && srv != s.Server {
-		return nil, notLoggedIn("not logged in to "+srv+" (the session is for "+s.Server+")", "run `zsm login --server "+srv+"`")
+		return nil, nil, notLoggedIn("not logged in to "+srv+" (the session is for "+s.Server+")", "run `zsm login --server "+srv+"`")
 	}
 	st, err := a.loadState()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	l := &loggedIn{key: key, keyIn: keyIn, accts: accts, acct: accts.Accounts[accountKey(s.Server, s.Identity)]}
 	l.c = zsm.New(s, st, a.hc)
@@ -109,10 +145,7 @@ func (a *app) openSession(ctx context.Context) (*loggedIn, error) {
 			a.warn("could not store the refreshed session: %v", err)
 		}
 	}
-	if err := a.refreshIfStale(ctx, h, l); err != nil {
-		return nil, err
-	}
-	return l, nil
+	return l, h, nil
 }
 
 // refreshIfStale rotates tokens that expire within a minute, under a lock

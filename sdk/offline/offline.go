@@ -34,6 +34,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -223,3 +224,29 @@ func (c *Cache) Remove() error {
 	}
 	return nil
 }
+
+// Vaults lists the vaults this cache holds a copy of (in no order).
+func (c *Cache) Vaults() ([]uuid.UUID, error) {
+	entries, err := os.ReadDir(c.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("offline: %w", err)
+	}
+	var out []uuid.UUID
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".zsmc")
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		if id, err := uuid.Parse(name); err == nil && id.String() == name {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+// Dir is the directory of this principal's cache (its state file lives
+// there too).
+func (c *Cache) Dir() string { return c.dir }

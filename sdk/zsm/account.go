@@ -227,5 +227,8 @@ func apiError(err error) error {
 	if errors.Is(err, authclient.ErrServerProof) {
 		return tamper("SRP server proof", err)
 	}
+	if unreachable(err) && !errors.Is(err, ErrUnreachable) {
+		return fmt.Errorf("%w: %w", ErrUnreachable, err)
+	}
 	return err
 }

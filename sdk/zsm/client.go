@@ -32,6 +32,14 @@ type Client struct {
 	mu       sync.Mutex
 	sess     *Session
 	pinCache *trust.PinSet // the pin set as last fetched or written by this Client
+	// machine is set for a machine token's client (LoginToken): it logs in
+	// again where a person's client refreshes.
+	machine *machineAuth
+	// offline, when set, answers every read from a cached copy and refuses
+	// every write (UseOffline); recorded keeps the answers read, for
+	// SaveOffline, once RecordAnswers was called.
+	offline  *offlineAnswers
+	recorded map[string][]byte
 
 	// OnRefresh, if set, is called after the tokens were rotated, so the
 	// caller can store the new session.
@@ -55,8 +63,13 @@ func (c *Client) Session() *Session {
 	return c.sess
 }
 
-// Logout ends the session on the server.
+// Logout ends the session on the server. A machine token has no session
+// to end: its access token expires on its own, and only its owner revokes
+// it.
 func (c *Client) Logout(ctx context.Context) error {
+	if c.machine != nil {
+		return nil
+	}
 	s := c.Session()
 	ac := authclient.New(s.Server)
 	ac.HTTP = c.http
@@ -73,6 +86,9 @@ func (c *Client) refresh(ctx context.Context, stale string) error {
 	defer c.mu.Unlock()
 	if c.sess.AccessToken != stale {
 		return nil // someone else refreshed meanwhile
+	}
+	if c.machine != nil {
+		return c.relogin(ctx)
 	}
 	ac := authclient.New(c.sess.Server)
 	ac.HTTP = c.http
@@ -141,9 +157,14 @@ func (c *Client) rest(ctx context.Context, method, path string, body any, out an
 			return err
 		}
 	}
+	if c.offline != nil {
+		return c.offline.answer(method, path, out)
+	}
+	// A machine token logs in again after any 401: session_revoked means
+	// its token was revoked or expired, which the login then says.
 	stale := func(err error) bool {
 		var e *restError
-		return errors.As(err, &e) && e.Status == http.StatusUnauthorized && e.Code != api.CodeSessionRevoked
+		return errors.As(err, &e) && e.Status == http.StatusUnauthorized && (e.Code != api.CodeSessionRevoked || c.machine != nil)
 	}
 	err := c.withToken(ctx, stale, func(s *Session) error {
 		req, err := http.NewRequestWithContext(ctx, method, s.Server+"/rest"+path, bytes.NewReader(payload))
@@ -160,7 +181,7 @@ func (c *Client) rest(ctx context.Context, method, path string, body any, out an
 		}
 		resp, err := c.http.Do(req)
 		if err != nil {
-			return fmt.Errorf("cannot reach the zsm server at %s: %w", s.Server, err)
+			return fmt.Errorf("%w at %s: %w", ErrUnreachable, s.Server, err)
 		}
 		data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
 		resp.Body.Close()
@@ -170,7 +191,13 @@ func (c *Client) rest(ctx context.Context, method, path string, body any, out an
 		if resp.StatusCode >= 300 {
 			e := &restError{Status: resp.StatusCode}
 			_ = json.Unmarshal(data, e)
+			if resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusGatewayTimeout {
+				return fmt.Errorf("%w at %s: %w", ErrUnreachable, s.Server, e)
+			}
 			return e
+		}
+		if method == http.MethodGet {
+			c.record(path, data)
 		}
 		if out != nil && len(data) > 0 {
 			if err := json.Unmarshal(data, out); err != nil {
@@ -180,6 +207,9 @@ func (c *Client) rest(ctx context.Context, method, path string, body any, out an
 		return nil
 	})
 	if isRest(err, http.StatusUnauthorized) {
+		if c.machine != nil {
+			return ErrTokenRevoked
+		}
 		return ErrSessionExpired
 	}
 	return err

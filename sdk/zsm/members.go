@@ -263,6 +263,13 @@ func (c *Client) Share(ctx context.Context, v Vault, identity, role string, tofu
 	if err := c.trustKeys(ctx, pk, tofu); err != nil {
 		return Member{}, err
 	}
+	return c.addMember(ctx, v, pk, role)
+}
+
+// addMember writes the add entry for pk with role, the grant sealing the
+// vault's current key to pk, and the manifest, in one transaction,
+// retrying when somebody else wrote meanwhile. pk must be verified.
+func (c *Client) addMember(ctx context.Context, v Vault, pk PublicKeys, role string) (Member, error) {
 	fp, err := pk.fingerprint()
 	if err != nil {
 		return Member{}, err
