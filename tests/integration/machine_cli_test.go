@@ -309,7 +309,9 @@ func cloneRow(r map[string]any) map[string]any {
 	return out
 }
 
-func isTampered(err error) bool { return err != nil && strings.Contains(err.Error(), zsm.ErrTampered.Error()) }
+func isTampered(err error) bool {
+	return err != nil && strings.Contains(err.Error(), zsm.ErrTampered.Error())
+}
 
 // TestMachineTokenOfflineCache: with --cache-max-age a token keeps an
 // encrypted copy of what it read; with the gateway stopped it runs from
