@@ -380,3 +380,39 @@ func TestMachineTokenOfflineCache(t *testing.T) {
 	m.fails(cli.ExitNotLoggedIn, "revoked", "read", "--cache-max-age", "10m", "zsm://prod/DB_URL")
 	emptyDir(t, cacheDir)
 }
+
+// TestPersonOfflineCacheGoesAtLogout: a person's offline copy is sealed
+// under a key derived from the account key, serves a read while the
+// gateway is stopped, and is removed by logout.
+func TestPersonOfflineCacheGoesAtLogout(t *testing.T) {
+	s := need(t)
+	o := ownerCLI(t)
+	cacheDir := o.env["ZSM_OFFLINE_CACHE_DIR"]
+	if got := o.ok("", "read", "--cache-max-age", "10m", "zsm://prod/API_KEY"); got != "k-123" {
+		t.Fatalf("read %q", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := s.StopService(ctx, stack.Nginx); err != nil {
+		t.Fatalf("stop the gateway: %v", err)
+	}
+	restarted := false
+	defer func() {
+		if !restarted {
+			_ = s.StartService(context.Background(), stack.Nginx)
+		}
+	}()
+	code, out, errOut := o.run("", "read", "--cache-max-age", "10m", "zsm://prod/API_KEY")
+	if code != 0 || out != "k-123" || !strings.Contains(errOut, "using cached copy of vault prod") {
+		t.Fatalf("read from the cache: exit %d, %q, %q", code, out, errOut)
+	}
+	if err := s.StartService(ctx, stack.Nginx); err != nil {
+		t.Fatalf("start the gateway: %v", err)
+	}
+	restarted = true
+	if !eventually(20*time.Second, func() bool { c, _, _ := o.run("", "read", "zsm://prod/API_KEY"); return c == 0 }) {
+		t.Fatal("no read after the gateway came back")
+	}
+	o.ok("", "logout")
+	emptyDir(t, cacheDir)
+}

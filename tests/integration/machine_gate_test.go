@@ -13,6 +13,7 @@ import (
 
 	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/sdk/authclient"
+	"zsm.dev/zsm/sdk/memberlog"
 	"zsm.dev/zsm/sdk/zsm"
 )
 
@@ -122,6 +123,32 @@ func TestMachineTokenScopeAndRole(t *testing.T) {
 	expectRefusal(t, rest("POST", "/rotation_policies", map[string]any{"secret_id": m.secret.ID, "vault_id": m.a.ID, "interval_seconds": 86400}), http.StatusForbidden, "42501", "a token sets a rotation policy")
 	expectRefusal(t, rest("POST", "/grant_blocks", map[string]any{"blocked_user_id": someone.ID}), http.StatusForbidden, "42501", "a token blocks a person")
 	expectRefusal(t, rest("POST", "/rpc/decline_invitation", map[string]any{"vault_id": m.a.ID}), http.StatusForbidden, "42501", "a token declines its grant")
+	// Sharing's doors: no log entry (a leave included), no vault, no
+	// identity lookups, no pins.
+	expectRefusal(t, rest("POST", "/rpc/lookup_identity", map[string]any{"identity": someone.Identity}), http.StatusForbidden, "42501", "a token looks up an identity")
+	// A well-formed leave, signed by the token, next in the chain.
+	var logRows []struct {
+		Seq       uint64 `json:"seq"`
+		Entry     string `json:"entry"`
+		Signature string `json:"signature"`
+	}
+	rest("GET", "/vault_log?select=seq,entry,signature&vault_id=eq."+m.a.ID.String()+"&order=seq", nil).JSON(t, &logRows)
+	last, err := memberlog.ParseRow(logRows[len(logRows)-1].Entry, logRows[len(logRows)-1].Signature)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leave, err := memberlog.Sign(memberlog.Entry{VaultID: m.a.ID, Seq: last.Entry.Seq + 1, Prev: last.Hash(), Op: memberlog.OpLeave,
+		Subject: m.token.Keys.TokenID, Generation: last.Entry.Generation, Signer: m.token.Keys.TokenID, UnixMilli: uint64(time.Now().UnixMilli())},
+		m.token.Keys.Ed25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	le, ls := leave.Row()
+	expectRefusal(t, rest("POST", "/rpc/commit_members", map[string]any{"vault_id": m.a.ID,
+		"log_entries": []map[string]any{{"seq": leave.Entry.Seq, "entry": le, "signature": ls}}}), http.StatusForbidden, "42501", "a token leaves through the log")
+	expectRefusal(t, rest("POST", "/pins", map[string]any{"revision": 1, "ciphertext": "eA=="}), http.StatusForbidden, "42501", "a token stores pins")
+	expectRefusal(t, rest("POST", "/rpc/create_vault", map[string]any{"vault_id": uuid.New(), "meta": "eA==", "owner_grant": map[string]any{},
+		"log_entry": map[string]any{}, "manifest": map[string]any{}}), http.StatusForbidden, "42501", "a token creates a vault through create_vault")
 	// Deleting its own grant, renaming or deleting the vault: nothing happens.
 	for _, p := range []string{"/access_policies?user_id=eq." + m.token.Request.TokenID, "/vaults?id=eq." + m.a.ID.String()} {
 		if rows := rowsOf(t, rest("DELETE", p, nil, "Prefer", "return=representation")); len(rows) != 0 {
