@@ -114,33 +114,23 @@ func (k *Keys) Public() Public {
 	}
 }
 
-const recordLabel = "zsm v2 key-record"
-
-// RecordMessage is the token's key record, the version 2 key record of
+// Record is the token's key record: the version 2 key record of
 // docs/crypto.md §3 with user_id = token id and identity "token:" + id:
 //
 //	"zsm v2 key-record" || 0x00 || token_id (16) || u8(len(identity)) || identity
 //	  || x25519_public (32) || ed25519_public (32) || xwing_public (1216)
+func (p Public) Record() keyrecord.Record {
+	return keyrecord.Record{UserID: p.TokenID, Identity: Identity(p.TokenID), X25519: p.X25519, Ed25519: p.Ed25519, XWing: p.XWing}
+}
+
+// RecordMessage is the signed bytes of Record. It fails unless every key
+// has its size (a token's record always has the X-Wing key) and is one a
+// record may publish (keyrecord.Record.Message).
 func (p Public) RecordMessage() ([]byte, error) {
 	if len(p.X25519) != 32 || len(p.Ed25519) != ed25519.PublicKeySize || len(p.XWing) != keys.XWingPublicSize {
 		return nil, errors.New("machinetoken: public keys of the wrong size")
 	}
-	if _, err := hpke.MLKEM768X25519().NewPublicKey(p.XWing); err != nil {
-		return nil, fmt.Errorf("machinetoken: the X-Wing key: %w", err)
-	}
-	if keyrecord.SmallOrder(p.Ed25519) {
-		return nil, errors.New("machinetoken: the Ed25519 key is a point of small order")
-	}
-	id := Identity(p.TokenID)
-	m := make([]byte, 0, len(recordLabel)+1+16+1+len(id)+64+len(p.XWing))
-	m = append(m, recordLabel...)
-	m = append(m, 0)
-	m = append(m, p.TokenID[:]...)
-	m = append(m, byte(len(id)))
-	m = append(m, id...)
-	m = append(m, p.X25519...)
-	m = append(m, p.Ed25519...)
-	return append(m, p.XWing...), nil
+	return p.Record().Message()
 }
 
 // SignRecord signs the token's key record with its Ed25519 key and returns
@@ -160,16 +150,11 @@ var ErrBadRecord = errors.New("machinetoken: the token's key record signature do
 // VerifyRecord checks a token's key record signature under the record's
 // own Ed25519 key: only the holder of the token's secret can make it.
 func VerifyRecord(p Public, signature string) error {
-	m, err := p.RecordMessage()
-	if err != nil {
+	if _, err := p.RecordMessage(); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadRecord, err)
 	}
-	sig, err := base64.StdEncoding.Strict().DecodeString(signature)
-	if err != nil || len(sig) != ed25519.SignatureSize || base64.StdEncoding.EncodeToString(sig) != signature {
-		return fmt.Errorf("%w: malformed signature", ErrBadRecord)
-	}
-	if !ed25519.Verify(p.Ed25519, m, sig) {
-		return ErrBadRecord
+	if err := keyrecord.Verify(p.Record(), signature); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadRecord, err)
 	}
 	return nil
 }

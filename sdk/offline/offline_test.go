@@ -68,6 +68,14 @@ func TestPutGet(t *testing.T) {
 	if bytes.Contains(raw, []byte("ciphertext")) {
 		t.Fatal("the cached data is readable in the file")
 	}
+	w := uuid.New()
+	if err := c.Put(w, fetched, []byte("w")); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, p.String(), "not-a-vault.zsmc"), []byte("x"), 0o600)
+	if vs, err := c.Vaults(); err != nil || len(vs) != 2 || !(vs[0] == v && vs[1] == w || vs[0] == w && vs[1] == v) {
+		t.Fatalf("Vaults = %v, %v", vs, err)
+	}
 	if err := c.Remove(); err != nil {
 		t.Fatal(err)
 	}
