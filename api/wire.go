@@ -197,12 +197,18 @@ type TokenCreateRequest struct {
 	Ed25519Public      string    `json:"ed25519_public"`
 	XWingPublic        string    `json:"xwing_public"`
 	KeyRecordSignature string    `json:"key_record_signature"`
-	Anchor             string    `json:"anchor"`     // base64, 32 bytes
-	ExpiresAt          time.Time `json:"expires_at"` // in the future, at most TokenMaxLifetime away
+	Anchor             string    `json:"anchor"` // base64, 32 bytes
+	// LifetimeSeconds is how long the token lives from its creation, at
+	// least TokenMinLifetime and at most TokenMaxLifetime; the server
+	// computes the expiry by its own clock.
+	LifetimeSeconds int64 `json:"lifetime_seconds"`
 }
 
-// TokenMaxLifetime bounds how long a machine token may live.
-const TokenMaxLifetime = 366 * 24 * time.Hour
+// Bounds of a machine token's lifetime.
+const (
+	TokenMinLifetime = time.Second
+	TokenMaxLifetime = 366 * 24 * time.Hour
+)
 
 // TokenInfo is the answer to POST /auth/v1/tokens.
 type TokenInfo struct {

@@ -92,7 +92,7 @@ on stdout; store it in your CI system's secret store.`,
 				}
 				vs = append(vs, v)
 			}
-			tok, info, err := l.c.CreateToken(ctx, args[0], vs, role, time.Now().Add(life))
+			tok, info, err := l.c.CreateToken(ctx, args[0], vs, role, life)
 			if err != nil {
 				return err
 			}

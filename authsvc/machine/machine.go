@@ -124,10 +124,11 @@ func parseCreate(owner string, req api.TokenCreateRequest, now time.Time) (store
 		return store.NewMachineToken{}, bad("key_record_signature must be canonical base64 of 64 bytes")
 	}
 	now = now.Truncate(time.Second)
-	exp := req.ExpiresAt.Truncate(time.Second)
-	if !exp.After(now) || exp.Sub(now) > api.TokenMaxLifetime {
-		return store.NewMachineToken{}, bad("expires_at must be in the future and at most %d days away", int(api.TokenMaxLifetime/(24*time.Hour)))
+	life := time.Duration(req.LifetimeSeconds) * time.Second
+	if req.LifetimeSeconds < int64(api.TokenMinLifetime/time.Second) || req.LifetimeSeconds > int64(api.TokenMaxLifetime/time.Second) {
+		return store.NewMachineToken{}, bad("lifetime_seconds must be from %d to %d (366 days)", int64(api.TokenMinLifetime/time.Second), int64(api.TokenMaxLifetime/time.Second))
 	}
+	exp := now.Add(life)
 	// Only the holder of the token's secret can sign its record: nobody can
 	// register a token with another token's (or a person's) Ed25519 key.
 	if err := machinetoken.VerifyRecord(machinetoken.Public{TokenID: id, X25519: x, Ed25519: e, XWing: xw}, req.KeyRecordSignature); err != nil {

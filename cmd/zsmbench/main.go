@@ -392,7 +392,7 @@ func benchLogins(ctx context.Context, st *stack.Stack, c config) error {
 		return err
 	}
 	anchorKey, _, _ := ed25519.GenerateKey(rand.Reader)
-	nt, err := authclient.MakeToken("bench", time.Now().Add(time.Hour), uuid.MustParse(sess.UserID), anchorKey)
+	nt, err := authclient.MakeToken("bench", time.Hour, uuid.MustParse(sess.UserID), anchorKey)
 	if err != nil {
 		return err
 	}
@@ -443,7 +443,7 @@ func benchTokenRun(ctx context.Context, st *stack.Stack, cl *zsm.Client) error {
 	if _, err := cl.CreateSecrets(ctx, v, items, nil); err != nil {
 		return err
 	}
-	tok, _, err := cl.CreateToken(ctx, "bench-ci", []zsm.Vault{v}, "viewer", time.Now().Add(time.Hour))
+	tok, _, err := cl.CreateToken(ctx, "bench-ci", []zsm.Vault{v}, "viewer", time.Hour)
 	if err != nil {
 		return err
 	}

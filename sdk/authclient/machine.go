@@ -23,11 +23,11 @@ type NewToken struct {
 	Request api.TokenCreateRequest
 }
 
-// MakeToken makes a machine token named name that expires at expiresAt, for
+// MakeToken makes a machine token named name that lives lifetime, for
 // the creator with user id creator and Ed25519 key creatorEd25519: its
 // keys, the key record it signs, and the creator's anchor
 // (docs/crypto.md §13). Nothing is sent.
-func MakeToken(name string, expiresAt time.Time, creator uuid.UUID, creatorEd25519 []byte) (NewToken, error) {
+func MakeToken(name string, lifetime time.Duration, creator uuid.UUID, creatorEd25519 []byte) (NewToken, error) {
 	tok, err := machinetoken.New(rand.Reader)
 	if err != nil {
 		return NewToken{}, err
@@ -49,7 +49,7 @@ func MakeToken(name string, expiresAt time.Time, creator uuid.UUID, creatorEd255
 	return NewToken{Token: tok, Keys: k, Request: api.TokenCreateRequest{
 		TokenID: tok.ID().String(), Name: name,
 		X25519Public: enc(p.X25519), Ed25519Public: enc(p.Ed25519), XWingPublic: enc(p.XWing),
-		KeyRecordSignature: sig, Anchor: enc(anchor), ExpiresAt: expiresAt.UTC().Truncate(time.Second),
+		KeyRecordSignature: sig, Anchor: enc(anchor), LifetimeSeconds: int64(lifetime / time.Second),
 	}}, nil
 }
 

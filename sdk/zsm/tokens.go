@@ -51,14 +51,14 @@ type TokenVault struct {
 	Role    string    `json:"role"`
 }
 
-// CreateToken makes a machine token named name, expiring at expires, and
+// CreateToken makes a machine token named name, living lifetime, and
 // grants it vaults with role (viewer or editor): the token is made here,
 // registered with its key record and this account's anchor, and each
 // vault's current key is sealed to it with a signed add entry, exactly as
 // when sharing with a person. The caller must be an owner or admin of
 // every vault. The token is returned once; it is not stored anywhere. If a
 // grant fails, the token is revoked again and the error returned.
-func (c *Client) CreateToken(ctx context.Context, name string, vaults []Vault, role string, expires time.Time) (machinetoken.Token, TokenInfo, error) {
+func (c *Client) CreateToken(ctx context.Context, name string, vaults []Vault, role string, lifetime time.Duration) (machinetoken.Token, TokenInfo, error) {
 	if c.machine != nil {
 		return machinetoken.Token{}, TokenInfo{}, fmt.Errorf("a machine token cannot make tokens: %w", ErrForbidden)
 	}
@@ -74,7 +74,7 @@ func (c *Client) CreateToken(ctx context.Context, name string, vaults []Vault, r
 		}
 	}
 	s := c.Session()
-	nt, err := authclient.MakeToken(name, expires, s.UserID, s.Keys.Ed25519.Public().(ed25519.PublicKey))
+	nt, err := authclient.MakeToken(name, lifetime, s.UserID, s.Keys.Ed25519.Public().(ed25519.PublicKey))
 	if err != nil {
 		return machinetoken.Token{}, TokenInfo{}, err
 	}

@@ -209,7 +209,7 @@ func TestMachineTokenScopeIsCryptographic(t *testing.T) {
 	if _, err := owner.c.SetSecret(ctx, b, "B_SECRET", "only-b"); err != nil {
 		t.Fatal(err)
 	}
-	tok, _, err := owner.c.CreateToken(ctx, "scoped", []zsm.Vault{a}, "viewer", time.Now().Add(time.Hour))
+	tok, _, err := owner.c.CreateToken(ctx, "scoped", []zsm.Vault{a}, "viewer", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,7 +46,7 @@ func newMachineSetup(t *testing.T, ttl time.Duration) machineSetup {
 		t.Fatal(err)
 	}
 	sess := o.c.Session()
-	nt, err := authclient.MakeToken("deploy", time.Now().Add(ttl), sess.UserID, sess.Keys.Ed25519.Public().(ed25519.PublicKey))
+	nt, err := authclient.MakeToken("deploy", ttl, sess.UserID, sess.Keys.Ed25519.Public().(ed25519.PublicKey))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func newMachineOwner(t *testing.T) machineOwner {
 // makeToken makes a token on the client side (nothing sent).
 func (o machineOwner) makeToken(t *testing.T, name string, ttl time.Duration) authclient.NewToken {
 	t.Helper()
-	nt, err := authclient.MakeToken(name, time.Now().Add(ttl), uuid.MustParse(o.u.ID), o.ed)
+	nt, err := authclient.MakeToken(name, ttl, uuid.MustParse(o.u.ID), o.ed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,8 +59,8 @@ func (o machineOwner) createToken(t *testing.T, name string, ttl time.Duration) 
 	expectStatus(t, r, http.StatusCreated, "create token "+name)
 	var info api.TokenInfo
 	r.JSON(t, &info)
-	if info.TokenID != nt.Request.TokenID || info.Name != name || !info.ExpiresAt.Equal(nt.Request.ExpiresAt) {
-		t.Fatalf("created %+v, sent %s %s %s", info, nt.Request.TokenID, name, nt.Request.ExpiresAt)
+	if info.TokenID != nt.Request.TokenID || info.Name != name || info.ExpiresAt.Sub(info.CreatedAt) != ttl.Truncate(time.Second) {
+		t.Fatalf("created %+v, sent %s %s %d s", info, nt.Request.TokenID, name, nt.Request.LifetimeSeconds)
 	}
 	return nt
 }
@@ -363,8 +363,9 @@ func TestMachineTokenCreateRefusals(t *testing.T) {
 	for name, f := range map[string]func(*api.TokenCreateRequest){
 		"name with a space":    func(r *api.TokenCreateRequest) { r.Name = "deploy prod" },
 		"empty name":           func(r *api.TokenCreateRequest) { r.Name = "" },
-		"expired already":      func(r *api.TokenCreateRequest) { r.ExpiresAt = time.Now().Add(-time.Minute) },
-		"longer than 366 days": func(r *api.TokenCreateRequest) { r.ExpiresAt = time.Now().Add(367 * 24 * time.Hour) },
+		"no lifetime":          func(r *api.TokenCreateRequest) { r.LifetimeSeconds = 0 },
+		"a negative lifetime":  func(r *api.TokenCreateRequest) { r.LifetimeSeconds = -60 },
+		"longer than 366 days": func(r *api.TokenCreateRequest) { r.LifetimeSeconds = 366*24*3600 + 1 },
 		"not a version 4 id":   func(r *api.TokenCreateRequest) { r.TokenID = uuid.Must(uuid.NewV7()).String() },
 		"short anchor":         func(r *api.TokenCreateRequest) { r.Anchor = base64.StdEncoding.EncodeToString(make([]byte, 31)) },
 		"short X-Wing key":     func(r *api.TokenCreateRequest) { r.XWingPublic = r.XWingPublic[:100] },
