@@ -191,13 +191,13 @@ type Readiness map[string]string
 // these are its public keys, the key record it signed over them, and the
 // caller's anchor (an HMAC only the token can check).
 type TokenCreateRequest struct {
-	TokenID            string    `json:"token_id"` // a version 4 uuid, lower case
-	Name               string    `json:"name"`     // 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit
-	X25519Public       string    `json:"x25519_public"`
-	Ed25519Public      string    `json:"ed25519_public"`
-	XWingPublic        string    `json:"xwing_public"`
-	KeyRecordSignature string    `json:"key_record_signature"`
-	Anchor             string    `json:"anchor"` // base64, 32 bytes
+	TokenID            string `json:"token_id"` // a version 4 uuid, lower case
+	Name               string `json:"name"`     // 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit
+	X25519Public       string `json:"x25519_public"`
+	Ed25519Public      string `json:"ed25519_public"`
+	XWingPublic        string `json:"xwing_public"`
+	KeyRecordSignature string `json:"key_record_signature"`
+	Anchor             string `json:"anchor"` // base64, 32 bytes
 	// LifetimeSeconds is how long the token lives from its creation, at
 	// least TokenMinLifetime and at most TokenMaxLifetime; the server
 	// computes the expiry by its own clock.
