@@ -1,0 +1,106 @@
+//! What the app needs from the client core, as two traits.
+//!
+//! Everything cryptographic and every server call happens behind them, in
+//! `zsm-core` (see [`crate::zsm`] for the implementation over it). The app
+//! itself holds no key and speaks no protocol: it keeps an [`Account`] while
+//! unlocked and drops it — which zeroizes the core's keys — when it locks.
+
+use std::future::Future;
+
+use zeroize::Zeroizing;
+
+use crate::error::AppResult;
+use crate::view::{RevisionView, SecretSummary, SessionView, VaultView};
+
+/// What signing in takes. Debug never shows the password or Secret Key.
+pub struct Credentials {
+    /// The gateway's base URL (http or https).
+    pub server: String,
+    pub identity: String,
+    pub password: Zeroizing<String>,
+    /// The Secret Key's text (ZSM1-…); the core parses it.
+    pub secret_key: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("server", &self.server)
+            .field("identity", &self.identity)
+            .field("password", &"[redacted]")
+            .field("secret_key", &"[redacted]")
+            .finish()
+    }
+}
+
+/// The client core: signs in and hands out an unlocked account.
+pub trait Core: Send + Sync + 'static {
+    type Account: Account;
+
+    /// Logs in with SRP-6a (checking the server's proof) and opens the key
+    /// bundle. Errors: AuthFailed for a wrong password or Secret Key,
+    /// BadSecretKey for text that is not one, Integrity for anything the
+    /// server sent that does not verify.
+    fn sign_in(&self, c: &Credentials) -> impl Future<Output = AppResult<Self::Account>> + Send;
+}
+
+/// A signed-in, unlocked account: its keys live inside, in the core.
+/// Dropping it zeroizes them.
+pub trait Account: Send + 'static {
+    /// Every vault the account can open, with its role.
+    fn vaults(&mut self) -> impl Future<Output = AppResult<Vec<VaultView>>> + Send;
+    fn create_vault(&mut self, name: &str) -> impl Future<Output = AppResult<VaultView>> + Send;
+    fn rename_vault(
+        &mut self,
+        vault_id: &str,
+        name: &str,
+    ) -> impl Future<Output = AppResult<VaultView>> + Send;
+    /// Deletes the vault and every secret in it.
+    fn delete_vault(&mut self, vault_id: &str) -> impl Future<Output = AppResult<()>> + Send;
+
+    /// The vault's secrets, names and revisions only, each verified.
+    fn secrets(
+        &mut self,
+        vault_id: &str,
+    ) -> impl Future<Output = AppResult<Vec<SecretSummary>>> + Send;
+    /// One secret's current value.
+    fn secret_value(
+        &mut self,
+        vault_id: &str,
+        name: &str,
+    ) -> impl Future<Output = AppResult<(SecretSummary, Zeroizing<String>)>> + Send;
+    /// Creates the secret (expected_revision None) or writes a new revision
+    /// of it; a secret changed since expected_revision is a Conflict.
+    fn set_secret(
+        &mut self,
+        vault_id: &str,
+        name: &str,
+        value: &str,
+        expected_revision: Option<u64>,
+    ) -> impl Future<Output = AppResult<SecretSummary>> + Send;
+    fn delete_secret(
+        &mut self,
+        vault_id: &str,
+        name: &str,
+    ) -> impl Future<Output = AppResult<()>> + Send;
+    /// Revisions, newest first.
+    fn history(
+        &mut self,
+        vault_id: &str,
+        name: &str,
+    ) -> impl Future<Output = AppResult<Vec<RevisionView>>> + Send;
+    /// Writes revision's value as a new revision.
+    fn restore(
+        &mut self,
+        vault_id: &str,
+        name: &str,
+        revision: u64,
+    ) -> impl Future<Output = AppResult<SecretSummary>> + Send;
+
+    fn sessions(&mut self) -> impl Future<Output = AppResult<Vec<SessionView>>> + Send;
+    fn revoke_session(&mut self, id: &str) -> impl Future<Output = AppResult<()>> + Send;
+
+    /// Ends the session on the server (best effort: the caller drops the
+    /// account, and with it the keys, whatever this returns).
+    fn sign_out(&mut self) -> impl Future<Output = AppResult<()>> + Send;
+}

@@ -1,0 +1,411 @@
+package desktop
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	password = "correct horse battery staple"
+	// idleLock is the app's idle lock in this test: long enough for every
+	// step, short enough to watch it happen.
+	idleLock = 45 * time.Second
+)
+
+// account is one account on the test stack, driven by the Go CLI.
+type account struct {
+	t        *testing.T
+	identity string
+	home     string
+	session  string // ZSM_SESSION after sign-up
+	kit      string // the emergency kit file
+}
+
+func (a *account) env() []string {
+	env := append(os.Environ(), "ZSM_SERVER="+st.GatewayURL(), "ZSM_HOME="+a.home, "ZSM_KEYRING=off")
+	if a.session != "" {
+		env = append(env, "ZSM_SESSION="+a.session)
+	}
+	return env
+}
+
+// zsm runs the CLI; it fails the test unless the exit code is want.
+func (a *account) zsm(want int, stdin string, args ...string) string {
+	a.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, h.zsm, args...)
+	cmd.Env = a.env()
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		a.t.Fatalf("zsm %v: %v", args, err)
+	}
+	if code != want {
+		a.t.Fatalf("zsm %v: exit %d, want %d\nstdout: %s\nstderr: %s", args, code, want, out.String(), errb.String())
+	}
+	return out.String()
+}
+
+func signup(t *testing.T) *account {
+	t.Helper()
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	a := &account{t: t, identity: "desk-" + hex.EncodeToString(b) + "@example.test", home: filepath.Join(t.TempDir(), "cli")}
+	a.kit = filepath.Join(t.TempDir(), "zsm-emergency-kit.txt")
+	out := a.zsm(0, password+"\n", "signup", a.identity, "--password-stdin", "--kit", a.kit)
+	m := regexp.MustCompile(`export ZSM_SESSION=(\S+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("signup printed no session: %s", out)
+	}
+	a.session = m[1]
+	return a
+}
+
+func (a *account) secretKey() string {
+	a.t.Helper()
+	b, err := os.ReadFile(a.kit)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	m := regexp.MustCompile(`Secret Key:\s+(\S+)`).FindSubmatch(b)
+	if m == nil {
+		a.t.Fatal("no Secret Key in the kit")
+	}
+	return string(m[1])
+}
+
+// ipcResult is what invoking a command from the page gave.
+type ipcResult struct {
+	OK    bool            `json:"ok"`
+	Value json.RawMessage `json:"value"`
+	Code  string          `json:"code"`
+	Error string          `json:"error"`
+}
+
+// invoke calls an IPC command from inside the web view, as any script
+// running there could.
+func invoke(d *wd, cmd string, args map[string]any) ipcResult {
+	d.t.Helper()
+	if args == nil {
+		args = map[string]any{}
+	}
+	var r ipcResult
+	d.execAsync(`const [cmd, args, done] = arguments;
+		window.__TAURI_INTERNALS__.invoke(cmd, args).then(
+			(v) => done({ ok: true, value: v === undefined ? null : v }),
+			(e) => done({ ok: false, code: (e && e.code) || "", error: typeof e === "string" ? e : JSON.stringify(e) }));`,
+		&r, cmd, args)
+	return r
+}
+
+// clipboard reads the X clipboard from outside the app.
+func clipboard(t *testing.T) string {
+	t.Helper()
+	cmd := exec.Command("xclip", "-selection", "clipboard", "-o")
+	cmd.Env = append(os.Environ(), "DISPLAY="+h.display)
+	out, err := cmd.Output()
+	if err != nil {
+		// xclip fails when nothing owns the clipboard: empty.
+		return ""
+	}
+	return string(out)
+}
+
+func TestDesktopApp(t *testing.T) {
+	need(t)
+	a := signup(t)
+	a.zsm(0, "", "vault create from-cli")
+	a.zsm(0, "", "set", "from-cli/DATABASE_URL", "postgres://app:written-by-the-cli@db/app")
+
+	home := t.TempDir()
+	env := append(os.Environ(),
+		"DISPLAY="+h.display,
+		"HOME="+home,
+		"XDG_CONFIG_HOME="+filepath.Join(home, ".config"),
+		"ZSM_DESKTOP_HOME="+filepath.Join(home, "zsm-desktop"),
+		"ZSM_SERVER="+st.GatewayURL(),
+		"ZSM_DESKTOP_IDLE_LOCK_SECONDS="+strings.TrimSuffix(idleLock.String(), "s"),
+	)
+	base := startDriver(t, env)
+	d := newSession(t, base, h.app)
+	defer d.close()
+	shot := newShots(t)
+
+	// --- sign-in screen; the boundary, attacked from the page --------------
+	d.must("#sign-in-form")
+	if got := d.value("#server"); got != st.GatewayURL() {
+		t.Fatalf("server field %q, want the gateway %q", got, st.GatewayURL())
+	}
+	shot.take(d, "sign-in")
+	attackBoundary(t, d)
+
+	// A wrong password: refused by the server's SRP check, said plainly.
+	d.typeInto("#identity", a.identity)
+	d.typeInto("#password", "not the password")
+	d.typeInto("#secret-key", a.secretKey())
+	d.click("#sign-in")
+	d.waitText("#form-error", "the password or the Secret Key is wrong")
+	shot.take(d, "sign-in-wrong-password")
+
+	// The Secret Key from the emergency kit file the CLI wrote.
+	d.typeInto("#secret-key", "")
+	d.sendFile("#kit-file", a.kit)
+	d.waitText("#kit-name", "zsm-emergency-kit.txt")
+	if got := d.value("#identity"); got != a.identity {
+		t.Fatalf("identity from the kit %q, want %q", got, a.identity)
+	}
+	d.typeInto("#password", password)
+	shot.take(d, "sign-in-with-kit")
+	d.click("#sign-in")
+
+	// --- the CLI's vault and secret appear --------------------------------
+	d.must("#vault-list")
+	d.waitText("#sync-status", "1 vault, 1 secret verified")
+	d.waitText("#vault-list", "from-cli")
+	d.click(`#vault-list li[data-vault-name="from-cli"]`)
+	d.click(`#secret-list li[data-secret-name="DATABASE_URL"]`)
+	d.click("#reveal")
+	d.waitText("#revealed-value", "postgres://app:written-by-the-cli@db/app")
+	shot.take(d, "cli-secret-revealed")
+
+	// --- a vault made in the app, renamed ----------------------------------
+	d.click("#new-vault")
+	d.typeInto("#new-vault-name", "desk-vault-draft")
+	d.click("#create-vault")
+	d.waitText("#vault-title", "desk-vault-draft")
+	d.click("#rename-vault")
+	d.typeInto("#rename-vault-name", "desk-vault")
+	d.click("#save-vault-name")
+	d.waitText("#vault-title", "desk-vault")
+	d.waitText("#vault-list", "desk-vault")
+
+	// --- add a secret with the generator ----------------------------------
+	d.click("#add-secret")
+	d.typeInto("#secret-name", "API_KEY")
+	d.click("#generate")
+	var generated string
+	d.waitFor("a generated value", 10*time.Second, func() bool {
+		generated = d.value("#secret-value")
+		return len(generated) == 32
+	})
+	if !regexp.MustCompile(`^[A-Za-z0-9]{32}$`).MatchString(generated) {
+		t.Fatalf("generated %q: not 32 alphanumerics", generated)
+	}
+	shot.take(d, "add-secret-generated")
+	d.click("#save-secret")
+	d.waitText("#secret-title", "API_KEY")
+	d.waitText("#secret-revision", "1")
+
+	// --- reveal, copy: the clipboard holds it, then not -------------------
+	d.click("#reveal")
+	d.waitText("#revealed-value", generated)
+	shot.take(d, "secret-revealed")
+	d.click("#reveal") // hide again
+	d.waitText("#revealed-value", "••••")
+	d.click("#copy")
+	copied := time.Now()
+	d.waitText("#toast", "The clipboard is cleared in 30 s")
+	d.waitFor("the value on the clipboard", 10*time.Second, func() bool { return clipboard(t) == generated })
+	shot.take(d, "secret-copied")
+	// Nothing happens in the window now: the clipboard must empty itself
+	// at 30 s (the app is still unlocked then), the app must lock at 45 s.
+	d.waitFor("the clipboard to be cleared", 40*time.Second, func() bool { return clipboard(t) != generated })
+	if el := time.Since(copied); el < 29*time.Second {
+		t.Fatalf("the clipboard was cleared after %v, before 30 s", el)
+	}
+	if ph := phase(d); ph != "unlocked" {
+		t.Fatalf("the app is %s when the clipboard cleared; the 30 s timer should have done it", ph)
+	}
+	d.waitFor("the idle lock", idleLock+20*time.Second, func() bool { return phase(d) == "locked" })
+	if el := time.Since(copied); el < idleLock-2*time.Second {
+		t.Fatalf("locked after %v idle, before %v", el, idleLock)
+	}
+	d.waitText("#lock-reason", "without activity")
+	shot.take(d, "locked-idle")
+	if r := invoke(d, "reveal_secret", map[string]any{"vaultId": "x", "name": "API_KEY"}); r.OK || r.Code != "locked" {
+		t.Fatalf("reveal while locked: %+v, want the code locked", r)
+	}
+	d.typeInto("#unlock-password", "wrong password")
+	d.click("#unlock")
+	d.waitText("#form-error", "the password or the Secret Key is wrong")
+	d.typeInto("#unlock-password", password)
+	d.click("#unlock")
+	d.must("#vault-list")
+
+	// --- edit → revision 2, history, restore revision 1 → revision 3 -------
+	d.click(`#vault-list li[data-vault-name="desk-vault"]`)
+	d.click(`#secret-list li[data-secret-name="API_KEY"]`)
+	d.click("#edit")
+	if got := d.value("#secret-value"); got != generated {
+		t.Fatalf("the editor shows %q, want the current value", got)
+	}
+	d.typeInto("#secret-value", "edited in the desktop app")
+	shot.take(d, "edit-secret")
+	d.click("#save-secret")
+	d.waitText("#secret-revision", "2")
+	if got := strings.TrimSpace(a.zsm(0, "", "get", "desk-vault/API_KEY")); got != "edited in the desktop app" {
+		t.Fatalf("zsm get after the edit: %q", got)
+	}
+	d.click("#history")
+	d.waitText("#history-list", "Revision 2")
+	d.waitText("#history-list", "Revision 1")
+	shot.take(d, "history")
+	d.click("#restore-1")
+	d.waitText("#secret-revision", "3")
+	d.click("#reveal")
+	d.waitText("#revealed-value", generated)
+
+	// --- the CLI reads what the app wrote ----------------------------------
+	if got := strings.TrimSpace(a.zsm(0, "", "get", "desk-vault/API_KEY")); got != generated {
+		t.Fatalf("zsm get: %q, want the restored value %q", got, generated)
+	}
+	var hist []struct {
+		Revision int `json:"revision"`
+	}
+	if err := json.Unmarshal([]byte(a.zsm(0, "", "history", "desk-vault/API_KEY", "--json")), &hist); err != nil || len(hist) != 3 {
+		t.Fatalf("zsm history: %v %+v, want 3 revisions", err, hist)
+	}
+
+	// --- a CLI write after sign-in shows after Refresh; search -------------
+	a.zsm(0, "", "set", "from-cli/DATABASE_URL", "postgres://app:rotated-by-the-cli@db/app")
+	a.zsm(0, "", "set", "desk-vault/API_SECRET", "s3")
+	a.zsm(0, "", "set", "desk-vault/SMTP_PASSWORD", "s4")
+	d.click("#sync-refresh")
+	d.waitText("#sync-status", "2 vaults, 4 secrets verified")
+	d.click(`#vault-list li[data-vault-name="desk-vault"]`)
+	d.waitText("#secret-count", "3 secrets")
+	d.typeInto("#search", "api_")
+	d.waitText("#secret-count", "2 of 3")
+	if list := d.text("#secret-list"); strings.Contains(list, "SMTP_PASSWORD") || !strings.Contains(list, "API_SECRET") {
+		t.Fatalf("search for api_ shows %q", list)
+	}
+	shot.take(d, "secret-list-search")
+	d.click(`#vault-list li[data-vault-name="from-cli"]`)
+	d.click(`#secret-list li[data-secret-name="DATABASE_URL"]`)
+	d.waitText("#secret-revision", "2")
+	d.click("#reveal")
+	d.waitText("#revealed-value", "rotated-by-the-cli")
+
+	// --- sessions: the CLI's session is listed and revoked from the app ----
+	d.click("#sessions")
+	d.must("#session-list")
+	rows := d.text("#session-list")
+	if !strings.Contains(rows, "this device") {
+		t.Fatalf("sessions list without the current session: %q", rows)
+	}
+	var sessions []struct {
+		ID      string `json:"id"`
+		Current bool   `json:"current"`
+	}
+	r := invoke(d, "list_sessions", nil)
+	if !r.OK || json.Unmarshal(r.Value, &sessions) != nil || len(sessions) < 2 {
+		t.Fatalf("list_sessions: %+v", r)
+	}
+	shot.take(d, "sessions")
+	var other string
+	for _, s := range sessions {
+		if !s.Current {
+			other = s.ID
+		}
+	}
+	d.click("#revoke-" + other)
+	d.waitText("#toast", "Session revoked")
+	// The CLI's session ended at once: its next command is refused (exit 3).
+	a.zsm(3, "", "ls")
+
+	// --- lock now, unlock, sign out ----------------------------------------
+	d.click("#lock")
+	d.must("#unlock-form")
+	if got := d.text("#locked-identity"); got != a.identity {
+		t.Fatalf("lock screen names %q", got)
+	}
+	shot.take(d, "locked")
+	d.typeInto("#unlock-password", password)
+	d.click("#unlock")
+	d.must("#vault-list")
+	d.click(`#vault-list li[data-vault-name="desk-vault"]`)
+	d.click("#delete-vault")
+	d.typeInto("#delete-vault-confirm", "desk-vault")
+	d.click("#confirm-delete-vault")
+	d.waitText("#toast", "Deleted vault desk-vault")
+	d.click("#sign-out")
+	d.must("#sign-in-form")
+	if ph := phase(d); ph != "signed_out" {
+		t.Fatalf("after sign-out the app is %s", ph)
+	}
+}
+
+// phase reads the app's phase from the page.
+func phase(d *wd) string {
+	d.t.Helper()
+	var p string
+	d.exec(`return document.body.dataset.phase || "";`, &p)
+	return p
+}
+
+// attackBoundary tries, from inside the web view, what a script injected
+// there would try, and checks each refusal.
+func attackBoundary(t *testing.T, d *wd) {
+	t.Helper()
+	// Core plugins are not granted: the app cannot even read its own version.
+	for _, cmd := range []string{"plugin:app|version", "plugin:window|title", "plugin:event|listen", "plugin:path|resolve_directory", "plugin:webview|print"} {
+		r := invoke(d, cmd, nil)
+		if r.OK || !strings.Contains(r.Error, "not allowed") {
+			t.Fatalf("%s from the web view: %+v, want a refusal (not allowed)", cmd, r)
+		}
+	}
+	// A command that does not exist, and the shell plugin that is not there.
+	for _, cmd := range []string{"plugin:shell|execute", "plugin:shell|open", "export_keys"} {
+		if r := invoke(d, cmd, nil); r.OK {
+			t.Fatalf("%s from the web view succeeded: %+v", cmd, r)
+		}
+	}
+	// Commands that need an account refuse while signed out.
+	for _, cmd := range []string{"list_vaults", "list_sessions", "sync_now"} {
+		if r := invoke(d, cmd, nil); r.OK || r.Code != "signed_out" {
+			t.Fatalf("%s while signed out: %+v, want the code signed_out", cmd, r)
+		}
+	}
+	// connect-src: the page cannot reach the server (or anything) itself.
+	var fetched string
+	d.execAsync(`const [url, done] = arguments;
+		fetch(url).then(() => done("fetched"), (e) => done("refused: " + e));`, &fetched, st.GatewayURL()+"/healthz")
+	if !strings.HasPrefix(fetched, "refused") {
+		t.Fatalf("fetch to the gateway from the web view: %s", fetched)
+	}
+	// No inline script runs.
+	var ran bool
+	d.execAsync(`const done = arguments[0];
+		const s = document.createElement("script");
+		s.textContent = "window.__inlineRan = true";
+		document.body.append(s);
+		setTimeout(() => done(window.__inlineRan === true), 200);`, &ran)
+	if ran {
+		t.Fatal("an inline script ran despite the CSP")
+	}
+	// Navigation away from the app's pages is not followed.
+	d.exec(`window.location.href = arguments[0]; return null;`, nil, st.GatewayURL()+"/healthz")
+	time.Sleep(1500 * time.Millisecond)
+	var url string
+	d.exec(`return document.location.href;`, &url)
+	if !strings.HasPrefix(url, "tauri://localhost") {
+		t.Fatalf("the web view navigated to %s", url)
+	}
+	d.must("#sign-in-form")
+}
