@@ -2,6 +2,7 @@
 //
 //	zsmdesktop deps            install what is missing (Debian packages, npm packages, tauri-driver)
 //	zsmdesktop build           deps, then build the app (debug profile) and print its path
+//	zsmdesktop check           deps, then tsc, cargo fmt --check, cargo clippy -D warnings, cargo test
 //	zsmdesktop run [--server URL]
 //	                           build, then start the app for a person, against the
 //	                           local stack (`go tool task up`) unless --server says otherwise
@@ -29,6 +30,7 @@ func usage() {
 commands:
   deps    install what is missing: Debian packages, npm packages, tauri-driver
   build   deps, then build the desktop app (debug profile) and print its path
+  check   deps, then the app's static checks and unit tests (tsc, cargo fmt, clippy, test)
   run     build, then start the app against the local stack (go tool task up)
 `)
 }
@@ -49,6 +51,11 @@ func main() {
 		var bin string
 		if bin, err = build(ctx, log); err == nil {
 			fmt.Println(bin)
+		}
+	case "check":
+		var p toolchain.Paths
+		if p, _, err = deps(ctx, log); err == nil {
+			err = toolchain.Check(ctx, p, os.Stderr)
 		}
 	case "run":
 		err = runApp(ctx, log, os.Args[2:])

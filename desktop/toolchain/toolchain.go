@@ -291,3 +291,33 @@ func lockFile(ctx context.Context, path string) (func(), error) {
 		return nil, fmt.Errorf("waiting for lock %s: %w", path, ctx.Err())
 	}
 }
+
+// Check runs the desktop app's static checks and unit tests, in the target
+// directory Build uses (the tests are built with the same features as the
+// app, so they share its compiled dependencies): tsc --noEmit, cargo fmt
+// --check, cargo clippy --all-targets -D warnings, cargo test.
+func Check(ctx context.Context, p Paths, out io.Writer) error {
+	tauri := filepath.Join(p.Desktop, "src-tauri")
+	env := []string{"CARGO_TARGET_DIR=" + p.TargetDir}
+	steps := []struct {
+		dir  string
+		name string
+		args []string
+	}{
+		{p.Desktop, "npx", []string{"--offline", "tsc", "--noEmit"}},
+		{tauri, "cargo", []string{"fmt", "--check", "-p", "zsm-desktop"}},
+		{tauri, "cargo", []string{"clippy", "-p", "zsm-desktop", "--all-targets", "--features", "tauri/custom-protocol", "--", "-D", "warnings"}},
+		{tauri, "cargo", []string{"test", "-p", "zsm-desktop", "--features", "tauri/custom-protocol"}},
+	}
+	for _, s := range steps {
+		fmt.Fprintf(out, "$ %s %s\n", s.name, strings.Join(s.args, " "))
+		cmd := exec.CommandContext(ctx, s.name, s.args...)
+		cmd.Dir = s.dir
+		cmd.Env = append(os.Environ(), env...)
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("%s %s: %w", s.name, strings.Join(s.args, " "), err)
+		}
+	}
+	return nil
+}

@@ -32,7 +32,8 @@ pub struct SystemClipboard(Option<arboard::Clipboard>);
 impl SystemClipboard {
     fn open(&mut self) -> AppResult<&mut arboard::Clipboard> {
         if self.0.is_none() {
-            self.0 = Some(arboard::Clipboard::new().map_err(|e| AppError::Clipboard(e.to_string()))?);
+            self.0 =
+                Some(arboard::Clipboard::new().map_err(|e| AppError::Clipboard(e.to_string()))?);
         }
         Ok(self.0.as_mut().expect("opened above"))
     }
@@ -50,7 +51,9 @@ impl Clipboard for SystemClipboard {
     }
 
     fn clear(&mut self) -> AppResult<()> {
-        self.open()?.clear().map_err(|e| AppError::Clipboard(e.to_string()))
+        self.open()?
+            .clear()
+            .map_err(|e| AppError::Clipboard(e.to_string()))
     }
 }
 
@@ -158,7 +161,11 @@ pub(crate) mod tests {
         g.copy(Zeroizing::new("hunter2".into())).unwrap();
         assert_eq!(contents(&mem).as_deref(), Some("hunter2"));
         tokio::time::sleep(CLEAR_AFTER - Duration::from_secs(1)).await;
-        assert_eq!(contents(&mem).as_deref(), Some("hunter2"), "cleared too early");
+        assert_eq!(
+            contents(&mem).as_deref(),
+            Some("hunter2"),
+            "cleared too early"
+        );
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert_eq!(contents(&mem), None, "not cleared after {CLEAR_AFTER:?}");
     }
@@ -181,7 +188,11 @@ pub(crate) mod tests {
         tokio::time::sleep(Duration::from_secs(20)).await;
         g.copy(Zeroizing::new("second".into())).unwrap();
         tokio::time::sleep(Duration::from_secs(15)).await;
-        assert_eq!(contents(&mem).as_deref(), Some("second"), "the first timer cleared the second copy");
+        assert_eq!(
+            contents(&mem).as_deref(),
+            Some("second"),
+            "the first timer cleared the second copy"
+        );
         tokio::time::sleep(Duration::from_secs(16)).await;
         assert_eq!(contents(&mem), None);
     }

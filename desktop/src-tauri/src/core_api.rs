@@ -2,8 +2,8 @@
 //!
 //! Everything cryptographic and every server call happens behind them, in
 //! `zsm-core` (see [`crate::zsm`] for the implementation over it). The app
-//! itself holds no key and speaks no protocol: it keeps an [`Account`] while
-//! unlocked and drops it — which zeroizes the core's keys — when it locks.
+//! itself holds no key and speaks no protocol: it keeps an [`Account`], locks
+//! it (the core zeroizes its keys) and drops it on sign-out.
 
 use std::future::Future;
 
@@ -44,9 +44,22 @@ pub trait Core: Send + Sync + 'static {
     fn sign_in(&self, c: &Credentials) -> impl Future<Output = AppResult<Self::Account>> + Send;
 }
 
-/// A signed-in, unlocked account: its keys live inside, in the core.
-/// Dropping it zeroizes them.
+/// A signed-in account: its keys and tokens live inside, in the core, which
+/// zeroizes them when it is dropped.
 pub trait Account: Send + 'static {
+    /// Zeroizes the account and vault keys; the session's tokens stay, so
+    /// that unlocking needs no network. Nothing can be read or written until
+    /// [`Account::unlock`].
+    fn lock(&mut self);
+    /// Opens the keys again from the password and the Secret Key (on this
+    /// device: Argon2id, then the key bundle). AuthFailed when they do not
+    /// open it.
+    fn unlock(
+        &mut self,
+        password: &str,
+        secret_key: &str,
+    ) -> impl Future<Output = AppResult<()>> + Send;
+
     /// Every vault the account can open, with its role.
     fn vaults(&mut self) -> impl Future<Output = AppResult<Vec<VaultView>>> + Send;
     fn create_vault(&mut self, name: &str) -> impl Future<Output = AppResult<VaultView>> + Send;
@@ -100,7 +113,8 @@ pub trait Account: Send + 'static {
     fn sessions(&mut self) -> impl Future<Output = AppResult<Vec<SessionView>>> + Send;
     fn revoke_session(&mut self, id: &str) -> impl Future<Output = AppResult<()>> + Send;
 
-    /// Ends the session on the server (best effort: the caller drops the
-    /// account, and with it the keys, whatever this returns).
+    /// Ends the session on the server and locks (best effort: the caller
+    /// drops the account, and with it keys and tokens, whatever this
+    /// returns).
     fn sign_out(&mut self) -> impl Future<Output = AppResult<()>> + Send;
 }

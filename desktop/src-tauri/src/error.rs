@@ -24,7 +24,9 @@ pub enum AppError {
     #[error("{0}")]
     Invalid(String),
     /// The text is not a Secret Key (ZSM1-…).
-    #[error("that is not a Secret Key: it looks like ZSM1-XXXXXX-XXXXXX-XXXXXX-XXXXXX-XX (see your emergency kit)")]
+    #[error(
+        "that is not a Secret Key: it looks like ZSM1-XXXXXX-XXXXXX-XXXXXX-XXXXXX-XX (see your emergency kit)"
+    )]
     BadSecretKey,
     /// The server refused the password and Secret Key, or proved nothing.
     #[error("the password or the Secret Key is wrong")]
@@ -32,9 +34,10 @@ pub enum AppError {
     /// No such vault, secret or revision.
     #[error("{0} was not found")]
     NotFound(String),
-    /// Something the server sent failed verification.
-    #[error("the server sent data that failed verification; nothing was trusted")]
-    Integrity,
+    /// Something the server sent failed verification (the detail names
+    /// what: ids and names, never a value or key).
+    #[error("the server sent data that failed verification; nothing was trusted ({0})")]
+    Integrity(String),
     /// The server cannot be reached, is unavailable or rate-limits.
     #[error("the server cannot be reached or is busy: {0}")]
     Unavailable(String),
@@ -66,7 +69,7 @@ impl AppError {
             AppError::BadSecretKey => "bad_secret_key",
             AppError::AuthFailed => "auth_failed",
             AppError::NotFound(_) => "not_found",
-            AppError::Integrity => "integrity",
+            AppError::Integrity(_) => "integrity",
             AppError::Unavailable(_) => "unavailable",
             AppError::Conflict(_) => "conflict",
             AppError::SessionEnded => "session_ended",

@@ -17,6 +17,7 @@ use tauri::State;
 use zeroize::Zeroizing;
 
 use crate::clipboard::SystemClipboard;
+use crate::core_api::Account;
 use crate::error::{AppError, AppResult};
 use crate::session::{self, AppState};
 use crate::view::{
@@ -178,7 +179,12 @@ async fn rename_vault(state: St<'_>, vault_id: String, name: String) -> AppResul
 
 #[tauri::command]
 async fn delete_vault(state: St<'_>, vault_id: String) -> AppResult<()> {
-    let r = state.unlocked().await?.account.delete_vault(&vault_id).await;
+    let r = state
+        .unlocked()
+        .await?
+        .account
+        .delete_vault(&vault_id)
+        .await;
     state.settle(r).await
 }
 
@@ -249,8 +255,17 @@ async fn delete_secret(state: St<'_>, vault_id: String, name: String) -> AppResu
 }
 
 #[tauri::command]
-async fn secret_history(state: St<'_>, vault_id: String, name: String) -> AppResult<Vec<RevisionView>> {
-    let r = state.unlocked().await?.account.history(&vault_id, &name).await;
+async fn secret_history(
+    state: St<'_>,
+    vault_id: String,
+    name: String,
+) -> AppResult<Vec<RevisionView>> {
+    let r = state
+        .unlocked()
+        .await?
+        .account
+        .history(&vault_id, &name)
+        .await;
     state.settle(r).await
 }
 

@@ -60,12 +60,12 @@ impl MemoryCore {
     }
 }
 
-/// An account of [`MemoryCore`]; its "keys" are a flag dropped on lock.
+/// An account of [`MemoryCore`]; its "keys" are a token dropped on lock.
 pub struct MemoryAccount {
     server: MemoryCore,
     session: String,
-    /// Stands for the key material; tests watch it go.
-    pub alive: Arc<()>,
+    /// Stands for the key material: None while locked; tests watch it go.
+    pub keys: Option<Arc<()>>,
 }
 
 impl Core for MemoryCore {
@@ -86,7 +86,7 @@ impl Core for MemoryCore {
         Ok(MemoryAccount {
             server: self.clone(),
             session,
-            alive: Arc::new(()),
+            keys: Some(Arc::new(())),
         })
     }
 }
@@ -97,6 +97,9 @@ fn now() -> String {
 
 impl MemoryAccount {
     fn with<R>(&self, f: impl FnOnce(&mut Server) -> AppResult<R>) -> AppResult<R> {
+        if self.keys.is_none() {
+            return Err(AppError::Locked);
+        }
         let mut s = self.server.0.lock().unwrap();
         if std::mem::take(&mut s.end_session) || !s.sessions.contains(&self.session) {
             s.sessions.retain(|x| *x != self.session);
@@ -130,6 +133,19 @@ fn summary(name: &str, revs: &[String]) -> SecretSummary {
 }
 
 impl Account for MemoryAccount {
+    fn lock(&mut self) {
+        self.keys = None;
+    }
+
+    async fn unlock(&mut self, password: &str, secret_key: &str) -> AppResult<()> {
+        let s = self.server.0.lock().unwrap();
+        if password != s.password || secret_key != s.secret_key {
+            return Err(AppError::AuthFailed);
+        }
+        self.keys = Some(Arc::new(()));
+        Ok(())
+    }
+
     async fn vaults(&mut self) -> AppResult<Vec<VaultView>> {
         self.with(|s| Ok(s.vaults.iter().map(|(id, v)| view(id, v)).collect()))
     }
@@ -186,7 +202,10 @@ impl Account for MemoryAccount {
                 .secrets
                 .get(name)
                 .ok_or_else(|| AppError::NotFound(format!("secret {name:?}")))?;
-            Ok((summary(name, revs), Zeroizing::new(revs.last().unwrap().clone())))
+            Ok((
+                summary(name, revs),
+                Zeroizing::new(revs.last().unwrap().clone()),
+            ))
         })
     }
 
@@ -236,7 +255,12 @@ impl Account for MemoryAccount {
         })
     }
 
-    async fn restore(&mut self, vault_id: &str, name: &str, revision: u64) -> AppResult<SecretSummary> {
+    async fn restore(
+        &mut self,
+        vault_id: &str,
+        name: &str,
+        revision: u64,
+    ) -> AppResult<SecretSummary> {
         self.with(|s| {
             let revs = vault(s, vault_id)?
                 .secrets

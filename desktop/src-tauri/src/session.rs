@@ -1,17 +1,17 @@
 //! The app's one state machine: signed out → unlocked ⇄ locked → signed out.
 //!
-//! - **Unlocked** holds the core's [`Account`] (and with it every key).
-//! - **Locked** holds only the server, the identity and the Secret Key's
-//!   text, so that unlocking asks for the password alone (as `zsm login`
-//!   does with the key kept on the device). The Secret Key by itself opens
-//!   nothing: the password is needed too, and the server checks it again
-//!   through a fresh SRP login.
+//! - **Unlocked** holds the core's [`Account`]: keys, tokens, session.
+//! - **Locked** holds the same account with its keys zeroized by the core
+//!   (the session's tokens stay), plus the server, the identity and the
+//!   Secret Key's text, so that unlocking asks for the password alone (as
+//!   `zsm login` does with the key kept on the device) and works offline.
+//!   The Secret Key by itself opens nothing. When the server has ended the
+//!   session, the account is dropped altogether and unlocking logs in again.
 //! - **Signed out** holds nothing.
 //!
-//! Locking signs the session out on the server and drops the account, which
-//! zeroizes its keys; it also takes back a secret zsm put on the clipboard.
-//! The app locks itself after [`AppState::idle_lock`] without activity, and
-//! when the server ends the session.
+//! Locking also takes back a secret zsm put on the clipboard. The app locks
+//! itself after [`AppState::idle_lock`] without activity, and when the
+//! server ends the session.
 
 use std::path::PathBuf;
 use std::sync::Mutex as SyncMutex;
@@ -28,12 +28,13 @@ use crate::view::{AppStatus, SyncStatus};
 
 /// The default idle time before the app locks itself.
 pub const DEFAULT_IDLE_LOCK: Duration = Duration::from_secs(5 * 60);
-/// How long a server logout may delay locking.
+/// How long a server logout may delay signing out.
 const SIGN_OUT_TIMEOUT: Duration = Duration::from_secs(3);
 /// The local stack's gateway (cmd/zsmstack), the sign-in form's default.
 pub const LOCAL_SERVER: &str = "http://127.0.0.1:8080";
 
-/// What locking keeps: enough to unlock with the password alone.
+/// What a signed-in app keeps besides the account: enough to unlock with
+/// the password alone.
 struct Kept {
     server: String,
     identity: String,
@@ -49,7 +50,9 @@ pub struct Unlocked<A> {
 
 enum Phase<A> {
     SignedOut,
-    Locked(Kept),
+    /// The account with its keys locked; None after the server ended the
+    /// session (unlocking then logs in afresh).
+    Locked(Kept, Option<A>),
     Unlocked(Box<Unlocked<A>>),
 }
 
@@ -161,7 +164,8 @@ impl<C: Core, K: Clipboard> AppState<C, K> {
         };
         *self.settings.lock().expect("settings lock") = s.clone();
         if let Some(path) = &self.settings_file {
-            let json = serde_json::to_vec_pretty(&s).map_err(|e| AppError::Storage(e.to_string()))?;
+            let json =
+                serde_json::to_vec_pretty(&s).map_err(|e| AppError::Storage(e.to_string()))?;
             write_atomically(path, &json)?;
         }
         Ok(())
@@ -220,27 +224,33 @@ impl<C: Core, K: Clipboard> AppState<C, K> {
         Ok(())
     }
 
-    /// Unlocks a locked app with the password (a fresh login).
+    /// Unlocks a locked app with the password: the core opens the keys again
+    /// on this device, or, when the server ended the session, logs in afresh.
     pub async fn unlock(&self, password: Zeroizing<String>) -> AppResult<()> {
         self.touch();
         if password.is_empty() {
             return Err(AppError::Invalid("enter your password".into()));
         }
         let mut phase = self.phase.lock().await;
-        let kept = match &*phase {
-            Phase::Locked(k) => k,
+        match &mut *phase {
             Phase::SignedOut => return Err(AppError::SignedOut),
             Phase::Unlocked(_) => return Ok(()),
-        };
-        let creds = Credentials {
-            server: kept.server.clone(),
-            identity: kept.identity.clone(),
-            password,
-            secret_key: kept.secret_key.clone(),
-        };
-        let account = self.core.sign_in(&creds).await?;
-        let Phase::Locked(kept) = std::mem::replace(&mut *phase, Phase::SignedOut) else {
-            unreachable!("checked above, under the same lock");
+            Phase::Locked(kept, Some(account)) => {
+                account.unlock(&password, &kept.secret_key).await?
+            }
+            Phase::Locked(kept, slot @ None) => {
+                let creds = Credentials {
+                    server: kept.server.clone(),
+                    identity: kept.identity.clone(),
+                    password,
+                    secret_key: kept.secret_key.clone(),
+                };
+                *slot = Some(self.core.sign_in(&creds).await?);
+            }
+        }
+        let Phase::Locked(kept, Some(account)) = std::mem::replace(&mut *phase, Phase::SignedOut)
+        else {
+            unreachable!("an account is in place, under the same lock");
         };
         self.set_snapshot("unlocked", Some(&kept), None);
         *phase = Phase::Unlocked(Box::new(Unlocked {
@@ -252,31 +262,45 @@ impl<C: Core, K: Clipboard> AppState<C, K> {
         Ok(())
     }
 
-    /// Locks: the server session ends, the account and its keys are dropped
-    /// (zeroized), and zsm's copy on the clipboard is taken back.
+    /// Locks: the core zeroizes the account and vault keys, and zsm's copy
+    /// on the clipboard is taken back. With reason "session_ended" the
+    /// account is dropped as well (its session is gone).
     pub async fn lock(&self, reason: Option<&str>) {
         self.clipboard.clear_now();
         let mut phase = self.phase.lock().await;
         if let Phase::Unlocked(_) = &*phase {
-            let Phase::Unlocked(mut u) = std::mem::replace(&mut *phase, Phase::SignedOut) else {
+            let Phase::Unlocked(u) = std::mem::replace(&mut *phase, Phase::SignedOut) else {
                 unreachable!("matched above, under the same lock");
             };
-            // Best effort and bounded: locking must not wait for the network.
-            let _ = tokio::time::timeout(SIGN_OUT_TIMEOUT, u.account.sign_out()).await;
-            let Unlocked { kept, account, sync } = *u;
-            drop(account);
+            let Unlocked {
+                kept,
+                mut account,
+                sync,
+            } = *u;
             drop(sync);
+            account.lock();
+            let account = (reason != Some("session_ended")).then_some(account);
             self.set_snapshot("locked", Some(&kept), reason);
-            *phase = Phase::Locked(kept);
+            *phase = Phase::Locked(kept, account);
         }
     }
 
-    /// Signs out: locks, then forgets the Secret Key, server and identity.
+    /// Signs out: the server session ends (waiting at most a few seconds),
+    /// then the account — keys and tokens — and the Secret Key, server and
+    /// identity are dropped.
     pub async fn sign_out(&self) {
-        self.lock(None).await;
+        self.clipboard.clear_now();
         let mut phase = self.phase.lock().await;
-        *phase = Phase::SignedOut;
+        let account = match std::mem::replace(&mut *phase, Phase::SignedOut) {
+            Phase::Unlocked(u) => Some(u.account),
+            Phase::Locked(_, a) => a,
+            Phase::SignedOut => None,
+        };
         self.set_snapshot("signed_out", None, None);
+        if let Some(mut a) = account {
+            // Best effort and bounded: signing out must not wait for the network.
+            let _ = tokio::time::timeout(SIGN_OUT_TIMEOUT, a.sign_out()).await;
+        }
     }
 
     /// The unlocked account, for one command; Locked or SignedOut otherwise.
@@ -289,7 +313,7 @@ impl<C: Core, K: Clipboard> AppState<C, K> {
             _ => None,
         })
         .map_err(|g| match &*g {
-            Phase::Locked(_) => AppError::Locked,
+            Phase::Locked(..) => AppError::Locked,
             _ => AppError::SignedOut,
         })
     }
@@ -346,7 +370,11 @@ pub async fn sync<A: Account>(u: &mut Unlocked<A>) -> AppResult<SyncStatus> {
 /// Checks and normalises the server address: http or https, a host, no
 /// credentials, query or fragment; no trailing slash.
 pub fn check_server(s: &str) -> AppResult<String> {
-    let bad = |why: &str| AppError::Invalid(format!("server address: {why} (for example {LOCAL_SERVER})"));
+    let bad = |why: &str| {
+        AppError::Invalid(format!(
+            "server address: {why} (for example {LOCAL_SERVER})"
+        ))
+    };
     let u = tauri::Url::parse(s.trim()).map_err(|_| bad("not a URL"))?;
     if u.scheme() != "http" && u.scheme() != "https" {
         return Err(bad("use http:// or https://"));
@@ -396,7 +424,9 @@ fn write_atomically(path: &std::path::Path, data: &[u8]) -> AppResult<()> {
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(&tmp).map_err(|e| AppError::Storage(e.to_string()))?;
+    let mut f = opts
+        .open(&tmp)
+        .map_err(|e| AppError::Storage(e.to_string()))?;
     f.write_all(data)
         .and_then(|()| f.sync_all())
         .map_err(|e| AppError::Storage(e.to_string()))?;
@@ -414,7 +444,13 @@ mod tests {
     const PW: &str = "correct horse battery";
     const SK: &str = "ZSM1-TESTKEY";
 
-    fn app(idle: Duration) -> (AppState<MemoryCore, MemoryClipboard>, MemoryCore, MemoryClipboard) {
+    fn app(
+        idle: Duration,
+    ) -> (
+        AppState<MemoryCore, MemoryClipboard>,
+        MemoryCore,
+        MemoryClipboard,
+    ) {
         let core = MemoryCore::new(PW, SK);
         let clip = MemoryClipboard::default();
         let st = AppState::new(
@@ -431,7 +467,13 @@ mod tests {
         Zeroizing::new(s.to_owned())
     }
 
-    async fn signed_in(idle: Duration) -> (AppState<MemoryCore, MemoryClipboard>, MemoryCore, MemoryClipboard) {
+    async fn signed_in(
+        idle: Duration,
+    ) -> (
+        AppState<MemoryCore, MemoryClipboard>,
+        MemoryCore,
+        MemoryClipboard,
+    ) {
         let (st, core, clip) = app(idle);
         st.sign_in("http://127.0.0.1:8080/", "ada@example.test", z(PW), z(SK))
             .await
@@ -469,38 +511,60 @@ mod tests {
             ("http://127.0.0.1:8080", "ada", "", SK),
             ("http://127.0.0.1:8080", "ada", PW, "  "),
         ] {
-            let e = st.sign_in(server, identity, z(pw), z(sk)).await.unwrap_err();
+            let e = st
+                .sign_in(server, identity, z(pw), z(sk))
+                .await
+                .unwrap_err();
             assert_eq!(e.code(), "invalid_input", "{server} {identity:?}");
         }
         assert_eq!(core.counts(), (0, 0), "the core was asked");
     }
 
+    fn keys_of(st: &AppState<MemoryCore, MemoryClipboard>) -> std::sync::Weak<()> {
+        let u = st.phase.try_lock().unwrap();
+        match &*u {
+            Phase::Unlocked(u) => Arc::downgrade(u.account.keys.as_ref().unwrap()),
+            _ => panic!("not unlocked"),
+        }
+    }
+
     #[tokio::test]
-    async fn lock_drops_the_keys_and_unlock_logs_in_again() {
+    async fn lock_zeroizes_the_keys_and_unlock_opens_them_again() {
         let (st, core, _) = signed_in(DEFAULT_IDLE_LOCK).await;
         let s = st.status();
-        assert_eq!((s.phase, s.server.as_deref()), ("unlocked", Some("http://127.0.0.1:8080")));
-        let keys = Arc::downgrade(&st.unlocked().await.unwrap().account.alive);
+        assert_eq!(
+            (s.phase, s.server.as_deref()),
+            ("unlocked", Some("http://127.0.0.1:8080"))
+        );
+        let keys = keys_of(&st);
         assert!(keys.upgrade().is_some());
 
         st.lock(None).await;
-        assert!(keys.upgrade().is_none(), "the account's keys outlived the lock");
-        assert_eq!(core.counts(), (1, 1), "the server session was not ended");
+        assert!(
+            keys.upgrade().is_none(),
+            "the account's keys outlived the lock"
+        );
         assert_eq!(st.status().phase, "locked");
         assert_eq!(st.status().identity.as_deref(), Some("ada@example.test"));
         assert_eq!(st.unlocked().await.err().unwrap().code(), "locked");
 
-        assert_eq!(st.unlock(z("wrong")).await.unwrap_err().code(), "auth_failed");
+        assert_eq!(
+            st.unlock(z("wrong")).await.unwrap_err().code(),
+            "auth_failed"
+        );
         assert_eq!(st.status().phase, "locked");
         st.unlock(z(PW)).await.unwrap();
         assert_eq!(st.status().phase, "unlocked");
-        assert_eq!(core.counts(), (2, 1));
+        assert!(keys_of(&st).upgrade().is_some());
+        // Unlocking opened the same session's keys: no second login.
+        assert_eq!(core.counts(), (1, 0));
     }
 
     #[tokio::test]
-    async fn sign_out_forgets_everything() {
-        let (st, _, _) = signed_in(DEFAULT_IDLE_LOCK).await;
+    async fn sign_out_ends_the_session_and_forgets_everything() {
+        let (st, core, _) = signed_in(DEFAULT_IDLE_LOCK).await;
         st.sign_out().await;
+        assert_eq!(core.counts(), (1, 1), "the server session was not ended");
         let s = st.status();
         assert_eq!((s.phase, s.server, s.identity), ("signed_out", None, None));
         assert_eq!(st.unlock(z(PW)).await.unwrap_err().code(), "signed_out");
@@ -532,7 +596,10 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(250)).await;
         assert!(st.lock_if_idle().await);
         let s = st.status();
-        assert_eq!((s.phase, s.lock_reason.as_deref()), ("locked", Some("idle")));
+        assert_eq!(
+            (s.phase, s.lock_reason.as_deref()),
+            ("locked", Some("idle"))
+        );
     }
 
     #[tokio::test]
@@ -557,8 +624,13 @@ mod tests {
         let r = st.unlocked().await.unwrap().account.vaults().await;
         assert_eq!(st.settle(r).await.unwrap_err().code(), "session_ended");
         let s = st.status();
-        assert_eq!((s.phase, s.lock_reason.as_deref()), ("locked", Some("session_ended")));
+        assert_eq!(
+            (s.phase, s.lock_reason.as_deref()),
+            ("locked", Some("session_ended"))
+        );
+        // The ended session's account is gone: unlocking logs in afresh.
         st.unlock(z(PW)).await.unwrap();
+        assert_eq!(core.counts(), (2, 0));
         assert!(st.unlocked().await.unwrap().account.vaults().await.is_ok());
     }
 
@@ -588,11 +660,28 @@ mod tests {
 
     #[test]
     fn server_addresses() {
-        assert_eq!(check_server(" https://zsm.example.com/ ").unwrap(), "https://zsm.example.com");
-        assert_eq!(check_server("http://127.0.0.1:8080").unwrap(), "http://127.0.0.1:8080");
+        assert_eq!(
+            check_server(" https://zsm.example.com/ ").unwrap(),
+            "https://zsm.example.com"
+        );
+        assert_eq!(
+            check_server("http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
         assert_eq!(check_server("http://h/base/").unwrap(), "http://h/base");
-        for bad in ["", "127.0.0.1:8080", "file:///etc/passwd", "javascript:alert(1)", "http://a@h", "http://h#x"] {
-            assert_eq!(check_server(bad).unwrap_err().code(), "invalid_input", "{bad}");
+        for bad in [
+            "",
+            "127.0.0.1:8080",
+            "file:///etc/passwd",
+            "javascript:alert(1)",
+            "http://a@h",
+            "http://h#x",
+        ] {
+            assert_eq!(
+                check_server(bad).unwrap_err().code(),
+                "invalid_input",
+                "{bad}"
+            );
         }
     }
 
@@ -616,9 +705,14 @@ mod tests {
             Some(file.clone()),
             None,
         );
-        st.sign_in("http://127.0.0.1:9", "ada@example.test", z(PW), z(SK)).await.unwrap();
+        st.sign_in("http://127.0.0.1:9", "ada@example.test", z(PW), z(SK))
+            .await
+            .unwrap();
         let text = std::fs::read_to_string(&file).unwrap();
-        assert!(!text.contains(PW) && !text.contains(SK), "settings.json holds a secret: {text}");
+        assert!(
+            !text.contains(PW) && !text.contains(SK),
+            "settings.json holds a secret: {text}"
+        );
         let again = AppState::new(
             core,
             ClipboardGuard::new(MemoryClipboard::default(), Duration::from_secs(30)),

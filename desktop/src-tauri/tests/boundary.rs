@@ -33,7 +33,11 @@ fn listed_commands() -> Vec<String> {
 #[test]
 fn registered_commands_are_exactly_the_listed_ones() {
     let registered: Vec<&str> = zsm_desktop::ipc::COMMANDS.to_vec();
-    assert_eq!(registered, listed_commands(), "src/ipc.rs and ipc-commands.txt differ");
+    assert_eq!(
+        registered,
+        listed_commands(),
+        "src/ipc.rs and ipc-commands.txt differ"
+    );
     assert_eq!(
         registered.iter().collect::<BTreeSet<_>>().len(),
         registered.len(),
@@ -46,16 +50,37 @@ fn the_command_set_is_the_reviewed_one() {
     // Adding a command is a change of the security boundary: update this
     // list, docs/desktop.md and the capability together.
     let want = [
-        "app_status", "touch", "read_kit", "sign_in", "unlock", "lock", "sign_out",
-        "list_vaults", "create_vault", "rename_vault", "delete_vault", "list_secrets",
-        "reveal_secret", "copy_secret", "save_secret", "delete_secret", "secret_history",
-        "restore_revision", "generate_secret", "sync_status", "sync_now", "list_sessions",
+        "app_status",
+        "touch",
+        "read_kit",
+        "sign_in",
+        "unlock",
+        "lock",
+        "sign_out",
+        "list_vaults",
+        "create_vault",
+        "rename_vault",
+        "delete_vault",
+        "list_secrets",
+        "reveal_secret",
+        "copy_secret",
+        "save_secret",
+        "delete_secret",
+        "secret_history",
+        "restore_revision",
+        "generate_secret",
+        "sync_status",
+        "sync_now",
+        "list_sessions",
         "revoke_session",
     ];
     assert_eq!(listed_commands(), want);
     let doc = read("../../docs/desktop.md");
     for c in want {
-        assert!(doc.contains(&format!("`{c}`")), "docs/desktop.md does not describe `{c}`");
+        assert!(
+            doc.contains(&format!("`{c}`")),
+            "docs/desktop.md does not describe `{c}`"
+        );
     }
 }
 
@@ -71,19 +96,30 @@ fn the_only_capability_grants_the_commands_and_nothing_else() {
     let cap = json("capabilities/default.json");
     assert_eq!(cap["identifier"], "default");
     assert_eq!(cap["windows"], serde_json::json!(["main"]));
-    assert!(cap.get("webviews").is_none() && cap.get("remote").is_none() && cap.get("platforms").is_none());
+    assert!(
+        cap.get("webviews").is_none()
+            && cap.get("remote").is_none()
+            && cap.get("platforms").is_none()
+    );
     let granted: Vec<String> = cap["permissions"]
         .as_array()
         .expect("permissions is a list")
         .iter()
-        .map(|p| p.as_str().expect("a permission is a plain identifier, without scopes").to_owned())
+        .map(|p| {
+            p.as_str()
+                .expect("a permission is a plain identifier, without scopes")
+                .to_owned()
+        })
         .collect();
     let want: Vec<String> = listed_commands()
         .iter()
         .map(|c| format!("allow-{}", c.replace('_', "-")))
         .collect();
     assert_eq!(granted, want);
-    assert!(granted.iter().all(|p| !p.contains(':')), "a core or plugin permission is granted");
+    assert!(
+        granted.iter().all(|p| !p.contains(':')),
+        "a core or plugin permission is granted"
+    );
 }
 
 #[test]
@@ -95,25 +131,50 @@ fn csp_and_security_settings() {
     assert_eq!(sec["freezePrototype"], true);
     assert_eq!(sec["capabilities"], serde_json::json!(["default"]));
     assert!(sec.get("dangerousDisableAssetCspModification").is_none());
-    assert!(sec.get("assetProtocol").is_none(), "the asset protocol exposes files");
+    assert!(
+        sec.get("assetProtocol").is_none(),
+        "the asset protocol exposes files"
+    );
     assert_eq!(conf["app"]["withGlobalTauri"], false);
-    assert_eq!(conf["app"]["windows"], serde_json::json!([]), "windows come from src/lib.rs, with a navigation guard");
-    assert!(conf.get("plugins").is_none_or(|p| p.as_object().is_some_and(|o| o.is_empty())));
-    assert_eq!(conf["build"]["frontendDist"], "../dist", "only the app's own files");
-    assert!(conf["build"].get("devUrl").is_none(), "no remote or dev-server content");
+    assert_eq!(
+        conf["app"]["windows"],
+        serde_json::json!([]),
+        "windows come from src/lib.rs, with a navigation guard"
+    );
+    assert!(
+        conf.get("plugins")
+            .is_none_or(|p| p.as_object().is_some_and(|o| o.is_empty()))
+    );
+    assert_eq!(
+        conf["build"]["frontendDist"], "../dist",
+        "only the app's own files"
+    );
+    assert!(
+        conf["build"].get("devUrl").is_none(),
+        "no remote or dev-server content"
+    );
     let text = read("tauri.conf.json");
     assert!(!text.contains("dangerous"), "a dangerous* option is set");
-    assert!(!text.contains("http://") && !text.contains("https://"), "a remote URL in the config");
+    assert!(
+        !text.contains("http://") && !text.contains("https://"),
+        "a remote URL in the config"
+    );
 }
 
 #[test]
 fn no_plugin_at_all_and_no_shell() {
     let cargo = read("Cargo.toml");
-    assert!(!cargo.contains("tauri-plugin"), "a Tauri plugin crate is a dependency");
+    assert!(
+        !cargo.contains("tauri-plugin"),
+        "a Tauri plugin crate is a dependency"
+    );
     let pkg = json("../package.json");
     for section in ["dependencies", "devDependencies"] {
         for name in pkg[section].as_object().into_iter().flat_map(|o| o.keys()) {
-            assert!(!name.starts_with("@tauri-apps/plugin-"), "npm plugin {name}");
+            assert!(
+                !name.starts_with("@tauri-apps/plugin-"),
+                "npm plugin {name}"
+            );
         }
     }
     let lib = read("src/lib.rs");
@@ -122,7 +183,10 @@ fn no_plugin_at_all_and_no_shell() {
     for lock in ["../../Cargo.lock", "Cargo.lock"] {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(lock);
         if let Ok(text) = std::fs::read_to_string(p) {
-            assert!(!text.contains("name = \"tauri-plugin-shell\""), "tauri-plugin-shell is locked in {lock}");
+            assert!(
+                !text.contains("name = \"tauri-plugin-shell\""),
+                "tauri-plugin-shell is locked in {lock}"
+            );
         }
     }
 }
@@ -130,7 +194,11 @@ fn no_plugin_at_all_and_no_shell() {
 #[test]
 fn navigation_stays_on_the_app() {
     use tauri::Url;
-    let ok = ["tauri://localhost/index.html", "tauri://localhost/", "http://tauri.localhost/x"];
+    let ok = [
+        "tauri://localhost/index.html",
+        "tauri://localhost/",
+        "http://tauri.localhost/x",
+    ];
     let bad = [
         "https://example.com/",
         "http://127.0.0.1:8080/",
@@ -141,9 +209,15 @@ fn navigation_stays_on_the_app() {
         "http://tauri.localhost.example.com/",
     ];
     for u in ok {
-        assert!(zsm_desktop::is_app_url(&Url::parse(u).unwrap()), "{u} refused");
+        assert!(
+            zsm_desktop::is_app_url(&Url::parse(u).unwrap()),
+            "{u} refused"
+        );
     }
     for u in bad {
-        assert!(!zsm_desktop::is_app_url(&Url::parse(u).unwrap()), "{u} allowed");
+        assert!(
+            !zsm_desktop::is_app_url(&Url::parse(u).unwrap()),
+            "{u} allowed"
+        );
     }
 }
