@@ -57,7 +57,11 @@ impl fmt::Debug for AccountKeys {
 impl AccountKeys {
     /// Fresh random keys.
     pub fn generate() -> AccountKeys {
-        let mut k = AccountKeys { account_key: [0; 32], x25519: [0; 32], ed25519_seed: [0; 32] };
+        let mut k = AccountKeys {
+            account_key: [0; 32],
+            x25519: [0; 32],
+            ed25519_seed: [0; 32],
+        };
         crate::random_bytes(&mut k.account_key);
         crate::random_bytes(&mut k.x25519);
         crate::random_bytes(&mut k.ed25519_seed);
@@ -96,7 +100,11 @@ impl AccountKeys {
 
     /// Rebuilds keys from their parts (a stored session).
     pub fn from_parts(account_key: [u8; 32], x25519: [u8; 32], ed25519_seed: [u8; 32]) -> AccountKeys {
-        AccountKeys { account_key, x25519, ed25519_seed }
+        AccountKeys {
+            account_key,
+            x25519,
+            ed25519_seed,
+        }
     }
 
     /// Seals the private parts for `user_id`: the account key under
@@ -118,7 +126,12 @@ impl AccountKeys {
 
 /// The envelope context of a bundle field: the nil vault, the user, revision 0.
 pub fn account_context(t: Type, user_id: Uuid) -> Context {
-    Context { typ: t, vault_id: Uuid::nil(), object_id: user_id, revision: 0 }
+    Context {
+        typ: t,
+        vault_id: Uuid::nil(),
+        object_id: user_id,
+        revision: 0,
+    }
 }
 
 /// The key bundle the server stores (binary members in canonical base64).
@@ -152,10 +165,14 @@ impl Bundle {
             return Err(BundleError::Malformed(format!("version {}", self.version)));
         }
         let env = |name: &str, s: &str, t: Type| -> Result<Vec<u8>, BundleError> {
-            let raw = crate::b64::decode(s).ok_or_else(|| BundleError::Malformed(format!("{name}: not canonical base64")))?;
+            let raw =
+                crate::b64::decode(s).ok_or_else(|| BundleError::Malformed(format!("{name}: not canonical base64")))?;
             let p = envelope::parse(&raw).map_err(|e| BundleError::Malformed(format!("{name}: {e}")))?;
             if p.typ != t {
-                return Err(BundleError::Malformed(format!("{name} holds an envelope of type {:?}", p.typ)));
+                return Err(BundleError::Malformed(format!(
+                    "{name} holds an envelope of type {:?}",
+                    p.typ
+                )));
             }
             Ok(raw)
         };
@@ -200,8 +217,9 @@ pub fn parse_bundle(data: &[u8]) -> Result<Bundle, BundleError> {
     }
     // Members in document order, repeats kept, so a repeated or unknown
     // member is seen rather than silently merged.
-    let members: Vec<(String, serde_json::Value)> =
-        serde_json::from_slice::<OrderedObject>(data).map_err(|e| BundleError::Malformed(e.to_string()))?.0;
+    let members: Vec<(String, serde_json::Value)> = serde_json::from_slice::<OrderedObject>(data)
+        .map_err(|e| BundleError::Malformed(e.to_string()))?
+        .0;
     let mut b = Bundle {
         version: 0,
         account_key: String::new(),
@@ -276,21 +294,35 @@ pub fn open_bundle(b: &Bundle, unlock_key: &[u8; 32], user_id: Uuid) -> Result<A
     let ak = envelope::open(unlock_key, &account_context(Type::AccountKey, user_id), &f.account_key)
         .map_err(BundleError::Unlock)?;
     let ak: Zeroizing<[u8; 32]> = Zeroizing::new(
-        ak.as_slice().try_into().map_err(|_| BundleError::Tampered(format!("account key of {} bytes", ak.len())))?,
+        ak.as_slice()
+            .try_into()
+            .map_err(|_| BundleError::Tampered(format!("account key of {} bytes", ak.len())))?,
     );
-    let xs = envelope::open(ak.as_ref(), &account_context(Type::X25519Private, user_id), &f.x25519_private)
-        .map_err(|e| BundleError::Tampered(format!("X25519 private key: {e}")))?;
-    let es = envelope::open(ak.as_ref(), &account_context(Type::Ed25519Private, user_id), &f.ed25519_private)
-        .map_err(|e| BundleError::Tampered(format!("Ed25519 private key: {e}")))?;
+    let xs = envelope::open(
+        ak.as_ref(),
+        &account_context(Type::X25519Private, user_id),
+        &f.x25519_private,
+    )
+    .map_err(|e| BundleError::Tampered(format!("X25519 private key: {e}")))?;
+    let es = envelope::open(
+        ak.as_ref(),
+        &account_context(Type::Ed25519Private, user_id),
+        &f.ed25519_private,
+    )
+    .map_err(|e| BundleError::Tampered(format!("Ed25519 private key: {e}")))?;
     let (Ok(xs), Ok(es)) = (<[u8; 32]>::try_from(xs.as_slice()), <[u8; 32]>::try_from(es.as_slice())) else {
         return Err(BundleError::Tampered("private key of the wrong size".into()));
     };
     let keys = AccountKeys::from_parts(*ak, xs, es);
     if !bool::from(keys.x25519_public().ct_eq(&f.x25519_public)) {
-        return Err(BundleError::Tampered("the X25519 private key does not match the published public key".into()));
+        return Err(BundleError::Tampered(
+            "the X25519 private key does not match the published public key".into(),
+        ));
     }
     if !bool::from(keys.ed25519_public().ct_eq(&f.ed25519_public)) {
-        return Err(BundleError::Tampered("the Ed25519 private key does not match the published public key".into()));
+        return Err(BundleError::Tampered(
+            "the Ed25519 private key does not match the published public key".into(),
+        ));
     }
     Ok(keys)
 }

@@ -160,7 +160,13 @@ pub fn seal_with_nonce(
     out.extend_from_slice(&commitment(key, nonce));
     let ad = ctx.ad();
     let ct = aead
-        .encrypt(&XNonce::from(*nonce), Payload { msg: plaintext, aad: &ad })
+        .encrypt(
+            &XNonce::from(*nonce),
+            Payload {
+                msg: plaintext,
+                aad: &ad,
+            },
+        )
         .map_err(|_| EnvelopeError::Malformed)?;
     out.extend_from_slice(&ct);
     Ok(out)
@@ -220,9 +226,15 @@ pub fn open(key: &[u8], ctx: &Context, env: &[u8]) -> Result<Zeroizing<Vec<u8>>,
     }
     let aead = XChaCha20Poly1305::new(key.into());
     let ad = ctx.ad();
-    aead.decrypt(&XNonce::from(*p.nonce), Payload { msg: p.ciphertext, aad: &ad })
-        .map(Zeroizing::new)
-        .map_err(|_| EnvelopeError::Tampered)
+    aead.decrypt(
+        &XNonce::from(*p.nonce),
+        Payload {
+            msg: p.ciphertext,
+            aad: &ad,
+        },
+    )
+    .map(Zeroizing::new)
+    .map_err(|_| EnvelopeError::Tampered)
 }
 
 /// [`seal`] returning `base64(envelope)`, the form text columns hold.

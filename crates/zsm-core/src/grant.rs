@@ -89,7 +89,8 @@ pub fn open_vault_key(
 ) -> Result<Zeroizing<[u8; 32]>, GrantError> {
     let raw = decode_sealed(sealed)?;
     let sk = <X25519HkdfSha256 as hpke::Kem>::PrivateKey::from_bytes(private).map_err(|_| GrantError::OpenVaultKey)?;
-    let enc = <X25519HkdfSha256 as hpke::Kem>::EncappedKey::from_bytes(&raw[..32]).map_err(|_| GrantError::OpenVaultKey)?;
+    let enc =
+        <X25519HkdfSha256 as hpke::Kem>::EncappedKey::from_bytes(&raw[..32]).map_err(|_| GrantError::OpenVaultKey)?;
     let pt = Zeroizing::new(
         hpke::single_shot_open::<ChaCha20Poly1305, HkdfSha256, X25519HkdfSha256>(
             &OpModeR::Base,
@@ -161,6 +162,7 @@ impl Grant {
             .and_then(|b| b.try_into().ok())
             .ok_or(GrantError::BadSignature)?;
         let vk = VerifyingKey::from_bytes(public).map_err(|_| GrantError::BadSignature)?;
-        vk.verify(&m, &Signature::from_bytes(&sig)).map_err(|_| GrantError::BadSignature)
+        vk.verify(&m, &Signature::from_bytes(&sig))
+            .map_err(|_| GrantError::BadSignature)
     }
 }

@@ -90,22 +90,40 @@ impl KdfParams {
         }
         self.salt_bytes()?;
         if self.memory_kib < FLOOR_MEMORY_KIB {
-            return weak(format!("memory_kib {} is below the floor {FLOOR_MEMORY_KIB}", self.memory_kib));
+            return weak(format!(
+                "memory_kib {} is below the floor {FLOOR_MEMORY_KIB}",
+                self.memory_kib
+            ));
         }
         if self.memory_kib > MAX_MEMORY_KIB {
-            return weak(format!("memory_kib {} is above the maximum {MAX_MEMORY_KIB}", self.memory_kib));
+            return weak(format!(
+                "memory_kib {} is above the maximum {MAX_MEMORY_KIB}",
+                self.memory_kib
+            ));
         }
         if self.iterations < FLOOR_ITERATIONS {
-            return weak(format!("iterations {} is below the floor {FLOOR_ITERATIONS}", self.iterations));
+            return weak(format!(
+                "iterations {} is below the floor {FLOOR_ITERATIONS}",
+                self.iterations
+            ));
         }
         if self.iterations > MAX_ITERATIONS {
-            return weak(format!("iterations {} is above the maximum {MAX_ITERATIONS}", self.iterations));
+            return weak(format!(
+                "iterations {} is above the maximum {MAX_ITERATIONS}",
+                self.iterations
+            ));
         }
         if self.parallelism < FLOOR_PARALLELISM {
-            return weak(format!("parallelism {} is below the floor {FLOOR_PARALLELISM}", self.parallelism));
+            return weak(format!(
+                "parallelism {} is below the floor {FLOOR_PARALLELISM}",
+                self.parallelism
+            ));
         }
         if self.parallelism > MAX_PARALLELISM {
-            return weak(format!("parallelism {} is above the maximum {MAX_PARALLELISM}", self.parallelism));
+            return weak(format!(
+                "parallelism {} is above the maximum {MAX_PARALLELISM}",
+                self.parallelism
+            ));
         }
         Ok(())
     }
@@ -113,7 +131,9 @@ impl KdfParams {
     fn salt_bytes(&self) -> Result<Vec<u8>, KdfError> {
         match crate::b64::decode(&self.salt) {
             Some(s) if s.len() == SALT_SIZE => Ok(s),
-            _ => Err(KdfError::WeakKdf(format!("salt must be {SALT_SIZE} bytes in canonical standard base64"))),
+            _ => Err(KdfError::WeakKdf(format!(
+                "salt must be {SALT_SIZE} bytes in canonical standard base64"
+            ))),
         }
     }
 }
@@ -168,9 +188,14 @@ pub fn info(label: &str, identity: &str) -> Vec<u8> {
 /// each of the two labels.
 pub fn split(kpw: &[u8], secret_key: &[u8], identity: &str) -> Derived {
     let h = Hkdf::<Sha256>::new(Some(secret_key), kpw);
-    let mut d = Derived { srp_secret: [0; 32], unlock_key: [0; 32] };
-    h.expand(&info(LABEL_SRP, identity), &mut d.srp_secret).expect("32 bytes is a valid HKDF length");
-    h.expand(&info(LABEL_UNLOCK, identity), &mut d.unlock_key).expect("32 bytes is a valid HKDF length");
+    let mut d = Derived {
+        srp_secret: [0; 32],
+        unlock_key: [0; 32],
+    };
+    h.expand(&info(LABEL_SRP, identity), &mut d.srp_secret)
+        .expect("32 bytes is a valid HKDF length");
+    h.expand(&info(LABEL_UNLOCK, identity), &mut d.unlock_key)
+        .expect("32 bytes is a valid HKDF length");
     d
 }
 
@@ -197,6 +222,12 @@ pub fn derive(password: &[u8], sk: &SecretKey, identity: &str, p: &KdfParams) ->
         return Err(KdfError::BadIdentity);
     }
     let nfkc = Zeroizing::new(pw.nfkc().collect::<String>());
-    let kpw = argon2id(nfkc.as_bytes(), &salt, p.iterations, p.memory_kib, u32::from(p.parallelism))?;
+    let kpw = argon2id(
+        nfkc.as_bytes(),
+        &salt,
+        p.iterations,
+        p.memory_kib,
+        u32::from(p.parallelism),
+    )?;
     Ok(split(kpw.as_ref(), sk.as_bytes(), identity))
 }

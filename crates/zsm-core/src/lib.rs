@@ -14,22 +14,22 @@
 
 pub mod b64;
 pub mod bundle;
-// pub mod client;
+pub mod client;
 pub mod envelope;
-// pub mod error;
+pub mod error;
 pub mod grant;
 pub mod identity;
 mod identity_tables;
 pub mod kdf;
 pub mod secret_key;
 pub mod srp;
-// pub mod state;
+pub mod state;
 
-// pub use client::{Client, Secret, SessionInfo, SignupResult, Vault};
-// pub use error::Error;
+pub use client::{Client, Config, Secret, SessionInfo, SignupResult, Vault};
+pub use error::Error;
 pub use kdf::KdfParams;
 pub use secret_key::SecretKey;
-// pub use state::{DeviceState, FileState};
+pub use state::{DeviceState, FileState};
 
 /// Fills `buf` from the operating system's random source.
 ///

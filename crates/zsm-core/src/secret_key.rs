@@ -57,7 +57,11 @@ impl SecretKey {
     /// (upper case, no padding, 26 characters) in groups of 6 joined by `-`.
     pub fn text(&self) -> String {
         let s = base32(&self.0);
-        let groups: Vec<&str> = s.as_bytes().chunks(6).map(|c| std::str::from_utf8(c).expect("ASCII")).collect();
+        let groups: Vec<&str> = s
+            .as_bytes()
+            .chunks(6)
+            .map(|c| std::str::from_utf8(c).expect("ASCII"))
+            .collect();
         format!("ZSM1-{}", groups.join("-"))
     }
 

@@ -146,7 +146,7 @@ pub fn parse_salt(s: &str) -> Result<Vec<u8>, SrpError> {
 
 /// Decodes hex (either case); `None` if it is not hex.
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

@@ -28,12 +28,17 @@ fn eq(what: &str, got: &[u8], want: &[u8]) -> Outcome {
     if got == want {
         Ok(())
     } else {
-        fail("mismatch", format!("{what}: got {}, want {}", srp::hex(got), srp::hex(want)))
+        fail(
+            "mismatch",
+            format!("{what}: got {}, want {}", srp::hex(got), srp::hex(want)),
+        )
     }
 }
 
 fn s<'a>(tc: &'a Value, k: &str) -> &'a str {
-    tc.get(k).and_then(Value::as_str).unwrap_or_else(|| panic!("tcId {}: no string {k}", tc["tcId"]))
+    tc.get(k)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("tcId {}: no string {k}", tc["tcId"]))
 }
 
 fn opt_s<'a>(tc: &'a Value, k: &str) -> &'a str {
@@ -46,7 +51,9 @@ fn h(tc: &Value, k: &str) -> Vec<u8> {
 }
 
 fn h32(tc: &Value, k: &str) -> [u8; 32] {
-    h(tc, k).try_into().unwrap_or_else(|_| panic!("tcId {}: {k} is not 32 bytes", tc["tcId"]))
+    h(tc, k)
+        .try_into()
+        .unwrap_or_else(|_| panic!("tcId {}: {k} is not 32 bytes", tc["tcId"]))
 }
 
 fn uuid(tc: &Value, k: &str) -> Uuid {
@@ -54,7 +61,9 @@ fn uuid(tc: &Value, k: &str) -> Uuid {
 }
 
 fn n(v: &Value, k: &str) -> u64 {
-    v.get(k).and_then(Value::as_u64).unwrap_or_else(|| panic!("no number {k} in {v}"))
+    v.get(k)
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("no number {k} in {v}"))
 }
 
 fn kdf_params(v: &Value) -> KdfParams {
@@ -69,19 +78,33 @@ fn run_file(name: &str, run: fn(&Value, &Value) -> Outcome) -> usize {
     let f: Value = serde_json::from_slice(&data).unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(f["schema"], "zsm-vectors-v1", "{name}: schema");
     let declared = n(&f, "numberOfTests") as usize;
-    let groups = f["testGroups"].as_array().unwrap_or_else(|| panic!("{name}: no testGroups"));
+    let groups = f["testGroups"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{name}: no testGroups"));
     let mut ran = 0;
     let mut errors = Vec::new();
     for g in groups {
-        for tc in g["tests"].as_array().unwrap_or_else(|| panic!("{name}: group without tests")) {
+        for tc in g["tests"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: group without tests"))
+        {
             let id = n(tc, "tcId");
             let result = s(tc, "result");
-            assert!(result == "valid" || result == "invalid", "{name} tcId {id}: unknown result {result:?}");
+            assert!(
+                result == "valid" || result == "invalid",
+                "{name} tcId {id}: unknown result {result:?}"
+            );
             let out = run(g, tc);
             ran += 1;
             match (result, out) {
-                ("valid", Err((class, detail))) => errors.push(format!("tcId {id} ({}): {class}: {detail}", s(tc, "comment"))),
-                ("invalid", Ok(())) => errors.push(format!("tcId {id} ({}): accepted, want {}", s(tc, "comment"), s(tc, "error"))),
+                ("valid", Err((class, detail))) => {
+                    errors.push(format!("tcId {id} ({}): {class}: {detail}", s(tc, "comment")))
+                }
+                ("invalid", Ok(())) => errors.push(format!(
+                    "tcId {id} ({}): accepted, want {}",
+                    s(tc, "comment"),
+                    s(tc, "error")
+                )),
                 ("invalid", Err((class, detail))) if class != s(tc, "error") => errors.push(format!(
                     "tcId {id} ({}): refused as {class} ({detail}), want {}",
                     s(tc, "comment"),
@@ -92,7 +115,10 @@ fn run_file(name: &str, run: fn(&Value, &Value) -> Outcome) -> usize {
         }
     }
     assert!(errors.is_empty(), "{name}:\n{}", errors.join("\n"));
-    assert!(ran > 0 && ran == declared, "{name}: ran {ran} tests, the file declares {declared}");
+    assert!(
+        ran > 0 && ran == declared,
+        "{name}: ran {ran} tests, the file declares {declared}"
+    );
     ran
 }
 
@@ -125,7 +151,10 @@ fn every_vector_file_and_every_vector() {
     files.sort();
     let checkers = checkers();
     let unchecked: Vec<&String> = files.iter().filter(|f| !checkers.contains_key(f.as_str())).collect();
-    assert!(unchecked.is_empty(), "vector files without a Rust checker: {unchecked:?}");
+    assert!(
+        unchecked.is_empty(),
+        "vector files without a Rust checker: {unchecked:?}"
+    );
     let missing: Vec<&&str> = checkers.keys().filter(|k| !files.iter().any(|f| f == *k)).collect();
     assert!(missing.is_empty(), "checkers without a vector file: {missing:?}");
     let mut total = 0;
@@ -163,7 +192,11 @@ fn check_kdf(g: &Value, tc: &Value) -> Outcome {
             let pw = h(tc, "password");
             if tc.get("passwordNfkc").is_some() {
                 let typed = std::str::from_utf8(&pw).expect("valid tests have UTF-8 passwords");
-                eq("passwordNfkc", zsm_core::identity::nfkc(typed).as_bytes(), &h(tc, "passwordNfkc"))?;
+                eq(
+                    "passwordNfkc",
+                    zsm_core::identity::nfkc(typed).as_bytes(),
+                    &h(tc, "passwordNfkc"),
+                )?;
             }
             match kdf::derive(&pw, &sk, s(tc, "identity"), &kdf_params(&tc["kdf"])) {
                 Ok(d) => {
@@ -268,7 +301,11 @@ fn check_bundle(g: &Value, tc: &Value) -> Outcome {
 
 fn check_hpke(g: &Value, tc: &Value) -> Outcome {
     assert_eq!(s(g, "type"), "open");
-    assert_eq!((n(g, "kemId"), n(g, "kdfId"), n(g, "aeadId")), (0x20, 1, 3), "HPKE suite");
+    assert_eq!(
+        (n(g, "kemId"), n(g, "kdfId"), n(g, "aeadId")),
+        (0x20, 1, 3),
+        "HPKE suite"
+    );
     let (vault, user) = (uuid(tc, "vaultId"), uuid(tc, "userId"));
     eq("info", &grant::vault_key_info(vault, user), &h(tc, "info"))?;
     let sk = h32(tc, "skR");
@@ -283,14 +320,22 @@ fn check_hpke(g: &Value, tc: &Value) -> Outcome {
     eq("vaultKey", k.as_ref(), &h(tc, "vaultKey"))?;
     let mut both = h(tc, "enc");
     both.extend(h(tc, "ciphertext"));
-    eq("sealed", &both, &zsm_core::b64::decode(s(tc, "sealed")).expect("valid sealed key"))
+    eq(
+        "sealed",
+        &both,
+        &zsm_core::b64::decode(s(tc, "sealed")).expect("valid sealed key"),
+    )
 }
 
 fn check_grant(g: &Value, tc: &Value) -> Outcome {
     assert_eq!(s(g, "type"), "verify");
     let seed = h32(g, "signerSeed");
     let signer = ed25519_dalek::SigningKey::from_bytes(&seed);
-    assert_eq!(signer.verifying_key().to_bytes().to_vec(), h(g, "signerPublic"), "signerPublic");
+    assert_eq!(
+        signer.verifying_key().to_bytes().to_vec(),
+        h(g, "signerPublic"),
+        "signerPublic"
+    );
     let gr = Grant {
         vault_id: uuid(tc, "vaultId"),
         user_id: uuid(tc, "userId"),
@@ -301,8 +346,13 @@ fn check_grant(g: &Value, tc: &Value) -> Outcome {
     if let Some(m) = gr.message() {
         eq("message", &m, &h(tc, "message"))?;
     }
-    let public: [u8; 32] = if tc.get("public").is_some() { h32(tc, "public") } else { h32(g, "signerPublic") };
-    gr.verify(opt_s(tc, "signature"), &public).map_err(|e| ("bad_signature".to_owned(), e.to_string()))?;
+    let public: [u8; 32] = if tc.get("public").is_some() {
+        h32(tc, "public")
+    } else {
+        h32(g, "signerPublic")
+    };
+    gr.verify(opt_s(tc, "signature"), &public)
+        .map_err(|e| ("bad_signature".to_owned(), e.to_string()))?;
     // Ed25519 is deterministic: signing again gives the same bytes.
     match gr.sign(&signer) {
         Ok(sig) if sig == s(tc, "signature") => Ok(()),
@@ -331,7 +381,9 @@ fn check_srp(g: &Value, tc: &Value) -> Outcome {
             let mut c = srp::Client::with_a(id, &secret, &h(tc, "a"));
             eq("A", &srp::minimal(c.public()), &h(tc, "A"))?;
             eq("k", &strip(&srp::k()), &h(tc, "k"))?;
-            let out = c.generate(&salt_checked, &b).map_err(|e| ("other".to_owned(), e.to_string()))?;
+            let out = c
+                .generate(&salt_checked, &b)
+                .map_err(|e| ("other".to_owned(), e.to_string()))?;
             eq("u", &strip(&out.u.to_be_bytes()), &h(tc, "u"))?;
             eq("S", &srp::minimal(&out.s), &h(tc, "S"))?;
             eq("K", &out.session_key, &h(tc, "K"))?;
@@ -355,7 +407,13 @@ fn check_flow(g: &Value, tc: &Value) -> Outcome {
     assert_eq!(s(g, "type"), "flow");
     let other = |e: &dyn std::fmt::Display| ("other".to_owned(), e.to_string());
     let sk = SecretKey::parse(s(tc, "secretKeyText")).map_err(|e| other(&e))?;
-    let d = kdf::derive(s(tc, "password").as_bytes(), &sk, s(tc, "identity"), &kdf_params(&tc["kdf"])).map_err(|e| other(&e))?;
+    let d = kdf::derive(
+        s(tc, "password").as_bytes(),
+        &sk,
+        s(tc, "identity"),
+        &kdf_params(&tc["kdf"]),
+    )
+    .map_err(|e| other(&e))?;
     eq("srpSecret", &d.srp_secret, &h(tc, "srpSecret"))?;
     eq("unlockKey", &d.unlock_key, &h(tc, "unlockKey"))?;
     let (user, vault) = (uuid(tc, "userId"), uuid(tc, "vaultId"));
@@ -371,8 +429,14 @@ fn check_flow(g: &Value, tc: &Value) -> Outcome {
         role: s(tc, "grantRole").to_owned(),
         sealed_key: s(tc, "sealedKey").to_owned(),
     };
-    gr.verify(s(tc, "grantSignature"), &b.ed25519_public().map_err(|e| other(&e))?).map_err(|e| other(&e))?;
-    let ctx = Context { typ: Type::Secret, vault_id: vault, object_id: uuid(tc, "secretId"), revision: s(tc, "revision").parse().expect("u64") };
+    gr.verify(s(tc, "grantSignature"), &b.ed25519_public().map_err(|e| other(&e))?)
+        .map_err(|e| other(&e))?;
+    let ctx = Context {
+        typ: Type::Secret,
+        vault_id: vault,
+        object_id: uuid(tc, "secretId"),
+        revision: s(tc, "revision").parse().expect("u64"),
+    };
     let pt = envelope::open_string(vk.as_ref(), &ctx, s(tc, "secretEnvelope")).map_err(|e| other(&e))?;
     eq("plaintext", &pt, &h(tc, "plaintext"))
 }
