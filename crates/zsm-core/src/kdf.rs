@@ -10,7 +10,6 @@ use std::fmt;
 use hkdf::Hkdf;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use unicode_normalization::UnicodeNormalization;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::secret_key::SecretKey;
@@ -57,8 +56,9 @@ pub enum KdfError {
     /// before it derives or sends anything.
     #[error("KDF parameters refused: {0}")]
     WeakKdf(String),
-    /// The password is empty or not UTF-8.
-    #[error("the password must be non-empty UTF-8")]
+    /// The password is empty, not UTF-8, or has more than 30 combining
+    /// marks in a row.
+    #[error("the password must be non-empty UTF-8 (with at most 30 combining marks in a row)")]
     BadPassword,
     /// The identity is not in `srpgroup.NormalizeIdentity`'s normal form.
     #[error("the identity is not in its normal form")]
@@ -214,14 +214,17 @@ pub fn split(kpw: &[u8], secret_key: &[u8], identity: &str) -> Derived {
 pub fn derive(password: &[u8], sk: &SecretKey, identity: &str, p: &KdfParams) -> Result<Derived, KdfError> {
     p.check()?;
     let salt = p.salt_bytes()?;
+    // A password with more than 30 combining marks in a row is refused: Go's
+    // NFKC would break the run with U+034F by rules this crate does not copy
+    // (see identity::nfkc), and the keys must come out equal.
     let pw = match std::str::from_utf8(password) {
-        Ok(s) if !s.is_empty() => s,
+        Ok(s) if !s.is_empty() && crate::identity::longest_mark_run(s) <= crate::identity::MAX_NON_STARTERS => s,
         _ => return Err(KdfError::BadPassword),
     };
     if crate::identity::normalize(identity).as_deref() != Ok(identity) {
         return Err(KdfError::BadIdentity);
     }
-    let nfkc = Zeroizing::new(pw.nfkc().collect::<String>());
+    let nfkc = Zeroizing::new(crate::identity::nfkc(pw));
     let kpw = argon2id(
         nfkc.as_bytes(),
         &salt,

@@ -354,6 +354,11 @@ impl Client {
         &self.server
     }
 
+    /// The account's X25519 public key (what others seal vault keys to).
+    pub fn x25519_public(&self) -> Result<[u8; 32], Error> {
+        self.with_keys(|k| k.x25519_public())
+    }
+
     /// The id of this client's session.
     pub async fn session_id(&self) -> String {
         self.tokens.lock().await.session_id.clone()
