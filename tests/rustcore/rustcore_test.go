@@ -66,7 +66,7 @@ func TestRustCoreAgainstStack(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, cargo, "test", "--locked", "-p", "zsm-core", "--features", "stack-tests", "--test", "stack", "--", "--nocapture")
 	cmd.Dir = repoRoot

@@ -481,3 +481,44 @@ fn path_escape(s: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// No key, value or secret prints through Debug.
+    #[test]
+    fn redaction() {
+        let keys = AccountKeys::generate();
+        let seed_hex = srp::hex(keys.ed25519_seed());
+        let sk = SecretKey::generate();
+        let derived = kdf::split(&[1; 32], sk.as_bytes(), "alice@example.com");
+        let secret = Secret {
+            id: Uuid::nil(),
+            vault_id: Uuid::nil(),
+            name: "API_KEY".into(),
+            value: Zeroizing::new("hunter2-value".into()),
+            revision: 3,
+            updated_at: String::new(),
+        };
+        let srp_client = srp::Client::new("alice@example.com", &derived.srp_secret);
+        let printed = format!("{keys:?} {sk:?} {derived:?} {secret:?} {srp_client:?} {:#?}", secret);
+        for leak in [seed_hex.as_str(), &sk.text(), &srp::hex(&derived.unlock_key), "hunter2-value"] {
+            assert!(!printed.contains(leak), "{printed} shows {leak}");
+        }
+        assert!(printed.contains("redacted"), "{printed}");
+    }
+
+    #[test]
+    fn names() {
+        assert!(valid_vault_name("prod").is_ok());
+        for bad in ["", " prod", "a/b", "a\tb", &"v".repeat(65)] {
+            assert!(valid_vault_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(valid_secret_name("db/password").is_ok());
+        for bad in ["", "x ", "a\u{7f}", "a\nb", &"s".repeat(257)] {
+            assert!(valid_secret_name(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(path_escape("a b/c"), "a%20b%2Fc");
+    }
+}
