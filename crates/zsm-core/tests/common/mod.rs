@@ -43,8 +43,12 @@ pub type Rewrite = Box<dyn Fn(&str, Vec<u8>) -> Vec<u8> + Send + Sync>;
 pub struct EvilServer {
     pub url: String,
     rewrite: Arc<Mutex<Option<Rewrite>>>,
+    status: Arc<Mutex<Option<StatusRewrite>>>,
     seen: Arc<Mutex<Vec<String>>>,
 }
+
+/// Replaces an answer's status and body: (path with query) → Some((status, body)).
+pub type StatusRewrite = Box<dyn FnMut(&str) -> Option<(u16, Vec<u8>)> + Send>;
 
 /// One captured answer.
 pub struct Captured(Arc<Mutex<Option<Vec<u8>>>>);
@@ -60,22 +64,24 @@ impl EvilServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let rewrite: Arc<Mutex<Option<Rewrite>>> = Arc::new(Mutex::new(None));
+        let status: Arc<Mutex<Option<StatusRewrite>>> = Arc::new(Mutex::new(None));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let upstream = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
             .build()
             .unwrap();
-        let (gateway, rw, sn) = (gateway.trim_end_matches('/').to_owned(), rewrite.clone(), seen.clone());
+        let (gateway, rw, stw, sn) = (gateway.trim_end_matches('/').to_owned(), rewrite.clone(), status.clone(), seen.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((sock, _)) = listener.accept().await else { return };
-                let (gateway, rw, sn, upstream) = (gateway.clone(), rw.clone(), sn.clone(), upstream.clone());
+                let (gateway, rw, stw, sn, upstream) =
+                    (gateway.clone(), rw.clone(), stw.clone(), sn.clone(), upstream.clone());
                 tokio::spawn(async move {
-                    let _ = serve(sock, &gateway, &upstream, &rw, &sn).await;
+                    let _ = serve(sock, &gateway, &upstream, &rw, &stw, &sn).await;
                 });
             }
         });
-        EvilServer { url, rewrite, seen }
+        EvilServer { url, rewrite, status, seen }
     }
 
     pub fn set(&self, f: Rewrite) {
@@ -84,6 +90,17 @@ impl EvilServer {
 
     pub fn clear(&self) {
         *self.rewrite.lock().unwrap() = None;
+        *self.status.lock().unwrap() = None;
+    }
+
+    /// Answers requests itself (without forwarding) while `f` returns Some.
+    pub fn answer(&self, f: StatusRewrite) {
+        *self.status.lock().unwrap() = Some(f);
+    }
+
+    /// How many requests went to paths starting with `prefix`.
+    pub fn count(&self, prefix: &str) -> usize {
+        self.seen.lock().unwrap().iter().filter(|p| p.starts_with(prefix)).count()
     }
 
     /// Captures the first answer to a path starting with `prefix` and
@@ -127,6 +144,7 @@ async fn serve(
     gateway: &str,
     upstream: &reqwest::Client,
     rewrite: &Mutex<Option<Rewrite>>,
+    status_rewrite: &Mutex<Option<StatusRewrite>>,
     seen: &Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
     let mut r = BufReader::new(sock);
@@ -162,6 +180,18 @@ async fn serve(
         let mut body = vec![0u8; length];
         r.read_exact(&mut body).await?;
         seen.lock().unwrap().push(target.clone());
+        let own = status_rewrite.lock().unwrap().as_mut().and_then(|f| f(&target));
+        if let Some((code, data)) = own {
+            let head = format!(
+                "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                data.len()
+            );
+            let sock = r.get_mut();
+            sock.write_all(head.as_bytes()).await?;
+            sock.write_all(&data).await?;
+            sock.flush().await?;
+            continue;
+        }
         let mut req = upstream.request(method.parse().unwrap(), format!("{gateway}{target}"));
         for (k, v) in &headers {
             req = req.header(k.as_str(), v.as_str());
