@@ -12,7 +12,10 @@ use std::time::Instant;
 use zsm_core::{Client, Config, FileState, SecretKey};
 
 fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
 }
 
 fn ms(t: Instant) -> f64 {

@@ -503,7 +503,12 @@ mod tests {
         };
         let srp_client = srp::Client::new("alice@example.com", &derived.srp_secret);
         let printed = format!("{keys:?} {sk:?} {derived:?} {secret:?} {srp_client:?} {:#?}", secret);
-        for leak in [seed_hex.as_str(), &sk.text(), &srp::hex(&derived.unlock_key), "hunter2-value"] {
+        for leak in [
+            seed_hex.as_str(),
+            &sk.text(),
+            &srp::hex(&derived.unlock_key),
+            "hunter2-value",
+        ] {
             assert!(!printed.contains(leak), "{printed} shows {leak}");
         }
         assert!(printed.contains("redacted"), "{printed}");

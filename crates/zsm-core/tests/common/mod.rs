@@ -70,7 +70,12 @@ impl EvilServer {
             .timeout(std::time::Duration::from_secs(30))
             .build()
             .unwrap();
-        let (gateway, rw, stw, sn) = (gateway.trim_end_matches('/').to_owned(), rewrite.clone(), status.clone(), seen.clone());
+        let (gateway, rw, stw, sn) = (
+            gateway.trim_end_matches('/').to_owned(),
+            rewrite.clone(),
+            status.clone(),
+            seen.clone(),
+        );
         tokio::spawn(async move {
             loop {
                 let Ok((sock, _)) = listener.accept().await else { return };
@@ -81,7 +86,12 @@ impl EvilServer {
                 });
             }
         });
-        EvilServer { url, rewrite, status, seen }
+        EvilServer {
+            url,
+            rewrite,
+            status,
+            seen,
+        }
     }
 
     pub fn set(&self, f: Rewrite) {
@@ -100,7 +110,12 @@ impl EvilServer {
 
     /// How many requests went to paths starting with `prefix`.
     pub fn count(&self, prefix: &str) -> usize {
-        self.seen.lock().unwrap().iter().filter(|p| p.starts_with(prefix)).count()
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.starts_with(prefix))
+            .count()
     }
 
     /// Captures the first answer to a path starting with `prefix` and
