@@ -440,3 +440,40 @@ fn check_flow(g: &Value, tc: &Value) -> Outcome {
     let pt = envelope::open_string(vk.as_ref(), &ctx, s(tc, "secretEnvelope")).map_err(|e| other(&e))?;
     eq("plaintext", &pt, &h(tc, "plaintext"))
 }
+
+/// The checkers compare: a valid vector with one output changed fails.
+#[test]
+fn checkers_notice_a_wrong_output() {
+    let corrupt = [
+        ("kdf.json", "kpw"),
+        ("secret_key.json", "key"),
+        ("envelope.json", "plaintext"),
+        ("bundle.json", "accountKey"),
+        ("hpke_vault_key.json", "vaultKey"),
+        ("grant.json", "message"),
+        ("srp_blake2b_3072.json", "v"),
+        ("flow.json", "plaintext"),
+    ];
+    let checkers = checkers();
+    assert_eq!(corrupt.len(), checkers.len(), "every checker is tried");
+    for (name, field) in corrupt {
+        let data = std::fs::read(vectors_dir().join(name)).unwrap();
+        let f: Value = serde_json::from_slice(&data).unwrap();
+        let (g, tc) = f["testGroups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|g| g["tests"].as_array().unwrap().iter().map(move |t| (g, t)))
+            .find(|(_, t)| {
+                t["result"] == "valid" && t.get(field).and_then(Value::as_str).is_some_and(|s| !s.is_empty())
+            })
+            .unwrap_or_else(|| panic!("{name}: no valid test with {field}"));
+        let run = checkers[name];
+        assert_eq!(run(g, tc), Ok(()), "{name}: the untouched vector passes");
+        let mut bad = tc.clone();
+        let mut v = h(tc, field);
+        v[0] ^= 1;
+        bad[field] = Value::String(srp::hex(&v));
+        assert!(run(g, &bad).is_err(), "{name}: a wrong {field} went unnoticed");
+    }
+}
