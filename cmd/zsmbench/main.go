@@ -65,7 +65,7 @@ func run() error {
 	flag.IntVar(&c.loginConns, "login-conns", 4, "concurrent logins")
 	flag.IntVar(&c.users, "users", 20, "users whose rows are read")
 	flag.IntVar(&c.rows, "rows", 100, "rows per user")
-	flag.StringVar(&c.only, "only", "", "run only these phases (comma-separated: logins, reads, client, events)")
+	flag.StringVar(&c.only, "only", "", "run only these phases (comma-separated: logins, reads, client, events, rust)")
 	flag.IntVar(&c.events, "events", 2000, "secrets written at once for the webhook phase")
 	flag.Parse()
 	if c.duration > time.Minute || c.conns > 256 || c.users*c.rows > 1_000_000 || c.events > 50000 {
@@ -112,7 +112,7 @@ func run() error {
 	phases := []struct {
 		name string
 		run  func(context.Context, *stack.Stack, config) error
-	}{{"logins", benchLogins}, {"reads", benchReads}, {"client", benchClient}, {"events", benchEvents}}
+	}{{"logins", benchLogins}, {"reads", benchReads}, {"client", benchClient}, {"events", benchEvents}, {"rust", benchRust}}
 	for _, p := range phases {
 		if c.only != "" && !slices.Contains(strings.Split(c.only, ","), p.name) {
 			continue

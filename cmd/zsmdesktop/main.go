@@ -3,6 +3,7 @@
 //	zsmdesktop deps            install what is missing (Debian packages, npm packages, tauri-driver)
 //	zsmdesktop build           deps, then build the app (debug profile) and print its path
 //	zsmdesktop check           deps, then tsc, cargo fmt --check, cargo clippy -D warnings, cargo test
+//	zsmdesktop typecheck       deps, then tsc --noEmit over the front end
 //	zsmdesktop run [--server URL]
 //	                           build, then start the app for a person, against the
 //	                           local stack (`go tool task up`) unless --server says otherwise
@@ -31,6 +32,7 @@ commands:
   deps    install what is missing: Debian packages, npm packages, tauri-driver
   build   deps, then build the desktop app (debug profile) and print its path
   check   deps, then the app's static checks and unit tests (tsc, cargo fmt, clippy, test)
+  typecheck  deps, then tsc --noEmit over the front end
   run     build, then start the app against the local stack (go tool task up)
 `)
 }
@@ -56,6 +58,11 @@ func main() {
 		var p toolchain.Paths
 		if p, _, err = deps(ctx, log); err == nil {
 			err = toolchain.Check(ctx, p, os.Stderr)
+		}
+	case "typecheck":
+		var p toolchain.Paths
+		if p, _, err = deps(ctx, log); err == nil {
+			err = toolchain.Typecheck(ctx, p, os.Stderr)
 		}
 	case "run":
 		err = runApp(ctx, log, os.Args[2:])

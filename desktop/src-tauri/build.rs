@@ -14,8 +14,7 @@ fn main() {
         .collect();
     let commands: &'static [&'static str] = Box::leak(commands.into_boxed_slice());
     tauri_build::try_build(
-        tauri_build::Attributes::new()
-            .app_manifest(tauri_build::AppManifest::new().commands(commands)),
+        tauri_build::Attributes::new().app_manifest(tauri_build::AppManifest::new().commands(commands)),
     )
     .expect("tauri-build");
 }

@@ -46,15 +46,17 @@ var DebianPackages = []string{
 type Paths struct {
 	Repo      string // the checkout (holds go.mod)
 	Desktop   string // <Repo>/desktop
-	Cache     string // the stack runner's cache directory
+	Cache     string // the download and build cache, outside the checkout
 	TargetDir string // Cargo's target directory, outside the checkout
 	ToolsDir  string // cargo install --root for tauri-driver
 }
 
 // Resolve finds the directories for the checkout at repo. The cache is the
-// stack runner's: $ZSM_CACHE_DIR, else <repo>/.zsm/cache, else (as root,
-// when the checkout is not searchable by other users) /var/cache/zsm.
-// CARGO_TARGET_DIR, when set, wins over <cache>/cargo-target.
+// one the Rust workspace uses everywhere (Taskfile.yml, tests/rustcore,
+// cmd/zsmbench): $ZSM_CACHE_DIR, else the user cache directory's zsm
+// (~/.cache/zsm); Cargo's target directory is $CARGO_TARGET_DIR, else
+// <cache>/cargo-target. Both are outside the checkout, so a fresh clone on
+// the same machine reuses the last build.
 func Resolve(repo string) (Paths, error) {
 	repo, err := filepath.Abs(repo)
 	if err != nil {
@@ -65,13 +67,13 @@ func Resolve(repo string) (Paths, error) {
 	}
 	cache := os.Getenv("ZSM_CACHE_DIR")
 	if cache == "" {
-		cache = filepath.Join(repo, ".zsm", "cache")
-		if os.Geteuid() == 0 && !worldSearchable(repo) {
-			cache = "/var/cache/zsm"
+		user, err := os.UserCacheDir()
+		if err != nil {
+			return Paths{}, fmt.Errorf("no cache directory (set ZSM_CACHE_DIR): %w", err)
 		}
+		cache = filepath.Join(user, "zsm")
 	}
-	cache, err = filepath.Abs(cache)
-	if err != nil {
+	if cache, err = filepath.Abs(cache); err != nil {
 		return Paths{}, err
 	}
 	target := os.Getenv("CARGO_TARGET_DIR")
@@ -85,21 +87,6 @@ func Resolve(repo string) (Paths, error) {
 		TargetDir: target,
 		ToolsDir:  filepath.Join(cache, "tools", "tauri-driver-"+TauriDriverVersion),
 	}, nil
-}
-
-// worldSearchable reports whether every directory from path up to / can be
-// entered by any user: the stack runner's rule for using the checkout's
-// cache (its services run as an unprivileged user).
-func worldSearchable(path string) bool {
-	for dir := path; ; dir = filepath.Dir(dir) {
-		st, err := os.Stat(dir)
-		if err != nil || st.Mode().Perm()&0o001 == 0 {
-			return false
-		}
-		if dir == "/" || dir == "." {
-			return true
-		}
-	}
 }
 
 // DebugBinary is the app built by Build.
@@ -292,32 +279,40 @@ func lockFile(ctx context.Context, path string) (func(), error) {
 	}
 }
 
-// Check runs the desktop app's static checks and unit tests, in the target
-// directory Build uses (the tests are built with the same features as the
-// app, so they share its compiled dependencies): tsc --noEmit, cargo fmt
-// --check, cargo clippy --all-targets -D warnings, cargo test.
+// Typecheck runs the TypeScript compiler over the front end (tsc --noEmit).
+func Typecheck(ctx context.Context, p Paths, out io.Writer) error {
+	return step(ctx, p, out, p.Desktop, "npx", "--offline", "tsc", "--noEmit")
+}
+
+// Check runs the desktop app's static checks and unit tests in the target
+// directory Build uses: tsc --noEmit, cargo fmt --check, cargo clippy
+// --all-targets -D warnings, cargo test (the crate's features equal the
+// app build's, so the tests share its compiled dependencies).
 func Check(ctx context.Context, p Paths, out io.Writer) error {
-	tauri := filepath.Join(p.Desktop, "src-tauri")
-	env := []string{"CARGO_TARGET_DIR=" + p.TargetDir}
-	steps := []struct {
-		dir  string
-		name string
-		args []string
-	}{
-		{p.Desktop, "npx", []string{"--offline", "tsc", "--noEmit"}},
-		{tauri, "cargo", []string{"fmt", "--check", "-p", "zsm-desktop"}},
-		{tauri, "cargo", []string{"clippy", "-p", "zsm-desktop", "--all-targets", "--features", "tauri/custom-protocol", "--", "-D", "warnings"}},
-		{tauri, "cargo", []string{"test", "-p", "zsm-desktop", "--features", "tauri/custom-protocol"}},
+	if err := Typecheck(ctx, p, out); err != nil {
+		return err
 	}
-	for _, s := range steps {
-		fmt.Fprintf(out, "$ %s %s\n", s.name, strings.Join(s.args, " "))
-		cmd := exec.CommandContext(ctx, s.name, s.args...)
-		cmd.Dir = s.dir
-		cmd.Env = append(os.Environ(), env...)
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("%s %s: %w", s.name, strings.Join(s.args, " "), err)
+	tauri := filepath.Join(p.Desktop, "src-tauri")
+	for _, args := range [][]string{
+		{"fmt", "--check", "-p", "zsm-desktop"},
+		{"clippy", "--locked", "-p", "zsm-desktop", "--all-targets", "--", "-D", "warnings"},
+		{"test", "--locked", "-p", "zsm-desktop"},
+	} {
+		if err := step(ctx, p, out, tauri, "cargo", args...); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+func step(ctx context.Context, p Paths, out io.Writer, dir, name string, args ...string) error {
+	fmt.Fprintf(out, "$ %s %s\n", name, strings.Join(args, " "))
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CARGO_TARGET_DIR="+p.TargetDir)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s %s: %w", name, strings.Join(args, " "), err)
 	}
 	return nil
 }

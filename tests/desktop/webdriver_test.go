@@ -31,7 +31,9 @@ type wdError struct {
 	Message string
 }
 
-func (e *wdError) Error() string { return fmt.Sprintf("webdriver %d %s: %s", e.Status, e.Code, e.Message) }
+func (e *wdError) Error() string {
+	return fmt.Sprintf("webdriver %d %s: %s", e.Status, e.Code, e.Message)
+}
 
 // raw sends one command; a WebDriver error comes back as *wdError.
 func (d *wd) raw(method, path string, body any) (json.RawMessage, error) {

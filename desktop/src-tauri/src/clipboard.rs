@@ -32,8 +32,7 @@ pub struct SystemClipboard(Option<arboard::Clipboard>);
 impl SystemClipboard {
     fn open(&mut self) -> AppResult<&mut arboard::Clipboard> {
         if self.0.is_none() {
-            self.0 =
-                Some(arboard::Clipboard::new().map_err(|e| AppError::Clipboard(e.to_string()))?);
+            self.0 = Some(arboard::Clipboard::new().map_err(|e| AppError::Clipboard(e.to_string()))?);
         }
         Ok(self.0.as_mut().expect("opened above"))
     }
@@ -51,9 +50,7 @@ impl Clipboard for SystemClipboard {
     }
 
     fn clear(&mut self) -> AppResult<()> {
-        self.open()?
-            .clear()
-            .map_err(|e| AppError::Clipboard(e.to_string()))
+        self.open()?.clear().map_err(|e| AppError::Clipboard(e.to_string()))
     }
 }
 
@@ -161,11 +158,7 @@ pub(crate) mod tests {
         g.copy(Zeroizing::new("hunter2".into())).unwrap();
         assert_eq!(contents(&mem).as_deref(), Some("hunter2"));
         tokio::time::sleep(CLEAR_AFTER - Duration::from_secs(1)).await;
-        assert_eq!(
-            contents(&mem).as_deref(),
-            Some("hunter2"),
-            "cleared too early"
-        );
+        assert_eq!(contents(&mem).as_deref(), Some("hunter2"), "cleared too early");
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert_eq!(contents(&mem), None, "not cleared after {CLEAR_AFTER:?}");
     }

@@ -54,28 +54,17 @@ pub trait Account: Send + 'static {
     /// Opens the keys again from the password and the Secret Key (on this
     /// device: Argon2id, then the key bundle). AuthFailed when they do not
     /// open it.
-    fn unlock(
-        &mut self,
-        password: &str,
-        secret_key: &str,
-    ) -> impl Future<Output = AppResult<()>> + Send;
+    fn unlock(&mut self, password: &str, secret_key: &str) -> impl Future<Output = AppResult<()>> + Send;
 
     /// Every vault the account can open, with its role.
     fn vaults(&mut self) -> impl Future<Output = AppResult<Vec<VaultView>>> + Send;
     fn create_vault(&mut self, name: &str) -> impl Future<Output = AppResult<VaultView>> + Send;
-    fn rename_vault(
-        &mut self,
-        vault_id: &str,
-        name: &str,
-    ) -> impl Future<Output = AppResult<VaultView>> + Send;
+    fn rename_vault(&mut self, vault_id: &str, name: &str) -> impl Future<Output = AppResult<VaultView>> + Send;
     /// Deletes the vault and every secret in it.
     fn delete_vault(&mut self, vault_id: &str) -> impl Future<Output = AppResult<()>> + Send;
 
     /// The vault's secrets, names and revisions only, each verified.
-    fn secrets(
-        &mut self,
-        vault_id: &str,
-    ) -> impl Future<Output = AppResult<Vec<SecretSummary>>> + Send;
+    fn secrets(&mut self, vault_id: &str) -> impl Future<Output = AppResult<Vec<SecretSummary>>> + Send;
     /// One secret's current value.
     fn secret_value(
         &mut self,
@@ -91,17 +80,9 @@ pub trait Account: Send + 'static {
         value: &str,
         expected_revision: Option<u64>,
     ) -> impl Future<Output = AppResult<SecretSummary>> + Send;
-    fn delete_secret(
-        &mut self,
-        vault_id: &str,
-        name: &str,
-    ) -> impl Future<Output = AppResult<()>> + Send;
+    fn delete_secret(&mut self, vault_id: &str, name: &str) -> impl Future<Output = AppResult<()>> + Send;
     /// Revisions, newest first.
-    fn history(
-        &mut self,
-        vault_id: &str,
-        name: &str,
-    ) -> impl Future<Output = AppResult<Vec<RevisionView>>> + Send;
+    fn history(&mut self, vault_id: &str, name: &str) -> impl Future<Output = AppResult<Vec<RevisionView>>> + Send;
     /// Writes revision's value as a new revision.
     fn restore(
         &mut self,

@@ -24,9 +24,7 @@ pub enum AppError {
     #[error("{0}")]
     Invalid(String),
     /// The text is not a Secret Key (ZSM1-…).
-    #[error(
-        "that is not a Secret Key: it looks like ZSM1-XXXXXX-XXXXXX-XXXXXX-XXXXXX-XX (see your emergency kit)"
-    )]
+    #[error("that is not a Secret Key: it looks like ZSM1-XXXXXX-XXXXXX-XXXXXX-XXXXXX-XX (see your emergency kit)")]
     BadSecretKey,
     /// The server refused the password and Secret Key, or proved nothing.
     #[error("the password or the Secret Key is wrong")]

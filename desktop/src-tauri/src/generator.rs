@@ -17,9 +17,7 @@ pub fn alphabet(name: &str) -> Option<&'static str> {
         "hex" => "0123456789abcdef",
         // Letters, digits and punctuation that need no quoting in most
         // configuration formats: no quotes, backslash, backtick, space or $.
-        "symbols" => {
-            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#%&()*+,-./:;<=>?@[]^_{|}~"
-        }
+        "symbols" => "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#%&()*+,-./:;<=>?@[]^_{|}~",
         _ => return None,
     })
 }
@@ -54,11 +52,7 @@ pub fn generate(alphabet_name: &str, length: usize) -> AppResult<Zeroizing<Strin
     generate_with(alphabet_name, length, &mut os_draw)
 }
 
-fn generate_with(
-    alphabet_name: &str,
-    length: usize,
-    draw: &mut impl FnMut() -> u32,
-) -> AppResult<Zeroizing<String>> {
+fn generate_with(alphabet_name: &str, length: usize, draw: &mut impl FnMut() -> u32) -> AppResult<Zeroizing<String>> {
     let chars: Vec<char> = alphabet(alphabet_name)
         .ok_or_else(|| {
             AppError::Invalid(format!(
@@ -90,11 +84,7 @@ mod tests {
             for len in [1, 32, 200] {
                 let v = generate(name, len).unwrap();
                 assert_eq!(v.chars().count(), len);
-                assert!(
-                    v.chars().all(|c| a.contains(c)),
-                    "{name}: {} outside",
-                    v.as_str()
-                );
+                assert!(v.chars().all(|c| a.contains(c)), "{name}: {} outside", v.as_str());
             }
         }
     }
@@ -102,10 +92,7 @@ mod tests {
     #[test]
     fn refuses_bad_requests() {
         assert_eq!(generate("alnum", 0).unwrap_err().code(), "invalid_input");
-        assert_eq!(
-            generate("alnum", MAX_LENGTH + 1).unwrap_err().code(),
-            "invalid_input"
-        );
+        assert_eq!(generate("alnum", MAX_LENGTH + 1).unwrap_err().code(), "invalid_input");
         assert_eq!(generate("emoji", 10).unwrap_err().code(), "invalid_input");
     }
 

@@ -21,32 +21,12 @@ use crate::core_api::Account;
 use crate::error::{AppError, AppResult};
 use crate::session::{self, AppState};
 use crate::view::{
-    AppStatus, KitInfo, RevealedSecret, RevisionView, SecretSummary, SessionView, SyncStatus,
-    VaultView,
+    AppStatus, KitInfo, RevealedSecret, RevisionView, SecretSummary, SessionView, SyncStatus, VaultView,
 };
 use crate::{generator, kit};
 
-/// The core the app runs on: zsm-core, or the in-memory one of
-/// crate::memory when built for looking at the screens without a server.
-#[cfg(not(feature = "ui-preview"))]
-pub type ActiveCore = crate::zsm::ZsmCore;
-#[cfg(feature = "ui-preview")]
-pub type ActiveCore = crate::memory::MemoryCore;
-
-/// The core, keeping this device's state (pinned KDF parameters, highest
-/// revisions seen) under home.
-pub fn new_core(home: &std::path::Path) -> ActiveCore {
-    #[cfg(not(feature = "ui-preview"))]
-    return crate::zsm::ZsmCore::new(home.join("state.json"));
-    #[cfg(feature = "ui-preview")]
-    {
-        let _ = home;
-        crate::memory::MemoryCore::new("preview password", "ZSM1-PREVIEW")
-    }
-}
-
 /// The state every command works on.
-pub type Shared = AppState<ActiveCore, SystemClipboard>;
+pub type Shared = AppState<crate::zsm::ZsmCore, SystemClipboard>;
 type St<'a> = State<'a, Shared>;
 
 /// Registers the commands and lists their names from one list, so the two
@@ -168,23 +148,13 @@ async fn create_vault(state: St<'_>, name: String) -> AppResult<VaultView> {
 
 #[tauri::command]
 async fn rename_vault(state: St<'_>, vault_id: String, name: String) -> AppResult<VaultView> {
-    let r = state
-        .unlocked()
-        .await?
-        .account
-        .rename_vault(&vault_id, &name)
-        .await;
+    let r = state.unlocked().await?.account.rename_vault(&vault_id, &name).await;
     state.settle(r).await
 }
 
 #[tauri::command]
 async fn delete_vault(state: St<'_>, vault_id: String) -> AppResult<()> {
-    let r = state
-        .unlocked()
-        .await?
-        .account
-        .delete_vault(&vault_id)
-        .await;
+    let r = state.unlocked().await?.account.delete_vault(&vault_id).await;
     state.settle(r).await
 }
 
@@ -197,12 +167,7 @@ async fn list_secrets(state: St<'_>, vault_id: String) -> AppResult<Vec<SecretSu
 /// The one command that sends a secret's value to the web view.
 #[tauri::command]
 async fn reveal_secret(state: St<'_>, vault_id: String, name: String) -> AppResult<RevealedSecret> {
-    let r = state
-        .unlocked()
-        .await?
-        .account
-        .secret_value(&vault_id, &name)
-        .await;
+    let r = state.unlocked().await?.account.secret_value(&vault_id, &name).await;
     let (s, value) = state.settle(r).await?;
     Ok(RevealedSecret {
         name: s.name,
@@ -215,12 +180,7 @@ async fn reveal_secret(state: St<'_>, vault_id: String, name: String) -> AppResu
 /// Copies a value to the clipboard from here: the web view never sees it.
 #[tauri::command]
 async fn copy_secret(state: St<'_>, vault_id: String, name: String) -> AppResult<u64> {
-    let r = state
-        .unlocked()
-        .await?
-        .account
-        .secret_value(&vault_id, &name)
-        .await;
+    let r = state.unlocked().await?.account.secret_value(&vault_id, &name).await;
     let (_, value) = state.settle(r).await?;
     state.clipboard.copy(value)?;
     Ok(state.clipboard.clear_after().as_secs())
@@ -245,37 +205,18 @@ async fn save_secret(
 
 #[tauri::command]
 async fn delete_secret(state: St<'_>, vault_id: String, name: String) -> AppResult<()> {
-    let r = state
-        .unlocked()
-        .await?
-        .account
-        .delete_secret(&vault_id, &name)
-        .await;
+    let r = state.unlocked().await?.account.delete_secret(&vault_id, &name).await;
     state.settle(r).await
 }
 
 #[tauri::command]
-async fn secret_history(
-    state: St<'_>,
-    vault_id: String,
-    name: String,
-) -> AppResult<Vec<RevisionView>> {
-    let r = state
-        .unlocked()
-        .await?
-        .account
-        .history(&vault_id, &name)
-        .await;
+async fn secret_history(state: St<'_>, vault_id: String, name: String) -> AppResult<Vec<RevisionView>> {
+    let r = state.unlocked().await?.account.history(&vault_id, &name).await;
     state.settle(r).await
 }
 
 #[tauri::command]
-async fn restore_revision(
-    state: St<'_>,
-    vault_id: String,
-    name: String,
-    revision: u64,
-) -> AppResult<SecretSummary> {
+async fn restore_revision(state: St<'_>, vault_id: String, name: String, revision: u64) -> AppResult<SecretSummary> {
     let r = state
         .unlocked()
         .await?
@@ -312,11 +253,6 @@ async fn list_sessions(state: St<'_>) -> AppResult<Vec<SessionView>> {
 
 #[tauri::command]
 async fn revoke_session(state: St<'_>, session_id: String) -> AppResult<()> {
-    let r = state
-        .unlocked()
-        .await?
-        .account
-        .revoke_session(&session_id)
-        .await;
+    let r = state.unlocked().await?.account.revoke_session(&session_id).await;
     state.settle(r).await
 }

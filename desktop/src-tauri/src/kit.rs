@@ -80,10 +80,7 @@ not zsm and not the server's operator, can recover or reset either.
         let i = info(KIT).unwrap();
         assert_eq!(i.server.as_deref(), Some("http://127.0.0.1:8080"));
         assert_eq!(i.identity.as_deref(), Some("ada@example.test"));
-        assert_eq!(
-            secret_key(KIT).unwrap().as_str(),
-            "ZSM1-ABCDEF-GHJKLM-NPQRST-VWXYZ2-34"
-        );
+        assert_eq!(secret_key(KIT).unwrap().as_str(), "ZSM1-ABCDEF-GHJKLM-NPQRST-VWXYZ2-34");
     }
 
     #[test]
@@ -97,14 +94,8 @@ not zsm and not the server's operator, can recover or reset either.
 
     #[test]
     fn refuses_what_is_not_a_kit() {
-        assert_eq!(
-            secret_key("hello\nworld\n").unwrap_err().code(),
-            "invalid_input"
-        );
-        assert_eq!(
-            secret_key("Secret Key:\n").unwrap_err().code(),
-            "invalid_input"
-        );
+        assert_eq!(secret_key("hello\nworld\n").unwrap_err().code(), "invalid_input");
+        assert_eq!(secret_key("Secret Key:\n").unwrap_err().code(), "invalid_input");
         let twice = format!("{KIT}Secret Key: ZSM1-OTHER\n");
         assert_eq!(secret_key(&twice).unwrap_err().code(), "invalid_input");
         let huge = "x".repeat(MAX_KIT_BYTES + 1);

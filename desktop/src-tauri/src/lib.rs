@@ -14,11 +14,10 @@ pub mod error;
 pub mod generator;
 pub mod ipc;
 pub mod kit;
-#[cfg(any(test, feature = "ui-preview"))]
-pub mod memory;
+#[cfg(test)]
+mod memory;
 pub mod session;
 pub mod view;
-#[cfg(not(feature = "ui-preview"))]
 pub mod zsm;
 
 use std::path::PathBuf;
@@ -65,7 +64,7 @@ pub fn run() {
         .invoke_handler(ipc::handler())
         .setup(|app| {
             let home = home(app)?;
-            let core = ipc::new_core(&home);
+            let core = zsm::ZsmCore::new(home.join("state.json"));
             let state = ipc::Shared::new(
                 core,
                 ClipboardGuard::new(SystemClipboard::default(), CLEAR_AFTER),

@@ -1,8 +1,6 @@
-//! An in-memory [`Core`] for the app's own tests (the session state machine,
-//! the IPC rules) and for looking at the screens without a server (cargo
-//! feature `ui-preview`, never built by the Taskfile). It does no
-//! cryptography and talks to nothing: the end-to-end test drives the real
-//! core against the real stack.
+//! An in-memory [`Core`] for the unit tests of the session state machine.
+//! It does no cryptography and talks to nothing: the end-to-end test
+//! (tests/desktop) drives the real core against the real stack.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -191,21 +189,14 @@ impl Account for MemoryAccount {
         })
     }
 
-    async fn secret_value(
-        &mut self,
-        vault_id: &str,
-        name: &str,
-    ) -> AppResult<(SecretSummary, Zeroizing<String>)> {
+    async fn secret_value(&mut self, vault_id: &str, name: &str) -> AppResult<(SecretSummary, Zeroizing<String>)> {
         self.with(|s| {
             let v = vault(s, vault_id)?;
             let revs = v
                 .secrets
                 .get(name)
                 .ok_or_else(|| AppError::NotFound(format!("secret {name:?}")))?;
-            Ok((
-                summary(name, revs),
-                Zeroizing::new(revs.last().unwrap().clone()),
-            ))
+            Ok((summary(name, revs), Zeroizing::new(revs.last().unwrap().clone())))
         })
     }
 
@@ -255,12 +246,7 @@ impl Account for MemoryAccount {
         })
     }
 
-    async fn restore(
-        &mut self,
-        vault_id: &str,
-        name: &str,
-        revision: u64,
-    ) -> AppResult<SecretSummary> {
+    async fn restore(&mut self, vault_id: &str, name: &str, revision: u64) -> AppResult<SecretSummary> {
         self.with(|s| {
             let revs = vault(s, vault_id)?
                 .secrets

@@ -164,8 +164,7 @@ impl<C: Core, K: Clipboard> AppState<C, K> {
         };
         *self.settings.lock().expect("settings lock") = s.clone();
         if let Some(path) = &self.settings_file {
-            let json =
-                serde_json::to_vec_pretty(&s).map_err(|e| AppError::Storage(e.to_string()))?;
+            let json = serde_json::to_vec_pretty(&s).map_err(|e| AppError::Storage(e.to_string()))?;
             write_atomically(path, &json)?;
         }
         Ok(())
@@ -235,9 +234,7 @@ impl<C: Core, K: Clipboard> AppState<C, K> {
         match &mut *phase {
             Phase::SignedOut => return Err(AppError::SignedOut),
             Phase::Unlocked(_) => return Ok(()),
-            Phase::Locked(kept, Some(account)) => {
-                account.unlock(&password, &kept.secret_key).await?
-            }
+            Phase::Locked(kept, Some(account)) => account.unlock(&password, &kept.secret_key).await?,
             Phase::Locked(kept, slot @ None) => {
                 let creds = Credentials {
                     server: kept.server.clone(),
@@ -248,8 +245,7 @@ impl<C: Core, K: Clipboard> AppState<C, K> {
                 *slot = Some(self.core.sign_in(&creds).await?);
             }
         }
-        let Phase::Locked(kept, Some(account)) = std::mem::replace(&mut *phase, Phase::SignedOut)
-        else {
+        let Phase::Locked(kept, Some(account)) = std::mem::replace(&mut *phase, Phase::SignedOut) else {
             unreachable!("an account is in place, under the same lock");
         };
         self.set_snapshot("unlocked", Some(&kept), None);
@@ -370,11 +366,7 @@ pub async fn sync<A: Account>(u: &mut Unlocked<A>) -> AppResult<SyncStatus> {
 /// Checks and normalises the server address: http or https, a host, no
 /// credentials, query or fragment; no trailing slash.
 pub fn check_server(s: &str) -> AppResult<String> {
-    let bad = |why: &str| {
-        AppError::Invalid(format!(
-            "server address: {why} (for example {LOCAL_SERVER})"
-        ))
-    };
+    let bad = |why: &str| AppError::Invalid(format!("server address: {why} (for example {LOCAL_SERVER})"));
     let u = tauri::Url::parse(s.trim()).map_err(|_| bad("not a URL"))?;
     if u.scheme() != "http" && u.scheme() != "https" {
         return Err(bad("use http:// or https://"));
@@ -424,9 +416,7 @@ fn write_atomically(path: &std::path::Path, data: &[u8]) -> AppResult<()> {
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts
-        .open(&tmp)
-        .map_err(|e| AppError::Storage(e.to_string()))?;
+    let mut f = opts.open(&tmp).map_err(|e| AppError::Storage(e.to_string()))?;
     f.write_all(data)
         .and_then(|()| f.sync_all())
         .map_err(|e| AppError::Storage(e.to_string()))?;
@@ -444,13 +434,7 @@ mod tests {
     const PW: &str = "correct horse battery";
     const SK: &str = "ZSM1-TESTKEY";
 
-    fn app(
-        idle: Duration,
-    ) -> (
-        AppState<MemoryCore, MemoryClipboard>,
-        MemoryCore,
-        MemoryClipboard,
-    ) {
+    fn app(idle: Duration) -> (AppState<MemoryCore, MemoryClipboard>, MemoryCore, MemoryClipboard) {
         let core = MemoryCore::new(PW, SK);
         let clip = MemoryClipboard::default();
         let st = AppState::new(
@@ -467,13 +451,7 @@ mod tests {
         Zeroizing::new(s.to_owned())
     }
 
-    async fn signed_in(
-        idle: Duration,
-    ) -> (
-        AppState<MemoryCore, MemoryClipboard>,
-        MemoryCore,
-        MemoryClipboard,
-    ) {
+    async fn signed_in(idle: Duration) -> (AppState<MemoryCore, MemoryClipboard>, MemoryCore, MemoryClipboard) {
         let (st, core, clip) = app(idle);
         st.sign_in("http://127.0.0.1:8080/", "ada@example.test", z(PW), z(SK))
             .await
@@ -511,10 +489,7 @@ mod tests {
             ("http://127.0.0.1:8080", "ada", "", SK),
             ("http://127.0.0.1:8080", "ada", PW, "  "),
         ] {
-            let e = st
-                .sign_in(server, identity, z(pw), z(sk))
-                .await
-                .unwrap_err();
+            let e = st.sign_in(server, identity, z(pw), z(sk)).await.unwrap_err();
             assert_eq!(e.code(), "invalid_input", "{server} {identity:?}");
         }
         assert_eq!(core.counts(), (0, 0), "the core was asked");
@@ -540,18 +515,12 @@ mod tests {
         assert!(keys.upgrade().is_some());
 
         st.lock(None).await;
-        assert!(
-            keys.upgrade().is_none(),
-            "the account's keys outlived the lock"
-        );
+        assert!(keys.upgrade().is_none(), "the account's keys outlived the lock");
         assert_eq!(st.status().phase, "locked");
         assert_eq!(st.status().identity.as_deref(), Some("ada@example.test"));
         assert_eq!(st.unlocked().await.err().unwrap().code(), "locked");
 
-        assert_eq!(
-            st.unlock(z("wrong")).await.unwrap_err().code(),
-            "auth_failed"
-        );
+        assert_eq!(st.unlock(z("wrong")).await.unwrap_err().code(), "auth_failed");
         assert_eq!(st.status().phase, "locked");
         st.unlock(z(PW)).await.unwrap();
         assert_eq!(st.status().phase, "unlocked");
@@ -596,10 +565,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(250)).await;
         assert!(st.lock_if_idle().await);
         let s = st.status();
-        assert_eq!(
-            (s.phase, s.lock_reason.as_deref()),
-            ("locked", Some("idle"))
-        );
+        assert_eq!((s.phase, s.lock_reason.as_deref()), ("locked", Some("idle")));
     }
 
     #[tokio::test]
@@ -624,10 +590,7 @@ mod tests {
         let r = st.unlocked().await.unwrap().account.vaults().await;
         assert_eq!(st.settle(r).await.unwrap_err().code(), "session_ended");
         let s = st.status();
-        assert_eq!(
-            (s.phase, s.lock_reason.as_deref()),
-            ("locked", Some("session_ended"))
-        );
+        assert_eq!((s.phase, s.lock_reason.as_deref()), ("locked", Some("session_ended")));
         // The ended session's account is gone: unlocking logs in afresh.
         st.unlock(z(PW)).await.unwrap();
         assert_eq!(core.counts(), (2, 0));
@@ -664,10 +627,7 @@ mod tests {
             check_server(" https://zsm.example.com/ ").unwrap(),
             "https://zsm.example.com"
         );
-        assert_eq!(
-            check_server("http://127.0.0.1:8080").unwrap(),
-            "http://127.0.0.1:8080"
-        );
+        assert_eq!(check_server("http://127.0.0.1:8080").unwrap(), "http://127.0.0.1:8080");
         assert_eq!(check_server("http://h/base/").unwrap(), "http://h/base");
         for bad in [
             "",
@@ -677,11 +637,7 @@ mod tests {
             "http://a@h",
             "http://h#x",
         ] {
-            assert_eq!(
-                check_server(bad).unwrap_err().code(),
-                "invalid_input",
-                "{bad}"
-            );
+            assert_eq!(check_server(bad).unwrap_err().code(), "invalid_input", "{bad}");
         }
     }
 

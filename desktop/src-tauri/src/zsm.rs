@@ -40,9 +40,7 @@ impl ZsmCore {
         }
         // A damaged file is an error, never a silent reset: it holds the
         // revisions that guard against rollback.
-        let st = Arc::new(
-            FileState::load(&self.state_file).map_err(|e| AppError::Storage(e.to_string()))?,
-        );
+        let st = Arc::new(FileState::load(&self.state_file).map_err(|e| AppError::Storage(e.to_string()))?);
         *s = Some(Arc::clone(&st));
         Ok(st)
     }
@@ -84,9 +82,7 @@ fn map_err(e: zsm_core::Error) -> AppError {
     match e {
         E::NotFound(what) => AppError::NotFound(what),
         E::Exists(_) | E::Conflict(_) => AppError::Conflict(e.to_string()),
-        E::Tampered(_) | E::Rollback(_) | E::KdfChange | E::Kdf(_) => {
-            AppError::Integrity(e.to_string())
-        }
+        E::Tampered(_) | E::Rollback(_) | E::KdfChange | E::Kdf(_) => AppError::Integrity(e.to_string()),
         E::LoginFailed | E::WrongPassword => AppError::AuthFailed,
         E::SessionExpired => AppError::SessionEnded,
         E::Locked => AppError::Locked,
@@ -188,11 +184,7 @@ impl Account for ZsmAccount {
         Ok(all.iter().map(summary).collect())
     }
 
-    async fn secret_value(
-        &mut self,
-        vault_id: &str,
-        name: &str,
-    ) -> AppResult<(SecretSummary, Zeroizing<String>)> {
+    async fn secret_value(&mut self, vault_id: &str, name: &str) -> AppResult<(SecretSummary, Zeroizing<String>)> {
         let v = self.vault(vault_id).await?;
         let s = self.client.secret(&v, name).await.map_err(map_err)?;
         Ok((summary(&s), s.value.clone()))
@@ -213,9 +205,7 @@ impl Account for ZsmAccount {
         };
         let written = match (current, expected_revision) {
             (None, None) => self.client.create_secret(&v, name, value).await,
-            (Some(cur), Some(rev)) if cur.revision == rev => {
-                self.client.update_secret(&v, &cur, value).await
-            }
+            (Some(cur), Some(rev)) if cur.revision == rev => self.client.update_secret(&v, &cur, value).await,
             (Some(_), None) => {
                 return Err(AppError::Conflict(format!(
                     "a secret named {name:?} exists in this vault"
@@ -254,18 +244,9 @@ impl Account for ZsmAccount {
             .collect())
     }
 
-    async fn restore(
-        &mut self,
-        vault_id: &str,
-        name: &str,
-        revision: u64,
-    ) -> AppResult<SecretSummary> {
+    async fn restore(&mut self, vault_id: &str, name: &str, revision: u64) -> AppResult<SecretSummary> {
         let v = self.vault(vault_id).await?;
-        let s = self
-            .client
-            .restore(&v, name, revision)
-            .await
-            .map_err(map_err)?;
+        let s = self.client.restore(&v, name, revision).await.map_err(map_err)?;
         Ok(summary(&s))
     }
 

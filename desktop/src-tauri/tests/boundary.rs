@@ -33,11 +33,7 @@ fn listed_commands() -> Vec<String> {
 #[test]
 fn registered_commands_are_exactly_the_listed_ones() {
     let registered: Vec<&str> = zsm_desktop::ipc::COMMANDS.to_vec();
-    assert_eq!(
-        registered,
-        listed_commands(),
-        "src/ipc.rs and ipc-commands.txt differ"
-    );
+    assert_eq!(registered, listed_commands(), "src/ipc.rs and ipc-commands.txt differ");
     assert_eq!(
         registered.iter().collect::<BTreeSet<_>>().len(),
         registered.len(),
@@ -96,11 +92,7 @@ fn the_only_capability_grants_the_commands_and_nothing_else() {
     let cap = json("capabilities/default.json");
     assert_eq!(cap["identifier"], "default");
     assert_eq!(cap["windows"], serde_json::json!(["main"]));
-    assert!(
-        cap.get("webviews").is_none()
-            && cap.get("remote").is_none()
-            && cap.get("platforms").is_none()
-    );
+    assert!(cap.get("webviews").is_none() && cap.get("remote").is_none() && cap.get("platforms").is_none());
     let granted: Vec<String> = cap["permissions"]
         .as_array()
         .expect("permissions is a list")
@@ -131,10 +123,7 @@ fn csp_and_security_settings() {
     assert_eq!(sec["freezePrototype"], true);
     assert_eq!(sec["capabilities"], serde_json::json!(["default"]));
     assert!(sec.get("dangerousDisableAssetCspModification").is_none());
-    assert!(
-        sec.get("assetProtocol").is_none(),
-        "the asset protocol exposes files"
-    );
+    assert!(sec.get("assetProtocol").is_none(), "the asset protocol exposes files");
     assert_eq!(conf["app"]["withGlobalTauri"], false);
     assert_eq!(
         conf["app"]["windows"],
@@ -145,14 +134,8 @@ fn csp_and_security_settings() {
         conf.get("plugins")
             .is_none_or(|p| p.as_object().is_some_and(|o| o.is_empty()))
     );
-    assert_eq!(
-        conf["build"]["frontendDist"], "../dist",
-        "only the app's own files"
-    );
-    assert!(
-        conf["build"].get("devUrl").is_none(),
-        "no remote or dev-server content"
-    );
+    assert_eq!(conf["build"]["frontendDist"], "../dist", "only the app's own files");
+    assert!(conf["build"].get("devUrl").is_none(), "no remote or dev-server content");
     let text = read("tauri.conf.json");
     assert!(!text.contains("dangerous"), "a dangerous* option is set");
     assert!(
@@ -164,17 +147,11 @@ fn csp_and_security_settings() {
 #[test]
 fn no_plugin_at_all_and_no_shell() {
     let cargo = read("Cargo.toml");
-    assert!(
-        !cargo.contains("tauri-plugin"),
-        "a Tauri plugin crate is a dependency"
-    );
+    assert!(!cargo.contains("tauri-plugin"), "a Tauri plugin crate is a dependency");
     let pkg = json("../package.json");
     for section in ["dependencies", "devDependencies"] {
         for name in pkg[section].as_object().into_iter().flat_map(|o| o.keys()) {
-            assert!(
-                !name.starts_with("@tauri-apps/plugin-"),
-                "npm plugin {name}"
-            );
+            assert!(!name.starts_with("@tauri-apps/plugin-"), "npm plugin {name}");
         }
     }
     let lib = read("src/lib.rs");
@@ -209,15 +186,9 @@ fn navigation_stays_on_the_app() {
         "http://tauri.localhost.example.com/",
     ];
     for u in ok {
-        assert!(
-            zsm_desktop::is_app_url(&Url::parse(u).unwrap()),
-            "{u} refused"
-        );
+        assert!(zsm_desktop::is_app_url(&Url::parse(u).unwrap()), "{u} refused");
     }
     for u in bad {
-        assert!(
-            !zsm_desktop::is_app_url(&Url::parse(u).unwrap()),
-            "{u} allowed"
-        );
+        assert!(!zsm_desktop::is_app_url(&Url::parse(u).unwrap()), "{u} allowed");
     }
 }
