@@ -23,11 +23,17 @@ let view: View = { kind: "vault" };
 let sync: SyncStatus | null = null;
 let search = "";
 let kitText: string | null = null;
+// Bumped by every navigation: an async step that finds it changed after an
+// await drops its result instead of drawing over where the person went.
+let nav = 0;
 
 // ---------------------------------------------------------------- helpers
 
+/** An error as a sentence for the screen (Rust's messages start in lower
+ * case, like the CLI's). */
 function errorText(e: unknown): string {
-  return e instanceof CommandError ? e.message : String(e);
+  const m = e instanceof CommandError ? e.message : String(e);
+  return m.charAt(0).toUpperCase() + m.slice(1) + (/[.!?]$/.test(m) ? "" : ".");
 }
 
 let toastTimer: number | undefined;
@@ -46,6 +52,9 @@ function toast(text: string, kind: "ok" | "error" = "ok"): void {
   }, 5000);
 }
 
+/** Error codes that mean the app is no longer unlocked. */
+const GONE = ["locked", "signed_out", "session_ended"];
+
 /** Runs a command for a button: disables it meanwhile, reports errors, and
  * follows the app when it locked or signed out underneath. */
 async function act(button: HTMLButtonElement | null, f: () => Promise<void>): Promise<void> {
@@ -53,7 +62,7 @@ async function act(button: HTMLButtonElement | null, f: () => Promise<void>): Pr
   try {
     await f();
   } catch (e) {
-    if (e instanceof CommandError && ["locked", "signed_out", "session_ended"].includes(e.code)) {
+    if (e instanceof CommandError && GONE.includes(e.code)) {
       await refreshStatus(true);
       return;
     }
@@ -93,8 +102,13 @@ async function refreshStatus(force = false): Promise<void> {
   }
 }
 
+// Renders can overlap (a button's handler and the status poll); only the
+// newest one draws.
+let renderSeq = 0;
+
 async function render(): Promise<void> {
   if (!status) return;
+  const seq = ++renderSeq;
   document.body.dataset.phase = status.phase;
   switch (status.phase) {
     case "signed_out":
@@ -102,7 +116,7 @@ async function render(): Promise<void> {
     case "locked":
       return renderUnlock();
     case "unlocked":
-      return renderMain();
+      return renderMain(seq);
   }
 }
 
@@ -179,7 +193,7 @@ function renderSignIn(): void {
         await refreshStatus(true);
       } catch (e) {
         if (e instanceof CommandError) {
-          error.textContent = e.message;
+          error.textContent = errorText(e);
           submit.textContent = "Sign in";
           return;
         }
@@ -210,7 +224,7 @@ function renderUnlock(): void {
     { id: "unlock-form", class: "card narrow" },
     h("div", { class: "brand" }, h("span", { class: "logo locked" }), h("h1", {}, "zsm is locked")),
     h("p", { id: "lock-reason", class: "subtitle" }, reason),
-    h("p", { class: "who" }, h("strong", { id: "locked-identity" }, s.identity ?? ""), " on ", h("span", {}, s.server ?? "")),
+    h("p", { class: "who locked-who" }, h("strong", { id: "locked-identity" }, s.identity ?? ""), h("span", { class: "server" }, s.server ?? "")),
     field("Password", password),
     error,
     h("div", { class: "actions" }, signOut, submit),
@@ -226,7 +240,7 @@ function renderUnlock(): void {
         await refreshStatus(true);
       } catch (e) {
         if (e instanceof CommandError && e.code !== "signed_out") {
-          error.textContent = e.message;
+          error.textContent = errorText(e);
           submit.textContent = "Unlock";
           return;
         }
@@ -259,7 +273,7 @@ async function loadSecrets(): Promise<void> {
   secrets.sort((a, b) => a.name.localeCompare(b.name));
 }
 
-async function renderMain(): Promise<void> {
+async function renderMain(seq: number): Promise<void> {
   try {
     if (!sync) {
       // First screen after unlocking: check everything once.
@@ -271,13 +285,13 @@ async function renderMain(): Promise<void> {
     await loadVaults();
     await loadSecrets();
   } catch (e) {
-    if (e instanceof CommandError && ["locked", "signed_out"].includes(e.code)) {
+    if (e instanceof CommandError && GONE.includes(e.code)) {
       await refreshStatus(true);
       return;
     }
     toast(errorText(e), "error");
   }
-  drawMain();
+  if (seq === renderSeq) drawMain();
 }
 
 function drawMain(): void {
@@ -328,9 +342,11 @@ function sidebar(): HTMLElement {
       );
       li.addEventListener("click", () =>
         void act(null, async () => {
+          const my = ++nav;
           vault = v;
           search = "";
           await loadSecrets();
+          if (my !== nav) return;
           view = { kind: "vault" };
           drawMain();
         }),
@@ -375,9 +391,9 @@ function footer(): HTMLElement {
   const s = status!;
   const line =
     sync?.error != null
-      ? `Sync failed: ${sync.error}`
+      ? `The last check failed: ${sync.error}`
       : sync?.last_sync
-        ? `Synced ${ago(sync.last_sync)} · ${sync.vaults} vault${sync.vaults === 1 ? "" : "s"}, ${sync.secrets} secret${sync.secrets === 1 ? "" : "s"} verified`
+        ? `Last full check ${ago(sync.last_sync)}: ${sync.vaults} vault${sync.vaults === 1 ? "" : "s"}, ${sync.secrets} secret${sync.secrets === 1 ? "" : "s"} verified`
         : "Not synced yet";
   return h(
     "footer",
@@ -385,16 +401,19 @@ function footer(): HTMLElement {
     h("span", { id: "sync-status", class: sync?.error ? "error" : "" }, line),
     button("sync-refresh", "Refresh", (b) =>
       void act(b, async () => {
+        let failed: unknown = null;
         try {
           sync = await api.syncNow();
         } catch (e) {
+          // Locked or signed out underneath: act() follows the app there.
+          if (e instanceof CommandError && GONE.includes(e.code)) throw e;
+          failed = e;
           sync = await api.syncStatus();
-          throw e;
-        } finally {
-          await loadVaults();
-          await loadSecrets();
-          drawMain();
         }
+        await loadVaults();
+        await loadSecrets();
+        drawMain();
+        if (failed) throw failed;
         toast("Everything is in sync and verified.");
       }), "small"),
     h("span", { class: "spacer" }),
@@ -403,6 +422,7 @@ function footer(): HTMLElement {
 }
 
 function go(v: View): void {
+  nav++;
   view = v;
   void drawContent();
 }
@@ -662,14 +682,16 @@ function drawAdd(content: HTMLElement): void {
 
 async function drawEdit(content: HTMLElement, name: string): Promise<void> {
   const v = vault!;
+  const my = nav;
   let current;
   try {
     current = await api.revealSecret(v.id, name);
   } catch (e) {
     toast(errorText(e), "error");
-    go({ kind: "secret", name });
+    if (my === nav) go({ kind: "secret", name });
     return;
   }
+  if (my !== nav) return;
   const { box, value } = valueEditor(current.value);
   const save = h("button", { id: "save-secret", type: "submit", class: "primary" }, "Save as new revision");
   const form = h(
@@ -697,14 +719,16 @@ async function drawEdit(content: HTMLElement, name: string): Promise<void> {
 
 async function drawHistory(content: HTMLElement, name: string): Promise<void> {
   const v = vault!;
+  const my = nav;
   let revs: Revision[];
   try {
     revs = await api.history(v.id, name);
   } catch (e) {
     toast(errorText(e), "error");
-    go({ kind: "secret", name });
+    if (my === nav) go({ kind: "secret", name });
     return;
   }
+  if (my !== nav) return;
   const canWrite = v.role !== "viewer";
   mount(
     content,
@@ -739,6 +763,7 @@ async function drawHistory(content: HTMLElement, name: string): Promise<void> {
 // --------------------------------------------------------------- sessions
 
 async function drawSessions(content: HTMLElement): Promise<void> {
+  const my = nav;
   let list: Session[];
   try {
     list = await api.listSessions();
@@ -746,6 +771,7 @@ async function drawSessions(content: HTMLElement): Promise<void> {
     toast(errorText(e), "error");
     return;
   }
+  if (my !== nav) return;
   list.sort((a, b) => Number(b.current) - Number(a.current) || b.last_used_at.localeCompare(a.last_used_at));
   mount(
     content,

@@ -130,7 +130,7 @@ func clipboard(t *testing.T) string {
 func TestDesktopApp(t *testing.T) {
 	need(t)
 	a := signup(t)
-	a.zsm(0, "", "vault create from-cli")
+	a.zsm(0, "", "vault", "create", "from-cli")
 	a.zsm(0, "", "set", "from-cli/DATABASE_URL", "postgres://app:written-by-the-cli@db/app")
 
 	home := t.TempDir()
@@ -146,6 +146,7 @@ func TestDesktopApp(t *testing.T) {
 	d := newSession(t, base, h.app)
 	defer d.close()
 	shot := newShots(t)
+	defer shot.onFailure(d)
 
 	// --- sign-in screen; the boundary, attacked from the page --------------
 	d.must("#sign-in-form")
@@ -160,7 +161,7 @@ func TestDesktopApp(t *testing.T) {
 	d.typeInto("#password", "not the password")
 	d.typeInto("#secret-key", a.secretKey())
 	d.click("#sign-in")
-	d.waitText("#form-error", "the password or the Secret Key is wrong")
+	d.waitText("#form-error", "The password or the Secret Key is wrong.")
 	shot.take(d, "sign-in-wrong-password")
 
 	// The Secret Key from the emergency kit file the CLI wrote.
@@ -188,12 +189,13 @@ func TestDesktopApp(t *testing.T) {
 	d.click("#new-vault")
 	d.typeInto("#new-vault-name", "desk-vault-draft")
 	d.click("#create-vault")
-	d.waitText("#vault-title", "desk-vault-draft")
+	d.waitExact("#vault-title", "desk-vault-draft")
 	d.click("#rename-vault")
 	d.typeInto("#rename-vault-name", "desk-vault")
 	d.click("#save-vault-name")
-	d.waitText("#vault-title", "desk-vault")
-	d.waitText("#vault-list", "desk-vault")
+	d.waitExact("#vault-title", "desk-vault")
+	d.waitText("#toast", "Renamed to desk-vault")
+	d.must(`#vault-list li[data-vault-name="desk-vault"]`)
 
 	// --- add a secret with the generator ----------------------------------
 	d.click("#add-secret")
@@ -209,8 +211,8 @@ func TestDesktopApp(t *testing.T) {
 	}
 	shot.take(d, "add-secret-generated")
 	d.click("#save-secret")
-	d.waitText("#secret-title", "API_KEY")
-	d.waitText("#secret-revision", "1")
+	d.waitExact("#secret-title", "API_KEY")
+	d.waitExact("#secret-revision", "1")
 
 	// --- reveal, copy: the clipboard holds it, then not -------------------
 	d.click("#reveal")
@@ -243,7 +245,7 @@ func TestDesktopApp(t *testing.T) {
 	}
 	d.typeInto("#unlock-password", "wrong password")
 	d.click("#unlock")
-	d.waitText("#form-error", "the password or the Secret Key is wrong")
+	d.waitText("#form-error", "The password or the Secret Key is wrong.")
 	d.typeInto("#unlock-password", password)
 	d.click("#unlock")
 	d.must("#vault-list")
@@ -258,7 +260,7 @@ func TestDesktopApp(t *testing.T) {
 	d.typeInto("#secret-value", "edited in the desktop app")
 	shot.take(d, "edit-secret")
 	d.click("#save-secret")
-	d.waitText("#secret-revision", "2")
+	d.waitExact("#secret-revision", "2")
 	if got := strings.TrimSpace(a.zsm(0, "", "get", "desk-vault/API_KEY")); got != "edited in the desktop app" {
 		t.Fatalf("zsm get after the edit: %q", got)
 	}
@@ -267,7 +269,7 @@ func TestDesktopApp(t *testing.T) {
 	d.waitText("#history-list", "Revision 1")
 	shot.take(d, "history")
 	d.click("#restore-1")
-	d.waitText("#secret-revision", "3")
+	d.waitExact("#secret-revision", "3")
 	d.click("#reveal")
 	d.waitText("#revealed-value", generated)
 
@@ -298,7 +300,7 @@ func TestDesktopApp(t *testing.T) {
 	shot.take(d, "secret-list-search")
 	d.click(`#vault-list li[data-vault-name="from-cli"]`)
 	d.click(`#secret-list li[data-secret-name="DATABASE_URL"]`)
-	d.waitText("#secret-revision", "2")
+	d.waitExact("#secret-revision", "2")
 	d.click("#reveal")
 	d.waitText("#revealed-value", "rotated-by-the-cli")
 
@@ -339,6 +341,41 @@ func TestDesktopApp(t *testing.T) {
 	d.typeInto("#unlock-password", password)
 	d.click("#unlock")
 	d.must("#vault-list")
+
+	// --- the server ends the app's session: the app locks, and unlocking
+	// logs in afresh ---------------------------------------------------------
+	a.session = ""
+	m := regexp.MustCompile(`export ZSM_SESSION=(\S+)`).FindStringSubmatch(a.zsm(0, password+"\n", "login", a.identity, "--password-stdin"))
+	if m == nil {
+		t.Fatal("zsm login printed no session")
+	}
+	a.session = m[1]
+	var cliSessions []struct {
+		ID          string `json:"id"`
+		DeviceLabel string `json:"device_label"`
+		Current     bool   `json:"current"`
+	}
+	if err := json.Unmarshal([]byte(a.zsm(0, "", "sessions", "--json")), &cliSessions); err != nil {
+		t.Fatal(err)
+	}
+	appSession := ""
+	for _, s := range cliSessions {
+		if !s.Current && s.DeviceLabel == "zsm desktop" {
+			appSession = s.ID
+		}
+	}
+	if appSession == "" {
+		t.Fatalf("the CLI does not see the app's session: %+v", cliSessions)
+	}
+	a.zsm(0, "", "sessions", "revoke", appSession)
+	d.click("#sync-refresh")
+	d.waitText("#lock-reason", "The server ended the session")
+	shot.take(d, "locked-session-ended")
+	d.typeInto("#unlock-password", password)
+	d.click("#unlock")
+	d.must("#vault-list")
+	d.waitText("#sync-status", "2 vaults, 4 secrets verified")
+
 	d.click(`#vault-list li[data-vault-name="desk-vault"]`)
 	d.click("#delete-vault")
 	d.typeInto("#delete-vault-confirm", "desk-vault")

@@ -12,6 +12,8 @@ package desktop
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -245,5 +247,27 @@ func (s *shots) take(d *wd, name string) {
 	p := filepath.Join(s.dir, fmt.Sprintf("%02d-%s.png", s.n, name))
 	if err := os.WriteFile(p, d.screenshot(), 0o644); err != nil {
 		s.t.Fatal(err)
+	}
+}
+
+// onFailure saves what the window showed, and its DOM, when the test failed.
+func (s *shots) onFailure(d *wd) {
+	if !s.t.Failed() {
+		return
+	}
+	if v, err := d.raw("GET", "/session/"+d.id+"/screenshot", nil); err == nil {
+		var b64 string
+		if json.Unmarshal(v, &b64) == nil {
+			if png, err := base64.StdEncoding.DecodeString(b64); err == nil {
+				p := filepath.Join(s.dir, "failure.png")
+				_ = os.WriteFile(p, png, 0o644)
+				s.t.Logf("the window at the failure: %s", p)
+			}
+		}
+	}
+	if v, err := d.raw("GET", "/session/"+d.id+"/source", nil); err == nil {
+		var src string
+		_ = json.Unmarshal(v, &src)
+		s.t.Logf("the page at the failure:\n%s", tailLines(src, 60))
 	}
 }

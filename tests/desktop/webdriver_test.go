@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,7 +24,7 @@ type wd struct {
 }
 
 // elementKey is the W3C name of an element reference in JSON.
-const elementKey = "element-6066-11e4-a52e-4a5bf1f9b6e1"
+const elementKey = "element-6066-11e4-a52e-4f735466cecf"
 
 type wdError struct {
 	Status  int
@@ -152,23 +153,54 @@ func (d *wd) must(css string) string {
 	return id
 }
 
+// click clicks the element matching css once it is displayed and enabled.
+// A screen redrawn between finding and clicking makes the reference stale:
+// the element is found again (bounded).
 func (d *wd) click(css string) {
 	d.t.Helper()
-	id := d.must(css)
-	d.waitFor("enabled "+css, 20*time.Second, func() bool {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		id := d.must(css)
 		var on bool
 		v, err := d.raw("GET", "/session/"+d.id+"/element/"+id+"/enabled", nil)
-		return err == nil && json.Unmarshal(v, &on) == nil && on
-	})
-	d.cmd("POST", "/element/"+id+"/click", map[string]any{})
+		if err == nil && json.Unmarshal(v, &on) == nil && on {
+			_, err = d.raw("POST", "/session/"+d.id+"/element/"+id+"/click", map[string]any{})
+			if err == nil {
+				return
+			}
+		}
+		var we *wdError
+		stale := errors.As(err, &we) && we.Code == "stale element reference"
+		if err != nil && !stale {
+			d.t.Fatalf("click %s: %v", css, err)
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("click %s: not clickable within 20s (%v)", css, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
-// typeInto clears a field and types text.
+// typeInto clears a field and types text (finding it again if the screen
+// was redrawn meanwhile).
 func (d *wd) typeInto(css, text string) {
 	d.t.Helper()
-	id := d.must(css)
-	d.cmd("POST", "/element/"+id+"/clear", map[string]any{})
-	d.cmd("POST", "/element/"+id+"/value", map[string]any{"text": text})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		id := d.must(css)
+		_, err := d.raw("POST", "/session/"+d.id+"/element/"+id+"/clear", map[string]any{})
+		if err == nil && text != "" {
+			_, err = d.raw("POST", "/session/"+d.id+"/element/"+id+"/value", map[string]any{"text": text})
+		}
+		if err == nil {
+			return
+		}
+		var we *wdError
+		if !errors.As(err, &we) || we.Code != "stale element reference" || time.Now().After(deadline) {
+			d.t.Fatalf("type into %s: %v", css, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // sendFile gives a file input a local file (WebDriver sends the path).
@@ -181,12 +213,31 @@ func (d *wd) sendFile(css, path string) {
 	d.cmd("POST", "/element/"+id+"/value", map[string]any{"text": path})
 }
 
+// text is the element's rendered text (innerText), read by a script: one
+// round trip, and no stale element between finding it and reading it.
 func (d *wd) text(css string) string {
 	d.t.Helper()
-	id := d.must(css)
-	var s string
-	_ = json.Unmarshal(d.cmd("GET", "/element/"+id+"/text", nil), &s)
+	d.must(css)
+	s, _ := d.textOf(css)
 	return s
+}
+
+// textOf returns the innerText of the first element matching css, and
+// whether there is one.
+func (d *wd) textOf(css string) (string, bool) {
+	d.t.Helper()
+	v, err := d.raw("POST", "/session/"+d.id+"/execute/sync", map[string]any{
+		"script": `const e = document.querySelector(arguments[0]); return e ? e.innerText : null;`,
+		"args":   []any{css},
+	})
+	if err != nil {
+		return "", false
+	}
+	var s *string
+	if json.Unmarshal(v, &s) != nil || s == nil {
+		return "", false
+	}
+	return *s, true
 }
 
 // value reads a form control's current value (a DOM property).
@@ -258,21 +309,34 @@ func (d *wd) waitFor(what string, limit time.Duration, cond func() bool) {
 	}
 }
 
-// waitText waits until the element's text contains want.
+// waitText waits (bounded) until the element's text contains want.
 func (d *wd) waitText(css, want string) string {
 	d.t.Helper()
-	var got string
-	d.waitFor(fmt.Sprintf("%s to show %q", css, want), 30*time.Second, func() bool {
-		id := d.find(css)
-		if id == "" {
-			return false
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, ok := d.textOf(css)
+		if ok && strings.Contains(got, want) {
+			return got
 		}
-		v, err := d.raw("GET", "/session/"+d.id+"/element/"+id+"/text", nil)
-		if err != nil {
-			return false
+		if time.Now().After(deadline) {
+			d.t.Fatalf("timed out after 30s waiting for %s to show %q; it shows %q (found: %v)", css, want, got, ok)
 		}
-		_ = json.Unmarshal(v, &got)
-		return strings.Contains(got, want)
-	})
-	return got
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitExact waits (bounded) until the element's text is exactly want.
+func (d *wd) waitExact(css, want string) {
+	d.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, ok := d.textOf(css)
+		if ok && strings.TrimSpace(got) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("timed out after 30s waiting for %s to be %q; it is %q (found: %v)", css, want, got, ok)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

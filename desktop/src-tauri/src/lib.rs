@@ -16,6 +16,19 @@ pub mod ipc;
 pub mod kit;
 #[cfg(test)]
 mod memory;
+
+/// Runs a test's future on a current-thread runtime. The tests use this
+/// instead of `#[tokio::test]`: tokio's `macros` and `test-util` features
+/// would change tokio's features for the test build and recompile every
+/// crate that depends on it (Tauri, reqwest), instead of sharing the app's.
+#[cfg(test)]
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a test runtime")
+        .block_on(f)
+}
 pub mod session;
 pub mod view;
 pub mod zsm;

@@ -459,40 +459,44 @@ mod tests {
         (st, core, clip)
     }
 
-    #[tokio::test]
-    async fn wrong_password_or_key_stays_signed_out() {
-        let (st, _, _) = app(DEFAULT_IDLE_LOCK);
-        let e = st
-            .sign_in("http://127.0.0.1:8080", "ada", z("wrong"), z(SK))
-            .await
-            .unwrap_err();
-        assert_eq!(e.code(), "auth_failed");
-        let e = st
-            .sign_in("http://127.0.0.1:8080", "ada", z(PW), z("not a key"))
-            .await
-            .unwrap_err();
-        assert_eq!(e.code(), "bad_secret_key");
-        assert_eq!(st.status().phase, "signed_out");
-        assert_eq!(st.unlocked().await.err().unwrap().code(), "signed_out");
+    #[test]
+    fn wrong_password_or_key_stays_signed_out() {
+        crate::block_on(async {
+            let (st, _, _) = app(DEFAULT_IDLE_LOCK);
+            let e = st
+                .sign_in("http://127.0.0.1:8080", "ada", z("wrong"), z(SK))
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), "auth_failed");
+            let e = st
+                .sign_in("http://127.0.0.1:8080", "ada", z(PW), z("not a key"))
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), "bad_secret_key");
+            assert_eq!(st.status().phase, "signed_out");
+            assert_eq!(st.unlocked().await.err().unwrap().code(), "signed_out");
+        });
     }
 
-    #[tokio::test]
-    async fn bad_input_is_refused_before_the_core_is_asked() {
-        let (st, core, _) = app(DEFAULT_IDLE_LOCK);
-        for (server, identity, pw, sk) in [
-            ("ftp://example.test", "ada", PW, SK),
-            ("http://user:pw@example.test", "ada", PW, SK),
-            ("http://example.test/?x=1", "ada", PW, SK),
-            ("not a url", "ada", PW, SK),
-            ("http://127.0.0.1:8080", "", PW, SK),
-            ("http://127.0.0.1:8080", "a\nb", PW, SK),
-            ("http://127.0.0.1:8080", "ada", "", SK),
-            ("http://127.0.0.1:8080", "ada", PW, "  "),
-        ] {
-            let e = st.sign_in(server, identity, z(pw), z(sk)).await.unwrap_err();
-            assert_eq!(e.code(), "invalid_input", "{server} {identity:?}");
-        }
-        assert_eq!(core.counts(), (0, 0), "the core was asked");
+    #[test]
+    fn bad_input_is_refused_before_the_core_is_asked() {
+        crate::block_on(async {
+            let (st, core, _) = app(DEFAULT_IDLE_LOCK);
+            for (server, identity, pw, sk) in [
+                ("ftp://example.test", "ada", PW, SK),
+                ("http://user:pw@example.test", "ada", PW, SK),
+                ("http://example.test/?x=1", "ada", PW, SK),
+                ("not a url", "ada", PW, SK),
+                ("http://127.0.0.1:8080", "", PW, SK),
+                ("http://127.0.0.1:8080", "a\nb", PW, SK),
+                ("http://127.0.0.1:8080", "ada", "", SK),
+                ("http://127.0.0.1:8080", "ada", PW, "  "),
+            ] {
+                let e = st.sign_in(server, identity, z(pw), z(sk)).await.unwrap_err();
+                assert_eq!(e.code(), "invalid_input", "{server} {identity:?}");
+            }
+            assert_eq!(core.counts(), (0, 0), "the core was asked");
+        });
     }
 
     fn keys_of(st: &AppState<MemoryCore, MemoryClipboard>) -> std::sync::Weak<()> {
@@ -503,122 +507,138 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn lock_zeroizes_the_keys_and_unlock_opens_them_again() {
-        let (st, core, _) = signed_in(DEFAULT_IDLE_LOCK).await;
-        let s = st.status();
-        assert_eq!(
-            (s.phase, s.server.as_deref()),
-            ("unlocked", Some("http://127.0.0.1:8080"))
-        );
-        let keys = keys_of(&st);
-        assert!(keys.upgrade().is_some());
+    #[test]
+    fn lock_zeroizes_the_keys_and_unlock_opens_them_again() {
+        crate::block_on(async {
+            let (st, core, _) = signed_in(DEFAULT_IDLE_LOCK).await;
+            let s = st.status();
+            assert_eq!(
+                (s.phase, s.server.as_deref()),
+                ("unlocked", Some("http://127.0.0.1:8080"))
+            );
+            let keys = keys_of(&st);
+            assert!(keys.upgrade().is_some());
 
-        st.lock(None).await;
-        assert!(keys.upgrade().is_none(), "the account's keys outlived the lock");
-        assert_eq!(st.status().phase, "locked");
-        assert_eq!(st.status().identity.as_deref(), Some("ada@example.test"));
-        assert_eq!(st.unlocked().await.err().unwrap().code(), "locked");
+            st.lock(None).await;
+            assert!(keys.upgrade().is_none(), "the account's keys outlived the lock");
+            assert_eq!(st.status().phase, "locked");
+            assert_eq!(st.status().identity.as_deref(), Some("ada@example.test"));
+            assert_eq!(st.unlocked().await.err().unwrap().code(), "locked");
 
-        assert_eq!(st.unlock(z("wrong")).await.unwrap_err().code(), "auth_failed");
-        assert_eq!(st.status().phase, "locked");
-        st.unlock(z(PW)).await.unwrap();
-        assert_eq!(st.status().phase, "unlocked");
-        assert!(keys_of(&st).upgrade().is_some());
-        // Unlocking opened the same session's keys: no second login.
-        assert_eq!(core.counts(), (1, 0));
+            assert_eq!(st.unlock(z("wrong")).await.unwrap_err().code(), "auth_failed");
+            assert_eq!(st.status().phase, "locked");
+            st.unlock(z(PW)).await.unwrap();
+            assert_eq!(st.status().phase, "unlocked");
+            assert!(keys_of(&st).upgrade().is_some());
+            // Unlocking opened the same session's keys: no second login.
+            assert_eq!(core.counts(), (1, 0));
+        });
     }
 
-    #[tokio::test]
-    async fn sign_out_ends_the_session_and_forgets_everything() {
-        let (st, core, _) = signed_in(DEFAULT_IDLE_LOCK).await;
-        st.sign_out().await;
-        assert_eq!(core.counts(), (1, 1), "the server session was not ended");
-        let s = st.status();
-        assert_eq!((s.phase, s.server, s.identity), ("signed_out", None, None));
-        assert_eq!(st.unlock(z(PW)).await.unwrap_err().code(), "signed_out");
-        // The form remembers the (non-secret) server and identity.
-        assert_eq!(s.default_identity.as_deref(), Some("ada@example.test"));
+    #[test]
+    fn sign_out_ends_the_session_and_forgets_everything() {
+        crate::block_on(async {
+            let (st, core, _) = signed_in(DEFAULT_IDLE_LOCK).await;
+            st.sign_out().await;
+            assert_eq!(core.counts(), (1, 1), "the server session was not ended");
+            let s = st.status();
+            assert_eq!((s.phase, s.server, s.identity), ("signed_out", None, None));
+            assert_eq!(st.unlock(z(PW)).await.unwrap_err().code(), "signed_out");
+            // The form remembers the (non-secret) server and identity.
+            assert_eq!(s.default_identity.as_deref(), Some("ada@example.test"));
+        });
     }
 
-    #[tokio::test]
-    async fn a_second_sign_in_is_refused() {
-        let (st, _, _) = signed_in(DEFAULT_IDLE_LOCK).await;
-        let e = st
-            .sign_in("http://127.0.0.1:8080", "bob", z(PW), z(SK))
-            .await
-            .unwrap_err();
-        assert_eq!(e.code(), "already_signed_in");
-        st.lock(None).await;
-        let e = st
-            .sign_in("http://127.0.0.1:8080", "bob", z(PW), z(SK))
-            .await
-            .unwrap_err();
-        assert_eq!(e.code(), "already_signed_in");
+    #[test]
+    fn a_second_sign_in_is_refused() {
+        crate::block_on(async {
+            let (st, _, _) = signed_in(DEFAULT_IDLE_LOCK).await;
+            let e = st
+                .sign_in("http://127.0.0.1:8080", "bob", z(PW), z(SK))
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), "already_signed_in");
+            st.lock(None).await;
+            let e = st
+                .sign_in("http://127.0.0.1:8080", "bob", z(PW), z(SK))
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), "already_signed_in");
+        });
     }
 
-    #[tokio::test]
-    async fn locks_itself_when_idle_and_not_before() {
-        let (st, _, _) = signed_in(Duration::from_millis(200)).await;
-        assert!(!st.lock_if_idle().await);
-        assert_eq!(st.status().phase, "unlocked");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        assert!(st.lock_if_idle().await);
-        let s = st.status();
-        assert_eq!((s.phase, s.lock_reason.as_deref()), ("locked", Some("idle")));
-    }
-
-    #[tokio::test]
-    async fn activity_restarts_the_idle_timer() {
-        let (st, _, _) = signed_in(Duration::from_millis(300)).await;
-        for _ in 0..4 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            st.touch();
+    #[test]
+    fn locks_itself_when_idle_and_not_before() {
+        crate::block_on(async {
+            let (st, _, _) = signed_in(Duration::from_millis(200)).await;
             assert!(!st.lock_if_idle().await);
-        }
-        // Reading the status is not activity.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let _ = st.status();
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        assert!(st.lock_if_idle().await);
+            assert_eq!(st.status().phase, "unlocked");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            assert!(st.lock_if_idle().await);
+            let s = st.status();
+            assert_eq!((s.phase, s.lock_reason.as_deref()), ("locked", Some("idle")));
+        });
     }
 
-    #[tokio::test]
-    async fn a_session_the_server_ended_locks() {
-        let (st, core, _) = signed_in(DEFAULT_IDLE_LOCK).await;
-        core.end_session();
-        let r = st.unlocked().await.unwrap().account.vaults().await;
-        assert_eq!(st.settle(r).await.unwrap_err().code(), "session_ended");
-        let s = st.status();
-        assert_eq!((s.phase, s.lock_reason.as_deref()), ("locked", Some("session_ended")));
-        // The ended session's account is gone: unlocking logs in afresh.
-        st.unlock(z(PW)).await.unwrap();
-        assert_eq!(core.counts(), (2, 0));
-        assert!(st.unlocked().await.unwrap().account.vaults().await.is_ok());
+    #[test]
+    fn activity_restarts_the_idle_timer() {
+        crate::block_on(async {
+            let (st, _, _) = signed_in(Duration::from_millis(300)).await;
+            for _ in 0..4 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                st.touch();
+                assert!(!st.lock_if_idle().await);
+            }
+            // Reading the status is not activity.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let _ = st.status();
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            assert!(st.lock_if_idle().await);
+        });
     }
 
-    #[tokio::test]
-    async fn lock_takes_back_the_clipboard() {
-        let (st, _, clip) = signed_in(DEFAULT_IDLE_LOCK).await;
-        st.clipboard.copy(z("the value")).unwrap();
-        assert_eq!(clip.0.lock().unwrap().as_deref(), Some("the value"));
-        st.lock(None).await;
-        assert_eq!(*clip.0.lock().unwrap(), None);
+    #[test]
+    fn a_session_the_server_ended_locks() {
+        crate::block_on(async {
+            let (st, core, _) = signed_in(DEFAULT_IDLE_LOCK).await;
+            core.end_session();
+            let r = st.unlocked().await.unwrap().account.vaults().await;
+            assert_eq!(st.settle(r).await.unwrap_err().code(), "session_ended");
+            let s = st.status();
+            assert_eq!((s.phase, s.lock_reason.as_deref()), ("locked", Some("session_ended")));
+            // The ended session's account is gone: unlocking logs in afresh.
+            st.unlock(z(PW)).await.unwrap();
+            assert_eq!(core.counts(), (2, 0));
+            assert!(st.unlocked().await.unwrap().account.vaults().await.is_ok());
+        });
     }
 
-    #[tokio::test]
-    async fn sync_counts_what_it_checked() {
-        let (st, _, _) = signed_in(DEFAULT_IDLE_LOCK).await;
-        {
-            let mut u = st.unlocked().await.unwrap();
-            let v = u.account.create_vault("prod").await.unwrap();
-            u.account.set_secret(&v.id, "A", "1", None).await.unwrap();
-            u.account.set_secret(&v.id, "B", "2", None).await.unwrap();
-            u.account.create_vault("dev").await.unwrap();
-        }
-        let s = sync(&mut *st.unlocked().await.unwrap()).await.unwrap();
-        assert_eq!((s.vaults, s.secrets, s.error), (2, 2, None));
-        assert!(s.last_sync.is_some());
+    #[test]
+    fn lock_takes_back_the_clipboard() {
+        crate::block_on(async {
+            let (st, _, clip) = signed_in(DEFAULT_IDLE_LOCK).await;
+            st.clipboard.copy(z("the value")).unwrap();
+            assert_eq!(clip.0.lock().unwrap().as_deref(), Some("the value"));
+            st.lock(None).await;
+            assert_eq!(*clip.0.lock().unwrap(), None);
+        });
+    }
+
+    #[test]
+    fn sync_counts_what_it_checked() {
+        crate::block_on(async {
+            let (st, _, _) = signed_in(DEFAULT_IDLE_LOCK).await;
+            {
+                let mut u = st.unlocked().await.unwrap();
+                let v = u.account.create_vault("prod").await.unwrap();
+                u.account.set_secret(&v.id, "A", "1", None).await.unwrap();
+                u.account.set_secret(&v.id, "B", "2", None).await.unwrap();
+                u.account.create_vault("dev").await.unwrap();
+            }
+            let s = sync(&mut *st.unlocked().await.unwrap()).await.unwrap();
+            assert_eq!((s.vaults, s.secrets, s.error), (2, 2, None));
+            assert!(s.last_sync.is_some());
+        });
     }
 
     #[test]
@@ -649,36 +669,38 @@ mod tests {
         assert_eq!(rfc3339(t(1_796_000_000)), "2026-11-30T00:53:20Z");
     }
 
-    #[tokio::test]
-    async fn settings_survive_a_restart_and_hold_no_secret() {
-        let dir = std::env::temp_dir().join(format!("zsm-desktop-test-{}", std::process::id()));
-        let file = dir.join("settings.json");
-        let core = MemoryCore::new(PW, SK);
-        let st = AppState::new(
-            core.clone(),
-            ClipboardGuard::new(MemoryClipboard::default(), Duration::from_secs(30)),
-            DEFAULT_IDLE_LOCK,
-            Some(file.clone()),
-            None,
-        );
-        st.sign_in("http://127.0.0.1:9", "ada@example.test", z(PW), z(SK))
-            .await
-            .unwrap();
-        let text = std::fs::read_to_string(&file).unwrap();
-        assert!(
-            !text.contains(PW) && !text.contains(SK),
-            "settings.json holds a secret: {text}"
-        );
-        let again = AppState::new(
-            core,
-            ClipboardGuard::new(MemoryClipboard::default(), Duration::from_secs(30)),
-            DEFAULT_IDLE_LOCK,
-            Some(file),
-            None,
-        );
-        let s = again.status();
-        assert_eq!(s.default_server, "http://127.0.0.1:9");
-        assert_eq!(s.default_identity.as_deref(), Some("ada@example.test"));
-        let _ = std::fs::remove_dir_all(dir);
+    #[test]
+    fn settings_survive_a_restart_and_hold_no_secret() {
+        crate::block_on(async {
+            let dir = std::env::temp_dir().join(format!("zsm-desktop-test-{}", std::process::id()));
+            let file = dir.join("settings.json");
+            let core = MemoryCore::new(PW, SK);
+            let st = AppState::new(
+                core.clone(),
+                ClipboardGuard::new(MemoryClipboard::default(), Duration::from_secs(30)),
+                DEFAULT_IDLE_LOCK,
+                Some(file.clone()),
+                None,
+            );
+            st.sign_in("http://127.0.0.1:9", "ada@example.test", z(PW), z(SK))
+                .await
+                .unwrap();
+            let text = std::fs::read_to_string(&file).unwrap();
+            assert!(
+                !text.contains(PW) && !text.contains(SK),
+                "settings.json holds a secret: {text}"
+            );
+            let again = AppState::new(
+                core,
+                ClipboardGuard::new(MemoryClipboard::default(), Duration::from_secs(30)),
+                DEFAULT_IDLE_LOCK,
+                Some(file),
+                None,
+            );
+            let s = again.status();
+            assert_eq!(s.default_server, "http://127.0.0.1:9");
+            assert_eq!(s.default_identity.as_deref(), Some("ada@example.test"));
+            let _ = std::fs::remove_dir_all(dir);
+        });
     }
 }
