@@ -37,6 +37,10 @@ function errorText(e: unknown): string {
 }
 
 let toastTimer: number | undefined;
+function hideToast(): void {
+  const t = document.getElementById("toast");
+  if (t) t.hidden = true;
+}
 function toast(text: string, kind: "ok" | "error" = "ok"): void {
   let t = document.getElementById("toast");
   if (!t) {
@@ -91,6 +95,7 @@ async function refreshStatus(force = false): Promise<void> {
   const changed = !status || s.phase !== status.phase || s.identity !== status.identity;
   status = s;
   if (changed || force) {
+    if (changed) hideToast();
     if (s.phase !== "unlocked") {
       vaults = [];
       vault = null;
@@ -218,7 +223,7 @@ function renderUnlock(): void {
       ? `Locked after ${minutes(s.idle_lock_seconds)} without activity.`
       : s.lock_reason === "session_ended"
         ? "The server ended the session. Unlock to sign in again."
-        : "Locked.";
+        : "Locked. The keys were wiped from memory; your password opens them again.";
   const form = h(
     "form",
     { id: "unlock-form", class: "card narrow" },

@@ -143,6 +143,7 @@ func TestDesktopApp(t *testing.T) {
 		"ZSM_DESKTOP_IDLE_LOCK_SECONDS="+strings.TrimSuffix(idleLock.String(), "s"),
 	)
 	base := startDriver(t, env)
+	launched := time.Now()
 	d := newSession(t, base, h.app)
 	defer d.close()
 	shot := newShots(t)
@@ -150,6 +151,8 @@ func TestDesktopApp(t *testing.T) {
 
 	// --- sign-in screen; the boundary, attacked from the page --------------
 	d.must("#sign-in-form")
+	// Reported, not asserted (speed is measured, never a test condition).
+	t.Logf("app start to the sign-in screen: %v", time.Since(launched).Round(time.Millisecond))
 	if got := d.value("#server"); got != st.GatewayURL() {
 		t.Fatalf("server field %q, want the gateway %q", got, st.GatewayURL())
 	}
@@ -174,10 +177,12 @@ func TestDesktopApp(t *testing.T) {
 	d.typeInto("#password", password)
 	shot.take(d, "sign-in-with-kit")
 	d.click("#sign-in")
+	signIn := time.Now()
 
 	// --- the CLI's vault and secret appear --------------------------------
 	d.must("#vault-list")
 	d.waitText("#sync-status", "1 vault, 1 secret verified")
+	t.Logf("sign-in (Argon2id, SRP, key bundle, full check) to the vault list: %v", time.Since(signIn).Round(time.Millisecond))
 	d.waitText("#vault-list", "from-cli")
 	d.click(`#vault-list li[data-vault-name="from-cli"]`)
 	d.click(`#secret-list li[data-secret-name="DATABASE_URL"]`)

@@ -196,7 +196,11 @@ pub(crate) mod tests {
             tokio::time::sleep(D * 3 / 4).await;
             g.copy(Zeroizing::new("second".into())).unwrap();
             tokio::time::sleep(D / 2).await;
-            assert_eq!(contents(&mem).as_deref(), Some("second"), "the first timer cleared the second copy");
+            assert_eq!(
+                contents(&mem).as_deref(),
+                Some("second"),
+                "the first timer cleared the second copy"
+            );
             tokio::time::sleep(D).await;
             assert_eq!(contents(&mem), None);
         });
