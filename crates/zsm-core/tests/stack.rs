@@ -200,6 +200,28 @@ async fn malicious_server_is_detected() {
     expect_err(c.vaults().await, tampered, "another user's access policy");
     evil.clear();
 
+    // Serve a vault's older name after its rename was seen.
+    let old_vaults = evil.capture("/rest/vaults", "");
+    c.vaults().await.unwrap();
+    let old_vaults = old_vaults.take().expect("vault list captured");
+    evil.clear();
+    let renamed = c.rename_vault(&vb, "beta-2").await.unwrap();
+    assert_eq!(renamed.revision, 2);
+    assert_eq!(c.vault_by_name("beta-2").await.unwrap().id, vb.id);
+    evil.set(Box::new(move |path: &str, body: Vec<u8>| {
+        if path.starts_with("/rest/vaults") {
+            old_vaults.clone()
+        } else {
+            body
+        }
+    }));
+    expect_err(
+        c.vaults().await,
+        |e| matches!(e, Error::Rollback(_)),
+        "replayed older vault name",
+    );
+    evil.clear();
+
     // Lower the KDF parameters: refused before any SRP value is sent.
     let fresh = EvilServer::start(&gateway).await;
     fresh.set(json_edit("/auth/v1/login/params", |m| {
