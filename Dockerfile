@@ -16,6 +16,18 @@ RUN go build -ldflags="-s -w" -o /out/authsvc ./cmd/authsvc \
  && printf 'authsvc:x:65532:65532:authsvc:/nonexistent:/sbin/nologin\n' > /out/passwd \
  && printf 'authsvc:x:65532:\n' > /out/group
 
+# PostgREST for docker-compose.yaml (build target "postgrest"): the released
+# image of exactly the version every test runs (PostgREST 12.0.2; tests/compose
+# fails if this line and the stack runner's version differ), plus the health
+# check binary, because the image has no shell and 12.0.2 has no
+# `postgrest --ready`. Its admin server (/live, /ready only) listens beside
+# the API on port 3001.
+FROM postgrest/postgrest:v12.0.2 AS postgrest
+COPY --from=build /out/zsm-healthcheck /usr/local/bin/zsm-healthcheck
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["/usr/local/bin/zsm-healthcheck", "http://127.0.0.1:3001/ready"]
+
+# authsvc (the default, last stage).
 FROM scratch
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build /out/passwd /etc/passwd

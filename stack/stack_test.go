@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -195,6 +197,20 @@ func checkGateway(ctx context.Context, t *testing.T, s *stack.Stack) {
 	resp, body := get(t, s.GatewayURL()+"/rest/", nil)
 	if !strings.Contains(string(body), "PostgREST") {
 		t.Fatalf("/rest/ did not reach PostgREST: %s", body)
+	}
+	// The document sends integrators to the gateway and its /rest prefix,
+	// never around it to PostgREST's own port.
+	var doc struct {
+		Host     string   `json:"host"`
+		BasePath string   `json:"basePath"`
+		Schemes  []string `json:"schemes"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatalf("/rest/ is not JSON: %v", err)
+	}
+	gw, _ := url.Parse(s.GatewayURL())
+	if doc.Host != gw.Host || doc.BasePath != "/rest" || !slices.Equal(doc.Schemes, []string{gw.Scheme}) {
+		t.Fatalf("OpenAPI names host %q, basePath %q, schemes %v; want %q, /rest, [%s]", doc.Host, doc.BasePath, doc.Schemes, gw.Host, gw.Scheme)
 	}
 	rid := resp.Header.Get("X-Request-Id")
 	if rid == "" {

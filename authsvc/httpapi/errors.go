@@ -65,6 +65,17 @@ func rateLimited(retry time.Duration) *Error {
 	return e
 }
 
+// tooManyFailures refuses a login attempt for an identity that has used up
+// its unproven attempts for now, from an address prefix it has not logged
+// in from recently. Unknown identities are counted alike, so this says
+// nothing about whether one is registered.
+func tooManyFailures(retry time.Duration) *Error {
+	e := apiError(http.StatusTooManyRequests, "rate_limited",
+		"too many failed logins for this identity; wait, or log in from a network you logged in from before")
+	e.RetryAfter = retry
+	return e
+}
+
 // renderError is echo's HTTPErrorHandler: every error a handler returns, or
 // echo raises, is turned into the JSON shape above here and only here.
 func (s *Server) renderError(err error, c echo.Context) {

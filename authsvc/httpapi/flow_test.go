@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -192,10 +193,40 @@ func (l *fakeLimiter) Allow(_ context.Context, key string, limit int, _ time.Dur
 	return ratelimit.Decision{Allowed: true}, nil
 }
 
+// fakeAttempts records what it is told and answers with deny/err when set.
+type fakeAttempts struct {
+	mu        sync.Mutex
+	begun     []string // identity|prefix
+	succeeded []string
+	deny      ratelimit.Decision
+	err       error
+}
+
+func (a *fakeAttempts) Begin(_ context.Context, identity, prefix string) (ratelimit.Decision, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.begun = append(a.begun, identity+"|"+prefix)
+	if a.err != nil {
+		return ratelimit.Decision{}, a.err
+	}
+	if a.deny.RetryAfter > 0 {
+		return a.deny, nil
+	}
+	return ratelimit.Decision{Allowed: true}, nil
+}
+
+func (a *fakeAttempts) Succeeded(_ context.Context, identity, prefix string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.succeeded = append(a.succeeded, identity+"|"+prefix)
+	return a.err
+}
+
 type stack struct {
 	srv *Server
 	db  *fakeDB
 	lim *fakeLimiter
+	att *fakeAttempts
 	ts  *httptest.Server
 	cl  *authclient.Client
 }
@@ -215,15 +246,15 @@ func newStack(t *testing.T) *stack {
 	if err := sg.Load(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
-	lim := &fakeLimiter{}
+	lim, att := &fakeLimiter{}, &fakeAttempts{}
 	srv := &Server{
 		Login: login, Sessions: session.New(db, sg, 24*time.Hour, slog.New(slog.DiscardHandler)),
-		Signer: sg, Limiter: lim, Limits: Limits{LoginPerIP: 30, LoginPerIdentity: 10, SignupPerIP: 10},
+		Signer: sg, Limiter: lim, Attempts: att, Limits: Limits{LoginPerIP: 30, SignupPerIP: 10, IPv4Prefix: 32, IPv6Prefix: 64},
 		Ready: map[string]Checker{"postgres": func(context.Context) error { return nil }},
 	}
 	ts := httptest.NewServer(srv.Handler(slog.New(slog.DiscardHandler), loopback))
 	t.Cleanup(ts.Close)
-	return &stack{srv: srv, db: db, lim: lim, ts: ts, cl: authclient.New(ts.URL)}
+	return &stack{srv: srv, db: db, lim: lim, att: att, ts: ts, cl: authclient.New(ts.URL)}
 }
 
 var (
@@ -366,41 +397,71 @@ func TestHTTPRateLimits(t *testing.T) {
 	if ok.status != http.StatusOK {
 		t.Fatalf("init: %d %s", ok.status, ok.body)
 	}
-	// Counted against the forwarded address (the test server is a trusted
-	// loopback peer) and the normalized identity.
-	want := map[string]bool{"login:ip:203.0.113.9": false, "login:id:alice@x.io": false}
+	// Counted against the forwarded address's prefix (the test server is a
+	// trusted loopback peer), and as an attempt for the normalized identity
+	// from that prefix. Nothing is counted per identity alone.
+	if !slices.Contains(s.lim.keys, "login:ip:203.0.113.9/32") || s.lim.limit["login:ip:203.0.113.9/32"] != 30 {
+		t.Errorf("limiter asked %v with limits %v", s.lim.keys, s.lim.limit)
+	}
 	for _, k := range s.lim.keys {
-		if _, ok := want[k]; ok {
-			want[k] = true
+		if strings.Contains(k, "alice") {
+			t.Errorf("a start was counted per identity: %s", k)
 		}
 	}
-	for k, seen := range want {
-		if !seen {
-			t.Errorf("limiter never asked about %s (asked: %v)", k, s.lim.keys)
-		}
+	if !slices.Equal(s.att.begun, []string{"alice@x.io|203.0.113.9/32"}) {
+		t.Errorf("attempts begun: %v", s.att.begun)
 	}
-	if s.lim.limit["login:ip:203.0.113.9"] != 30 || s.lim.limit["login:id:alice@x.io"] != 10 {
-		t.Errorf("limits passed: %v", s.lim.limit)
+	// IPv6: the /64 around the address.
+	post(t, s, "/auth/v1/login/init", map[string]string{ClientAddrHeader: "2001:db8:1:2:3:4:5:6"}, `{"identity":"alice@x.io","a":"2"}`)
+	if !slices.Contains(s.lim.keys, "login:ip:2001:db8:1:2::/64") || !slices.Contains(s.att.begun, "alice@x.io|2001:db8:1:2::/64") {
+		t.Errorf("IPv6 not counted per /64: %v %v", s.lim.keys, s.att.begun)
+	}
+	// A malformed A is refused before it counts as an attempt.
+	n := len(s.att.begun)
+	errorShape(t, post(t, s, "/auth/v1/login/init", hdr, `{"identity":"alice@x.io","a":"0"}`), http.StatusBadRequest, "malformed_request")
+	if len(s.att.begun) != n {
+		t.Error("a malformed init was counted as an attempt")
 	}
 
-	s.lim.deny = map[string]time.Duration{"login:id:": 42 * time.Second}
+	s.lim.deny = map[string]time.Duration{"login:ip:": 42 * time.Second}
 	got := post(t, s, "/auth/v1/login/init", hdr, `{"identity":"alice@x.io","a":"2"}`)
 	errorShape(t, got, http.StatusTooManyRequests, "rate_limited")
 	if got.header.Get("Retry-After") == "" {
 		t.Fatal("429 without Retry-After")
 	}
+	s.lim.deny = nil
+	for _, reason := range []string{ratelimit.ReasonBackoff, ratelimit.ReasonIdentity} {
+		s.att.deny = ratelimit.Decision{RetryAfter: 7 * time.Second, Reason: reason}
+		got = post(t, s, "/auth/v1/login/init", hdr, `{"identity":"alice@x.io","a":"2"}`)
+		errorShape(t, got, http.StatusTooManyRequests, "rate_limited")
+		if got.header.Get("Retry-After") != "8" {
+			t.Errorf("%s: Retry-After %q", reason, got.header.Get("Retry-After"))
+		}
+	}
+	s.att.deny = ratelimit.Decision{}
+
+	// Logout is limited per address prefix too.
+	post(t, s, "/auth/v1/logout", hdr, `{"refresh_token":"x"}`)
+	if !slices.Contains(s.lim.keys, "logout:ip:203.0.113.9/32") || s.lim.limit["logout:ip:203.0.113.9/32"] != 120 {
+		t.Errorf("logout not limited: %v %v", s.lim.keys, s.lim.limit)
+	}
+
+	// Redis down for the attempt counters: 503 as well.
+	s.att.err = errors.New("dial tcp 127.0.0.1:6379: connection refused")
+	errorShape(t, post(t, s, "/auth/v1/login/init", hdr, `{"identity":"alice@x.io","a":"2"}`), http.StatusServiceUnavailable, "service_unavailable")
+	s.att.err = nil
 
 	// Redis down: fail closed with 503, never a free pass.
 	s.lim.deny = nil
 	s.lim.err = errors.New("dial tcp 127.0.0.1:6379: connection refused")
-	for _, p := range []string{"/auth/v1/login/init", "/auth/v1/signup", "/auth/v1/login/params", "/auth/v1/token/refresh"} {
+	for _, p := range []string{"/auth/v1/login/init", "/auth/v1/signup", "/auth/v1/login/params", "/auth/v1/token/refresh", "/auth/v1/logout"} {
 		body := `{"identity":"alice@x.io","a":"2"}`
 		switch p {
 		case "/auth/v1/signup":
 			body = `{"identity":"alice@x.io"}`
 		case "/auth/v1/login/params":
 			body = `{"identity":"alice@x.io"}`
-		case "/auth/v1/token/refresh":
+		case "/auth/v1/token/refresh", "/auth/v1/logout":
 			body = `{"refresh_token":"x"}`
 		}
 		got := post(t, s, p, hdr, body)

@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -33,16 +34,25 @@ import (
 //go:embed openapi.yaml
 var OpenAPI []byte
 
-// Limits are the rate limits, per minute.
+// Limits are the rate limits per client address prefix, per minute, and
+// how long an address prefix is.
 type Limits struct {
-	LoginPerIP       int
-	LoginPerIdentity int
-	SignupPerIP      int
+	LoginPerIP  int // login/init and password/init; params, refresh and logout get 4x
+	SignupPerIP int
+	IPv4Prefix  int // 0 means 32
+	IPv6Prefix  int // 0 means 64
 }
 
 // Limiter is what the handlers need from the rate limiter.
 type Limiter interface {
 	Allow(ctx context.Context, key string, limit int, window time.Duration) (ratelimit.Decision, error)
+}
+
+// Attempts counts login attempts without a correct proof, per identity and
+// per identity and address prefix (ratelimit.Attempts).
+type Attempts interface {
+	Begin(ctx context.Context, identity, prefix string) (ratelimit.Decision, error)
+	Succeeded(ctx context.Context, identity, prefix string) error
 }
 
 // Checker reports whether a dependency is usable, for /readyz.
@@ -54,6 +64,7 @@ type Server struct {
 	Sessions *session.Manager
 	Signer   *signer.Signer
 	Limiter  Limiter
+	Attempts Attempts
 	Limits   Limits
 	Ready    map[string]Checker
 	// Middleware runs around every request (metrics).
@@ -62,6 +73,9 @@ type Server struct {
 	// than the time a next key is published before it signs.
 	JWKSMaxAge time.Duration
 	log        *slog.Logger
+
+	// Keys publishes late key records (keys.go); nil answers 503 there.
+	Keys KeyRecords
 }
 
 // Handler builds the echo instance.
@@ -90,6 +104,7 @@ func (s *Server) Handler(log *slog.Logger, trusted []netip.Prefix) *echo.Echo {
 	v1.POST("/token/refresh", s.refresh)
 	v1.POST("/logout", s.logout)
 	s.sessionRoutes(v1)
+	s.keyRoutes(v1)
 	return e
 }
 
@@ -109,12 +124,23 @@ func decode(c echo.Context, v any) error {
 	return nil
 }
 
-// DecodeStrict parses a request body: exactly one JSON object whose members
-// are all known to v. It is what every endpoint's parser starts with (and
-// what the fuzz tests feed).
+// DecodeStrict parses a request body: exactly one JSON object, in valid
+// UTF-8, whose members are all known to v. It is what every endpoint's
+// parser starts with (and what the fuzz tests feed).
+//
+// encoding/json would quietly turn a byte that is not UTF-8, and a \u
+// escape of half a surrogate pair, into U+FFFD: a sign-up with the identity
+// "a\xffb" would register "a\ufffdb", which its owner never typed. Such
+// bodies are refused instead.
 func DecodeStrict(body []byte, v any) error {
 	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
 		return errors.New("the request body is not a JSON object")
+	}
+	if !utf8.Valid(body) {
+		return errors.New("the request body is not valid UTF-8")
+	}
+	if lonelySurrogate(body) {
+		return errors.New("the request body escapes half of a UTF-16 surrogate pair")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -137,22 +163,102 @@ func DecodeStrict(body []byte, v any) error {
 	return nil
 }
 
-// limit counts one attempt against each key; Redis trouble means 503, not a
-// free pass.
-func (s *Server) limit(c echo.Context, limit int, keys ...string) error {
-	ctx := c.Request().Context()
-	for _, k := range keys {
-		d, err := s.Limiter.Allow(ctx, k, limit, time.Minute)
-		if err != nil {
-			cp := *errUnavailable
-			cp.cause = err
-			return &cp
+// lonelySurrogate reports whether a JSON text has a \uD800–\uDFFF escape
+// that is not half of a high-low pair. It reads strings only; what is
+// outside them is left to the decoder.
+func lonelySurrogate(b []byte) bool {
+	hex4 := func(i int) (rune, bool) {
+		if i+4 > len(b) {
+			return 0, false
 		}
-		if !d.Allowed {
-			return rateLimited(d.RetryAfter)
+		var r rune
+		for _, c := range b[i : i+4] {
+			switch {
+			case '0' <= c && c <= '9':
+				r = r<<4 | rune(c-'0')
+			case 'a' <= c && c <= 'f':
+				r = r<<4 | rune(c-'a'+10)
+			case 'A' <= c && c <= 'F':
+				r = r<<4 | rune(c-'A'+10)
+			default:
+				return 0, false
+			}
+		}
+		return r, true
+	}
+	inString := false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			inString = !inString
+		case c == '\\' && inString && i+1 < len(b):
+			if b[i+1] != 'u' {
+				i++ // a one-character escape, \" and \\ included
+				continue
+			}
+			r, ok := hex4(i + 2)
+			if !ok {
+				i++
+				continue
+			}
+			i += 5
+			switch {
+			case 0xDC00 <= r && r <= 0xDFFF:
+				return true
+			case 0xD800 <= r && r <= 0xDBFF:
+				if i+2 >= len(b) || b[i+1] != '\\' || b[i+2] != 'u' {
+					return true
+				}
+				lo, ok := hex4(i + 3)
+				if !ok || lo < 0xDC00 || lo > 0xDFFF {
+					return true
+				}
+				i += 6
+			}
 		}
 	}
+	return false
+}
+
+// addrPrefix is the client's address as rate limits count it: the network
+// of the configured prefix length around it (an IPv6 /64 by default, since
+// one subscriber gets a whole /64 and can use any address in it).
+func (s *Server) addrPrefix(c echo.Context) string {
+	a, err := netip.ParseAddr(c.RealIP())
+	if err != nil {
+		return "unknown"
+	}
+	bits := s.Limits.IPv6Prefix
+	if a.Is4() {
+		bits = s.Limits.IPv4Prefix
+	}
+	if bits <= 0 || bits > a.BitLen() {
+		bits = map[bool]int{true: 32, false: 64}[a.Is4()]
+	}
+	p, err := a.Prefix(bits)
+	if err != nil {
+		return "unknown"
+	}
+	return p.String()
+}
+
+// limit counts one request of kind against the client's address prefix
+// (limit per minute); Redis trouble means 503, not a free pass.
+func (s *Server) limit(c echo.Context, kind string, limit int) error {
+	d, err := s.Limiter.Allow(c.Request().Context(), kind+":ip:"+s.addrPrefix(c), limit, time.Minute)
+	if err != nil {
+		return unavailable(err)
+	}
+	if !d.Allowed {
+		return rateLimited(d.RetryAfter)
+	}
 	return nil
+}
+
+func unavailable(cause error) *Error {
+	cp := *errUnavailable
+	cp.cause = cause
+	return &cp
 }
 
 func (s *Server) healthz(c echo.Context) error {
@@ -202,6 +308,10 @@ type SignupRequest struct {
 	SRPVerifier string          `json:"srp_verifier"`
 	KDF         json.RawMessage `json:"kdf"`
 	KeyBundle   json.RawMessage `json:"key_bundle,omitempty"`
+
+	// KeyRecordSignature proves possession of the bundle's public keys
+	// (docs/crypto.md §3); required with a key bundle.
+	KeyRecordSignature string `json:"key_record_signature,omitempty"`
 }
 
 func (s *Server) signup(c echo.Context) error {
@@ -209,19 +319,26 @@ func (s *Server) signup(c echo.Context) error {
 	if err := decode(c, &req); err != nil {
 		return err
 	}
-	if err := s.limit(c, s.Limits.SignupPerIP, "signup:ip:"+c.RealIP()); err != nil {
+	if err := s.limit(c, "signup", s.Limits.SignupPerIP); err != nil {
 		return err
 	}
-	reg, err := srplogin.ParseRegistration(srplogin.SignupInput{
+	reg, err := srplogin.ParseSignup(srplogin.SignupInput{
 		UserID: req.UserID, Identity: req.Identity, SaltHex: req.SRPSalt, VerifierHex: req.SRPVerifier,
-		KDF: req.KDF, KeyBundle: req.KeyBundle,
+		KDF: req.KDF, KeyBundle: req.KeyBundle, KeyRecordSignature: req.KeyRecordSignature,
 	})
 	if err != nil {
 		return badRequest("invalid_registration", err)
 	}
+	// A sign-up that publishes public keys must prove it holds them.
+	if err := srplogin.VerifyKeyRecord(reg); err != nil {
+		return badKeyRecord(err)
+	}
 	id, err := s.Login.Register(c.Request().Context(), reg)
 	if errors.Is(err, srplogin.ErrTaken) {
 		return errIdentityTaken
+	}
+	if errors.Is(err, srplogin.ErrKeysTaken) {
+		return errKeysTaken
 	}
 	if err != nil {
 		return err
@@ -239,7 +356,7 @@ func (s *Server) loginParams(c echo.Context) error {
 	if err := decode(c, &req); err != nil {
 		return err
 	}
-	if err := s.limit(c, 4*s.Limits.LoginPerIP, "params:ip:"+c.RealIP()); err != nil {
+	if err := s.limit(c, "params", 4*s.Limits.LoginPerIP); err != nil {
 		return err
 	}
 	k, err := s.Login.Params(c.Request().Context(), req.Identity)
@@ -268,15 +385,32 @@ func (s *Server) loginInit(c echo.Context) error {
 }
 
 // startSRP runs the server's half of an SRP init for identity (login and
-// password change alike) and answers with the challenge. The attempt is
-// counted against the per-address and per-identity limits first: init is
-// where the server spends its CPU, before the client has proved anything.
+// password change alike) and answers with the challenge. First the request
+// is counted against the client's address prefix (init is where the server
+// spends its CPU, before the client has proved anything), then as an
+// attempt for identity from that prefix, which a correct proof forgives.
+//
+// Nothing here is limited per identity alone: a per-identity limit on
+// starts let anyone without the password lock its owner out from anywhere.
+// The identity-wide limit is on unproven attempts, and a prefix the
+// identity logged in from recently is exempt from it (docs/auth.md).
 func (s *Server) startSRP(c echo.Context, identity, a string) error {
-	if err := s.limit(c, s.Limits.LoginPerIP, "login:ip:"+c.RealIP()); err != nil {
+	if err := s.limit(c, "login", s.Limits.LoginPerIP); err != nil {
 		return err
 	}
-	if err := s.limit(c, s.Limits.LoginPerIdentity, "login:id:"+identity); err != nil {
-		return err
+	// A malformed A is refused before it counts as an attempt.
+	if _, err := srpgroup.ParsePublic(a); err != nil {
+		return badRequest("malformed_request", fmt.Errorf("a: %w", err))
+	}
+	d, err := s.Attempts.Begin(c.Request().Context(), identity, s.addrPrefix(c))
+	if err != nil {
+		return unavailable(err)
+	}
+	if !d.Allowed {
+		if d.Reason == ratelimit.ReasonIdentity {
+			return tooManyFailures(d.RetryAfter)
+		}
+		return rateLimited(d.RetryAfter)
 	}
 	ch, err := s.Login.Init(c.Request().Context(), identity, a)
 	if err != nil {
@@ -306,6 +440,10 @@ func (s *Server) loginVerify(c echo.Context) error {
 	v, err := s.Login.Verify(ctx, req.HandshakeID, req.M)
 	if err != nil {
 		return loginError(err)
+	}
+	if err := s.Attempts.Succeeded(ctx, v.Identity, s.addrPrefix(c)); err != nil {
+		// The login is good; only its forgiveness is lost.
+		s.log.WarnContext(ctx, "recording a successful login for the rate limits failed", "request_id", requestID(c), "err", err)
 	}
 	label := req.DeviceLabel
 	if label == "" {
@@ -358,7 +496,7 @@ func (s *Server) refresh(c echo.Context) error {
 	if err := decode(c, &req); err != nil {
 		return err
 	}
-	if err := s.limit(c, 4*s.Limits.LoginPerIP, "refresh:ip:"+c.RealIP()); err != nil {
+	if err := s.limit(c, "refresh", 4*s.Limits.LoginPerIP); err != nil {
 		return err
 	}
 	t, err := s.Sessions.Refresh(c.Request().Context(), req.RefreshToken)
@@ -371,9 +509,14 @@ func (s *Server) refresh(c echo.Context) error {
 	return c.JSON(http.StatusOK, tokenBody(t, nil))
 }
 
+// logout is limited per address prefix like refresh: each call costs a
+// hash and a database lookup, whatever token it names.
 func (s *Server) logout(c echo.Context) error {
 	var req RefreshRequest
 	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if err := s.limit(c, "logout", 4*s.Limits.LoginPerIP); err != nil {
 		return err
 	}
 	err := s.Sessions.Logout(c.Request().Context(), req.RefreshToken)

@@ -201,6 +201,9 @@ func (s *Server) passwordChange(c echo.Context) error {
 	case err != nil:
 		return err
 	}
+	if err := s.Attempts.Succeeded(ctx, v.Identity, s.addrPrefix(c)); err != nil {
+		s.log.WarnContext(ctx, "recording a successful proof for the rate limits failed", "request_id", requestID(c), "err", err)
+	}
 	n, err := s.Sessions.ChangePassword(ctx, caller, store.PasswordChange{
 		SRPSalt: reg.Salt, Verifier: reg.Verifier, KDF: reg.KDF,
 		KeyBundle: reg.KeyBundle, X25519Public: reg.X25519Public, Ed25519Public: reg.Ed25519Public,

@@ -11,6 +11,7 @@
 package signer
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -278,7 +279,11 @@ func (s *Signer) Issue(sub, sid string, now time.Time) (string, time.Time, error
 	}
 	now = now.Truncate(time.Second)
 	exp := now.Add(s.ttl)
+	// jti: 128 random bits, so that two tokens issued in the same second
+	// for the same session never have the same bytes (Ed25519 signatures
+	// are deterministic, and iat has one-second resolution).
 	tok, err := jwt.NewBuilder().
+		JwtID(rand.Text()).
 		Issuer(s.issuer).
 		Audience([]string{s.audience}).
 		Subject(sub).
@@ -325,6 +330,9 @@ func (s *Signer) Verify(token string, now time.Time) (Claims, error) {
 	if err := requireEdDSAHeader(token); err != nil {
 		return Claims{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
+	if err := requireClaimTypes(token); err != nil {
+		return Claims{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+	}
 	tok, err := jwt.ParseString(token,
 		jwt.WithKeySet(set, jws.WithRequireKid(true), jws.WithInferAlgorithmFromKey(false)),
 		jwt.WithValidate(true),
@@ -344,6 +352,52 @@ func (s *Signer) Verify(token string, now time.Time) (Claims, error) {
 		return Claims{}, fmt.Errorf("%w: missing sub or sid", ErrInvalidToken)
 	}
 	return Claims{Subject: tok.Subject(), SessionID: sid, IssuedAt: tok.IssuedAt(), Expiry: tok.Expiration()}, nil
+}
+
+// requireClaimTypes checks the JSON types of the claims, as strictly as
+// gate.check_request() does for PostgREST: exp, iat (and nbf, if present)
+// numbers; iss, sub, sid and role strings; aud a string or an array of
+// strings. jwx on its own reads "exp": "1700000000" as a date, so a token the
+// gate refuses would have been good for authsvc's own endpoints.
+func requireClaimTypes(token string) error {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return errors.New("not a compact JWS")
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return errors.New("payload is not base64url")
+	}
+	var claims map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &claims); err != nil {
+		return errors.New("payload is not a JSON object")
+	}
+	kind := func(v json.RawMessage) byte {
+		v = bytes.TrimSpace(v)
+		if len(v) == 0 {
+			return 0
+		}
+		return v[0]
+	}
+	isNumber := func(v json.RawMessage) bool { c := kind(v); return c == '-' || '0' <= c && c <= '9' }
+	for _, name := range []string{"exp", "iat", "nbf"} {
+		if v, ok := claims[name]; ok && !isNumber(v) {
+			return fmt.Errorf("claim %s is not a number", name)
+		}
+	}
+	for _, name := range []string{"iss", "sub", "sid", "role"} {
+		if v, ok := claims[name]; ok && kind(v) != '"' {
+			return fmt.Errorf("claim %s is not a string", name)
+		}
+	}
+	if v, ok := claims["aud"]; ok {
+		var one string
+		var many []string
+		if json.Unmarshal(v, &one) != nil && json.Unmarshal(v, &many) != nil {
+			return errors.New("claim aud is neither a string nor an array of strings")
+		}
+	}
+	return nil
 }
 
 // requireEdDSAHeader checks that a compact JWS's protected header names

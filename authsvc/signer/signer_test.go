@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -619,6 +620,19 @@ func TestIssueVerify(t *testing.T) {
 	if !ed25519.Verify(ed25519.PublicKey(st.keys[0].Public), []byte(parts[0]+"."+parts[1]), sig) {
 		t.Fatal("signature does not verify with the published key")
 	}
+	// Every token is unique: a second one for the same session in the same
+	// second differs, by its jti (128 random bits).
+	jti, _ := pl["jti"].(string)
+	if len(jti) != 26 {
+		t.Fatalf("jti %v: want 26 characters of random base32", pl["jti"])
+	}
+	tok2, _, err := s.Issue("user-1", "sess-1", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok2 == tok {
+		t.Fatal("two tokens issued in the same second are byte-identical")
+	}
 	// Valid until exp, not after.
 	if _, err := s.Verify(tok, exp.Add(-time.Second)); err != nil {
 		t.Fatalf("refused just before exp: %v", err)
@@ -657,31 +671,40 @@ func TestVerifyRefusesForgedTokens(t *testing.T) {
 	noneTokUpper := seg(t, map[string]any{"alg": "None", "kid": kid}) + "." + seg(t, goodClaims(now)) + "."
 
 	cases := map[string]string{
-		"alg none":                 noneTok,
-		"alg None":                 noneTokUpper,
-		"HS256 keyed with JWKS":    hs(s.JWKS(), map[string]any{"alg": "HS256", "kid": kid, "typ": "JWT"}, goodClaims(now)),
-		"HS256 keyed with x":       hs(st.keys[0].Public, map[string]any{"alg": "HS256", "kid": kid, "typ": "JWT"}, goodClaims(now)),
-		"HS256 without kid":        hs(s.JWKS(), map[string]any{"alg": "HS256", "typ": "JWT"}, goodClaims(now)),
-		"unknown key same kid":     forge(t, strangerKey, hdr, goodClaims(now)),
-		"unknown key other kid":    forge(t, strangerKey, map[string]any{"alg": "EdDSA", "kid": "stranger-kid-01", "typ": "JWT"}, goodClaims(now)),
-		"real key unknown kid":     forge(t, priv, map[string]any{"alg": "EdDSA", "kid": "stranger-kid-01", "typ": "JWT"}, goodClaims(now)),
-		"real key no kid":          forge(t, priv, map[string]any{"alg": "EdDSA", "typ": "JWT"}, goodClaims(now)),
-		"expired":                  forge(t, priv, hdr, claimsWith(now, "iat", now.Add(-20*time.Minute).Unix(), "exp", now.Add(-5*time.Minute).Unix())),
-		"issued in the future":     forge(t, priv, hdr, claimsWith(now, "iat", now.Add(5*time.Minute).Unix(), "exp", now.Add(10*time.Minute).Unix())),
-		"wrong iss":                forge(t, priv, hdr, claimsWith(now, "iss", "http://evil.example")),
-		"missing iss":              forge(t, priv, hdr, claimsWith(now, "iss", nil)),
-		"wrong aud":                forge(t, priv, hdr, claimsWith(now, "aud", []string{"other-api"})),
-		"wrong aud string":         forge(t, priv, hdr, claimsWith(now, "aud", "other-api")),
-		"missing aud":              forge(t, priv, hdr, claimsWith(now, "aud", nil)),
-		"missing exp":              forge(t, priv, hdr, claimsWith(now, "exp", nil)),
-		"missing iat":              forge(t, priv, hdr, claimsWith(now, "iat", nil)),
-		"exp - iat > TTL":          forge(t, priv, hdr, claimsWith(now, "exp", now.Add(testTTL+time.Second).Unix())),
-		"exp a year ahead":         forge(t, priv, hdr, claimsWith(now, "exp", now.Add(365*24*time.Hour).Unix())),
-		"role authenticator":       forge(t, priv, hdr, claimsWith(now, "role", "authenticator")),
-		"role postgres":            forge(t, priv, hdr, claimsWith(now, "role", "postgres")),
-		"role anon":                forge(t, priv, hdr, claimsWith(now, "role", "anon")),
-		"role missing":             forge(t, priv, hdr, claimsWith(now, "role", nil)),
-		"role array":               forge(t, priv, hdr, claimsWith(now, "role", []string{Role})),
+		"alg none":              noneTok,
+		"alg None":              noneTokUpper,
+		"HS256 keyed with JWKS": hs(s.JWKS(), map[string]any{"alg": "HS256", "kid": kid, "typ": "JWT"}, goodClaims(now)),
+		"HS256 keyed with x":    hs(st.keys[0].Public, map[string]any{"alg": "HS256", "kid": kid, "typ": "JWT"}, goodClaims(now)),
+		"HS256 without kid":     hs(s.JWKS(), map[string]any{"alg": "HS256", "typ": "JWT"}, goodClaims(now)),
+		"unknown key same kid":  forge(t, strangerKey, hdr, goodClaims(now)),
+		"unknown key other kid": forge(t, strangerKey, map[string]any{"alg": "EdDSA", "kid": "stranger-kid-01", "typ": "JWT"}, goodClaims(now)),
+		"real key unknown kid":  forge(t, priv, map[string]any{"alg": "EdDSA", "kid": "stranger-kid-01", "typ": "JWT"}, goodClaims(now)),
+		"real key no kid":       forge(t, priv, map[string]any{"alg": "EdDSA", "typ": "JWT"}, goodClaims(now)),
+		"expired":               forge(t, priv, hdr, claimsWith(now, "iat", now.Add(-20*time.Minute).Unix(), "exp", now.Add(-5*time.Minute).Unix())),
+		"issued in the future":  forge(t, priv, hdr, claimsWith(now, "iat", now.Add(5*time.Minute).Unix(), "exp", now.Add(10*time.Minute).Unix())),
+		"wrong iss":             forge(t, priv, hdr, claimsWith(now, "iss", "http://evil.example")),
+		"missing iss":           forge(t, priv, hdr, claimsWith(now, "iss", nil)),
+		"wrong aud":             forge(t, priv, hdr, claimsWith(now, "aud", []string{"other-api"})),
+		"wrong aud string":      forge(t, priv, hdr, claimsWith(now, "aud", "other-api")),
+		"missing aud":           forge(t, priv, hdr, claimsWith(now, "aud", nil)),
+		"missing exp":           forge(t, priv, hdr, claimsWith(now, "exp", nil)),
+		"missing iat":           forge(t, priv, hdr, claimsWith(now, "iat", nil)),
+		"exp - iat > TTL":       forge(t, priv, hdr, claimsWith(now, "exp", now.Add(testTTL+time.Second).Unix())),
+		"exp a year ahead":      forge(t, priv, hdr, claimsWith(now, "exp", now.Add(365*24*time.Hour).Unix())),
+		"role authenticator":    forge(t, priv, hdr, claimsWith(now, "role", "authenticator")),
+		"role postgres":         forge(t, priv, hdr, claimsWith(now, "role", "postgres")),
+		"role anon":             forge(t, priv, hdr, claimsWith(now, "role", "anon")),
+		"role missing":          forge(t, priv, hdr, claimsWith(now, "role", nil)),
+		"role array":            forge(t, priv, hdr, claimsWith(now, "role", []string{Role})),
+		// Claim types as strict as the gate's: jwx alone reads these.
+		"exp a string":             forge(t, priv, hdr, claimsWith(now, "exp", strconv.FormatInt(now.Add(5*time.Minute).Unix(), 10))),
+		"iat a string":             forge(t, priv, hdr, claimsWith(now, "iat", strconv.FormatInt(now.Unix(), 10))),
+		"nbf a string":             forge(t, priv, hdr, claimsWith(now, "nbf", strconv.FormatInt(now.Unix(), 10))),
+		"sub a number":             forge(t, priv, hdr, claimsWith(now, "sub", 42)),
+		"sid a number":             forge(t, priv, hdr, claimsWith(now, "sid", 42)),
+		"iss an array":             forge(t, priv, hdr, claimsWith(now, "iss", []string{"x"})),
+		"aud a number":             forge(t, priv, hdr, claimsWith(now, "aud", 7)),
+		"aud mixed array":          forge(t, priv, hdr, claimsWith(now, "aud", []any{"zsm-api", 7})),
 		"missing sub":              forge(t, priv, hdr, claimsWith(now, "sub", nil)),
 		"missing sid":              forge(t, priv, hdr, claimsWith(now, "sid", nil)),
 		"tampered payload":         tampered,

@@ -22,6 +22,9 @@ import (
 var (
 	ErrNotFound      = errors.New("store: not found")
 	ErrIdentityTaken = errors.New("store: identity already registered")
+	// ErrKeysTaken: a public key being published belongs to another account
+	// (a public key has one owner; migration 000010).
+	ErrKeysTaken = errors.New("store: public key already published by another account")
 	// ErrRefreshInvalid: unknown token, or its session has ended.
 	ErrRefreshInvalid = errors.New("store: refresh token is not valid")
 	// ErrRefreshReused: the token was already exchanged once. Its session has
@@ -78,6 +81,9 @@ type NewUser struct {
 	KeyBundle json.RawMessage // optional
 	// The bundle's public keys, published in api.public_keys; both or neither.
 	X25519Public, Ed25519Public string
+	// KeyRecordSignature is the verified signature over the account's key
+	// record (version 1), published with the keys.
+	KeyRecordSignature string
 }
 
 // CreateUser registers an account, and publishes its public keys, in one
@@ -97,20 +103,73 @@ func (s *Store) CreateUser(ctx context.Context, n NewUser) (string, error) {
 			return err
 		}
 		if n.X25519Public != "" {
-			if _, err := tx.Exec(ctx, `INSERT INTO api.public_keys (user_id, x25519_public, ed25519_public) VALUES ($1, $2, $3)`,
-				id, n.X25519Public, n.Ed25519Public); err != nil {
+			_, err := tx.Exec(ctx, `
+				INSERT INTO api.public_keys (user_id, x25519_public, ed25519_public, key_record_version, key_record_signature)
+				VALUES ($1, $2, $3, CASE WHEN $4 <> '' THEN 1 END, nullif($4, ''))`,
+				id, n.X25519Public, n.Ed25519Public, n.KeyRecordSignature)
+			if isKeyTaken(err) {
+				return ErrKeysTaken
+			}
+			if err != nil {
 				return err
 			}
 		}
 		return AuditTx(ctx, tx, AuditEvent{Type: EventSignup, UserID: id})
 	})
-	if errors.Is(err, ErrIdentityTaken) {
+	if errors.Is(err, ErrIdentityTaken) || errors.Is(err, ErrKeysTaken) {
 		return "", err
 	}
 	if err != nil {
 		return "", fmt.Errorf("store: create user: %w", err)
 	}
 	return id, nil
+}
+
+// isKeyTaken reports whether err is the unique violation of a published
+// public key.
+func isKeyTaken(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" &&
+		(pgErr.ConstraintName == "public_keys_x25519_unique" || pgErr.ConstraintName == "public_keys_ed25519_unique")
+}
+
+// PublishedKeys is an account's row of api.public_keys.
+type PublishedKeys struct {
+	UserID, Identity            string
+	X25519Public, Ed25519Public string
+	KeyRecordSignature          string // "" when the account has published no record yet
+}
+
+// PublishedKeysOf returns the identity and published keys of an account
+// (ErrNotFound when it published none).
+func (s *Store) PublishedKeysOf(ctx context.Context, userID string) (PublishedKeys, error) {
+	k := PublishedKeys{UserID: userID}
+	err := s.pool.QueryRow(ctx, `
+		SELECT u.identity, p.x25519_public, p.ed25519_public, coalesce(p.key_record_signature, '')
+		  FROM auth.users u JOIN api.public_keys p ON p.user_id = u.id
+		 WHERE u.id = $1::uuid`, userID).Scan(&k.Identity, &k.X25519Public, &k.Ed25519Public, &k.KeyRecordSignature)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return PublishedKeys{}, ErrNotFound
+	}
+	if err != nil {
+		return PublishedKeys{}, fmt.Errorf("store: published keys: %w", err)
+	}
+	return k, nil
+}
+
+// AddKeyRecord publishes a verified key record signature for an account
+// whose row has none yet (accounts made before records existed), provided
+// the keys are still the ones it was verified against. It reports whether
+// it stored anything: false when a record was there already.
+func (s *Store) AddKeyRecord(ctx context.Context, k PublishedKeys) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE api.public_keys SET key_record_version = 1, key_record_signature = $4
+		 WHERE user_id = $1::uuid AND x25519_public = $2 AND ed25519_public = $3 AND key_record_signature IS NULL`,
+		k.UserID, k.X25519Public, k.Ed25519Public, k.KeyRecordSignature)
+	if err != nil {
+		return false, fmt.Errorf("store: add key record: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 func nullJSON(b json.RawMessage) any {

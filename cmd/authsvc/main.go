@@ -243,6 +243,9 @@ func redisClient(cfg config.Config) (redis.UniversalClient, error) {
 }
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	for _, w := range cfg.Warnings {
+		log.Warn("configuration", "warning", w)
+	}
 	st, err := store.Open(ctx, string(cfg.DatabaseURL))
 	if err != nil {
 		return err
@@ -324,9 +327,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Login:    login,
 		Sessions: sessions,
 		Signer:   sg,
+		Keys:     st,
 		Limiter:  ratelimit.New(rdb),
+		Attempts: ratelimit.NewAttempts(rdb, cfg.LoginFailures),
 		Limits: httpapi.Limits{
-			LoginPerIP: cfg.LoginRatePerIP, LoginPerIdentity: cfg.LoginRatePerIdentity, SignupPerIP: cfg.SignupRatePerIP,
+			LoginPerIP: cfg.LoginRatePerIP, SignupPerIP: cfg.SignupRatePerIP,
+			IPv4Prefix: cfg.RateIPv4Prefix, IPv6Prefix: cfg.RateIPv6Prefix,
 		},
 		Ready: map[string]httpapi.Checker{
 			"postgres": st.Ping,

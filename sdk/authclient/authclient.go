@@ -145,6 +145,9 @@ type Account struct {
 	Secret    []byte // the SRP secret; only the verifier derived from it is sent
 	KDF       KDF
 	KeyBundle json.RawMessage // optional
+	// KeyRecordSignature is the account's signature over its key record
+	// (docs/crypto.md §3); required with a key bundle.
+	KeyRecordSignature string
 }
 
 // SignupAccount registers an account with an optional user id and key bundle.
@@ -172,6 +175,9 @@ func (c *Client) SignupAccount(ctx context.Context, a Account) (string, error) {
 	}
 	if len(a.KeyBundle) > 0 {
 		body["key_bundle"] = a.KeyBundle
+	}
+	if a.KeyRecordSignature != "" {
+		body["key_record_signature"] = a.KeyRecordSignature
 	}
 	err = c.Do(ctx, http.MethodPost, "/auth/v1/signup", body, &out)
 	return out.UserID, err
@@ -272,6 +278,12 @@ func (c *Client) Refresh(ctx context.Context, refreshToken string) (Session, err
 	var out Session
 	err := c.Do(ctx, http.MethodPost, "/auth/v1/token/refresh", map[string]string{"refresh_token": refreshToken}, &out)
 	return out, err
+}
+
+// PublishKeyRecord sends the account's key record signature for an account
+// made before key records existed (a no-op for one that has its record).
+func (c *Client) PublishKeyRecord(ctx context.Context, accessToken, signature string) error {
+	return c.do(ctx, http.MethodPost, "/auth/v1/keys/record", accessToken, map[string]string{"key_record_signature": signature}, nil)
 }
 
 // Logout ends the session the refresh token belongs to.

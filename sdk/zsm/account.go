@@ -2,6 +2,7 @@ package zsm
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"zsm.dev/zsm/sdk/authclient"
+	"zsm.dev/zsm/sdk/keyrecord"
 	"zsm.dev/zsm/sdk/keys"
 	"zsm.dev/zsm/srpgroup"
 )
@@ -75,12 +77,16 @@ func Signup(ctx context.Context, hc *http.Client, server, identity, password str
 	if err != nil {
 		return nil, err
 	}
+	recordSig, err := keyrecord.Sign(ownRecord(userID, id, ak), ak.Ed25519)
+	if err != nil {
+		return nil, err
+	}
 	ac := authclient.New(server)
 	if hc != nil {
 		ac.HTTP = hc
 	}
 	if _, err := ac.SignupAccount(ctx, authclient.Account{
-		UserID: userID.String(), Identity: id, Secret: d.SRPSecret, KeyBundle: rawBundle,
+		UserID: userID.String(), Identity: id, Secret: d.SRPSecret, KeyBundle: rawBundle, KeyRecordSignature: recordSig,
 		KDF: authclient.KDF{Alg: kdf.Alg, Salt: kdf.Salt, MemoryKiB: kdf.MemoryKiB, Iterations: kdf.Iterations, Parallelism: kdf.Parallelism},
 	}); err != nil {
 		return nil, apiError(err)
@@ -148,11 +154,23 @@ func Login(ctx context.Context, hc *http.Client, server, identity, password stri
 		return nil, tamper("key bundle", err)
 	}
 	state.PinKDF(accountKey(server, id), params)
+	// Accounts made before key records existed publish theirs now; for
+	// every other account this is a no-op the server answers 204. Best
+	// effort: the next login tries again, and nothing here depends on it.
+	if sig, err := keyrecord.Sign(ownRecord(uid, id, ak), ak.Ed25519); err == nil {
+		_ = ac.PublishKeyRecord(ctx, sess.AccessToken, sig)
+	}
 	return &Session{
 		Server: strings.TrimRight(server, "/"), Identity: id, UserID: uid, SessionID: sess.SessionID,
 		AccessToken: sess.AccessToken, AccessExpiry: sess.ExpiresAt, RefreshToken: sess.RefreshToken,
 		KDF: params, Keys: ak,
 	}, nil
+}
+
+// ownRecord is this account's key record (docs/crypto.md §3).
+func ownRecord(userID uuid.UUID, identity string, ak *keys.AccountKeys) keyrecord.Record {
+	return keyrecord.Record{UserID: userID, Identity: identity, X25519: ak.X25519.PublicKey().Bytes(),
+		Ed25519: ak.Ed25519.Public().(ed25519.PublicKey)}
 }
 
 // apiError maps authsvc's answers to the SDK's errors.

@@ -81,7 +81,6 @@ func TestServicesAndImages(t *testing.T) {
 	pinned := map[string]*regexp.Regexp{
 		"postgres":  regexp.MustCompile(`^postgres:18\.\d+-alpine3\.\d+$`),
 		"redis-1":   regexp.MustCompile(`^redis:8\.\d+\.\d+-alpine(3\.\d+)?$`),
-		"postgrest": regexp.MustCompile(`^postgrest/postgrest:v1[3-9]\.\d+(\.\d+)?$`),
 		"nginx":     regexp.MustCompile(`^nginx:1\.\d+\.\d+-alpine(3\.\d+)?$`),
 	}
 	for name, re := range pinned {
@@ -92,11 +91,16 @@ func TestServicesAndImages(t *testing.T) {
 	exact := regexp.MustCompile(`^[a-z0-9./-]+:v?\d+\.\d+(\.\d+)?(-[a-z0-9.]+)?$`)
 	for _, s := range p.Services {
 		if s.Build != nil {
-			continue // the authsvc image, built from the Dockerfile
+			continue // authsvc and PostgREST, built from the Dockerfile
 		}
 		if !exact.MatchString(s.Image) {
 			t.Errorf("%s: image %q is not pinned to an exact version tag", s.Name, s.Image)
 		}
+	}
+	// PostgREST is the Dockerfile's "postgrest" target, which is the
+	// release the tests run (TestDeployedPostgrestIsTheTestedOne).
+	if b := p.Services["postgrest"].Build; b == nil || b.Target != "postgrest" || b.Dockerfile != "Dockerfile" {
+		t.Errorf("postgrest: want build target \"postgrest\" of the Dockerfile, got %+v", b)
 	}
 	// The same image for the migration job and the two replicas.
 	for _, n := range []string{"migrate", "authsvc-1", "authsvc-2"} {
@@ -452,17 +456,7 @@ func TestPostgrestMatchesLocalConfig(t *testing.T) {
 		k, v, _ := strings.Cut(line, "=")
 		local[strings.TrimSpace(k)] = strings.Trim(strings.TrimSpace(v), `"`)
 	}
-	differs := map[string]string{
-		// PostgREST 14 replaced it with jwt-cache-max-entries (0 below).
-		"jwt-cache-max-lifetime": "PGRST_JWT_CACHE_MAX_ENTRIES",
-	}
 	for k, v := range local {
-		if alt, ok := differs[k]; ok {
-			if deref(env[alt]) != "0" {
-				t.Errorf("postgrest: %s=%s, want 0 (the JWT cache stays off, as %s=%s locally)", alt, deref(env[alt]), k, v)
-			}
-			continue
-		}
 		name := "PGRST_" + strings.ToUpper(strings.ReplaceAll(k, "-", "_"))
 		if got := deref(env[name]); got != v {
 			t.Errorf("postgrest: %s=%s, but postgrest/postgrest.conf has %s = %q", name, got, k, v)
@@ -472,5 +466,29 @@ func TestPostgrestMatchesLocalConfig(t *testing.T) {
 		if deref(env[k]) == "<unset>" {
 			t.Errorf("postgrest: %s is not set", k)
 		}
+	}
+}
+
+// The PostgREST that compose deploys is the release every test runs: the
+// Dockerfile's postgrest stage starts from the image of exactly the version
+// the stack runner installs. Moving to another release means changing both,
+// and running the tests against it first (docs/deploy.md).
+func TestDeployedPostgrestIsTheTestedOne(t *testing.T) {
+	tested, _, _ := strings.Cut(stack.PostgrestNpmVersion, "-") // "12.0.2-2": the npm build of 12.0.2
+	var base string
+	for _, in := range parseDockerfile(read(t, "Dockerfile")) {
+		if in.cmd != "FROM" {
+			continue
+		}
+		f := strings.Fields(in.args)
+		if len(f) == 3 && strings.EqualFold(f[1], "AS") && f[2] == "postgrest" {
+			base = f[0]
+		}
+	}
+	if base == "" {
+		t.Fatal("the Dockerfile has no stage named postgrest")
+	}
+	if want := "postgrest/postgrest:v" + tested; base != want {
+		t.Fatalf("compose deploys %s, but the tests run PostgREST %s (want %s)", base, tested, want)
 	}
 }

@@ -323,8 +323,116 @@ func TestMaliciousServerIsDetected(t *testing.T) {
 			return rs
 		}))
 		defer evil.set(nil)
-		_, err = c.Vaults(ctx)
-		expectErr(t, err, zsm.ErrTampered, "substituted vault key")
+		// Each vault is refused on its own; the listing itself does not fail.
+		l, err := c.ListVaults(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l.Vaults) != 0 || len(l.Refused) != 2 {
+			t.Fatalf("listed %d vaults and refused %d; want 0 and 2", len(l.Vaults), len(l.Refused))
+		}
+		for _, r := range l.Refused {
+			expectErr(t, r, zsm.ErrTampered, "substituted vault key")
+		}
+		_, err = c.VaultByName(ctx, "alpha")
+		expectErr(t, err, zsm.ErrTampered, "substituted vault key, asked by name")
+	})
+
+	t.Run("tamper with one vault's grant: the other vaults still open", func(t *testing.T) {
+		evil.set(rows("/rest/access_policies", func(rs []map[string]any) []map[string]any {
+			for _, r := range rs {
+				if r["vault_id"] == va.ID.String() {
+					r["role"] = "viewer" // the signature covers the role
+				}
+			}
+			return rs
+		}))
+		defer evil.set(nil)
+		l, err := c.ListVaults(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l.Vaults) != 1 || l.Vaults[0].ID != vb.ID || len(l.Refused) != 1 || l.Refused[0].ID != va.ID {
+			t.Fatalf("vaults %v, refused %v; want beta opened and alpha refused", l.Vaults, l.Refused)
+		}
+		expectErr(t, l.Refused[0], zsm.ErrTampered, "alpha's grant")
+		if got, err := c.SecretByName(ctx, l.Vaults[0], "OTHER"); err != nil || got.Value != "value-three" {
+			t.Fatalf("beta's secret: %v %v", got, err)
+		}
+		_, err = c.VaultByName(ctx, "alpha")
+		expectErr(t, err, zsm.ErrTampered, "alpha asked by name")
+	})
+
+	t.Run("add a grant signed by somebody else", func(t *testing.T) {
+		// The server (or another user, see TestUnsolicitedGrantIsAnInvitation)
+		// adds a vault with a membership signed by a stranger. It is an
+		// invitation: listed apart, used for nothing, and the account's
+		// own vaults open as before.
+		foreign, stranger := uuid.New(), uuid.New()
+		evil.set(func(path string, body []byte) []byte {
+			switch {
+			case strings.HasPrefix(path, "/rest/access_policies"):
+				return rows("/rest/access_policies", func(rs []map[string]any) []map[string]any {
+					return append(rs, map[string]any{"vault_id": foreign.String(), "user_id": c.Session().UserID.String(),
+						"role": "owner", "sealed_key": base64.StdEncoding.EncodeToString(randBytes(80)),
+						"granted_by": stranger.String(), "signature": base64.StdEncoding.EncodeToString(randBytes(64)),
+						"created_at": "2026-11-29T10:00:00Z"})
+				})(path, body)
+			case strings.HasPrefix(path, "/rest/vaults"):
+				return rows("/rest/vaults", func(rs []map[string]any) []map[string]any {
+					return append(rs, map[string]any{"id": foreign.String(), "owner_id": stranger.String(), "meta": "AAAA",
+						"revision": 1, "created_at": "2026-11-29T10:00:00Z"})
+				})(path, body)
+			}
+			return body
+		})
+		defer evil.set(nil)
+		l, err := c.ListVaults(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l.Vaults) != 2 || len(l.Refused) != 0 || len(l.Invitations) != 1 {
+			t.Fatalf("vaults %v, invitations %v, refused %v; want 2, 1, 0", l.Vaults, l.Invitations, l.Refused)
+		}
+		if i := l.Invitations[0]; i.VaultID != foreign || i.From != stranger || i.Role != "owner" || i.FromIdentity != "" {
+			t.Fatalf("invitation %+v", i)
+		}
+		v, err := c.VaultByName(ctx, "alpha")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := c.SecretByName(ctx, v, "DB_PASSWORD"); err != nil || got.Value != "value-two" {
+			t.Fatalf("own secret next to a foreign grant: %v %v", got, err)
+		}
+		if _, err := c.VaultByName(ctx, "nonexistent"); !errors.Is(err, zsm.ErrNotFound) {
+			t.Fatalf("unknown vault next to an invitation: %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("swap the public keys in an identity lookup", func(t *testing.T) {
+		other := newAccount(t, evil)
+		pk, err := c.LookupIdentity(ctx, other.identity)
+		if err != nil || !pk.Signed || pk.UserID != other.client.Session().UserID {
+			t.Fatalf("honest lookup: %+v %v", pk, err)
+		}
+		_, x, _ := newX25519()
+		evil.set(rows("/rest/rpc/lookup_identity", func(rs []map[string]any) []map[string]any {
+			for _, r := range rs {
+				r["x25519_public"] = x
+			}
+			return rs
+		}))
+		defer evil.set(nil)
+		_, err = c.LookupIdentity(ctx, other.identity)
+		expectErr(t, err, zsm.ErrTampered, "lookup with a substituted X25519 key")
+		evil.set(rows("/rest/rpc/lookup_identity", func(rs []map[string]any) []map[string]any {
+			for _, r := range rs {
+				r["user_id"] = uuid.NewString()
+			}
+			return rs
+		}))
+		_, err = c.LookupIdentity(ctx, other.identity)
+		expectErr(t, err, zsm.ErrTampered, "lookup naming another user id")
 	})
 
 	t.Run("lower the KDF parameters", func(t *testing.T) {

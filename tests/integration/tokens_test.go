@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -180,4 +181,39 @@ func TestAccessTokenClaims(t *testing.T) {
 		t.Errorf("lifetime %v s, want (0, 900]", ttl)
 	}
 	_ = io.Discard
+}
+
+// authsvc and the REST side agree on claim types: PostgREST refuses
+// `"exp": "<digits>"` and a string iat (401 PGRST301, and the gate would
+// refuse them after it) while authsvc read both as dates and let the token
+// into its session endpoints. authsvc now refuses them with 401
+// invalid_token; both sides take the control token.
+func TestClaimTypesStrictOnBothSides(t *testing.T) {
+	s := need(t)
+	c := newClient(t)
+	u := c.signup()
+	sess := c.login(u)
+	kid, key := currentKey(t)
+	hdr := map[string]any{"alg": "EdDSA", "typ": "JWT", "kid": kid}
+	now := time.Now().Unix()
+	claims := func(change func(map[string]any)) string {
+		m := map[string]any{
+			"iss": s.GatewayURL(), "aud": "zsm-api", "sub": u.id, "role": "app_user",
+			"sid": sess.SessionID, "iat": now, "exp": now + 300,
+		}
+		change(m)
+		return signEdDSA(hdr, m, key)
+	}
+	control := claims(func(map[string]any) {})
+	expectStatus(t, c.do("GET", "/auth/v1/sessions", control, nil), http.StatusOK, "authsvc, control token")
+	expectStatus(t, c.do("GET", "/rest/vaults", control, nil), http.StatusOK, "gate, control token")
+	for name, change := range map[string]func(map[string]any){
+		"exp a string": func(m map[string]any) { m["exp"] = strconv.FormatInt(now+300, 10) },
+		"iat a string": func(m map[string]any) { m["iat"] = strconv.FormatInt(now, 10) },
+		"nbf a string": func(m map[string]any) { m["nbf"] = strconv.FormatInt(now, 10) },
+	} {
+		tok := claims(change)
+		expectRefusal(t, c.do("GET", "/auth/v1/sessions", tok, nil), http.StatusUnauthorized, "invalid_token", "authsvc, "+name)
+		expectRefusal(t, c.do("GET", "/rest/vaults", tok, nil), http.StatusUnauthorized, "PGRST301", "rest, "+name)
+	}
 }

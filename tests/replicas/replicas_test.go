@@ -44,11 +44,10 @@ func TestMain(m *testing.M) {
 	st, stop, startErr = stack.StartTemp("zsm-replicas-", stack.Config{
 		AuthsvcReplicas: 2, LoginRatePerSecond: 1000, LoginBurst: 1000,
 		AuthsvcEnv: map[string]string{
-			"AUTHSVC_KEY_PUBLISH_DELAY":       "1s",
-			"AUTHSVC_SESSION_IDLE_TTL":        "36h",
-			"AUTHSVC_LOGIN_RATE_PER_IP":       "100000",
-			"AUTHSVC_LOGIN_RATE_PER_IDENTITY": "100000",
-			"AUTHSVC_SIGNUP_RATE_PER_IP":      "100000",
+			"AUTHSVC_KEY_PUBLISH_DELAY":  "1s",
+			"AUTHSVC_SESSION_IDLE_TTL":   "36h",
+			"AUTHSVC_LOGIN_RATE_PER_IP":  "100000",
+			"AUTHSVC_SIGNUP_RATE_PER_IP": "100000",
 		},
 	})
 	code := m.Run()
