@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -155,6 +156,7 @@ func generate(t *testing.T) map[string][]byte {
 		"vault_log.json":        genVaultLog(t),
 		"manifest.json":         genManifest(t),
 		"key_record.json":       genKeyRecord(t),
+		"identity.json":         genIdentity(t),
 	}
 }
 
@@ -1356,4 +1358,177 @@ func genFlow(t *testing.T) []byte {
 		Notes:      map[string]Note{"Slow": slowNote},
 		TestGroups: []FlowGroup{g},
 	})
+}
+
+// ----------------------------------------------------------- identity.json
+
+// The expected outcomes below are written out by hand from the Unicode 15.0
+// tables (NFKC, CaseFolding.txt, White_Space, the General_Category and the
+// Script property), not computed: the generator fails if srpgroup
+// disagrees with any of them, so the file pins the rule rather than
+// whatever the code happens to do.
+func genIdentity(t *testing.T) []byte {
+	next := counter()
+	ng := IdentityGroup{Type: "normalize", UnicodeVersion: identityUnicode}
+	normCase := func(comment, input, want string, flags ...string) {
+		t.Helper()
+		got, err := srpgroup.NormalizeIdentity(input)
+		tc := IdentityTest{Case: Case{next(), comment, orEmpty(flags)}, Input: []byte(input)}
+		if want == "" {
+			if err == nil {
+				t.Fatalf("identity vector %q: srpgroup accepts %+q as %+q, the vector says refused", comment, input, got)
+			}
+			tc.Outcome = Outcome{"invalid", "bad_identity"}
+		} else {
+			if err != nil || got != want {
+				t.Fatalf("identity vector %q: srpgroup gives %+q (%v) for %+q, the vector says %+q", comment, got, err, input, want)
+			}
+			tc.Normalized, tc.Outcome = want, Outcome{Result: "valid"}
+		}
+		ng.Tests = append(ng.Tests, tc)
+	}
+
+	// What normalizes, and to what.
+	normCase("ASCII, already normal", "alice@example.com", "alice@example.com")
+	normCase("ASCII upper case folds to lower case", "Alice@Example.COM", "alice@example.com", "CaseFolding")
+	normCase("surrounding ASCII white space is trimmed", " \talice@example.com\r\n", "alice@example.com", "Whitespace")
+	normCase("surrounding no-break spaces (U+00A0) are trimmed before NFKC", "\u00a0alice@example.com\u00a0", "alice@example.com", "Whitespace")
+	normCase("surrounding ideographic spaces (U+3000) are trimmed", "\u3000bob\u3000", "bob", "Whitespace")
+	normCase("sharp s (U+00DF) folds to ss: full case folding, not simple", "Stra\u00dfe@example.com", "strasse@example.com", "CaseFolding")
+	normCase("capital sharp s (U+1E9E) folds to ss", "STRA\u1e9eE@EXAMPLE.COM", "strasse@example.com", "CaseFolding")
+	normCase("Kelvin sign (U+212A): NFKC gives K, folding gives k", "\u212aelvin@example.com", "kelvin@example.com", "Compatibility")
+	normCase("Angstrom sign (U+212B): NFKC gives U+00C5, folding gives U+00E5", "\u212bngstr\u00f6m", "\u00e5ngstr\u00f6m", "Compatibility")
+	normCase("ligature fi (U+FB01) becomes f i", "\ufb01le@example.com", "file@example.com", "Compatibility")
+	normCase("ligature ffi (U+FB03) becomes f f i", "o\ufb03ce@example.com", "office@example.com", "Compatibility")
+	normCase("fullwidth letters and punctuation (U+FF21...) become ASCII", "\uff21\uff2c\uff29\uff23\uff25\uff20\uff25\uff38\uff0e\uff23\uff2f\uff2d", "alice@ex.com", "Compatibility")
+	normCase("halfwidth katakana with a halfwidth sound mark compose to U+30D1", "\uff8a\uff9f@example.jp", "\u30d1@example.jp", "Compatibility", "Composition")
+	normCase("superscript two becomes 2", "x\u00b2y@example.com", "x2y@example.com", "Compatibility")
+	normCase("roman numeral twelve (U+216B) becomes xii", "\u216b@example.com", "xii@example.com", "Compatibility", "CaseFolding")
+	normCase("e and a combining acute (U+0301) compose to U+00E9", "e\u0301lise@example.com", "\u00e9lise@example.com", "Composition")
+	normCase("capital E with a combining acute: folded, then composed", "E\u0301LISE@example.com", "\u00e9lise@example.com", "Composition", "CaseFolding")
+	normCase("precomposed capital E acute (U+00C9) folds to U+00E9", "\u00c9LISE@example.com", "\u00e9lise@example.com", "CaseFolding")
+	normCase("dotted capital I (U+0130) folds to i and a combining dot above (U+0307): no Turkic mapping", "\u0130stanbul", "i\u0307stanbul", "CaseFolding", "Turkic")
+	normCase("dotless small i (U+0131) stays as it is", "\u0131stanbul", "\u0131stanbul", "Turkic")
+	normCase("capital I folds to i, never to dotless i", "ISTANBUL", "istanbul", "Turkic")
+	normCase("Greek capital and final sigma both fold to U+03C3", "\u039f\u0394\u03a5\u03a3\u03a3\u0395\u03a5\u03c2", "\u03bf\u03b4\u03c5\u03c3\u03c3\u03b5\u03c5\u03c3", "CaseFolding")
+	normCase("Cyrillic folds to lower case", "\u0418\u0432\u0430\u043d@\u041f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444", "\u0438\u0432\u0430\u043d@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444", "CaseFolding")
+	normCase("title-case digraph dz with caron (U+01C5): folded to U+01C6, then NFKC gives d and U+017E", "\u01c5emal", "d\u017eemal", "CaseFolding", "Compatibility")
+	normCase("micro sign (U+00B5) becomes Greek mu (U+03BC); allowed here, refused at sign-up", "\u00b5s@example.com", "\u03bcs@example.com", "Compatibility")
+	normCase("U+FFFD normalizes; only sign-up refuses it", "abc\ufffd@example.com", "abc\ufffd@example.com", "Replacement")
+	normCase("a variation selector (U+FE0F, a mark) is printable", "a\ufe0fbc", "a\ufe0fbc")
+	normCase("exactly 3 bytes", "bob", "bob", "Length")
+	normCase("exactly 254 bytes", strings.Repeat("a", 254), strings.Repeat("a", 254), "Length")
+	normCase("127 two-byte letters: 254 bytes", strings.Repeat("\u00e9", 127), strings.Repeat("\u00e9", 127), "Length")
+	normCase("300 bytes as sent, 200 after composition: length counts the normal form", strings.Repeat("e\u0301", 100), strings.Repeat("\u00e9", 100), "Length", "Composition")
+
+	// What is refused.
+	normCase("empty", "", "", "Length")
+	normCase("two bytes", "ab", "", "Length")
+	normCase("two bytes after trimming", "  ab  ", "", "Length", "Whitespace")
+	normCase("255 bytes", strings.Repeat("a", 255), "", "Length")
+	normCase("128 two-byte letters: 256 bytes", strings.Repeat("\u00e9", 128), "", "Length")
+	normCase("66 bytes as sent, 264 after NFKC (U+337F becomes four Han letters)", strings.Repeat("\u337f", 22), "", "Length", "Compatibility")
+	normCase("a space inside", "al ice@example.com", "", "Whitespace")
+	normCase("a no-break space inside: NFKC makes it a space", "al\u00a0ice@example.com", "", "Whitespace")
+	normCase("an en space (U+2002) inside", "al\u2002ice@example.com", "", "Whitespace")
+	normCase("a diaeresis (U+00A8): NFKC gives a space and a combining mark", "\u00a8abc", "", "Whitespace", "Compatibility")
+	normCase("a tab inside", "al\tice@example.com", "", "Control")
+	normCase("NUL inside", "al\x00ice@example.com", "", "Control")
+	normCase("DEL inside", "al\x7fice@example.com", "", "Control")
+	normCase("next line (U+0085) inside", "al\u0085ice@example.com", "", "Control", "Whitespace")
+	normCase("line separator (U+2028) inside", "al\u2028ice@example.com", "", "Whitespace")
+	normCase("zero width joiner (U+200D)", "a\u200db@example.com", "", "Invisible")
+	normCase("zero width non-joiner (U+200C)", "a\u200cb@example.com", "", "Invisible")
+	normCase("zero width space (U+200B)", "a\u200bb@example.com", "", "Invisible")
+	normCase("soft hyphen (U+00AD)", "al\u00adice@example.com", "", "Invisible")
+	normCase("byte order mark (U+FEFF) in front: not white space, so not trimmed", "\ufeffalice@example.com", "", "Invisible")
+	normCase("right-to-left override (U+202E)", "alice\u202emoc.elpmaxe@", "", "Invisible")
+	normCase("left-to-right mark (U+200E)", "alice\u200e@example.com", "", "Invisible")
+	normCase("tag letter A (U+E0041)", "alice\U000e0041@example.com", "", "Invisible")
+	normCase("private use (U+E000)", "alice\ue000@example.com", "", "Control")
+	normCase("unassigned in Unicode 15.0 (U+0378)", "alice\u0378@example.com", "", "UnicodeVersion")
+	normCase("U+1C89, unassigned in 15.0 (a Cyrillic capital since 16.0)", "\u1c89abc", "", "UnicodeVersion")
+	normCase("Cherokee capitals: folding is not stable, so refused", "\u13e3\u13b3\u13a9", "", "Unstable")
+	normCase("Cherokee small letters: folding is not stable, so refused", "\uabb3\uab83\uab79", "", "Unstable")
+	normCase("not UTF-8 (a lone 0xff)", "ali\xffce@example.com", "", "Encoding")
+	normCase("not UTF-8 (overlong encoding of /)", "alice\xc0\xafexample.com", "", "Encoding")
+	normCase("not UTF-8 (an encoded surrogate, U+D800)", "alice\xed\xa0\x80@example.com", "", "Encoding")
+	normCase("not UTF-8 (truncated sequence at the end)", "alice@example.com\xe2\x82", "", "Encoding")
+
+	ig := IdentityGroup{Type: "new_identity", UnicodeVersion: identityUnicode}
+	newID := func(comment, id, wantErr string, flags ...string) {
+		t.Helper()
+		if n, err := srpgroup.NormalizeIdentity(id); err != nil || n != id {
+			t.Fatalf("identity vector %q: %+q is not in normal form", comment, id)
+		}
+		err := srpgroup.CheckNewIdentity(id)
+		if got := newIdentityClass(err); got != wantErr {
+			t.Fatalf("identity vector %q: srpgroup says %q (%v) for %+q, the vector says %q", comment, got, err, id, wantErr)
+		}
+		tc := IdentityTest{Case: Case{next(), comment, orEmpty(flags)}, Identity: id, Outcome: Outcome{Result: "valid"}}
+		if wantErr != "" {
+			tc.Outcome = Outcome{"invalid", wantErr}
+		}
+		ig.Tests = append(ig.Tests, tc)
+	}
+	newID("Latin", "alice@example.com", "")
+	newID("digits, hyphen, underscore, plus are common to all scripts", "user_01+tag-x@example.com", "")
+	newID("a user name without @", "strasse", "")
+	newID("Latin with a combining mark (inherited script)", "i\u0307stanbul", "")
+	newID("dotless i is Latin", "\u0131stanbul", "")
+	newID("Cyrillic throughout", "\u0438\u0432\u0430\u043d@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444", "")
+	newID("each part in one script: Latin, then Cyrillic", "ivan@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444", "", "Script")
+	newID("Greek throughout", "\u03bf\u03b4\u03c5\u03c3\u03c3\u03b5\u03c5\u03c3", "")
+	newID("Japanese: Han, Hiragana and Katakana with Latin", "\u3084\u307e\u3060\u592a\u90ce\u30bf\u30ed\u30a6taro@example.jp", "", "Script")
+	newID("Chinese: Han with Bopomofo and Latin", "\u738b\u3105wang@example.cn", "", "Script")
+	newID("Korean: Hangul with Han and Latin", "\uae40\u91d1kim@example.kr", "", "Script")
+	newID("Latin a in a Cyrillic part", "\u0438\u0432a\u043d@example.com", "mixed_scripts", "Script")
+	newID("Cyrillic a (U+0430) in a Latin part", "p\u0430ypal", "mixed_scripts", "Script")
+	newID("Cyrillic a in the domain", "alice@ex\u0430mple.com", "mixed_scripts", "Script")
+	newID("Greek mu (from the micro sign) next to Latin", "\u03bcs@example.com", "mixed_scripts", "Script")
+	newID("Greek omicron in a Latin part", "micr\u03bfsoft.com", "mixed_scripts", "Script")
+	newID("Katakana with Hangul: not one of the allowed combinations", "\u30bf\ud55c@example.com", "mixed_scripts", "Script")
+	newID("Han with Cyrillic", "\u738b\u0438@example.com", "mixed_scripts", "Script")
+	newID("U+FFFD, the mark of text that was not UTF-8", "abc\ufffd@example.com", "replacement_character", "Replacement")
+
+	return encode(t, File[IdentityGroup]{
+		Algorithm: "ZSM-V1-IDENTITY", Schema: schema, Generator: generatorName, NumberOfTests: next() - 1,
+		Header: []string{
+			"docs/auth.md, Identity rules. normalize: decode input as UTF-8 (refuse if it is not); trim leading and trailing White_Space; NFKC; full case folding (CaseFolding.txt statuses C and F, no Turkic T); NFKC again. Refuse unless normalizing the result again gives it back unchanged, it is 3 to 254 bytes of UTF-8, and every character is printable (General_Category L, M, N, P or S) and not White_Space.",
+			"Case folding deviates from CaseFolding.txt in one place, as golang.org/x/text/cases does: the Cherokee capitals U+13A0-U+13F5 fold to their small letters (U+AB70-U+ABBF, U+13F8-U+13FD), which fold back; an identity with any Cherokee letter is therefore never stable and always refused.",
+			"new_identity (sign-up only, on the normal form): refuse U+FFFD (replacement_character); split at '@' and '.', and refuse (mixed_scripts) a part whose characters come from more than one script (the Script property, not Script_Extensions), ignoring Common and Inherited characters, unless the scripts are within {Latin, Han, Hiragana, Katakana}, {Latin, Han, Bopomofo} or {Latin, Han, Hangul}.",
+			"Every outcome follows the Unicode version named in the group (unicodeVersion). input is the bytes as sent, in hex; an absent input is the empty string. Invalid normalize tests name bad_identity.",
+		},
+		Notes: map[string]Note{
+			"CaseFolding":    {"FUNCTIONALITY", "full case folding: a character may fold to several (U+00DF to ss)"},
+			"Compatibility":  {"FUNCTIONALITY", "NFKC compatibility mappings (ligatures, width, the Kelvin sign)"},
+			"Composition":    {"FUNCTIONALITY", "canonical composition of a base letter and combining marks"},
+			"Whitespace":     {"EDGE_CASE", "White_Space is trimmed at the ends (before NFKC) and refused inside"},
+			"Turkic":         {"EDGE_CASE", "no language-specific mapping: I folds to i, U+0130 to i and U+0307, U+0131 stays"},
+			"Length":         {"EDGE_CASE", "3 to 254 bytes, counted on the normal form"},
+			"Control":        {"EDGE_CASE", "a control, private-use or other non-printable character"},
+			"Invisible":      {"EDGE_CASE", "a format character (General_Category Cf) that renders as nothing"},
+			"Unstable":       {"EDGE_CASE", "normalizing the normal form again changes it"},
+			"Encoding":       {"MALFORMED_INPUT", "the bytes are not UTF-8"},
+			"UnicodeVersion": {"EDGE_CASE", "the outcome changes with the Unicode version: this file follows the group's unicodeVersion"},
+			"Replacement":    {"EDGE_CASE", "U+FFFD stands in for bytes that were not UTF-8; refused at sign-up"},
+			"Script":         {"CONFUSABLE", "scripts mixed within one part (UTS #39, highly restrictive)"},
+		},
+		TestGroups: []IdentityGroup{ng, ig},
+	})
+}
+
+// identityUnicode is the Unicode version of the identity rules.
+const identityUnicode = "15.0.0"
+
+func newIdentityClass(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, srpgroup.ErrReplacementChar):
+		return "replacement_character"
+	case errors.Is(err, srpgroup.ErrMixedScripts):
+		return "mixed_scripts"
+	}
+	return "other"
 }

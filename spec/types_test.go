@@ -309,3 +309,24 @@ type FlowTest struct {
 	Plaintext     Hex           `json:"plaintext"`
 	Outcome
 }
+
+// identity.json
+
+type IdentityGroup struct {
+	Type string `json:"type"` // normalize | new_identity
+	// UnicodeVersion is the version of the Unicode tables the outcomes
+	// follow (NFKC, case folding, White_Space, the printable categories
+	// and the Script property).
+	UnicodeVersion string         `json:"unicodeVersion"`
+	Tests          []IdentityTest `json:"tests"`
+}
+
+type IdentityTest struct {
+	Case
+	// normalize: the bytes as sent (UTF-8 or not) and their normal form
+	Input      Hex    `json:"input,omitempty"`
+	Normalized string `json:"normalized,omitempty"`
+	// new_identity: an identity in normal form
+	Identity string `json:"identity,omitempty"`
+	Outcome
+}

@@ -13,9 +13,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/google/uuid"
 	"golang.org/x/crypto/argon2"
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
 
 	"zsm.dev/zsm/sdk/envelope"
 	"zsm.dev/zsm/sdk/grant"
@@ -43,6 +46,7 @@ func TestVectorsVerify(t *testing.T) {
 		"pins.json":             verifyPins,
 		"vault_log.json":        verifyVaultLog,
 		"manifest.json":         verifyManifest,
+		"identity.json":         verifyIdentity,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -664,6 +668,57 @@ func verifyKeyRecord(t *testing.T, data []byte) {
 				if err != nil || sig != tc.Signature {
 					return "", errMismatch
 				}
+				return "", nil
+			})
+		}
+	}
+}
+
+// verifyIdentity checks srpgroup's identity rules against identity.json,
+// and that the Unicode tables this build links are the ones the vectors
+// follow: a Go or x/text upgrade that moves to another Unicode version can
+// change an identity's normal form, and so lock an account out or make two
+// spellings two accounts (docs/auth.md).
+func verifyIdentity(t *testing.T, data []byte) {
+	f := load(t, data, func(g IdentityGroup) int { return len(g.Tests) })
+	for _, g := range f.TestGroups {
+		for name, v := range map[string]string{"unicode": unicode.Version, "x/text/unicode/norm": norm.Version, "x/text/cases": cases.UnicodeVersion} {
+			if v != g.UnicodeVersion {
+				t.Fatalf("%s has Unicode %s tables, identity.json follows %s: identities may normalize differently; see docs/auth.md", name, v, g.UnicodeVersion)
+			}
+		}
+		for _, tc := range g.Tests {
+			check(t, tc.Case, tc.Outcome, func() (string, error) {
+				switch g.Type {
+				case "normalize":
+					got, err := srpgroup.NormalizeIdentity(string(tc.Input))
+					if err != nil {
+						return "bad_identity", err
+					}
+					if got != tc.Normalized {
+						return "", errMismatch
+					}
+					// The normal form is a fixed point.
+					if again, err := srpgroup.NormalizeIdentity(got); err != nil || again != got {
+						return "", errors.New("the normal form does not normalize to itself")
+					}
+					return "", nil
+				case "new_identity":
+					if n, err := srpgroup.NormalizeIdentity(tc.Identity); err != nil || n != tc.Identity {
+						return "", errors.New("identity is not in normal form")
+					}
+					err := srpgroup.CheckNewIdentity(tc.Identity)
+					switch {
+					case err == nil:
+						return "", nil
+					case errors.Is(err, srpgroup.ErrReplacementChar):
+						return "replacement_character", err
+					case errors.Is(err, srpgroup.ErrMixedScripts):
+						return "mixed_scripts", err
+					}
+					return "other", err
+				}
+				t.Fatalf("unknown group type %q", g.Type)
 				return "", nil
 			})
 		}

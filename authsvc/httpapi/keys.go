@@ -26,8 +26,12 @@ var (
 	errRecordUnknown = apiError(http.StatusServiceUnavailable, "service_unavailable", "key records cannot be published on this server")
 )
 
+// badKeyRecord refuses a key record that does not prove possession of the
+// keys it publishes. 403, like a wrong SRP proof (proof_failed): the request
+// is well formed (its shape is refused earlier, with 400), but what it
+// proves is not accepted.
 func badKeyRecord(cause error) *Error {
-	return &Error{Status: http.StatusBadRequest, Code: "invalid_key_record", Message: cause.Error(), cause: cause}
+	return &Error{Status: http.StatusForbidden, Code: "invalid_key_record", Message: cause.Error(), cause: cause}
 }
 
 // keyRoutes registers the endpoint through which an account made before
@@ -50,6 +54,9 @@ func (s *Server) publishKeyRecord(c echo.Context) error {
 	var req KeyRecordRequest
 	if err := decode(c, &req); err != nil {
 		return err
+	}
+	if !keyrecord.WellFormedSignature(req.KeyRecordSignature) {
+		return badRequest("malformed_request", errors.New("key_record_signature is not 64 bytes in canonical base64"))
 	}
 	if s.Keys == nil {
 		return errRecordUnknown

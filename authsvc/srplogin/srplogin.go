@@ -143,7 +143,10 @@ func ParseRegistration(in SignupInput) (Registration, error) {
 	}
 	canon, _ := json.Marshal(k)
 	r := Registration{UserID: in.UserID, Identity: id, Salt: salt, Verifier: v.Bytes(), KDF: canon}
-	if len(in.KeyBundle) > 0 && string(in.KeyBundle) != "null" {
+	if string(in.KeyBundle) == "null" {
+		return Registration{}, fmt.Errorf("%w: key_bundle must be an object; leave it out to publish no keys", ErrBadRequest)
+	}
+	if len(in.KeyBundle) > 0 {
 		if r.X25519Public, r.Ed25519Public, err = bundlePublicKeys(in.KeyBundle); err != nil {
 			return Registration{}, fmt.Errorf("%w: key_bundle: %w", ErrBadRequest, err)
 		}
@@ -198,6 +201,20 @@ func ParseSignup(in SignupInput) (Registration, error) {
 	if err := srpgroup.CheckNewIdentity(r.Identity); err != nil {
 		return Registration{}, fmt.Errorf("%w: identity: %w", ErrBadRequest, err)
 	}
+	// The shape of the key fields; whether the signature verifies is
+	// VerifyKeyRecord's question. A bundle comes with the user id its
+	// envelopes and record bind and with the record's signature; a
+	// signature never comes alone.
+	switch {
+	case r.KeyBundle != nil && r.KeyRecordSignature == "":
+		return Registration{}, fmt.Errorf("%w: a sign-up with a key_bundle needs its key_record_signature", ErrBadRequest)
+	case r.KeyBundle != nil && r.UserID == "":
+		return Registration{}, fmt.Errorf("%w: a sign-up with a key_bundle needs the user_id its key record binds", ErrBadRequest)
+	case r.KeyBundle == nil && r.KeyRecordSignature != "":
+		return Registration{}, fmt.Errorf("%w: key_record_signature without a key_bundle", ErrBadRequest)
+	case r.KeyRecordSignature != "" && !keyrecord.WellFormedSignature(r.KeyRecordSignature):
+		return Registration{}, fmt.Errorf("%w: key_record_signature is not 64 bytes in canonical base64", ErrBadRequest)
+	}
 	return r, nil
 }
 
@@ -228,8 +245,10 @@ func bundlePublicKeys(raw json.RawMessage) (string, string, error) {
 		return "", "", errors.New("version must be 1")
 	}
 	for name, v := range map[string]string{"account_key": b.AccountKey, "x25519_private": b.X25519Private, "ed25519_private": b.Ed25519Private} {
-		if _, err := base64.StdEncoding.Strict().DecodeString(v); err != nil || v == "" {
-			return "", "", fmt.Errorf("%s is not base64", name)
+		// Canonical: the decoder skips line breaks, and a second spelling
+		// of the same bytes is refused here as the client refuses it.
+		if b, err := base64.StdEncoding.Strict().DecodeString(v); err != nil || v == "" || base64.StdEncoding.EncodeToString(b) != v {
+			return "", "", fmt.Errorf("%s is not canonical base64", name)
 		}
 	}
 	for name, v := range map[string]string{"x25519_public": b.X25519Public, "ed25519_public": b.Ed25519Public} {

@@ -108,6 +108,13 @@ func Verify(r Record, signature string) error {
 	return nil
 }
 
+// WellFormedSignature reports whether signature has the shape Verify
+// takes: 64 bytes in canonical standard base64 with padding, nothing else.
+func WellFormedSignature(signature string) bool {
+	sig, err := base64.StdEncoding.Strict().DecodeString(signature)
+	return err == nil && len(sig) == ed25519.SignatureSize && base64.StdEncoding.EncodeToString(sig) == signature
+}
+
 // FromBase64 builds a record from the public keys as they travel (canonical
 // standard base64 of 32 bytes each).
 func FromBase64(userID uuid.UUID, identity, x25519, ed25519Public string) (Record, error) {

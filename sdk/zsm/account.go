@@ -85,11 +85,17 @@ func Signup(ctx context.Context, hc *http.Client, server, identity, password str
 	if hc != nil {
 		ac.HTTP = hc
 	}
-	if _, err := ac.SignupAccount(ctx, authclient.Account{
+	got, err := ac.SignupAccount(ctx, authclient.Account{
 		UserID: userID.String(), Identity: id, Secret: d.SRPSecret, KeyBundle: rawBundle, KeyRecordSignature: recordSig,
 		KDF: authclient.KDF{Alg: kdf.Alg, Salt: kdf.Salt, MemoryKiB: kdf.MemoryKiB, Iterations: kdf.Iterations, Parallelism: kdf.Parallelism},
-	}); err != nil {
+	})
+	if err != nil {
 		return nil, apiError(err)
+	}
+	// The bundle and the key record are bound to the id chosen here; an
+	// answer naming another account is not this sign-up's.
+	if got != userID.String() {
+		return nil, tamper("the server registered another user id than the one the keys are bound to", nil)
 	}
 	state.PinKDF(accountKey(server, id), kdf)
 	return &SignupResult{UserID: userID, Identity: id, SecretKey: sk, KDF: kdf}, nil

@@ -266,16 +266,16 @@ func TestSignupMustProveKeyPossession(t *testing.T) {
 	mine := func() (uuid.UUID, string) { return uuid.New(), "thief-" + randHex(5) + "@example.test" }
 
 	uid, ident := mine()
-	refused(signup(uid, ident, vx, ve, ""), http.StatusBadRequest, "invalid_key_record", "the victim's keys without a record")
+	refused(signup(uid, ident, vx, ve, ""), http.StatusBadRequest, "invalid_registration", "the victim's keys without a record")
 	uid, ident = mine()
-	refused(signup(uid, ident, vx, ve, victimSig), http.StatusBadRequest, "invalid_key_record", "the victim's keys with the victim's record")
+	refused(signup(uid, ident, vx, ve, victimSig), http.StatusForbidden, "invalid_key_record", "the victim's keys with the victim's record")
 	// Signed with the attacker's own key: it does not verify under the
 	// victim's Ed25519 key, which the record publishes.
 	_, own, _ := ed25519.GenerateKey(rand.Reader)
 	uid, ident = mine()
 	forged := keyrecord.Record{UserID: uid, Identity: ident, X25519: pk.X25519.Bytes(), Ed25519: pk.Ed25519}
 	m, _ := forged.Message()
-	refused(signup(uid, ident, vx, ve, b64(ed25519.Sign(own, m))), http.StatusBadRequest, "invalid_key_record", "the victim's keys signed by another key")
+	refused(signup(uid, ident, vx, ve, b64(ed25519.Sign(own, m))), http.StatusForbidden, "invalid_key_record", "the victim's keys signed by another key")
 	// A record needs the user id it binds.
 	_, err = attacker.auth.SignupAccount(ctx, authclient.Account{Identity: "thief-" + randHex(5) + "@example.test", Secret: randBytes(32),
 		KDF: testKDF(), KeyBundle: json.RawMessage(`{}`), KeyRecordSignature: victimSig})
@@ -296,7 +296,7 @@ func TestSignupMustProveKeyPossession(t *testing.T) {
 	forgedSig := append([]byte{1}, make([]byte, 63)...)
 	x2, _ := keys.NewAccountKeys(rand.Reader)
 	refused(signup(uid, ident, b64(x2.X25519.PublicKey().Bytes()), b64(append([]byte{1}, make([]byte, 31)...)), b64(forgedSig)),
-		http.StatusBadRequest, "invalid_key_record", "a small-order Ed25519 key with a forged signature")
+		http.StatusForbidden, "invalid_key_record", "a small-order Ed25519 key with a forged signature")
 	var n int
 	if err := db(t).QueryRow(ctx, `SELECT count(*) FROM api.public_keys WHERE x25519_public = $1 OR ed25519_public = $2`, vx, ve).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("accounts publishing the victim's keys: %d (%v), want 1", n, err)
@@ -313,9 +313,9 @@ func TestSignupMustProveKeyPossession(t *testing.T) {
 	}
 	tok := old.c.Session().AccessToken
 	r2 := old.do("POST", "/auth/v1/keys/record", tok, map[string]string{"key_record_signature": victimSig})
-	expectRefusal(t, r2, http.StatusBadRequest, "invalid_key_record", "another account's record")
+	expectRefusal(t, r2, http.StatusForbidden, "invalid_key_record", "another account's record")
 	r2 = old.do("POST", "/auth/v1/keys/record", tok, map[string]string{"key_record_signature": "not base64"})
-	expectRefusal(t, r2, http.StatusBadRequest, "invalid_key_record", "garbage record")
+	expectRefusal(t, r2, http.StatusBadRequest, "malformed_request", "garbage record")
 	if _, err := zsm.Login(ctx, old.http, need(t).GatewayURL(), old.identity, old.password, old.sk, zsm.NewMemState()); err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +325,7 @@ func TestSignupMustProveKeyPossession(t *testing.T) {
 	}
 	// A record is never replaced, and an account without keys has none.
 	r2 = old.do("POST", "/auth/v1/keys/record", tok, map[string]string{"key_record_signature": victimSig})
-	expectRefusal(t, r2, http.StatusBadRequest, "invalid_key_record", "a wrong record for an account that has one")
+	expectRefusal(t, r2, http.StatusForbidden, "invalid_key_record", "a wrong record for an account that has one")
 	bare := newClient(t)
 	bu := bare.signup()
 	bs := bare.login(bu)

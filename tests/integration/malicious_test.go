@@ -515,6 +515,42 @@ func TestMaliciousServerIsDetected(t *testing.T) {
 		expectErr(t, err, zsm.ErrTampered, "bundle with a foreign public key")
 	})
 
+	t.Run("withhold the key bundle at login", func(t *testing.T) {
+		fresh := newEvilServer(t)
+		fresh.set(func(path string, body []byte) []byte {
+			if !strings.HasPrefix(path, "/auth/v1/login/verify") {
+				return body
+			}
+			var m map[string]any
+			_ = json.Unmarshal(body, &m)
+			m["key_bundle"] = nil
+			out, _ := json.Marshal(m)
+			return out
+		})
+		_, err := zsm.Login(ctx, httpFrom(sourceIP()), fresh.URL, a.identity, a.password, a.sk, zsm.NewMemState())
+		expectErr(t, err, zsm.ErrTampered, "key_bundle null")
+	})
+
+	t.Run("answer a sign-up with another user id", func(t *testing.T) {
+		fresh := newEvilServer(t)
+		other := uuid.NewString()
+		fresh.set(func(path string, body []byte) []byte {
+			if !strings.HasPrefix(path, "/auth/v1/signup") {
+				return body
+			}
+			var m map[string]any
+			_ = json.Unmarshal(body, &m)
+			m["user_id"] = other
+			out, _ := json.Marshal(m)
+			return out
+		})
+		res, err := zsm.Signup(ctx, httpFrom(sourceIP()), fresh.URL, "renamed-"+randHex(5)+"@example.test", "pw "+randHex(4), zsm.NewMemState())
+		if res != nil {
+			t.Fatal("the sign-up result was handed out")
+		}
+		expectErr(t, err, zsm.ErrTampered, "sign-up answered with another user id")
+	})
+
 	t.Run("wrong password and wrong Secret Key", func(t *testing.T) {
 		_, err := zsm.Login(ctx, httpFrom(sourceIP()), evil.URL, a.identity, a.password+"x", a.sk, zsm.NewMemState())
 		expectErr(t, err, zsm.ErrLoginFailed, "wrong password")

@@ -3,6 +3,8 @@ package integration
 import (
 	"context"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -105,4 +107,82 @@ func TestLogoutRevokesAtOnce(t *testing.T) {
 			t.Fatalf("logout with %q: %v", tok, err)
 		}
 	}
+}
+
+// Logout is idempotent (docs/auth.md, openapi.yaml): any refresh token
+// authsvc issued names its session, and 204 means that session has ended.
+// A second logout, and a logout with a token already spent by a refresh,
+// are 204; the spent token's session is ended, so the newer token a thief
+// may hold stops working too.
+func TestLogoutIsIdempotent(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t)
+	u := c.signup()
+	s := c.login(u)
+	if err := c.auth.Logout(ctx, s.RefreshToken); err != nil {
+		t.Fatalf("first logout: %v", err)
+	}
+	if err := c.auth.Logout(ctx, s.RefreshToken); err != nil {
+		t.Fatalf("second logout of the same session: %v, want 204", err)
+	}
+
+	s2 := c.login(u)
+	next, err := c.auth.Refresh(ctx, s2.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectStatus(t, c.do("GET", "/rest/vaults", next.AccessToken, nil), http.StatusOK, "after refresh")
+	if err := c.auth.Logout(ctx, s2.RefreshToken); err != nil {
+		t.Fatalf("logout with a spent refresh token: %v, want 204", err)
+	}
+	expectRefusal(t, c.do("GET", "/rest/vaults", next.AccessToken, nil), http.StatusUnauthorized, "session_revoked",
+		"the newer access token after a logout with the spent one")
+	if _, err := c.auth.Refresh(ctx, next.RefreshToken); apiErr(t, err).Code != "invalid_refresh_token" {
+		t.Fatalf("the newer refresh token after a logout with the spent one: %v", err)
+	}
+}
+
+// A device label is kept as text: cut to 512 bytes at a character
+// boundary, and a User-Agent that is not UTF-8 is made so. Both ended the
+// login with a 500 before (PostgreSQL refuses text that is not UTF-8).
+func TestDeviceLabelsAreStoredSafely(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t)
+	u := c.signup()
+
+	c.auth.DeviceLabel = strings.Repeat("a", 511) + "é"
+	s := c.login(u)
+	c.auth.DeviceLabel = "phone\x00x"
+	c.login(u)
+	c.auth.DeviceLabel = ""
+	c.http.Transport = userAgent{"zsm-test\xff", c.http.Transport}
+	c.login(u)
+
+	list, err := c.auth.ListSessions(ctx, s.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var labels []string
+	for _, si := range list {
+		if si.DeviceLabel != nil {
+			labels = append(labels, *si.DeviceLabel)
+		}
+	}
+	want := []string{strings.Repeat("a", 511), "phone\uFFFDx", "zsm-test\uFFFD"}
+	for _, w := range want {
+		if !slices.Contains(labels, w) {
+			t.Errorf("session labels %q do not include %q", labels, w)
+		}
+	}
+}
+
+type userAgent struct {
+	ua   string
+	next http.RoundTripper
+}
+
+func (u userAgent) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("User-Agent", u.ua)
+	return u.next.RoundTrip(r)
 }
