@@ -154,6 +154,7 @@ fn checkers() -> BTreeMap<&'static str, fn(&Value, &Value) -> Outcome> {
     m.insert("pins.json", check_pins);
     m.insert("vault_log.json", check_vault_log);
     m.insert("manifest.json", check_manifest);
+    m.insert("identity.json", check_identity);
     m
 }
 
@@ -935,6 +936,46 @@ fn check_manifest(g: &Value, tc: &Value) -> Outcome {
     }
 }
 
+/// Identity normalization and the sign-up rules, on the Unicode version the
+/// group names (the tables of this build must be that version: another one
+/// could normalize an identity differently and lock an account out).
+fn check_identity(g: &Value, tc: &Value) -> Outcome {
+    let version = s(g, "unicodeVersion");
+    assert_eq!(zsm_core::identity::UNICODE_VERSION, version, "identity tables");
+    let (a, b, c) = unicode_normalization::UNICODE_VERSION;
+    assert_eq!(format!("{a}.{b}.{c}"), version, "unicode-normalization's tables");
+    match s(g, "type") {
+        "normalize" => {
+            let input = h(tc, "input");
+            let text = std::str::from_utf8(&input).map_err(|e| ("bad_identity".to_owned(), e.to_string()))?;
+            let got = zsm_core::identity::normalize(text).map_err(|e| ("bad_identity".to_owned(), e.to_string()))?;
+            eq("normalized", got.as_bytes(), s(tc, "normalized").as_bytes())?;
+            // The normal form is a fixed point.
+            match zsm_core::identity::normalize(&got) {
+                Ok(again) if again == got => Ok(()),
+                _ => fail("mismatch", "the normal form does not normalize to itself"),
+            }
+        }
+        "new_identity" => {
+            let id = s(tc, "identity");
+            assert_eq!(
+                zsm_core::identity::normalize(id).as_deref(),
+                Ok(id),
+                "tcId {}: not in normal form",
+                tc["tcId"]
+            );
+            zsm_core::identity::check_new_identity(id).map_err(|e| {
+                let c = match e {
+                    zsm_core::identity::NewIdentityError::ReplacementCharacter => "replacement_character",
+                    zsm_core::identity::NewIdentityError::MixedScripts => "mixed_scripts",
+                };
+                (c.to_owned(), e.to_string())
+            })
+        }
+        t => panic!("identity.json: unknown group type {t:?}"),
+    }
+}
+
 fn check_srp(g: &Value, tc: &Value) -> Outcome {
     assert_eq!(s(g, "N"), srp::N_HEX, "group N");
     assert_eq!(s(g, "g"), "05", "group g");
@@ -1033,6 +1074,7 @@ fn checkers_notice_a_wrong_output() {
         ("pins.json", "canonical"),
         ("vault_log.json", "generation"),
         ("manifest.json", "digest"),
+        ("identity.json", "normalized"),
     ];
     let checkers = checkers();
     assert_eq!(corrupt.len(), checkers.len(), "every checker is tried");

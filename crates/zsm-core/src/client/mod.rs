@@ -201,6 +201,7 @@ impl Client {
     /// state.
     pub async fn signup(cfg: &Config, identity: &str, password: &str) -> Result<SignupResult, Error> {
         let id = identity::normalize(identity).map_err(|e| Error::Invalid(format!("identity: {e}")))?;
+        identity::check_new_identity(&id).map_err(|e| Error::Invalid(format!("identity: {e}")))?;
         if password.is_empty() {
             return Err(Error::Invalid("the password must not be empty".into()));
         }
