@@ -28,6 +28,7 @@ pub mod keyrecord;
 pub mod manifest;
 pub mod memberlog;
 pub mod secret_key;
+pub mod shared;
 pub mod srp;
 pub mod state;
 pub mod trust;
