@@ -47,7 +47,9 @@ func TargetDir() (string, error) {
 // stack: the malicious-server cases through a tampering proxy, and
 // interoperability with the Go CLI built from this tree, both ways. It also
 // hands the Rust core every code point to normalize as an identity and
-// compares each answer with srpgroup.NormalizeIdentity's.
+// compares each answer with srpgroup.NormalizeIdentity's, and every input of
+// the parser corpus (parsers_test.go) to parse, compared with the Go SDK's
+// answer.
 func TestRustCoreAgainstStack(t *testing.T) {
 	s := need(t)
 	cargo, err := exec.LookPath("cargo")
@@ -70,6 +72,11 @@ func TestRustCoreAgainstStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	parsers := filepath.Join(dir, "parsers.tsv")
+	np, err := writeParserCorpus(parsers)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
@@ -86,6 +93,8 @@ func TestRustCoreAgainstStack(t *testing.T) {
 		"ZSM_TEST_DIR="+dir,
 		"ZSM_TEST_IDENTITIES="+corpus,
 		fmt.Sprintf("ZSM_TEST_IDENTITY_COUNT=%d", n),
+		"ZSM_TEST_PARSERS="+parsers,
+		fmt.Sprintf("ZSM_TEST_PARSER_COUNT=%d", np),
 		"ZSM_TEST_LEGACY_IDENTITY="+legacy.identity,
 		"ZSM_TEST_LEGACY_PASSWORD="+legacy.password,
 		"ZSM_TEST_LEGACY_SECRET_KEY="+legacy.secretKey,

@@ -5,9 +5,10 @@
 //! The reader keeps members in document order with repeats, so a repeated
 //! or unknown member is seen rather than silently merged, and keeps numbers
 //! as their text, so `1.0`, `1e0` or `-0` are not mistaken for `1` or `0`.
-//! Strings must be valid UTF-8 with valid escapes; Go's decoder would turn
-//! invalid UTF-8 and lone surrogates into U+FFFD, which no canonical pin set
-//! contains, so refusing them changes no document a client wrote.
+//! Strings read as Go's encoding/json reads them: each byte that is not part
+//! of valid UTF-8, and each `\u` escape of a surrogate that is not half of a
+//! pair, becomes U+FFFD, so both clients accept the same documents and make
+//! the same of them (tests/rustcore compares them on mutated inputs).
 
 /// A JSON value. Objects keep their members in order, repeats included.
 #[derive(Debug, Clone, PartialEq)]
@@ -195,19 +196,27 @@ impl Parser<'_> {
                         b't' => '\t',
                         b'u' => {
                             let hi = self.hex4()?;
-                            let cp = if (0xd800..0xdc00).contains(&hi) {
-                                if !self.eat(b"\\u") {
-                                    return self.err("lone surrogate");
+                            match hi {
+                                0xd800..=0xdbff => {
+                                    // A pair only if a low surrogate escape
+                                    // follows; else U+FFFD, and whatever
+                                    // follows is read on its own (as Go does).
+                                    let save = self.i;
+                                    let lo = if self.eat(b"\\u") { self.hex4().ok() } else { None };
+                                    match lo {
+                                        Some(lo @ 0xdc00..=0xdfff) => {
+                                            char::from_u32(0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00))
+                                                .expect("a surrogate pair is a scalar value")
+                                        }
+                                        _ => {
+                                            self.i = save;
+                                            '\u{fffd}'
+                                        }
+                                    }
                                 }
-                                let lo = self.hex4()?;
-                                if !(0xdc00..0xe000).contains(&lo) {
-                                    return self.err("lone surrogate");
-                                }
-                                0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00)
-                            } else {
-                                hi
-                            };
-                            char::from_u32(cp).ok_or_else(|| format!("lone surrogate at byte {}", self.i))?
+                                0xdc00..=0xdfff => '\u{fffd}',
+                                cp => char::from_u32(cp).expect("not a surrogate"),
+                            }
                         }
                         _ => return self.err("bad escape"),
                     };
@@ -218,7 +227,14 @@ impl Parser<'_> {
                 _ => out.push(c),
             }
         }
-        String::from_utf8(out).map_err(|_| format!("invalid UTF-8 in a string before byte {}", self.i))
+        // Each byte that is not part of valid UTF-8 becomes U+FFFD, one per
+        // byte, as Go's utf8.DecodeRune reads them.
+        let mut text = String::with_capacity(out.len());
+        for chunk in out.utf8_chunks() {
+            text.push_str(chunk.valid());
+            text.extend(std::iter::repeat_n('\u{fffd}', chunk.invalid().len()));
+        }
+        Ok(text)
     }
 }
 
@@ -304,12 +320,27 @@ mod tests {
         let v = parse(br#" {"a":[1,"x\u00e9\ud83d\ude00",true,null],"b":{"c":-1.5e3}} "#).unwrap();
         let m = members(&v, &["a", "b"], &["a"]).unwrap();
         assert_eq!(m["b"], &Json::Object(vec![("c".into(), Json::Number("-1.5e3".into()))]));
+        // Bytes that are not UTF-8, and surrogates that are not a pair, are
+        // U+FFFD, one per byte or escape.
+        for (doc, want) in [
+            (&b"[\"a\xffb\xe2\x82c\"]"[..], "a\u{fffd}b\u{fffd}\u{fffd}c"),
+            (br#"["\ud800"]"#, "\u{fffd}"),
+            (br#"["\ud800\u0041"]"#, "\u{fffd}A"),
+            (br#"["\udc00x"]"#, "\u{fffd}x"),
+            (br#"["\ud800\ud800\udc00"]"#, "\u{fffd}\u{10000}"),
+            (b"[\"\xed\xa0\x80\"]", "\u{fffd}\u{fffd}\u{fffd}"),
+        ] {
+            assert_eq!(
+                parse(doc).unwrap(),
+                Json::Array(vec![Json::String(want.into())]),
+                "{doc:?}"
+            );
+        }
         for bad in [
             &br#"{"a":1}x"#[..],
             br#"{"a":01}"#,
             br#"{"a":1.}"#,
-            br#"{"a":"\ud800"}"#,
-            b"{\"a\":\"\xff\"}",
+            br#"{"a":"\u12"}"#,
             b"{\"a\":\"\x01\"}",
             br#"{"a":1,}"#,
             br#"[1 2]"#,

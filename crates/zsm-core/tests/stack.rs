@@ -866,3 +866,87 @@ async fn invitations_and_key_records() {
     );
     evil.clear();
 }
+
+/// What this core answers for one input of the parser corpus, in the form
+/// the Go harness wrote Go's answer (tests/rustcore/parsers_test.go).
+fn parser_outcome(kind: &str, input: &[u8], extra: &str) -> String {
+    let ok = |b: &[u8]| format!("ok:{}", zsm_core::srp::hex(b));
+    let text = std::str::from_utf8(input);
+    match kind {
+        "bundle" => zsm_core::bundle::parse_bundle(input).map_or("err".into(), |b| ok(b.to_json().as_bytes())),
+        "pins" => zsm_core::trust::pins::parse_pin_set(input).map_or("err".into(), |s| ok(s.marshal().as_bytes())),
+        "memberlog" => zsm_core::memberlog::parse(input)
+            .and_then(|e| e.marshal())
+            .map_or("err".into(), |m| ok(&m)),
+        "manifest" => zsm_core::manifest::parse(input)
+            .and_then(|m| m.marshal())
+            .map_or("err".into(), |m| ok(&m)),
+        "qr" => match text.map(zsm_core::trust::parse_qr) {
+            Ok(Ok(fp)) => ok(&fp.0),
+            _ => "err".into(),
+        },
+        "secretkey" => match text.map(SecretKey::parse) {
+            Ok(Ok(k)) => ok(k.text().as_bytes()),
+            _ => "err".into(),
+        },
+        "envelope" => {
+            let p: Vec<&str> = extra.split(',').collect();
+            let key = zsm_core::srp::unhex(p[0]).unwrap();
+            let ctx = zsm_core::envelope::Context {
+                typ: zsm_core::envelope::Type::from_byte(p[1].parse().unwrap()).unwrap(),
+                vault_id: Uuid::parse_str(p[2]).unwrap(),
+                object_id: Uuid::parse_str(p[3]).unwrap(),
+                revision: p[4].parse().unwrap(),
+            };
+            use zsm_core::envelope::EnvelopeError as E;
+            match zsm_core::envelope::open(&key, &ctx, input) {
+                Ok(pt) => ok(&pt),
+                Err(E::Malformed) => "err:malformed".into(),
+                Err(E::UnsupportedVersion) => "err:unsupported_version".into(),
+                Err(E::WrongType) => "err:wrong_type".into(),
+                Err(E::Tampered) => "err:tampered".into(),
+                Err(E::BadKey) => "err:bad_key".into(),
+            }
+        }
+        k => panic!("unknown parser {k}"),
+    }
+}
+
+/// Every strict parser the two clients share accepts exactly the inputs
+/// Go's does, and makes the same of them: the vector inputs and thousands
+/// of mutants of them (tests/rustcore/parsers_test.go), for key bundles,
+/// pin sets, membership log entries, manifests, envelopes, QR strings and
+/// Secret Keys.
+#[test]
+fn parsers_agree_with_go() {
+    let data = std::fs::read_to_string(env("ZSM_TEST_PARSERS")).unwrap();
+    let want: usize = env("ZSM_TEST_PARSER_COUNT").parse().unwrap();
+    let (mut n, mut accepted) = (0, 0);
+    let mut bad = Vec::new();
+    for line in data.lines() {
+        let mut f = line.split('\t');
+        let (kind, input, go, extra) = (
+            f.next().unwrap(),
+            f.next().unwrap(),
+            f.next().unwrap(),
+            f.next().unwrap_or(""),
+        );
+        let input = zsm_core::srp::unhex(input).unwrap();
+        let rust = parser_outcome(kind, &input, extra);
+        if rust != go && bad.len() < 20 {
+            bad.push(format!(
+                "{kind} {:?}: go {go}, rust {rust}",
+                String::from_utf8_lossy(&input)
+            ));
+        }
+        accepted += usize::from(go.starts_with("ok"));
+        n += 1;
+    }
+    assert!(bad.is_empty(), "parsers differ from Go's:\n{}", bad.join("\n"));
+    assert_eq!(n, want, "corpus lines checked");
+    assert!(
+        accepted > 100,
+        "only {accepted} inputs accepted: the corpus is degenerate"
+    );
+    eprintln!("{n} parser inputs answered as Go does ({accepted} accepted)");
+}
