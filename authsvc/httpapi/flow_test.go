@@ -18,13 +18,16 @@ import (
 	"testing"
 	"time"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/authsvc/handshake"
 	"zsm.dev/zsm/authsvc/ratelimit"
 	"zsm.dev/zsm/authsvc/session"
 	"zsm.dev/zsm/authsvc/signer"
 	"zsm.dev/zsm/authsvc/srplogin"
 	"zsm.dev/zsm/authsvc/store"
+	"zsm.dev/zsm/authsvc/store/memstore"
 	"zsm.dev/zsm/sdk/authclient"
+	"zsm.dev/zsm/srpgroup"
 )
 
 // In-memory fakes of the consumer interfaces, so the whole HTTP flow runs
@@ -33,9 +36,10 @@ import (
 type fakeDB struct {
 	mu       sync.Mutex
 	users    map[string]store.User
-	keys     []signer.StoredKey
 	sessions map[string]*fakeSession // by id
 	tokens   map[string]*fakeToken   // by hex hash
+	audited  []store.AuditEvent
+	lookups  int // UserByIdentity calls
 }
 
 type fakeSession struct {
@@ -56,6 +60,7 @@ func newDB() *fakeDB {
 func (d *fakeDB) UserByIdentity(_ context.Context, identity string) (store.User, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.lookups++
 	u, ok := d.users[identity]
 	if !ok {
 		return store.User{}, store.ErrNotFound
@@ -77,32 +82,10 @@ func (d *fakeDB) CreateUser(_ context.Context, n store.NewUser) (string, error) 
 	return id, nil
 }
 
-func (d *fakeDB) SigningKeys(context.Context) ([]signer.StoredKey, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return append([]signer.StoredKey(nil), d.keys...), nil
-}
-
-func (d *fakeDB) InsertCurrentKey(_ context.Context, k signer.StoredKey) (bool, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, e := range d.keys {
-		if e.State == signer.StateCurrent {
-			return false, nil
-		}
-	}
-	d.keys = append(d.keys, k)
-	return true, nil
-}
-
-func (d *fakeDB) PublishJWKS(context.Context, []byte, string, string, time.Duration) error {
-	return nil
-}
-
 func (d *fakeDB) CreateSession(_ context.Context, n store.NewSession) (string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	sid := fmt.Sprintf("sess-%d", len(d.sessions)+1)
+	sid := fmt.Sprintf("00000000-0000-4000-9000-%012d", len(d.sessions)+1)
 	d.sessions[sid] = &fakeSession{userID: n.UserID, expires: n.ExpiresAt}
 	d.tokens[string(n.RefreshHash)] = &fakeToken{sid: sid}
 	return sid, nil
@@ -137,6 +120,64 @@ func (d *fakeDB) RevokeSessionByRefresh(_ context.Context, hash []byte, _ string
 	}
 	d.sessions[tk.sid].revoked = true
 	return nil
+}
+
+func (d *fakeDB) PublishedKeysOf(context.Context, string) (store.PublishedKeys, error) {
+	return store.PublishedKeys{}, store.ErrNotFound // no account here publishes keys
+}
+
+func (d *fakeDB) AddKeyRecord(context.Context, store.PublishedKeys) (bool, error) { return false, nil }
+
+func (d *fakeDB) Audit(_ context.Context, e store.AuditEvent) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.audited = append(d.audited, e)
+	return nil
+}
+
+func (d *fakeDB) SessionLive(_ context.Context, uid, sid string, now time.Time) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, ok := d.sessions[sid]
+	return ok && s.userID == uid && !s.revoked && now.Before(s.expires), nil
+}
+
+func (d *fakeDB) ListSessions(_ context.Context, uid string, now time.Time) ([]store.SessionInfo, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []store.SessionInfo
+	for id, s := range d.sessions {
+		if s.userID == uid && !s.revoked && now.Before(s.expires) {
+			out = append(out, store.SessionInfo{ID: id, ExpiresAt: s.expires})
+		}
+	}
+	return out, nil
+}
+
+func (d *fakeDB) RevokeSession(_ context.Context, uid, sid, _ string, _ time.Time) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, ok := d.sessions[sid]
+	if !ok || s.userID != uid || s.revoked {
+		return store.ErrNotFound
+	}
+	s.revoked = true
+	return nil
+}
+
+func (d *fakeDB) UserByID(_ context.Context, id string) (store.User, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, u := range d.users {
+		if u.ID == id {
+			return u, nil
+		}
+	}
+	return store.User{}, store.ErrNotFound
+}
+
+func (d *fakeDB) ChangePassword(context.Context, store.PasswordChange, time.Time) (int, error) {
+	return 0, errors.New("fakeDB: password changes are tested against PostgreSQL (tests/integration)")
 }
 
 type fakeHS struct {
@@ -236,19 +277,24 @@ func newStack(t *testing.T) *stack {
 	db := newDB()
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	login, err := srplogin.New(db, &fakeHS{m: map[string]handshake.State{}}, secret)
+	login, err := srplogin.New(db, db, &fakeHS{m: map[string]handshake.State{}}, secret)
 	if err != nil {
 		t.Fatal(err)
 	}
 	kek := make([]byte, 32)
 	_, _ = rand.Read(kek)
 	sg := signer.New("http://127.0.0.1:8080", "zsm-api", 15*time.Minute, kek)
-	if err := sg.Load(context.Background(), db); err != nil {
+	rot := &signer.Rotator{Keys: &memstore.Keys{}, KEK: kek, Issuer: "http://127.0.0.1:8080", Audience: "zsm-api", AccessTTL: 15 * time.Minute}
+	if err := rot.Load(context.Background(), sg); err != nil {
 		t.Fatal(err)
 	}
 	lim, att := &fakeLimiter{}, &fakeAttempts{}
+	sessions, err := session.New(db, db, sg, 24*time.Hour, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := &Server{
-		Login: login, Sessions: session.New(db, sg, 24*time.Hour, slog.New(slog.DiscardHandler)),
+		Login: login, Sessions: sessions,
 		Signer: sg, Limiter: lim, Attempts: att, Limits: Limits{LoginPerIP: 30, SignupPerIP: 10, IPv4Prefix: 32, IPv6Prefix: 64},
 		Ready: map[string]Checker{"postgres": func(context.Context) error { return nil }},
 	}
@@ -259,13 +305,23 @@ func newStack(t *testing.T) *stack {
 
 var (
 	secretA = []byte("alice's srp secret, 32 bytes....")
-	kdfA    = authclient.KDF{Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 16)),
-		MemoryKiB: srplogin.FloorMemoryKiB, Iterations: srplogin.FloorIterations, Parallelism: srplogin.FloorParallelism}
+	kdfA    = api.KDF{Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 16)),
+		MemoryKiB: api.KDFFloorMemoryKiB, Iterations: api.KDFFloorIterations, Parallelism: api.KDFFloorParallelism}
 )
 
+// ident is what a client makes of an identity typed by its user.
+func ident(t *testing.T, s string) srpgroup.Identity {
+	t.Helper()
+	id, err := srpgroup.ParseIdentity(s)
+	if err != nil {
+		t.Fatalf("identity %q: %v", s, err)
+	}
+	return id
+}
+
 func derive(secret []byte) authclient.Derive {
-	return func(k authclient.KDF) ([]byte, error) {
-		if k.MemoryKiB < srplogin.FloorMemoryKiB {
+	return func(k api.KDF) ([]byte, error) {
+		if k.MemoryKiB < api.KDFFloorMemoryKiB {
 			return nil, errors.New("kdf below floor")
 		}
 		return secret, nil
@@ -285,25 +341,32 @@ func TestHTTPFlowWithClient(t *testing.T) {
 	s := newStack(t)
 	ctx := context.Background()
 
-	uid, err := s.cl.Signup(ctx, "Alice@X.io", secretA, kdfA)
+	uid, err := s.cl.Signup(ctx, ident(t, "Alice@X.io"), secretA, kdfA)
 	if err != nil {
 		t.Fatalf("signup: %v", err)
 	}
 	if uid == "" {
 		t.Fatal("no user id")
 	}
-	if _, err := s.cl.Signup(ctx, "alice@x.io", []byte("other"), kdfA); err == nil {
+	if _, err := s.cl.Signup(ctx, ident(t, "alice@x.io"), []byte("other"), kdfA); err == nil {
 		t.Fatal("second signup of one identity succeeded")
 	} else if st, code := apiCode(t, err); st != http.StatusConflict || code != "identity_unavailable" {
 		t.Fatalf("second signup: %d %s", st, code)
 	}
 
-	sess, err := s.cl.Login(ctx, "  ALICE@x.io", derive(secretA))
+	sess, err := s.cl.Login(ctx, ident(t, "  ALICE@x.io"), derive(secretA))
 	if err != nil {
 		t.Fatalf("login: %v", err)
 	}
 	if sess.UserID != uid || sess.TokenType != "Bearer" || sess.ExpiresIn < 890 || sess.ExpiresIn > 900 {
 		t.Fatalf("session %+v", sess)
+	}
+	// The server normalizes what it is sent, once, at its edge: another
+	// spelling, sent as it is, finds the account's parameters.
+	params := post(t, s, api.PathLoginParams, nil, `{"identity":"  ALICE@x.io"}`)
+	var got api.ParamsResponse
+	if params.status != http.StatusOK || json.Unmarshal(params.body, &got) != nil || got.KDF != kdfA {
+		t.Fatalf("params for another spelling: %d %s, want the account's %+v", params.status, params.body, kdfA)
 	}
 	c, err := s.srv.Signer.Verify(sess.AccessToken, time.Now())
 	if err != nil || c.Subject != uid || c.SessionID != sess.SessionID {
@@ -311,8 +374,8 @@ func TestHTTPFlowWithClient(t *testing.T) {
 	}
 
 	// Wrong password and unknown identity: one answer.
-	_, errWrong := s.cl.Login(ctx, "alice@x.io", derive([]byte("wrong")))
-	_, errGhost := s.cl.Login(ctx, "ghost@x.io", derive(secretA))
+	_, errWrong := s.cl.Login(ctx, ident(t, "alice@x.io"), derive([]byte("wrong")))
+	_, errGhost := s.cl.Login(ctx, ident(t, "ghost@x.io"), derive(secretA))
 	sw, cw := apiCode(t, errWrong)
 	sg, cg := apiCode(t, errGhost)
 	if sw != http.StatusUnauthorized || cw != "login_failed" || sg != sw || cg != cw {
@@ -343,7 +406,7 @@ func TestHTTPFlowWithClient(t *testing.T) {
 	}
 
 	// Logout.
-	sess2, err := s.cl.Login(ctx, "alice@x.io", derive(secretA))
+	sess2, err := s.cl.Login(ctx, ident(t, "alice@x.io"), derive(secretA))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,8 +425,16 @@ func TestHTTPFlowWithClient(t *testing.T) {
 
 func post(t *testing.T, s *stack, path string, hdr map[string]string, body string) answer {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, s.ts.URL+path, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
+	return send(t, s, http.MethodPost, path, hdr, body)
+}
+
+// send sends a request to the stack's server; a body is sent as JSON.
+func send(t *testing.T, s *stack, method, path string, hdr map[string]string, body string) answer {
+	t.Helper()
+	req, _ := http.NewRequest(method, s.ts.URL+path, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
@@ -525,12 +596,99 @@ func TestHTTPJWKSAndReady(t *testing.T) {
 func TestHTTPSignupThenLoginAnyAcceptedIdentity(t *testing.T) {
 	s := newStack(t)
 	ctx := context.Background()
-	for _, id := range []string{"bob@x.io", "\u13a0lice@x.io"} {
+	for _, raw := range []string{"bob@x.io", "\u13a0lice@x.io"} {
+		id, err := srpgroup.ParseIdentity(raw)
+		if err != nil {
+			continue // refused at sign-up (by the client's edge): fine
+		}
 		if _, err := s.cl.Signup(ctx, id, secretA, kdfA); err != nil {
 			continue // refused at sign-up: fine
 		}
 		if _, err := s.cl.Login(ctx, id, derive(secretA)); err != nil {
 			t.Errorf("%q signed up but cannot log in: %v", id, err)
 		}
+	}
+}
+
+// The endpoints that take an access token answer through the one table:
+// no token, a bad one, and one whose session has ended each get their code
+// and the bearer challenge; a live session lists and ends sessions.
+func TestHTTPSessionEndpoints(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	dana := ident(t, "dana@x.io")
+	if _, err := s.cl.Signup(ctx, dana, secretA, kdfA); err != nil {
+		t.Fatal(err)
+	}
+	first, err := s.cl.Login(ctx, dana, derive(secretA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := s.cl.Login(ctx, dana, derive(secretA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(token string) answer {
+		t.Helper()
+		hdr := map[string]string{}
+		if token != "" {
+			hdr["Authorization"] = "Bearer " + token
+		}
+		return send(t, s, http.MethodGet, api.PathSessions, hdr, "")
+	}
+	none := get("")
+	errorShape(t, none, http.StatusUnauthorized, api.CodeInvalidToken)
+	if h := none.header.Get("WWW-Authenticate"); h != `Bearer realm="zsm"` {
+		t.Errorf("no token: WWW-Authenticate %q", h)
+	}
+	bad := get(first.AccessToken + "x")
+	errorShape(t, bad, http.StatusUnauthorized, api.CodeInvalidToken)
+	if h := bad.header.Get("WWW-Authenticate"); h != `Bearer error="invalid_token"` {
+		t.Errorf("bad token: WWW-Authenticate %q", h)
+	}
+
+	list, err := s.cl.ListSessions(ctx, first.AccessToken)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("sessions: %+v, %v", list, err)
+	}
+	current := 0
+	for _, i := range list {
+		if i.Current {
+			current++
+			if i.ID != first.SessionID {
+				t.Errorf("session %s marked current for the token of %s", i.ID, first.SessionID)
+			}
+		}
+	}
+	if current != 1 {
+		t.Errorf("%d sessions marked current", current)
+	}
+	if err := s.cl.RevokeSession(ctx, first.AccessToken, "00000000-0000-4000-8000-00000000dead"); err == nil {
+		t.Fatal("revoked a session that does not exist")
+	} else if st, code := apiCode(t, err); st != http.StatusNotFound || code != api.CodeNotFound {
+		t.Fatalf("unknown session: %d %s", st, code)
+	}
+	if err := s.cl.RevokeSession(ctx, first.AccessToken, second.SessionID); err != nil {
+		t.Fatal(err)
+	}
+	ended := get(second.AccessToken)
+	errorShape(t, ended, http.StatusUnauthorized, api.CodeSessionRevoked)
+	if h := ended.header.Get("WWW-Authenticate"); h != `Bearer error="invalid_token"` {
+		t.Errorf("ended session: WWW-Authenticate %q", h)
+	}
+}
+
+// An identity is normalized where the request comes in, once: one that
+// cannot be is refused there, before any lookup or attempt is counted.
+func TestHTTPBadIdentityNeverReachesTheStore(t *testing.T) {
+	s := newStack(t)
+	for _, id := range []string{"", "ab", "a b@x.io", "x\u0000yz", strings.Repeat("a", 300)} {
+		body, _ := json.Marshal(api.InitRequest{Identity: id, A: "2"})
+		errorShape(t, post(t, s, api.PathLoginInit, nil, string(body)), http.StatusBadRequest, api.CodeMalformedRequest)
+		body, _ = json.Marshal(api.ParamsRequest{Identity: id})
+		errorShape(t, post(t, s, api.PathLoginParams, nil, string(body)), http.StatusBadRequest, api.CodeMalformedRequest)
+	}
+	if s.db.lookups != 0 || len(s.att.begun) != 0 {
+		t.Fatalf("malformed identities reached the store (%d lookups) or the attempt counters (%v)", s.db.lookups, s.att.begun)
 	}
 }

@@ -8,13 +8,14 @@ import (
 	"strings"
 	"testing"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/srpgroup"
 )
 
 // normalize puts a decoded request in the form a re-marshal gives it: a
 // json.RawMessage is compacted by Marshal, and an absent one becomes null.
 func normalize(v any) any {
-	if s, ok := v.(*SignupRequest); ok {
+	if s, ok := v.(*api.SignupRequest); ok {
 		cp := *s
 		if cp.KDF == nil {
 			cp.KDF = json.RawMessage("null")
@@ -63,16 +64,16 @@ func roundTrip[T any](t *testing.T, body []byte) {
 // Seeds: testdata/fuzz/FuzzDecodeStrict.
 func FuzzDecodeStrict(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var in InitRequest
+		var in api.InitRequest
 		if DecodeStrict(body, &in) == nil && strings.ContainsRune(in.Identity+in.A, '\uFFFD') &&
 			!bytes.Contains(body, []byte("\uFFFD")) && !bytes.Contains(bytes.ToLower(body), []byte(`\ufffd`)) {
 			t.Fatalf("accepted %q, which decodes to a made-up U+FFFD", body)
 		}
-		roundTrip[SignupRequest](t, body)
-		roundTrip[ParamsRequest](t, body)
-		roundTrip[InitRequest](t, body)
-		roundTrip[VerifyRequest](t, body)
-		roundTrip[RefreshRequest](t, body)
+		roundTrip[api.SignupRequest](t, body)
+		roundTrip[api.ParamsRequest](t, body)
+		roundTrip[api.InitRequest](t, body)
+		roundTrip[api.VerifyRequest](t, body)
+		roundTrip[api.RefreshRequest](t, body)
 	})
 }
 
@@ -129,7 +130,7 @@ func TestDecodeStrictRefusesWhatIsNotUTF8(t *testing.T) {
 		`{"identity":"a\ud83d\ud83d","a":"2"}`:         "the request body escapes half of a UTF-16 surrogate pair",
 		`{"identity":"ab","a":"2","x":"\uDE00"}`:       "the request body escapes half of a UTF-16 surrogate pair",
 	} {
-		var v InitRequest
+		var v api.InitRequest
 		if err := DecodeStrict([]byte(body), &v); err == nil || err.Error() != want {
 			t.Errorf("DecodeStrict(%q) = %v, want %q", body, err, want)
 		}
@@ -140,7 +141,7 @@ func TestDecodeStrictRefusesWhatIsNotUTF8(t *testing.T) {
 		`{"identity":"a\"\\\"","a":"2"}`:       `a"\"`,
 		`{"identity":"\ufffd","a":"2"}`:        "\uFFFD", // sent as such: CheckNewIdentity's business
 	} {
-		var v InitRequest
+		var v api.InitRequest
 		if err := DecodeStrict([]byte(body), &v); err != nil || v.Identity != identity {
 			t.Errorf("DecodeStrict(%q) = %q, %v; want %q", body, v.Identity, err, identity)
 		}

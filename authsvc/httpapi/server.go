@@ -21,6 +21,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/authsvc/ratelimit"
 	"zsm.dev/zsm/authsvc/session"
 	"zsm.dev/zsm/authsvc/signer"
@@ -58,7 +59,7 @@ type Attempts interface {
 // Checker reports whether a dependency is usable, for /readyz.
 type Checker func(ctx context.Context) error
 
-// Server holds the handlers' dependencies.
+// Server holds the handlers' dependencies; each is required.
 type Server struct {
 	Login    *srplogin.Service
 	Sessions *session.Manager
@@ -73,9 +74,6 @@ type Server struct {
 	// than the time a next key is published before it signs.
 	JWKSMaxAge time.Duration
 	log        *slog.Logger
-
-	// Keys publishes late key records (keys.go); nil answers 503 there.
-	Keys KeyRecords
 }
 
 // Handler builds the echo instance.
@@ -93,18 +91,17 @@ func (s *Server) Handler(log *slog.Logger, trusted []netip.Prefix) *echo.Echo {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	e.GET("/.well-known/jwks.json", s.jwks)
+	e.GET(api.PathJWKS, s.jwks)
 
-	v1 := e.Group("/auth/v1")
-	v1.GET("/openapi.yaml", s.openapi)
-	v1.POST("/signup", s.signup)
-	v1.POST("/login/params", s.loginParams)
-	v1.POST("/login/init", s.loginInit)
-	v1.POST("/login/verify", s.loginVerify)
-	v1.POST("/token/refresh", s.refresh)
-	v1.POST("/logout", s.logout)
-	s.sessionRoutes(v1)
-	s.keyRoutes(v1)
+	e.GET(api.PathOpenAPI, s.openapi)
+	e.POST(api.PathSignup, s.signup)
+	e.POST(api.PathLoginParams, s.loginParams)
+	e.POST(api.PathLoginInit, s.loginInit)
+	e.POST(api.PathLoginVerify, s.loginVerify)
+	e.POST(api.PathTokenRefresh, s.refresh)
+	e.POST(api.PathLogout, s.logout)
+	s.sessionRoutes(e)
+	s.keyRoutes(e)
 	return e
 }
 
@@ -116,10 +113,10 @@ func decode(c echo.Context, v any) error {
 		if errors.As(err, &tooLarge) {
 			return errTooLarge
 		}
-		return badRequest("malformed_request", errors.New("the request body could not be read"))
+		return badRequest(api.CodeMalformedRequest, errors.New("the request body could not be read"))
 	}
 	if err := DecodeStrict(body, v); err != nil {
-		return badRequest("malformed_request", err)
+		return badRequest(api.CodeMalformedRequest, err)
 	}
 	return nil
 }
@@ -262,13 +259,13 @@ func unavailable(cause error) *Error {
 }
 
 func (s *Server) healthz(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	return c.JSON(http.StatusOK, api.Health{Status: "ok"})
 }
 
 func (s *Server) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
-	status := map[string]string{}
+	status := api.Readiness{}
 	ok := true
 	for name, check := range s.Ready {
 		if err := check(ctx); err != nil {
@@ -300,88 +297,68 @@ func (s *Server) openapi(c echo.Context) error {
 	return c.Blob(http.StatusOK, "application/yaml", OpenAPI)
 }
 
-// SignupRequest is the body of POST /auth/v1/signup.
-type SignupRequest struct {
-	UserID      string          `json:"user_id,omitempty"`
-	Identity    string          `json:"identity"`
-	SRPSalt     string          `json:"srp_salt"`
-	SRPVerifier string          `json:"srp_verifier"`
-	KDF         json.RawMessage `json:"kdf"`
-	KeyBundle   json.RawMessage `json:"key_bundle,omitempty"`
-
-	// KeyRecordSignature proves possession of the bundle's public keys
-	// (docs/crypto.md §3); required with a key bundle.
-	KeyRecordSignature string `json:"key_record_signature,omitempty"`
-}
-
 func (s *Server) signup(c echo.Context) error {
-	var req SignupRequest
+	var req api.SignupRequest
 	if err := decode(c, &req); err != nil {
 		return err
 	}
 	if err := s.limit(c, "signup", s.Limits.SignupPerIP); err != nil {
 		return err
 	}
-	reg, err := srplogin.ParseSignup(srplogin.SignupInput{
-		UserID: req.UserID, Identity: req.Identity, SaltHex: req.SRPSalt, VerifierHex: req.SRPVerifier,
-		KDF: req.KDF, KeyBundle: req.KeyBundle, KeyRecordSignature: req.KeyRecordSignature,
-	})
-	if err != nil {
-		return badRequest("invalid_registration", err)
-	}
-	// A sign-up that publishes public keys must prove it holds them.
-	if err := srplogin.VerifyKeyRecord(reg); err != nil {
-		return badKeyRecord(err)
-	}
-	id, err := s.Login.Register(c.Request().Context(), reg)
-	if errors.Is(err, srplogin.ErrTaken) {
-		return errIdentityTaken
-	}
-	if errors.Is(err, srplogin.ErrKeysTaken) {
-		return errKeysTaken
-	}
+	reg, err := srplogin.ParseSignup(req)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, map[string]string{"user_id": id, "identity": reg.Identity})
-}
-
-// ParamsRequest is the body of POST /auth/v1/login/params.
-type ParamsRequest struct {
-	Identity string `json:"identity"`
+	// A sign-up that publishes public keys must prove it holds them.
+	if err := srplogin.VerifyKeyRecord(reg); err != nil {
+		return err
+	}
+	id, err := s.Login.Register(c.Request().Context(), reg)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, api.SignupResponse{UserID: id, Identity: reg.Identity.String()})
 }
 
 func (s *Server) loginParams(c echo.Context) error {
-	var req ParamsRequest
+	var req api.ParamsRequest
 	if err := decode(c, &req); err != nil {
 		return err
 	}
 	if err := s.limit(c, "params", 4*s.Limits.LoginPerIP); err != nil {
 		return err
 	}
-	k, err := s.Login.Params(c.Request().Context(), req.Identity)
+	id, err := parseIdentity(req.Identity)
 	if err != nil {
-		return loginError(err)
+		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"kdf": k})
-}
-
-// InitRequest is the body of POST /auth/v1/login/init.
-type InitRequest struct {
-	Identity string `json:"identity"`
-	A        string `json:"a"`
+	k, err := s.Login.Params(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, api.ParamsResponse{KDF: k})
 }
 
 func (s *Server) loginInit(c echo.Context) error {
-	var req InitRequest
+	var req api.InitRequest
 	if err := decode(c, &req); err != nil {
 		return err
 	}
-	id, err := srpgroup.NormalizeIdentity(req.Identity)
+	id, err := parseIdentity(req.Identity)
 	if err != nil {
-		return badRequest("malformed_request", fmt.Errorf("identity: %w", err))
+		return err
 	}
 	return s.startSRP(c, id, req.A)
+}
+
+// parseIdentity is the edge where an identity from a request is
+// normalized, once; past it, srplogin takes the srpgroup.Identity.
+func parseIdentity(s string) (srpgroup.Identity, error) {
+	id, err := srpgroup.ParseIdentity(s)
+	if err != nil {
+		return srpgroup.Identity{}, badRequest(api.CodeMalformedRequest, fmt.Errorf("identity: %w", err))
+	}
+	return id, nil
 }
 
 // startSRP runs the server's half of an SRP init for identity (login and
@@ -394,15 +371,15 @@ func (s *Server) loginInit(c echo.Context) error {
 // starts let anyone without the password lock its owner out from anywhere.
 // The identity-wide limit is on unproven attempts, and a prefix the
 // identity logged in from recently is exempt from it (docs/auth.md).
-func (s *Server) startSRP(c echo.Context, identity, a string) error {
+func (s *Server) startSRP(c echo.Context, identity srpgroup.Identity, a string) error {
 	if err := s.limit(c, "login", s.Limits.LoginPerIP); err != nil {
 		return err
 	}
 	// A malformed A is refused before it counts as an attempt.
 	if _, err := srpgroup.ParsePublic(a); err != nil {
-		return badRequest("malformed_request", fmt.Errorf("a: %w", err))
+		return badRequest(api.CodeMalformedRequest, fmt.Errorf("a: %w", err))
 	}
-	d, err := s.Attempts.Begin(c.Request().Context(), identity, s.addrPrefix(c))
+	d, err := s.Attempts.Begin(c.Request().Context(), identity.String(), s.addrPrefix(c))
 	if err != nil {
 		return unavailable(err)
 	}
@@ -414,32 +391,25 @@ func (s *Server) startSRP(c echo.Context, identity, a string) error {
 	}
 	ch, err := s.Login.Init(c.Request().Context(), identity, a)
 	if err != nil {
-		return loginError(err)
+		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{
-		"handshake_id": ch.HandshakeID,
-		"srp_salt":     srplogin.EncodeSalt(ch.Salt),
-		"b":            srpgroup.FormatPublic(ch.B),
-		"kdf":          ch.KDF,
+	return c.JSON(http.StatusOK, api.Challenge{
+		HandshakeID: ch.HandshakeID,
+		SRPSalt:     srplogin.EncodeSalt(ch.Salt),
+		B:           srpgroup.FormatPublic(ch.B),
+		KDF:         ch.KDF,
 	})
 }
 
-// VerifyRequest is the body of POST /auth/v1/login/verify.
-type VerifyRequest struct {
-	HandshakeID string `json:"handshake_id"`
-	M           string `json:"m"`
-	DeviceLabel string `json:"device_label,omitempty"`
-}
-
 func (s *Server) loginVerify(c echo.Context) error {
-	var req VerifyRequest
+	var req api.VerifyRequest
 	if err := decode(c, &req); err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
 	v, err := s.Login.Verify(ctx, req.HandshakeID, req.M)
 	if err != nil {
-		return loginError(err)
+		return err
 	}
 	if err := s.Attempts.Succeeded(ctx, v.Identity, s.addrPrefix(c)); err != nil {
 		// The login is good; only its forgiveness is lost.
@@ -453,46 +423,29 @@ func (s *Server) loginVerify(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	bundle := json.RawMessage("null")
+	bundle := json.RawMessage("null") // an account without a bundle
 	if len(v.KeyBundle) > 0 {
 		bundle = v.KeyBundle
 	}
-	return c.JSON(http.StatusOK, tokenBody(t, map[string]any{"server_proof": v.Proof, "key_bundle": bundle}))
+	return c.JSON(http.StatusOK, api.LoginResponse{Tokens: tokenBody(t), ServerProof: v.Proof, KeyBundle: bundle})
 }
 
-func tokenBody(t session.Tokens, extra map[string]any) map[string]any {
-	m := map[string]any{
-		"user_id":       t.UserID,
-		"session_id":    t.SessionID,
-		"access_token":  t.AccessToken,
-		"token_type":    "Bearer",
-		"expires_in":    int(time.Until(t.ExpiresAt).Round(time.Second) / time.Second),
-		"expires_at":    t.ExpiresAt.UTC().Format(time.RFC3339),
-		"refresh_token": t.RefreshToken,
+// tokenBody is the wire form of a session's tokens; expires_at is whole
+// seconds in UTC.
+func tokenBody(t session.Tokens) api.Tokens {
+	return api.Tokens{
+		UserID:       t.UserID,
+		SessionID:    t.SessionID,
+		AccessToken:  t.AccessToken,
+		TokenType:    api.TokenType,
+		ExpiresIn:    int(time.Until(t.ExpiresAt).Round(time.Second) / time.Second),
+		ExpiresAt:    t.ExpiresAt.UTC().Truncate(time.Second),
+		RefreshToken: t.RefreshToken,
 	}
-	for k, v := range extra {
-		m[k] = v
-	}
-	return m
-}
-
-func loginError(err error) error {
-	switch {
-	case errors.Is(err, srplogin.ErrLoginFailed):
-		return errLoginFailed
-	case errors.Is(err, srplogin.ErrBadRequest):
-		return badRequest("malformed_request", err)
-	}
-	return err
-}
-
-// RefreshRequest is the body of POST /auth/v1/token/refresh and /logout.
-type RefreshRequest struct {
-	RefreshToken string `json:"refresh_token"`
 }
 
 func (s *Server) refresh(c echo.Context) error {
-	var req RefreshRequest
+	var req api.RefreshRequest
 	if err := decode(c, &req); err != nil {
 		return err
 	}
@@ -500,30 +453,23 @@ func (s *Server) refresh(c echo.Context) error {
 		return err
 	}
 	t, err := s.Sessions.Refresh(c.Request().Context(), req.RefreshToken)
-	if errors.Is(err, session.ErrInvalidRefresh) {
-		return errInvalidGrant
-	}
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, tokenBody(t, nil))
+	return c.JSON(http.StatusOK, tokenBody(t))
 }
 
 // logout is limited per address prefix like refresh: each call costs a
 // hash and a database lookup, whatever token it names.
 func (s *Server) logout(c echo.Context) error {
-	var req RefreshRequest
+	var req api.RefreshRequest
 	if err := decode(c, &req); err != nil {
 		return err
 	}
 	if err := s.limit(c, "logout", 4*s.Limits.LoginPerIP); err != nil {
 		return err
 	}
-	err := s.Sessions.Logout(c.Request().Context(), req.RefreshToken)
-	if errors.Is(err, session.ErrInvalidRefresh) {
-		return errInvalidGrant
-	}
-	if err != nil {
+	if err := s.Sessions.Logout(c.Request().Context(), req.RefreshToken); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

@@ -13,11 +13,11 @@ import (
 // as srpgroup.Verifier requires), the same for the same identity and
 // server secret, and different for another identity or secret.
 func TestFakeVerifier(t *testing.T) {
-	s, err := New(nil, nil, bytes.Repeat([]byte{1}, 32))
+	s, err := newFaker(bytes.Repeat([]byte{1}, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := New(nil, nil, bytes.Repeat([]byte{2}, 32))
+	other, err := newFaker(bytes.Repeat([]byte{2}, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestFakeVerifier(t *testing.T) {
 // BenchmarkFakeVerifier shows the made-up verifier costs microseconds, not
 // an exponentiation (go test -bench FakeVerifier ./authsvc/srplogin/).
 func BenchmarkFakeVerifier(b *testing.B) {
-	s, err := New(nil, nil, bytes.Repeat([]byte{1}, 32))
+	s, err := newFaker(bytes.Repeat([]byte{1}, 32))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,6 +4,9 @@
 // it can derive the SRP secret and go-srp needs the client's A before it can
 // answer with B:
 //
+// Identities arrive as srpgroup.Identity, normalized once where the request
+// came in.
+//
 //  1. Params(identity) → the account's KDF parameters.
 //  2. Init(identity, A) → handshake id, SRP salt, B.
 //  3. Verify(handshake id, M) → the server's proof and the user id.
@@ -33,16 +36,25 @@ import (
 	"github.com/google/uuid"
 	srp "github.com/opencoff/go-srp"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/authsvc/handshake"
 	"zsm.dev/zsm/authsvc/store"
 	"zsm.dev/zsm/sdk/keyrecord"
 	"zsm.dev/zsm/srpgroup"
 )
 
-// Users is what login needs from storage.
+// Users is what sign-up and login need from storage.
 type Users interface {
 	UserByIdentity(ctx context.Context, identity string) (store.User, error)
 	CreateUser(ctx context.Context, n store.NewUser) (string, error)
+	// PublishedKeysOf and AddKeyRecord serve PublishKeyRecord.
+	PublishedKeysOf(ctx context.Context, userID string) (store.PublishedKeys, error)
+	AddKeyRecord(ctx context.Context, k store.PublishedKeys) (bool, error)
+}
+
+// Auditor records failed proofs in the authentication audit.
+type Auditor interface {
+	Audit(ctx context.Context, e store.AuditEvent) error
 }
 
 // Handshakes keeps state between Init and Verify.
@@ -51,35 +63,27 @@ type Handshakes interface {
 	Take(ctx context.Context, id string) (handshake.State, error)
 }
 
-// Errors. ErrLoginFailed is the one answer to every failed verify: wrong
-// password, unknown identity, expired or replayed handshake.
-var (
-	ErrLoginFailed = errors.New("login failed")
-	ErrBadRequest  = errors.New("malformed login request")
-	ErrTaken       = errors.New("identity cannot be registered")
-	// ErrBadKeyRecord means a sign-up that publishes public keys did not
-	// prove it holds their private halves (a missing or wrong key record
-	// signature, or no user id for the record to bind).
-	ErrBadKeyRecord = errors.New("the key record does not prove possession of the published keys")
-	// ErrKeysTaken means the published public keys belong to another account.
-	ErrKeysTaken = errors.New("these public keys belong to another account")
-)
-
 // Service runs sign-up and login.
 type Service struct {
 	users Users
+	audit Auditor
 	hs    Handshakes
-	fake  []byte // key for made-up answers about unknown identities
+	faker // made-up answers about unknown identities
 }
 
 // New returns a Service. serverSecret is the operator's server secret; a key
-// for the made-up answers is derived from it.
-func New(users Users, hs Handshakes, serverSecret []byte) (*Service, error) {
-	fake, err := hkdf.Key(sha256.New, serverSecret, nil, "zsm authsvc fake-identity v1", 32)
+// for the made-up answers is derived from it. Every dependency is
+// required: a Service that could not record failed proofs would hide
+// password guessing from the audit.
+func New(users Users, audit Auditor, hs Handshakes, serverSecret []byte) (*Service, error) {
+	if users == nil || audit == nil || hs == nil {
+		return nil, errors.New("srplogin: users, auditor and handshake store are all required")
+	}
+	f, err := newFaker(serverSecret)
 	if err != nil {
 		return nil, err
 	}
-	return &Service{users: users, hs: hs, fake: fake}, nil
+	return &Service{users: users, audit: audit, hs: hs, faker: f}, nil
 }
 
 // HandshakeKey derives the key that seals handshake state from the server
@@ -91,7 +95,7 @@ func HandshakeKey(serverSecret []byte) ([]byte, error) {
 // Registration is a parsed sign-up request.
 type Registration struct {
 	UserID    string // optional: the client may choose the id its key bundle is bound to
-	Identity  string
+	Identity  srpgroup.Identity
 	Salt      []byte
 	Verifier  []byte
 	KDF       json.RawMessage
@@ -103,57 +107,57 @@ type Registration struct {
 	KeyRecordSignature string
 }
 
-// SignupInput is what a client sends to sign up.
-type SignupInput struct {
-	UserID             string
-	Identity           string
-	SaltHex            string
-	VerifierHex        string
-	KDF                json.RawMessage
-	KeyBundle          json.RawMessage
-	KeyRecordSignature string
-}
-
 var uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
-// ParseRegistration checks a sign-up request: a normalizable identity, a salt
-// of the group's size, 1 < v < N-1 in canonical hex, KDF parameters at or
-// above the floor, a random (version 4) user id if one is given, and a key
-// bundle whose public keys are well-formed if one is given. The server keeps
-// the bundle's envelopes as they are: it cannot open them.
-func ParseRegistration(in SignupInput) (Registration, error) {
-	id, err := srpgroup.NormalizeIdentity(in.Identity)
-	if err != nil {
-		return Registration{}, fmt.Errorf("%w: identity: %w", ErrBadRequest, err)
+// ParseRegistration checks a registration for identity (parsed already,
+// where the request came in; req.Identity is not read): a salt of the
+// group's size, 1 < v < N-1 in canonical hex, KDF parameters at or above
+// the floor, a random (version 4) user id if one is given, and a key
+// bundle whose public keys are well-formed if one is given. The server
+// keeps the bundle's envelopes as they are: it cannot open them. Every
+// refusal wraps ErrBadRegistration.
+func ParseRegistration(identity srpgroup.Identity, req api.SignupRequest) (Registration, error) {
+	if identity.IsZero() {
+		return Registration{}, fmt.Errorf("%w: identity: %w", ErrBadRegistration, srpgroup.ErrIdentity)
 	}
-	salt, err := srpgroup.ParseSalt(in.SaltHex)
+	salt, err := srpgroup.ParseSalt(req.SRPSalt)
 	if err != nil {
-		return Registration{}, fmt.Errorf("%w: srp_salt: %w", ErrBadRequest, err)
+		return Registration{}, fmt.Errorf("%w: srp_salt: %w", ErrBadRegistration, err)
 	}
-	v, err := srpgroup.ParsePublic(in.VerifierHex)
+	v, err := srpgroup.ParsePublic(req.SRPVerifier)
 	if err != nil {
-		return Registration{}, fmt.Errorf("%w: srp_verifier: %w", ErrBadRequest, err)
+		return Registration{}, fmt.Errorf("%w: srp_verifier: %w", ErrBadRegistration, err)
 	}
-	k, err := ParseKDF(in.KDF)
+	k, err := ParseKDF(req.KDF)
 	if err != nil {
-		return Registration{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
+		return Registration{}, fmt.Errorf("%w: %w", ErrBadRegistration, err)
 	}
-	if in.UserID != "" && !uuidPattern.MatchString(in.UserID) {
-		return Registration{}, fmt.Errorf("%w: user_id must be a random (version 4) uuid in lower case", ErrBadRequest)
+	if req.UserID != "" && !uuidPattern.MatchString(req.UserID) {
+		return Registration{}, fmt.Errorf("%w: user_id must be a random (version 4) uuid in lower case", ErrBadRegistration)
 	}
 	canon, _ := json.Marshal(k)
-	r := Registration{UserID: in.UserID, Identity: id, Salt: salt, Verifier: v.Bytes(), KDF: canon}
-	if string(in.KeyBundle) == "null" {
-		return Registration{}, fmt.Errorf("%w: key_bundle must be an object; leave it out to publish no keys", ErrBadRequest)
+	r := Registration{UserID: req.UserID, Identity: identity, Salt: salt, Verifier: v.Bytes(), KDF: canon}
+	if string(req.KeyBundle) == "null" {
+		return Registration{}, fmt.Errorf("%w: key_bundle must be an object; leave it out to publish no keys", ErrBadRegistration)
 	}
-	if len(in.KeyBundle) > 0 {
-		if r.X25519Public, r.Ed25519Public, err = bundlePublicKeys(in.KeyBundle); err != nil {
-			return Registration{}, fmt.Errorf("%w: key_bundle: %w", ErrBadRequest, err)
+	if len(req.KeyBundle) > 0 {
+		if r.X25519Public, r.Ed25519Public, err = bundlePublicKeys(req.KeyBundle); err != nil {
+			return Registration{}, fmt.Errorf("%w: key_bundle: %w", ErrBadRegistration, err)
 		}
-		r.KeyBundle = in.KeyBundle
+		r.KeyBundle = req.KeyBundle
 	}
-	r.KeyRecordSignature = in.KeyRecordSignature
+	r.KeyRecordSignature = req.KeyRecordSignature
 	return r, nil
+}
+
+// ParseNewPassword checks the new password's registration in a password
+// change of the account identity, as a sign-up's is checked, except that
+// the identity is the account's (the rules a new identity meets at sign-up
+// may be newer than the account).
+func ParseNewPassword(identity srpgroup.Identity, req api.PasswordChangeRequest) (Registration, error) {
+	return ParseRegistration(identity, api.SignupRequest{
+		SRPSalt: req.SRPSalt, SRPVerifier: req.SRPVerifier, KDF: req.KDF, KeyBundle: req.KeyBundle,
+	})
 }
 
 // VerifyKeyRecord checks that a sign-up which publishes public keys proves
@@ -179,7 +183,7 @@ func VerifyKeyRecord(r Registration) error {
 	if err != nil {
 		return fmt.Errorf("%w: user_id", ErrBadKeyRecord)
 	}
-	rec, err := keyrecord.FromBase64(uid, r.Identity, r.X25519Public, r.Ed25519Public)
+	rec, err := keyrecord.FromBase64(uid, r.Identity.String(), r.X25519Public, r.Ed25519Public)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadKeyRecord, err)
 	}
@@ -189,31 +193,37 @@ func VerifyKeyRecord(r Registration) error {
 	return nil
 }
 
-// ParseSignup is ParseRegistration for a new account: the identity must
-// also meet srpgroup.CheckNewIdentity (no U+FFFD, no confusable mix of
-// scripts). A password change re-registers an existing identity and uses
-// ParseRegistration, so an account made under older rules keeps working.
-func ParseSignup(in SignupInput) (Registration, error) {
-	r, err := ParseRegistration(in)
+// ParseSignup checks a sign-up request, the edge where its identity is
+// normalized (srpgroup.ParseIdentity), then the registration
+// (ParseRegistration). A new identity must also meet
+// srpgroup.CheckNewIdentity (no U+FFFD, no confusable mix of scripts); a
+// password change re-registers an existing identity (ParseNewPassword), so
+// an account made under older rules keeps working.
+func ParseSignup(req api.SignupRequest) (Registration, error) {
+	id, err := srpgroup.ParseIdentity(req.Identity)
+	if err != nil {
+		return Registration{}, fmt.Errorf("%w: identity: %w", ErrBadRegistration, err)
+	}
+	r, err := ParseRegistration(id, req)
 	if err != nil {
 		return Registration{}, err
 	}
-	if err := srpgroup.CheckNewIdentity(r.Identity); err != nil {
-		return Registration{}, fmt.Errorf("%w: identity: %w", ErrBadRequest, err)
+	if err := srpgroup.CheckNewIdentity(id.String()); err != nil {
+		return Registration{}, fmt.Errorf("%w: identity: %w", ErrBadRegistration, err)
 	}
 	// The shape of the key fields; whether the signature verifies is
-	// VerifyKeyRecord's question. A bundle comes with the user id its
-	// envelopes and record bind and with the record's signature; a
-	// signature never comes alone.
+	// VerifyKeyRecord's question (403 when it does not). A bundle comes with
+	// the user id its envelopes and record bind and with the record's
+	// signature; a signature never comes alone.
 	switch {
 	case r.KeyBundle != nil && r.KeyRecordSignature == "":
-		return Registration{}, fmt.Errorf("%w: a sign-up with a key_bundle needs its key_record_signature", ErrBadRequest)
+		return Registration{}, fmt.Errorf("%w: a sign-up with a key_bundle needs its key_record_signature", ErrBadRegistration)
 	case r.KeyBundle != nil && r.UserID == "":
-		return Registration{}, fmt.Errorf("%w: a sign-up with a key_bundle needs the user_id its key record binds", ErrBadRequest)
+		return Registration{}, fmt.Errorf("%w: a sign-up with a key_bundle needs the user_id its key record binds", ErrBadRegistration)
 	case r.KeyBundle == nil && r.KeyRecordSignature != "":
-		return Registration{}, fmt.Errorf("%w: key_record_signature without a key_bundle", ErrBadRequest)
+		return Registration{}, fmt.Errorf("%w: key_record_signature without a key_bundle", ErrBadRegistration)
 	case r.KeyRecordSignature != "" && !keyrecord.WellFormedSignature(r.KeyRecordSignature):
-		return Registration{}, fmt.Errorf("%w: key_record_signature is not 64 bytes in canonical base64", ErrBadRequest)
+		return Registration{}, fmt.Errorf("%w: key_record_signature is not 64 bytes in canonical base64", ErrBadRegistration)
 	}
 	return r, nil
 }
@@ -263,35 +273,59 @@ func bundlePublicKeys(raw json.RawMessage) (string, string, error) {
 // Register stores a parsed registration and returns the new user id.
 func (s *Service) Register(ctx context.Context, r Registration) (string, error) {
 	id, err := s.users.CreateUser(ctx, store.NewUser{
-		ID: r.UserID, Identity: r.Identity, SRPSalt: r.Salt, Verifier: r.Verifier, KDF: r.KDF,
+		ID: r.UserID, Identity: r.Identity.String(), SRPSalt: r.Salt, Verifier: r.Verifier, KDF: r.KDF,
 		KeyBundle: r.KeyBundle, X25519Public: r.X25519Public, Ed25519Public: r.Ed25519Public,
 		KeyRecordSignature: r.KeyRecordSignature,
 	})
-	if errors.Is(err, store.ErrIdentityTaken) {
-		return "", ErrTaken
+	return id, fromStore(err, nil)
+}
+
+// PublishKeyRecord publishes the signed key record of an account made
+// before key records existed: signature must verify over the account's
+// user id, identity and the public keys it published. A record already
+// there is kept, and that is not an error (a client may send its record
+// after every login). An account without public keys is ErrNoPublicKeys;
+// a signature that does not verify wraps ErrBadKeyRecord.
+func (s *Service) PublishKeyRecord(ctx context.Context, userID, signature string) error {
+	k, err := s.users.PublishedKeysOf(ctx, userID)
+	if err != nil {
+		return fromStore(err, ErrNoPublicKeys)
 	}
-	if errors.Is(err, store.ErrKeysTaken) {
-		return "", ErrKeysTaken
+	uid, err := uuid.Parse(k.UserID)
+	if err != nil {
+		return fmt.Errorf("srplogin: key record: user id %q: %w", k.UserID, err)
 	}
-	return id, err
+	rec, err := keyrecord.FromBase64(uid, k.Identity, k.X25519Public, k.Ed25519Public)
+	if err != nil {
+		return fmt.Errorf("srplogin: key record: stored keys: %w", err)
+	}
+	if err := keyrecord.Verify(rec, signature); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadKeyRecord, err)
+	}
+	if k.KeyRecordSignature != "" {
+		return nil
+	}
+	k.KeyRecordSignature = signature
+	_, err = s.users.AddKeyRecord(ctx, k)
+	return err
 }
 
 // Params returns the KDF parameters for identity, made up for an unknown one.
-func (s *Service) Params(ctx context.Context, identity string) (KDF, error) {
-	id, err := srpgroup.NormalizeIdentity(identity)
-	if err != nil {
-		return KDF{}, fmt.Errorf("%w: identity: %w", ErrBadRequest, err)
+func (s *Service) Params(ctx context.Context, identity srpgroup.Identity) (api.KDF, error) {
+	if identity.IsZero() {
+		return api.KDF{}, fmt.Errorf("%w: no identity", ErrBadRequest)
 	}
+	id := identity.String()
 	u, err := s.users.UserByIdentity(ctx, id)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound): // nobody registered it: a made-up answer
 		return s.fakeKDF(id), nil
 	case err != nil:
-		return KDF{}, err
+		return api.KDF{}, err
 	}
-	var k KDF
+	var k api.KDF
 	if err := json.Unmarshal(u.KDF, &k); err != nil {
-		return KDF{}, fmt.Errorf("srplogin: stored kdf of %s: %w", u.ID, err)
+		return api.KDF{}, fmt.Errorf("srplogin: stored kdf of %s: %w", u.ID, err)
 	}
 	return k, nil
 }
@@ -301,16 +335,16 @@ type Challenge struct {
 	HandshakeID string
 	Salt        []byte
 	B           *big.Int
-	KDF         KDF
+	KDF         api.KDF
 }
 
 // Init starts a login: it checks A, builds go-srp's server side against the
 // stored verifier (or a made-up one) and keeps the state for Verify.
-func (s *Service) Init(ctx context.Context, identity, aHex string) (Challenge, error) {
-	id, err := srpgroup.NormalizeIdentity(identity)
-	if err != nil {
-		return Challenge{}, fmt.Errorf("%w: identity: %w", ErrBadRequest, err)
+func (s *Service) Init(ctx context.Context, identity srpgroup.Identity, aHex string) (Challenge, error) {
+	if identity.IsZero() {
+		return Challenge{}, fmt.Errorf("%w: no identity", ErrBadRequest)
 	}
+	id := identity.String()
 	// Bounds and canonical form before any arithmetic; rejects A ≡ 0, 1, N-1.
 	A, err := srpgroup.ParsePublic(aHex)
 	if err != nil {
@@ -319,11 +353,11 @@ func (s *Service) Init(ctx context.Context, identity, aHex string) (Challenge, e
 	var (
 		userID  string
 		salt, v []byte
-		kdf     KDF
+		kdf     api.KDF
 	)
 	u, err := s.users.UserByIdentity(ctx, id)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound): // nobody registered it: made-up answers
 		salt, v, kdf = s.fakeSalt(id), s.fakeVerifier(id), s.fakeKDF(id)
 	case err != nil:
 		return Challenge{}, err
@@ -383,18 +417,17 @@ func (s *Service) Verify(ctx context.Context, handshakeID, mHex string) (Verifie
 // VerifyFor is Verify for a user who is signed in already and proves the
 // password again (before changing it): the handshake must have been started
 // for userID's identity, or the proof is refused like a wrong one. A failure
-// is recorded as failedEvent rather than as a failed login.
+// is recorded as failedEvent rather than as a failed login, and is
+// ErrProofFailed (which wraps ErrLoginFailed).
 func (s *Service) VerifyFor(ctx context.Context, userID, handshakeID, mHex, failedEvent string) (Verified, error) {
 	if userID == "" {
-		return Verified{}, ErrLoginFailed
+		return Verified{}, ErrProofFailed
 	}
-	return s.verify(ctx, handshakeID, mHex, userID, failedEvent)
-}
-
-// Auditor records failed proofs; the Users given to New may offer it
-// (*store.Store does).
-type Auditor interface {
-	Audit(ctx context.Context, e store.AuditEvent) error
+	v, err := s.verify(ctx, handshakeID, mHex, userID, failedEvent)
+	if errors.Is(err, ErrLoginFailed) {
+		return Verified{}, ErrProofFailed
+	}
+	return v, err
 }
 
 func (s *Service) verify(ctx context.Context, handshakeID, mHex, wantUser, failedEvent string) (Verified, error) {
@@ -442,15 +475,11 @@ func (s *Service) verify(ctx context.Context, handshakeID, mHex, wantUser, faile
 // so no user can ever read it; it names the identity for operators, who
 // know every identity anyway. Nothing of the SRP exchange is recorded.
 func (s *Service) failed(ctx context.Context, event, userID, identity, reason string) error {
-	a, ok := s.users.(Auditor)
-	if !ok {
-		return ErrLoginFailed
-	}
 	detail := map[string]any{"reason": reason}
 	if userID == "" && identity != "" {
 		detail["identity"] = identity
 	}
-	if err := a.Audit(ctx, store.AuditEvent{Type: event, UserID: userID, Detail: detail}); err != nil {
+	if err := s.audit.Audit(ctx, store.AuditEvent{Type: event, UserID: userID, Detail: detail}); err != nil {
 		return fmt.Errorf("srplogin: recording a failed proof: %w", err)
 	}
 	return ErrLoginFailed
@@ -490,12 +519,23 @@ func RestoreServer(s string) (srv *srp.Server, err error) {
 	return srv, nil
 }
 
-// Made-up answers for unknown identities. Each is a pure function of the
-// server secret and the identity, so asking twice gives the same answer, as
-// it would for a real account.
+// faker makes up the answers for identities nobody registered. Each is a
+// pure function of the server secret and the identity, so asking twice
+// gives the same answer, as it would for a real account.
+type faker struct {
+	key []byte // derived from the server secret
+}
 
-func (s *Service) derive(label, identity string, n int) []byte {
-	m := hmac.New(sha256.New, s.fake)
+func newFaker(serverSecret []byte) (faker, error) {
+	key, err := hkdf.Key(sha256.New, serverSecret, nil, "zsm authsvc fake-identity v1", 32)
+	if err != nil {
+		return faker{}, err
+	}
+	return faker{key: key}, nil
+}
+
+func (s faker) derive(label, identity string, n int) []byte {
+	m := hmac.New(sha256.New, s.key)
 	m.Write([]byte(label))
 	m.Write([]byte{0})
 	m.Write([]byte(identity))
@@ -506,17 +546,17 @@ func (s *Service) derive(label, identity string, n int) []byte {
 	return out
 }
 
-func (s *Service) fakeKDF(identity string) KDF {
-	return KDF{
-		Alg:         "argon2id",
-		Salt:        base64.StdEncoding.EncodeToString(s.derive("kdf-salt", identity, SaltBytes)),
-		MemoryKiB:   FloorMemoryKiB,
-		Iterations:  FloorIterations,
-		Parallelism: FloorParallelism,
+func (s faker) fakeKDF(identity string) api.KDF {
+	return api.KDF{
+		Alg:         api.KDFAlg,
+		Salt:        base64.StdEncoding.EncodeToString(s.derive("kdf-salt", identity, api.KDFSaltBytes)),
+		MemoryKiB:   api.KDFFloorMemoryKiB,
+		Iterations:  api.KDFFloorIterations,
+		Parallelism: api.KDFFloorParallelism,
 	}
 }
 
-func (s *Service) fakeSalt(identity string) []byte {
+func (s faker) fakeSalt(identity string) []byte {
 	return s.derive("srp-salt", identity, srpgroup.FieldBytes)
 }
 
@@ -528,7 +568,7 @@ func (s *Service) fakeSalt(identity string) []byte {
 // modular exponentiation: computing g^x here made logins of unknown
 // identities about 1.5 ms slower than those of real ones, which a client
 // could measure.
-func (s *Service) fakeVerifier(identity string) []byte {
+func (s faker) fakeVerifier(identity string) []byte {
 	v := new(big.Int).SetBytes(s.derive("srp-verifier", identity, srpgroup.FieldBytes+32))
 	v.Mod(v, nMinus3)
 	return v.Add(v, two).Bytes()

@@ -24,7 +24,7 @@ var (
 
 // SetSessionIdleTTL sets the idle lifetime of sessions: one not used (logged
 // into or refreshed) for this long is dead. authsvc refuses its refresh
-// token, and PublishJWKS writes the value into auth.token_policy, where
+// token, and KeyTx.Publish writes the value into auth.token_policy, where
 // gate.check_request() refuses its access tokens. Zero leaves the idle
 // check to the database's policy alone. Call it before the Store is used.
 func (s *Store) SetSessionIdleTTL(d time.Duration) { s.idleTTL = d }

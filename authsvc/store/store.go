@@ -2,6 +2,11 @@
 // accounts with their SRP verifiers, sessions with their refresh tokens, and
 // signing keys. It speaks pgx directly; every statement is a constant with
 // parameters, and every multi-step change runs in one transaction.
+//
+// It is the storage layer only: it imports no other part of authsvc, and
+// the domain packages (srplogin, session, signer) depend on it through
+// small interfaces of their own. PostgreSQL's errors are mapped to the
+// sentinels below here, at the boundary.
 package store
 
 import (
@@ -14,8 +19,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"zsm.dev/zsm/authsvc/signer"
 )
 
 // Errors callers branch on.
@@ -192,68 +195,6 @@ func (s *Store) UserByIdentity(ctx context.Context, identity string) (User, erro
 		return User{}, fmt.Errorf("store: find user: %w", err)
 	}
 	return u, nil
-}
-
-// SigningKeys returns every key that is still published.
-func (s *Store) SigningKeys(ctx context.Context) ([]signer.StoredKey, error) {
-	rows, err := s.pool.Query(ctx, `
-		SELECT kid, state, public_key, private_sealed, created_at, activated_at, retired_at, published_at, removed_at, revoked
-		  FROM auth.signing_keys ORDER BY created_at`)
-	if err != nil {
-		return nil, fmt.Errorf("store: signing keys: %w", err)
-	}
-	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (signer.StoredKey, error) {
-		var k signer.StoredKey
-		err := r.Scan(&k.KID, &k.State, &k.Public, &k.Sealed, &k.CreatedAt, &k.ActivatedAt, &k.RetiredAt, &k.PublishedAt, &k.RemovedAt, &k.Revoked)
-		return k, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: signing keys: %w", err)
-	}
-	return keys, nil
-}
-
-// InsertCurrentKey stores k as the current key unless one exists already.
-func (s *Store) InsertCurrentKey(ctx context.Context, k signer.StoredKey) (bool, error) {
-	tag, err := s.pool.Exec(ctx, `
-		INSERT INTO auth.signing_keys (kid, algorithm, state, public_key, private_sealed, created_at, activated_at, published_at)
-		VALUES ($1, 'EdDSA', 'current', $2, $3, $4, $5, $4)
-		ON CONFLICT DO NOTHING`, k.KID, k.Public, k.Sealed, k.CreatedAt, k.ActivatedAt)
-	if err != nil {
-		return false, fmt.Errorf("store: insert key: %w", err)
-	}
-	return tag.RowsAffected() == 1, nil
-}
-
-// publishJWKSQuery publishes a JWKS and the token policy (auth.publish_jwks);
-// Store.PublishJWKS and KeyTx.Publish both run it.
-const publishJWKSQuery = `SELECT auth.publish_jwks($1, $2, $3, $4)`
-
-// PublishJWKS hands the JWKS to PostgREST (ALTER ROLE authenticator SET
-// pgrst.jwt_secret, NOTIFY pgrst) and records the token policy, in one
-// transaction; see auth.publish_jwks.
-func (s *Store) PublishJWKS(ctx context.Context, jwks []byte, issuer, audience string, maxTTL time.Duration) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		return s.publish(ctx, tx, jwks, issuer, audience, maxTTL)
-	})
-	if err != nil {
-		return fmt.Errorf("store: publish jwks: %w", err)
-	}
-	return nil
-}
-
-// publish runs auth.publish_jwks in tx and records the idle lifetime
-// gate.check_request() enforces (migration 000006); every path that
-// publishes keys goes through here, so the two never drift apart.
-func (s *Store) publish(ctx context.Context, tx pgx.Tx, jwks []byte, issuer, audience string, maxTTL time.Duration) error {
-	if _, err := tx.Exec(ctx, publishJWKSQuery, string(jwks), issuer, audience, int(maxTTL/time.Second)); err != nil {
-		return err
-	}
-	if s.idleTTL <= 0 {
-		return nil
-	}
-	_, err := tx.Exec(ctx, `UPDATE auth.token_policy SET idle_ttl_seconds = $1`, s.idleSeconds())
-	return err
 }
 
 // IsUnavailable reports whether err means the database could not be reached

@@ -35,6 +35,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/sdk/authclient"
 	"zsm.dev/zsm/sdk/keys"
 	"zsm.dev/zsm/sdk/zsm"
@@ -328,12 +329,15 @@ func benchLogins(ctx context.Context, st *stack.Stack, c config) error {
 
 	ac := authclient.New(st.GatewayURL())
 	ac.HTTP = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: c.loginConns}}
-	kdf := authclient.KDF{Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(secret[:16]), MemoryKiB: 65536, Iterations: 3, Parallelism: 4}
-	identity := fmt.Sprintf("bench-%d@example.test", time.Now().UnixNano())
+	kdf := api.KDF{Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(secret[:16]), MemoryKiB: 65536, Iterations: 3, Parallelism: 4}
+	identity, err := srpgroup.ParseIdentity(fmt.Sprintf("bench-%d@example.test", time.Now().UnixNano()))
+	if err != nil {
+		return err
+	}
 	if _, err := ac.Signup(ctx, identity, secret, kdf); err != nil {
 		return fmt.Errorf("signup: %w", err)
 	}
-	derive := func(authclient.KDF) ([]byte, error) { return secret, nil }
+	derive := func(api.KDF) ([]byte, error) { return secret, nil }
 	r := load(ctx, c.loginConns, c.duration, 100000, func(int) error {
 		_, err := ac.Login(ctx, identity, derive)
 		return err
@@ -356,11 +360,14 @@ func benchReads(ctx context.Context, st *stack.Stack, c config) error {
 	ac := authclient.New(st.GatewayURL())
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	kdf := authclient.KDF{Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(secret[:16]), MemoryKiB: 65536, Iterations: 3, Parallelism: 4}
+	kdf := api.KDF{Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(secret[:16]), MemoryKiB: 65536, Iterations: 3, Parallelism: 4}
 	tokens := make([]string, c.users)
 	owners := make([]string, c.users)
 	for i := range tokens {
-		identity := fmt.Sprintf("reader-%d-%d@example.test", i, time.Now().UnixNano())
+		identity, err := srpgroup.ParseIdentity(fmt.Sprintf("reader-%d-%d@example.test", i, time.Now().UnixNano()))
+		if err != nil {
+			return err
+		}
 		if _, err := ac.Signup(ctx, identity, secret, kdf); err != nil {
 			return err
 		}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/internal/mannwhitney"
 	"zsm.dev/zsm/sdk/authclient"
 	"zsm.dev/zsm/srpgroup"
@@ -30,10 +31,14 @@ func benchTiming(ctx context.Context, st *stack.Stack, c config) error {
 	fmt.Printf("\n== timing of registered vs unknown identities (%d requests each, interleaved) ==\n", c.samples)
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	kdf := authclient.KDF{Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(secret[:16]), MemoryKiB: 65536, Iterations: 3, Parallelism: 4}
+	kdf := api.KDF{Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(secret[:16]), MemoryKiB: 65536, Iterations: 3, Parallelism: 4}
 	ac := authclient.New(st.GatewayURL())
 	known := fmt.Sprintf("timing-%d@example.test", time.Now().UnixNano())
-	if _, err := ac.Signup(ctx, known, secret, kdf); err != nil {
+	knownID, err := srpgroup.ParseIdentity(known)
+	if err != nil {
+		return err
+	}
+	if _, err := ac.Signup(ctx, knownID, secret, kdf); err != nil {
 		return err
 	}
 	unknown := fmt.Sprintf("nobody-%d@example.test", time.Now().UnixNano())

@@ -39,7 +39,7 @@ var ErrBadSignature = errors.New("keyrecord: the key record's signature does not
 // Record is what version 1 vouches for.
 type Record struct {
 	UserID   uuid.UUID
-	Identity string // normalized (srpgroup.NormalizeIdentity)
+	Identity string // in normal form (srpgroup.ParseNormalIdentity)
 	X25519   []byte // 32 bytes
 	Ed25519  []byte // 32 bytes; also the key that signs the record
 }
@@ -52,8 +52,7 @@ type Record struct {
 // It fails for an identity that is not in normal form (normalizing it again
 // would change it) and for keys that are not 32 bytes.
 func (r Record) Message() ([]byte, error) {
-	id, err := srpgroup.NormalizeIdentity(r.Identity)
-	if err != nil || id != r.Identity {
+	if _, err := srpgroup.ParseNormalIdentity(r.Identity); err != nil {
 		return nil, errors.New("keyrecord: the identity is not normalized")
 	}
 	if len(r.Identity) > 255 {

@@ -84,7 +84,7 @@ func (i Identity) check() error {
 	if len(i.Ed25519Public) != ed25519.PublicKeySize {
 		return fmt.Errorf("%w: Ed25519 key of %d bytes", ErrBadIdentity, len(i.Ed25519Public))
 	}
-	if n, err := srpgroup.NormalizeIdentity(i.Identity); err != nil || n != i.Identity || len(i.Identity) > 255 {
+	if _, err := srpgroup.ParseNormalIdentity(i.Identity); err != nil || len(i.Identity) > 255 {
 		return fmt.Errorf("%w: identity %q is not in normal form", ErrBadIdentity, i.Identity)
 	}
 	return nil

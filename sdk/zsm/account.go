@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/sdk/authclient"
 	"zsm.dev/zsm/sdk/keyrecord"
 	"zsm.dev/zsm/sdk/keys"
@@ -45,10 +46,11 @@ type SignupResult struct {
 // the verifier, the KDF parameters and the bundle; never the password, the
 // Secret Key or any key.
 func Signup(ctx context.Context, hc *http.Client, server, identity, password string, state State) (*SignupResult, error) {
-	id, err := srpgroup.NormalizeIdentity(identity)
+	ident, err := srpgroup.ParseIdentity(identity) // the SDK's edge: normalized here, once
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
+	id := ident.String()
 	if password == "" {
 		return nil, errors.New("the password must not be empty")
 	}
@@ -86,8 +88,8 @@ func Signup(ctx context.Context, hc *http.Client, server, identity, password str
 		ac.HTTP = hc
 	}
 	got, err := ac.SignupAccount(ctx, authclient.Account{
-		UserID: userID.String(), Identity: id, Secret: d.SRPSecret, KeyBundle: rawBundle, KeyRecordSignature: recordSig,
-		KDF: authclient.KDF{Alg: kdf.Alg, Salt: kdf.Salt, MemoryKiB: kdf.MemoryKiB, Iterations: kdf.Iterations, Parallelism: kdf.Parallelism},
+		UserID: userID.String(), Identity: ident, Secret: d.SRPSecret, KeyBundle: rawBundle, KeyRecordSignature: recordSig,
+		KDF: api.KDF(kdf),
 	})
 	if err != nil {
 		return nil, apiError(err)
@@ -115,10 +117,11 @@ func accountKey(server, identity string) string {
 // proof is checked, and the key bundle must open with the unlock key and
 // match its own public keys.
 func Login(ctx context.Context, hc *http.Client, server, identity, password string, sk keys.SecretKey, state State) (*Session, error) {
-	id, err := srpgroup.NormalizeIdentity(identity)
+	ident, err := srpgroup.ParseIdentity(identity) // the SDK's edge: normalized here, once
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
+	id := ident.String()
 	ac := authclient.New(server)
 	if hc != nil {
 		ac.HTTP = hc
@@ -126,8 +129,8 @@ func Login(ctx context.Context, hc *http.Client, server, identity, password stri
 	ac.DeviceLabel = DeviceLabel
 	var derived keys.Derived
 	var params keys.KDFParams
-	sess, err := ac.Login(ctx, id, func(k authclient.KDF) ([]byte, error) {
-		params = keys.KDFParams{Alg: k.Alg, Salt: k.Salt, MemoryKiB: k.MemoryKiB, Iterations: k.Iterations, Parallelism: k.Parallelism}
+	sess, err := ac.Login(ctx, ident, func(k api.KDF) ([]byte, error) {
+		params = keys.KDFParams(k)
 		if err := params.Check(); err != nil {
 			return nil, fmt.Errorf("refusing the server's key-derivation parameters: %w", err)
 		}
@@ -184,11 +187,11 @@ func apiError(err error) error {
 	var e *authclient.APIError
 	if errors.As(err, &e) {
 		switch e.Code {
-		case "login_failed":
+		case api.CodeLoginFailed:
 			return ErrLoginFailed
-		case "identity_unavailable":
+		case api.CodeIdentityUnavailable:
 			return fmt.Errorf("%w: %s", ErrExists, e.Message)
-		case "invalid_refresh_token", "session_revoked", "token_expired":
+		case api.CodeInvalidRefreshToken, api.CodeSessionRevoked, api.CodeTokenExpired:
 			return ErrSessionExpired
 		}
 	}

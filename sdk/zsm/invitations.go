@@ -130,10 +130,11 @@ type lookupRow struct {
 // at a time and lists nobody. A key record that does not verify is
 // ErrTampered; no account is ErrNotFound.
 func (c *Client) LookupIdentity(ctx context.Context, identity string) (PublicKeys, error) {
-	id, err := srpgroup.NormalizeIdentity(identity)
+	ident, err := srpgroup.ParseIdentity(identity)
 	if err != nil {
 		return PublicKeys{}, fmt.Errorf("identity: %w", err)
 	}
+	id := ident.String()
 	var rows []lookupRow
 	if err := c.rest(ctx, "POST", "/rpc/lookup_identity", map[string]string{"identity": id}, &rows); err != nil {
 		return PublicKeys{}, err

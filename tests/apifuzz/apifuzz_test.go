@@ -5,8 +5,10 @@
 // failure fails the test, and so does schemathesis that cannot be installed
 // or run. Nothing is skipped.
 //
-// The runs are bounded: a few dozen examples per operation and a time
-// budget per document (apifuzzBudget), about two minutes in all.
+// The runs are bounded by count, not time: maxExamples per operation and
+// phase. A time budget made the run depend on the machine's load: on a busy
+// machine schemathesis spent its whole budget loading the document and
+// generating the coverage cases, tested nothing, and the test failed.
 package apifuzz
 
 import (
@@ -55,13 +57,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// Time budgets of the three runs (schemathesis --max-time): the coverage
-// phase runs first, fuzzing repeats until the budget is spent.
+// maxExamples bounds every phase of every run (schemathesis --max-examples).
+// PostgREST's document has a few dozen operations whose filters are all typed
+// as free strings; its run skips the coverage and stateful phases, which
+// would spend minutes on boundary cases of parameters PostgREST declares as
+// plain text (postgrest.toml says which checks stay off, and why).
 const (
-	authsvcBudget   = 45 * time.Second
-	internalBudget  = 10 * time.Second
-	postgrestBudget = 45 * time.Second
-	maxExamples     = 25
+	maxExamples          = 25
+	postgrestMaxExamples = 15
 )
 
 func TestSchemathesis(t *testing.T) {
@@ -93,7 +96,7 @@ func TestSchemathesis(t *testing.T) {
 	t.Run("authsvc through the gateway", func(t *testing.T) {
 		runSchemathesis(t, ctx, stBin, env, filepath.Join(here, "authsvc.toml"),
 			filepath.Join(st.RepoRoot(), "authsvc", "httpapi", "openapi.yaml"),
-			"--checks", "all", "--url", gw, "--exclude-tag", "internal", "--max-time", secs(authsvcBudget),
+			"--checks", "all", "--max-examples", fmt.Sprint(maxExamples), "--url", gw, "--exclude-tag", "internal",
 			"-H", "Authorization: Bearer "+authsvcToken)
 	})
 	t.Run("authsvc's own listener", func(t *testing.T) {
@@ -102,7 +105,7 @@ func TestSchemathesis(t *testing.T) {
 		// (TestGatewayHealthRoutes).
 		runSchemathesis(t, ctx, stBin, env, filepath.Join(here, "authsvc.toml"),
 			filepath.Join(st.RepoRoot(), "authsvc", "httpapi", "openapi.yaml"),
-			"--checks", "all", "--url", st.AuthsvcURL(), "--include-tag", "internal", "--max-time", secs(internalBudget))
+			"--checks", "all", "--max-examples", fmt.Sprint(maxExamples), "--url", st.AuthsvcURL(), "--include-tag", "internal")
 	})
 	t.Run("PostgREST at /rest/", func(t *testing.T) {
 		// Every check schemathesis has is on by default; postgrest.toml
@@ -110,19 +113,18 @@ func TestSchemathesis(t *testing.T) {
 		// and says why. (--checks all would turn them on again.)
 		doc := restDocument(t, ctx, restToken)
 		runSchemathesis(t, ctx, stBin, env, filepath.Join(here, "postgrest.toml"), doc,
-			"--url", gw+"/rest", "--max-time", secs(postgrestBudget),
+			"--max-examples", fmt.Sprint(postgrestMaxExamples), "--phases", "examples,fuzzing",
+			"--url", gw+"/rest",
 			"-H", "Authorization: Bearer "+restToken)
 	})
 }
-
-func secs(d time.Duration) string { return fmt.Sprint(int(d / time.Second)) }
 
 // runSchemathesis runs `st run` on one document and fails the test unless
 // schemathesis reports no failure and no error.
 func runSchemathesis(t *testing.T, ctx context.Context, stBin string, env []string, config, doc string, args ...string) {
 	t.Helper()
 	all := append([]string{"--config-file", config, "run", doc,
-		"--max-examples", fmt.Sprint(maxExamples), "--workers", "1",
+		"--workers", "1",
 		"--request-timeout", "10", "--no-color", "--suppress-health-check", "too_slow"}, args...)
 	cmd := exec.CommandContext(ctx, stBin, all...)
 	cmd.Env = env
@@ -198,11 +200,55 @@ func restDocument(t *testing.T, ctx context.Context, token string) string {
 	if _, ok := doc.Paths["/vaults"]; !ok {
 		t.Fatalf("PostgREST's OpenAPI does not list /vaults for a signed-in user")
 	}
+	body = markNullable(t, body)
 	p := filepath.Join(t.TempDir(), "postgrest-openapi.json")
 	if err := os.WriteFile(p, body, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// markNullable adds "x-nullable": true to every property of PostgREST's
+// definitions that is not listed as required. Swagger 2.0 cannot say that a
+// value may be null; PostgREST 12 lists exactly the NOT NULL columns as
+// required and types the others by their column type alone, so a row with a
+// NULL in a nullable column (audit_events.session_id of a sign-up, say)
+// would "violate" the document. x-nullable is the Swagger 2.0 extension
+// schemathesis reads for this; nothing else of the document changes.
+func markNullable(t *testing.T, body []byte) []byte {
+	t.Helper()
+	var doc map[string]any
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	defs, _ := doc["definitions"].(map[string]any)
+	n := 0
+	for _, d := range defs {
+		def, _ := d.(map[string]any)
+		required := map[string]bool{}
+		if req, ok := def["required"].([]any); ok {
+			for _, r := range req {
+				if name, ok := r.(string); ok {
+					required[name] = true
+				}
+			}
+		}
+		props, _ := def["properties"].(map[string]any)
+		for name, p := range props {
+			if prop, ok := p.(map[string]any); ok && !required[name] {
+				prop["x-nullable"] = true
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("PostgREST's document has no nullable column: the definitions are not where they were")
+	}
+	out, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // writeIdentities writes the identity samples the hooks draw from: the

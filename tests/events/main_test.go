@@ -9,8 +9,6 @@ package events
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -25,11 +23,7 @@ import (
 
 	"zsm.dev/zsm/sdk/zsm"
 	"zsm.dev/zsm/stack"
-)
-
-var (
-	st       *stack.Stack
-	startErr error
+	"zsm.dev/zsm/tests/internal/stacktest"
 )
 
 // Test settings: loopback and http allowed (for the receiver), fast
@@ -49,26 +43,13 @@ var testEnv = map[string]string{
 }
 
 func TestMain(m *testing.M) {
-	var stop func()
-	st, stop, startErr = stack.StartTemp("zsm-ev-", stack.Config{AuthsvcReplicas: 2, LoginRatePerSecond: 1000, LoginBurst: 1000, AuthsvcEnv: testEnv})
-	code := m.Run()
-	stop()
-	os.Exit(code)
+	os.Exit(stacktest.Run(m, "zsm-ev-", stack.Config{AuthsvcReplicas: 2, LoginRatePerSecond: 1000, LoginBurst: 1000, AuthsvcEnv: testEnv}))
 }
 
-func need(t *testing.T) *stack.Stack {
-	t.Helper()
-	if startErr != nil {
-		t.Fatalf("the stack did not start: %v", startErr)
-	}
-	return st
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
+var (
+	need    = stacktest.Need
+	randHex = stacktest.RandHex
+)
 
 // account is a signed-up, logged-in user of the SDK.
 type account struct {

@@ -13,13 +13,13 @@ import (
 func TestCORSOnlyNamedOrigins(t *testing.T) {
 	s := need(t)
 	c := newClient(t)
-	sess := c.login(c.signup())
+	sess := c.Login(c.Signup("user"))
 	corsHeaders := []string{"Access-Control-Allow-Origin", "Access-Control-Allow-Methods", "Access-Control-Allow-Headers",
 		"Access-Control-Allow-Credentials", "Access-Control-Expose-Headers", "Access-Control-Max-Age"}
 	noCORS := func(r response, what string) {
 		t.Helper()
 		for _, h := range corsHeaders {
-			if v := r.header.Get(h); v != "" {
+			if v := r.Header.Get(h); v != "" {
 				t.Errorf("%s: %s: %q, want none", what, h, v)
 			}
 		}
@@ -35,23 +35,23 @@ func TestCORSOnlyNamedOrigins(t *testing.T) {
 		noCORS(preflight(origin, "/rest/vaults"), "preflight from "+origin)
 	}
 	// No Origin at all (the CLI): no CORS headers either.
-	noCORS(c.do("GET", "/rest/vaults", sess.AccessToken, nil), "GET without Origin")
+	noCORS(c.Do("GET", "/rest/vaults", sess.AccessToken, nil), "GET without Origin")
 
 	for _, origin := range []string{"tauri://localhost", "http://tauri.localhost"} {
 		r := rawRequest(t, c, "GET", s.GatewayURL(), "/rest/vaults", sess.AccessToken, "", "Origin", origin)
 		expectStatus(t, r, http.StatusOK, "GET from "+origin)
-		if got := r.header.Get("Access-Control-Allow-Origin"); got != origin {
+		if got := r.Header.Get("Access-Control-Allow-Origin"); got != origin {
 			t.Errorf("GET from %s: Access-Control-Allow-Origin %q", origin, got)
 		}
-		if got := r.header.Get("Vary"); got != "Origin" {
+		if got := r.Header.Get("Vary"); got != "Origin" {
 			t.Errorf("GET from %s: Vary %q, want Origin", origin, got)
 		}
 		p := preflight(origin, "/rest/vaults")
-		if p.status/100 != 2 || p.header.Get("Access-Control-Allow-Origin") != origin ||
-			p.header.Get("Access-Control-Allow-Methods") == "" || p.header.Get("Access-Control-Allow-Headers") == "" {
-			t.Errorf("preflight from %s: %d %v", origin, p.status, p.header)
+		if p.Status/100 != 2 || p.Header.Get("Access-Control-Allow-Origin") != origin ||
+			p.Header.Get("Access-Control-Allow-Methods") == "" || p.Header.Get("Access-Control-Allow-Headers") == "" {
+			t.Errorf("preflight from %s: %d %v", origin, p.Status, p.Header)
 		}
-		if p.header.Get("Access-Control-Allow-Credentials") != "" {
+		if p.Header.Get("Access-Control-Allow-Credentials") != "" {
 			t.Errorf("preflight from %s allows credentials", origin)
 		}
 		// Only /rest answers CORS; the auth endpoints do not.

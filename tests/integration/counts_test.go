@@ -29,7 +29,7 @@ func rawRequest(t *testing.T, c *client, method, base, path, token, body string,
 	for i := 0; i+1 < len(lines); i += 2 {
 		req.Header.Add(lines[i], lines[i+1])
 	}
-	resp, err := c.http.Do(req)
+	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -38,7 +38,7 @@ func rawRequest(t *testing.T, c *client, method, base, path, token, body string,
 	if err != nil {
 		t.Fatal(err)
 	}
-	return response{status: resp.StatusCode, header: resp.Header, body: b}
+	return response{Status: resp.StatusCode, Header: resp.Header, Body: b}
 }
 
 // A planned or estimated count is the planner's estimate over every row of
@@ -52,22 +52,22 @@ func rawRequest(t *testing.T, c *client, method, base, path, token, body string,
 func TestPlannedCountsRefused(t *testing.T) {
 	s := need(t)
 	victim, attacker := newClient(t), newClient(t)
-	uv := victim.signup()
-	victim.login(uv)
-	victim.login(uv) // audit rows for the victim: sign-up and two logins
-	sa := attacker.login(attacker.signup())
+	uv := victim.Signup("user")
+	victim.Login(uv)
+	victim.Login(uv) // audit rows for the victim: sign-up and two logins
+	sa := attacker.Login(attacker.Signup("user"))
 	// Statistics over every row, the victim's included, as autovacuum
 	// would gather them.
 	if _, err := db(t).Exec(context.Background(), `ANALYZE api.audit_events`); err != nil {
 		t.Fatal(err)
 	}
-	path := "/rest/audit_events?select=id&user_id=eq." + uv.id
+	path := "/rest/audit_events?select=id&user_id=eq." + uv.ID
 
 	// Control: an exact count runs under RLS and counts none of the
 	// victim's rows.
 	r := rawRequest(t, attacker, "HEAD", s.GatewayURL(), path, sa.AccessToken, "", "Prefer", "count=exact")
 	expectStatus(t, r, http.StatusOK, "exact count")
-	if got := r.header.Get("Content-Range"); got != "*/0" {
+	if got := r.Header.Get("Content-Range"); got != "*/0" {
 		t.Fatalf("exact count of another user's events: Content-Range %q, want */0", got)
 	}
 
@@ -85,7 +85,7 @@ func TestPlannedCountsRefused(t *testing.T) {
 		} else {
 			expectStatus(t, r, http.StatusBadRequest, what)
 		}
-		if cr := r.header.Get("Content-Range"); cr != "" {
+		if cr := r.Header.Get("Content-Range"); cr != "" {
 			t.Fatalf("%s: refused, yet Content-Range %q", what, cr)
 		}
 	}
@@ -107,8 +107,8 @@ func TestPlannedCountsRefused(t *testing.T) {
 	// body is then PostgREST's (details and hint, no request_id).
 	r = rawRequest(t, attacker, "GET", s.GatewayURL(), path, sa.AccessToken, "", "Prefer", "co unt=planned")
 	refused(r, "gateway, spelling only the gate normalises", true)
-	if !strings.Contains(string(r.body), `"hint"`) {
-		t.Fatalf("the refusal did not come from the database gate: %s", r.body)
+	if !strings.Contains(string(r.Body), `"hint"`) {
+		t.Fatalf("the refusal did not come from the database gate: %s", r.Body)
 	}
 
 	// Several Prefer lines: exactly one goes on from the gateway, so the
@@ -116,9 +116,9 @@ func TestPlannedCountsRefused(t *testing.T) {
 	// line; later releases join all of them (and refuse).
 	r = rawRequest(t, attacker, "HEAD", s.GatewayURL(), path, sa.AccessToken, "", "Prefer", "return=minimal", "Prefer", "count=planned", "Prefer", "handling=lenient")
 	switch {
-	case r.status == http.StatusBadRequest:
-	case r.status == http.StatusOK && r.header.Get("Content-Range") == "*/*":
+	case r.Status == http.StatusBadRequest:
+	case r.Status == http.StatusOK && r.Header.Get("Content-Range") == "*/*":
 	default:
-		t.Fatalf("two Prefer lines through the gateway: status %d, Content-Range %q", r.status, r.header.Get("Content-Range"))
+		t.Fatalf("two Prefer lines through the gateway: status %d, Content-Range %q", r.Status, r.Header.Get("Content-Range"))
 	}
 }

@@ -25,7 +25,7 @@ import (
 // would never send.
 type sdkUser struct {
 	*client
-	identity, password string
+	Identity, password string
 	sk                 keys.SecretKey
 	c                  *zsm.Client
 }
@@ -34,27 +34,27 @@ func newSDKUser(t *testing.T, prefix string) *sdkUser {
 	t.Helper()
 	ctx := context.Background()
 	raw := newClient(t)
-	u := &sdkUser{client: raw, identity: prefix + "-" + randHex(5) + "@example.test", password: "correct horse " + randHex(4)}
+	u := &sdkUser{client: raw, Identity: prefix + "-" + randHex(5) + "@example.test", password: "correct horse " + randHex(4)}
 	st := zsm.NewMemState()
-	res, err := zsm.Signup(ctx, raw.http, need(t).GatewayURL(), u.identity, u.password, st)
+	res, err := zsm.Signup(ctx, raw.HTTP, need(t).GatewayURL(), u.Identity, u.password, st)
 	if err != nil {
 		t.Fatalf("signup: %v", err)
 	}
 	u.sk = res.SecretKey
-	sess, err := zsm.Login(ctx, raw.http, need(t).GatewayURL(), u.identity, u.password, u.sk, st)
+	sess, err := zsm.Login(ctx, raw.HTTP, need(t).GatewayURL(), u.Identity, u.password, u.sk, st)
 	if err != nil {
 		t.Fatalf("login: %v", err)
 	}
-	u.c = zsm.New(sess, st, raw.http)
+	u.c = zsm.New(sess, st, raw.HTTP)
 	return u
 }
 
-func (u *sdkUser) id() string { return u.c.Session().UserID.String() }
+func (u *sdkUser) ID() string { return u.c.Session().UserID.String() }
 
 // rest sends a request to PostgREST with this user's access token.
 func (u *sdkUser) rest(method, path string, body any, hdr ...string) response {
-	u.t.Helper()
-	return u.do(method, "/rest"+path, u.c.Session().AccessToken, body, hdr...)
+	u.T.Helper()
+	return u.Do(method, "/rest"+path, u.c.Session().AccessToken, body, hdr...)
 }
 
 // grantTo inserts a membership of vault for user with a made-up sealed key
@@ -85,26 +85,26 @@ func TestUnsolicitedGrantIsAnInvitation(t *testing.T) {
 	var keysRows []map[string]any
 	r := mallory.rest("GET", "/public_keys?select=user_id", nil)
 	expectStatus(t, r, http.StatusOK, "list public keys")
-	r.json(t, &keysRows)
-	if len(keysRows) != 1 || keysRows[0]["user_id"] != mallory.id() {
+	r.JSON(t, &keysRows)
+	if len(keysRows) != 1 || keysRows[0]["user_id"] != mallory.ID() {
 		t.Fatalf("mallory lists the public keys of %v; want only her own", keysRows)
 	}
-	r = mallory.rest("GET", "/public_keys?user_id=eq."+victim.id(), nil)
-	if r.status != http.StatusOK || string(r.body) != "[]" {
-		t.Fatalf("victim's keys by user id: %d %s; want 200 []", r.status, r.body)
+	r = mallory.rest("GET", "/public_keys?user_id=eq."+victim.ID(), nil)
+	if r.Status != http.StatusOK || string(r.Body) != "[]" {
+		t.Fatalf("victim's keys by user id: %d %s; want 200 []", r.Status, r.Body)
 	}
 	// Exactly one identity at a time, exactly as normalized; no patterns.
 	var found []map[string]any
-	r = mallory.rest("POST", "/rpc/lookup_identity", map[string]string{"identity": victim.identity})
+	r = mallory.rest("POST", "/rpc/lookup_identity", map[string]string{"identity": victim.Identity})
 	expectStatus(t, r, http.StatusOK, "lookup")
-	r.json(t, &found)
-	if len(found) != 1 || found[0]["user_id"] != victim.id() || found[0]["key_record_signature"] == nil {
-		t.Fatalf("lookup of the victim: %s", r.body)
+	r.JSON(t, &found)
+	if len(found) != 1 || found[0]["user_id"] != victim.ID() || found[0]["key_record_signature"] == nil {
+		t.Fatalf("lookup of the victim: %s", r.Body)
 	}
-	for _, q := range []string{"victim-%", "%@example.test", victim.identity[:8], "VICTIM" + victim.identity[6:], ""} {
+	for _, q := range []string{"victim-%", "%@example.test", victim.Identity[:8], "VICTIM" + victim.Identity[6:], ""} {
 		r = mallory.rest("POST", "/rpc/lookup_identity", map[string]string{"identity": q})
-		if r.status != http.StatusOK || string(r.body) != "[]" {
-			t.Fatalf("lookup %q: %d %s; want 200 []", q, r.status, r.body)
+		if r.Status != http.StatusOK || string(r.Body) != "[]" {
+			t.Fatalf("lookup %q: %d %s; want 200 []", q, r.Status, r.Body)
 		}
 	}
 
@@ -113,7 +113,7 @@ func TestUnsolicitedGrantIsAnInvitation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	expectStatus(t, mallory.rest("POST", "/access_policies", []any{grantTo(trap.ID, victim.id(), mallory.id(), "editor")}),
+	expectStatus(t, mallory.rest("POST", "/access_policies", []any{grantTo(trap.ID, victim.ID(), mallory.ID(), "editor")}),
 		http.StatusCreated, "unsolicited grant")
 
 	// The victim's own vault lists and opens; the grant is an invitation
@@ -126,7 +126,7 @@ func TestUnsolicitedGrantIsAnInvitation(t *testing.T) {
 		t.Fatalf("vaults %v, invitations %v, refused %v", l.Vaults, l.Invitations, l.Refused)
 	}
 	inv := l.Invitations[0]
-	if inv.VaultID != trap.ID || inv.From.String() != mallory.id() || inv.FromIdentity != mallory.identity || inv.Role != "editor" {
+	if inv.VaultID != trap.ID || inv.From.String() != mallory.ID() || inv.FromIdentity != mallory.Identity || inv.Role != "editor" {
 		t.Fatalf("invitation %+v", inv)
 	}
 	v, err := victim.c.VaultByName(ctx, "mine")
@@ -138,12 +138,12 @@ func TestUnsolicitedGrantIsAnInvitation(t *testing.T) {
 	}
 	// Nobody else learns mallory's identity through the invitations.
 	r = stranger.rest("GET", "/rpc/invitations", nil)
-	if r.status != http.StatusOK || string(r.body) != "[]" {
-		t.Fatalf("a stranger's invitations: %d %s", r.status, r.body)
+	if r.Status != http.StatusOK || string(r.Body) != "[]" {
+		t.Fatalf("a stranger's invitations: %d %s", r.Status, r.Body)
 	}
 
 	// Declining removes the grant and blocks mallory.
-	if got, err := victim.c.DeclineInvitation(ctx, trap.ID); err != nil || got.From.String() != mallory.id() {
+	if got, err := victim.c.DeclineInvitation(ctx, trap.ID); err != nil || got.From.String() != mallory.ID() {
 		t.Fatalf("decline: %+v %v", got, err)
 	}
 	if _, err := victim.c.DeclineInvitation(ctx, mine.ID); !errors.Is(err, zsm.ErrNotFound) {
@@ -154,39 +154,39 @@ func TestUnsolicitedGrantIsAnInvitation(t *testing.T) {
 	if l, _ := victim.c.ListVaults(ctx); len(l.Invitations) != 0 || len(l.Vaults) != 1 {
 		t.Fatalf("after declining: %+v", l)
 	}
-	r = mallory.rest("POST", "/access_policies", grantTo(trap.ID, victim.id(), mallory.id(), "viewer"))
+	r = mallory.rest("POST", "/access_policies", grantTo(trap.ID, victim.ID(), mallory.ID(), "viewer"))
 	expectRefusal(t, r, http.StatusForbidden, "42501", "grant to a user who blocked the granter")
 	// In a bulk insert too, and from another vault of mallory's.
 	other, err := mallory.c.CreateVault(ctx, "other")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r = mallory.rest("POST", "/access_policies", []any{grantTo(other.ID, stranger.id(), mallory.id(), "viewer"), grantTo(other.ID, victim.id(), mallory.id(), "viewer")})
+	r = mallory.rest("POST", "/access_policies", []any{grantTo(other.ID, stranger.ID(), mallory.ID(), "viewer"), grantTo(other.ID, victim.ID(), mallory.ID(), "viewer")})
 	expectRefusal(t, r, http.StatusForbidden, "42501", "bulk grant including a user who blocked the granter")
 
 	// The block is the victim's alone: mallory neither sees nor lifts it,
 	// nor makes blocks in anybody else's name.
 	r = mallory.rest("GET", "/grant_blocks", nil)
-	if r.status != http.StatusOK || string(r.body) != "[]" {
-		t.Fatalf("mallory reads blocks: %d %s", r.status, r.body)
+	if r.Status != http.StatusOK || string(r.Body) != "[]" {
+		t.Fatalf("mallory reads blocks: %d %s", r.Status, r.Body)
 	}
-	r = mallory.rest("DELETE", "/grant_blocks?blocked_user_id=eq."+mallory.id(), nil, "Prefer", "return=representation")
-	if r.status != http.StatusOK || string(r.body) != "[]" {
-		t.Fatalf("mallory lifts the victim's block: %d %s", r.status, r.body)
+	r = mallory.rest("DELETE", "/grant_blocks?blocked_user_id=eq."+mallory.ID(), nil, "Prefer", "return=representation")
+	if r.Status != http.StatusOK || string(r.Body) != "[]" {
+		t.Fatalf("mallory lifts the victim's block: %d %s", r.Status, r.Body)
 	}
-	r = mallory.rest("POST", "/grant_blocks", map[string]any{"user_id": stranger.id(), "blocked_user_id": victim.id()})
+	r = mallory.rest("POST", "/grant_blocks", map[string]any{"user_id": stranger.ID(), "blocked_user_id": victim.ID()})
 	expectRefusal(t, r, http.StatusForbidden, "42501", "a block in another user's name")
 
 	// The victim allows mallory again: a new grant goes through.
-	if lifted, err := victim.c.AllowInvitationsFrom(ctx, mallory.identity); err != nil || !lifted {
+	if lifted, err := victim.c.AllowInvitationsFrom(ctx, mallory.Identity); err != nil || !lifted {
 		t.Fatalf("allow: %v %v", lifted, err)
 	}
-	expectStatus(t, mallory.rest("POST", "/access_policies", grantTo(trap.ID, victim.id(), mallory.id(), "viewer")),
+	expectStatus(t, mallory.rest("POST", "/access_policies", grantTo(trap.ID, victim.ID(), mallory.ID(), "viewer")),
 		http.StatusCreated, "grant after the victim allowed it")
 	// Sharing a vault makes each side's public keys readable to the other.
-	r = mallory.rest("GET", "/public_keys?select=user_id&user_id=eq."+victim.id(), nil)
-	if r.json(t, &keysRows); len(keysRows) != 1 {
-		t.Fatalf("the public keys of a vault peer: %s", r.body)
+	r = mallory.rest("GET", "/public_keys?select=user_id&user_id=eq."+victim.ID(), nil)
+	if r.JSON(t, &keysRows); len(keysRows) != 1 {
+		t.Fatalf("the public keys of a vault peer: %s", r.Body)
 	}
 
 	// At most 100 grants to others per granter and hour (the default of
@@ -199,14 +199,14 @@ func TestUnsolicitedGrantIsAnInvitation(t *testing.T) {
 	batch := func(n int) []any {
 		var out []any
 		for range n {
-			out = append(out, grantTo(fv.ID, uuid.NewString(), flood.id(), "viewer"))
+			out = append(out, grantTo(fv.ID, uuid.NewString(), flood.ID(), "viewer"))
 		}
 		return out
 	}
 	r = flood.rest("POST", "/access_policies", batch(101))
 	expectRefusal(t, r, http.StatusTooManyRequests, "rate_limited", "101 grants in one request")
-	if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 1 || ra > 3600 {
-		t.Fatalf("Retry-After %q", r.header.Get("Retry-After"))
+	if ra, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 3600 {
+		t.Fatalf("Retry-After %q", r.Header.Get("Retry-After"))
 	}
 	expectStatus(t, flood.rest("POST", "/access_policies", batch(100)), http.StatusCreated, "100 grants")
 	r = flood.rest("POST", "/access_policies", batch(1))
@@ -227,15 +227,15 @@ func TestUnsolicitedGrantIsAnInvitation(t *testing.T) {
 func TestSignupMustProveKeyPossession(t *testing.T) {
 	ctx := context.Background()
 	victim := newSDKUser(t, "keyowner")
-	pk, err := newSDKUser(t, "asker").c.LookupIdentity(ctx, victim.identity)
+	pk, err := newSDKUser(t, "asker").c.LookupIdentity(ctx, victim.Identity)
 	if err != nil || !pk.Signed {
 		t.Fatalf("lookup: %+v %v", pk, err)
 	}
 	b64 := base64.StdEncoding.EncodeToString
 	vx, ve := b64(pk.X25519.Bytes()), b64(pk.Ed25519)
 	var r []map[string]any
-	rr := victim.rest("GET", "/public_keys?select=key_record_signature&user_id=eq."+victim.id(), nil)
-	rr.json(t, &r)
+	rr := victim.rest("GET", "/public_keys?select=key_record_signature&user_id=eq."+victim.ID(), nil)
+	rr.JSON(t, &r)
 	victimSig := r[0]["key_record_signature"].(string)
 
 	attacker := newClient(t)
@@ -253,7 +253,7 @@ func TestSignupMustProveKeyPossession(t *testing.T) {
 		}
 		bundle.X25519Public, bundle.Ed25519Public = x, e
 		raw, _ := json.Marshal(bundle)
-		_, err = attacker.auth.SignupAccount(ctx, authclient.Account{UserID: uid.String(), Identity: identity, Secret: randBytes(32),
+		_, err = attacker.Auth.SignupAccount(ctx, authclient.Account{UserID: uid.String(), Identity: mustIdentity(t, identity), Secret: randBytes(32),
 			KDF: testKDF(), KeyBundle: raw, KeyRecordSignature: sig})
 		return err
 	}
@@ -277,7 +277,7 @@ func TestSignupMustProveKeyPossession(t *testing.T) {
 	m, _ := forged.Message()
 	refused(signup(uid, ident, vx, ve, b64(ed25519.Sign(own, m))), http.StatusForbidden, "invalid_key_record", "the victim's keys signed by another key")
 	// A record needs the user id it binds.
-	_, err = attacker.auth.SignupAccount(ctx, authclient.Account{Identity: "thief-" + randHex(5) + "@example.test", Secret: randBytes(32),
+	_, err = attacker.Auth.SignupAccount(ctx, authclient.Account{Identity: mustIdentity(t, "thief-"+randHex(5)+"@example.test"), Secret: randBytes(32),
 		KDF: testKDF(), KeyBundle: json.RawMessage(`{}`), KeyRecordSignature: victimSig})
 	refused(err, http.StatusBadRequest, "invalid_registration", "bundle that is not a bundle")
 	// The attacker's own Ed25519 key, which it can sign with, next to the
@@ -308,30 +308,30 @@ func TestSignupMustProveKeyPossession(t *testing.T) {
 	// An account made before key records existed publishes its record at
 	// its next login, through an endpoint that verifies it too.
 	old := newSDKUser(t, "legacy")
-	if _, err := db(t).Exec(ctx, `UPDATE api.public_keys SET key_record_version = NULL, key_record_signature = NULL WHERE user_id = $1`, old.id()); err != nil {
+	if _, err := db(t).Exec(ctx, `UPDATE api.public_keys SET key_record_version = NULL, key_record_signature = NULL WHERE user_id = $1`, old.ID()); err != nil {
 		t.Fatal(err)
 	}
 	tok := old.c.Session().AccessToken
-	r2 := old.do("POST", "/auth/v1/keys/record", tok, map[string]string{"key_record_signature": victimSig})
+	r2 := old.Do("POST", "/auth/v1/keys/record", tok, map[string]string{"key_record_signature": victimSig})
 	expectRefusal(t, r2, http.StatusForbidden, "invalid_key_record", "another account's record")
-	r2 = old.do("POST", "/auth/v1/keys/record", tok, map[string]string{"key_record_signature": "not base64"})
+	r2 = old.Do("POST", "/auth/v1/keys/record", tok, map[string]string{"key_record_signature": "not base64"})
 	expectRefusal(t, r2, http.StatusBadRequest, "malformed_request", "garbage record")
-	if _, err := zsm.Login(ctx, old.http, need(t).GatewayURL(), old.identity, old.password, old.sk, zsm.NewMemState()); err != nil {
+	if _, err := zsm.Login(ctx, old.HTTP, need(t).GatewayURL(), old.Identity, old.password, old.sk, zsm.NewMemState()); err != nil {
 		t.Fatal(err)
 	}
-	lp, err := victim.c.LookupIdentity(ctx, old.identity)
+	lp, err := victim.c.LookupIdentity(ctx, old.Identity)
 	if err != nil || !lp.Signed {
 		t.Fatalf("the legacy account after its login: %+v %v", lp, err)
 	}
 	// A record is never replaced, and an account without keys has none.
-	r2 = old.do("POST", "/auth/v1/keys/record", tok, map[string]string{"key_record_signature": victimSig})
+	r2 = old.Do("POST", "/auth/v1/keys/record", tok, map[string]string{"key_record_signature": victimSig})
 	expectRefusal(t, r2, http.StatusForbidden, "invalid_key_record", "a wrong record for an account that has one")
 	bare := newClient(t)
-	bu := bare.signup()
-	bs := bare.login(bu)
-	r2 = bare.do("POST", "/auth/v1/keys/record", bs.AccessToken, map[string]string{"key_record_signature": victimSig})
+	bu := bare.Signup("user")
+	bs := bare.Login(bu)
+	r2 = bare.Do("POST", "/auth/v1/keys/record", bs.AccessToken, map[string]string{"key_record_signature": victimSig})
 	expectRefusal(t, r2, http.StatusConflict, "no_public_keys", "an account without public keys")
-	r2 = bare.do("POST", "/auth/v1/keys/record", "", map[string]string{"key_record_signature": victimSig})
+	r2 = bare.Do("POST", "/auth/v1/keys/record", "", map[string]string{"key_record_signature": victimSig})
 	expectRefusal(t, r2, http.StatusUnauthorized, "invalid_token", "no token")
 }
 
@@ -350,13 +350,13 @@ func TestDeletedIDsAreNeverReused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	expectStatus(t, owner.rest("POST", "/access_policies", grantTo(v.ID, viewer.id(), owner.id(), "viewer")), http.StatusCreated, "grant")
+	expectStatus(t, owner.rest("POST", "/access_policies", grantTo(v.ID, viewer.ID(), owner.ID(), "viewer")), http.StatusCreated, "grant")
 	events := func(u *sdkUser) []map[string]any {
 		t.Helper()
 		r := u.rest("GET", "/vault_events?select=type,actor_id,secret_id,revision,created_at&vault_id=eq."+v.ID.String(), nil)
 		expectStatus(t, r, http.StatusOK, "read the trail")
 		var out []map[string]any
-		r.json(t, &out)
+		r.JSON(t, &out)
 		return out
 	}
 	if got := events(viewer); len(got) < 3 {
@@ -373,7 +373,7 @@ func TestDeletedIDsAreNeverReused(t *testing.T) {
 	}
 
 	// The viewer is removed; later events are not theirs to read.
-	expectStatus(t, owner.rest("DELETE", "/access_policies?vault_id=eq."+v.ID.String()+"&user_id=eq."+viewer.id(), nil), http.StatusNoContent, "remove")
+	expectStatus(t, owner.rest("DELETE", "/access_policies?vault_id=eq."+v.ID.String()+"&user_id=eq."+viewer.ID(), nil), http.StatusNoContent, "remove")
 	if _, err := owner.c.SetSecret(ctx, v, "B", "two"); err != nil {
 		t.Fatal(err)
 	}
@@ -400,16 +400,16 @@ func TestDeletedIDsAreNeverReused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp := recreate(viewer, live.ID); resp.status != taken.status || !bytes.Equal(resp.body, taken.body) {
-		t.Errorf("another user's live vault: %d %s; want exactly %d %s", resp.status, resp.body, taken.status, taken.body)
+	if resp := recreate(viewer, live.ID); resp.Status != taken.Status || !bytes.Equal(resp.Body, taken.Body) {
+		t.Errorf("another user's live vault: %d %s; want exactly %d %s", resp.Status, resp.Body, taken.Status, taken.Body)
 	}
 	// An upsert (which would update a row it conflicts with) is refused
 	// whatever the id: nobody may update a vault's id.
 	upsert := recreate(viewer, uuid.New(), "Prefer", "resolution=merge-duplicates")
 	expectRefusal(t, upsert, http.StatusForbidden, "42501", "upsert of a fresh vault id")
 	for name, id := range map[string]uuid.UUID{"another user's live vault": live.ID, "a retired vault": v.ID} {
-		if resp := recreate(viewer, id, "Prefer", "resolution=merge-duplicates"); resp.status != upsert.status || !bytes.Equal(resp.body, upsert.body) {
-			t.Errorf("upsert of %s: %d %s; want exactly %d %s", name, resp.status, resp.body, upsert.status, upsert.body)
+		if resp := recreate(viewer, id, "Prefer", "resolution=merge-duplicates"); resp.Status != upsert.Status || !bytes.Equal(resp.Body, upsert.Body) {
+			t.Errorf("upsert of %s: %d %s; want exactly %d %s", name, resp.Status, resp.Body, upsert.Status, upsert.Body)
 		}
 	}
 	expectStatus(t, recreate(viewer, uuid.New()), http.StatusCreated, "a fresh id")
@@ -429,16 +429,16 @@ func TestDeletedIDsAreNeverReused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp := newSecret(ls.ID); resp.status != takenSecret.status || !bytes.Equal(resp.body, takenSecret.body) {
-		t.Errorf("another user's live secret: %d %s; want exactly %d %s", resp.status, resp.body, takenSecret.status, takenSecret.body)
+	if resp := newSecret(ls.ID); resp.Status != takenSecret.Status || !bytes.Equal(resp.Body, takenSecret.Body) {
+		t.Errorf("another user's live secret: %d %s; want exactly %d %s", resp.Status, resp.Body, takenSecret.Status, takenSecret.Body)
 	}
 	if err := other.c.DeleteSecret(ctx, live, "L"); err != nil {
 		t.Fatal(err)
 	}
 	r = other.rest("POST", "/secrets", map[string]any{"id": ls.ID, "vault_id": live.ID, "revision": 1, "ciphertext": "AAAA"})
 	expectRefusal(t, r, http.StatusConflict, "23505", "re-create one's own deleted secret")
-	if !bytes.Equal(r.body, takenSecret.body) {
-		t.Errorf("retired secret id: %s; want %s", r.body, takenSecret.body)
+	if !bytes.Equal(r.Body, takenSecret.Body) {
+		t.Errorf("retired secret id: %s; want %s", r.Body, takenSecret.Body)
 	}
 	expectStatus(t, newSecret(uuid.New()), http.StatusCreated, "a fresh secret id")
 }

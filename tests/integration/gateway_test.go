@@ -11,19 +11,19 @@ import (
 // listener (authsvc/httpapi/openapi.yaml says so per path).
 func TestGatewayHealthRoutes(t *testing.T) {
 	c := newClient(t)
-	r := c.do("GET", "/healthz", "", nil)
+	r := c.Do("GET", "/healthz", "", nil)
 	expectStatus(t, r, http.StatusOK, "gateway /healthz")
-	if strings.TrimSpace(string(r.body)) != `{"status":"ok"}` {
-		t.Errorf("gateway /healthz body %s", r.body)
+	if strings.TrimSpace(string(r.Body)) != `{"status":"ok"}` {
+		t.Errorf("gateway /healthz body %s", r.Body)
 	}
-	expectRefusal(t, c.do("GET", "/readyz", "", nil), http.StatusNotFound, "not_found", "gateway /readyz")
-	r = c.do("POST", "/healthz", "", nil)
+	expectRefusal(t, c.Do("GET", "/readyz", "", nil), http.StatusNotFound, "not_found", "gateway /readyz")
+	r = c.Do("POST", "/healthz", "", nil)
 	expectRefusal(t, r, http.StatusMethodNotAllowed, "method_not_allowed", "POST /healthz")
-	if got := r.header.Get("Allow"); got != "GET, HEAD" {
+	if got := r.Header.Get("Allow"); got != "GET, HEAD" {
 		t.Errorf("POST /healthz: Allow %q", got)
 	}
 
-	resp, err := c.http.Get(need(t).AuthsvcURL() + "/readyz")
+	resp, err := c.HTTP.Get(need(t).AuthsvcURL() + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,12 +50,12 @@ func TestMethodNotAllowedNamesTheMethods(t *testing.T) {
 		{"PUT", "/rest/", "OPTIONS, GET, HEAD"},
 		{"POST", "/rest/", "OPTIONS, GET, HEAD"},
 	} {
-		r := c.do(tc.method, tc.path, "", nil)
-		if r.status != http.StatusMethodNotAllowed {
-			t.Errorf("%s %s: %d, want 405", tc.method, tc.path, r.status)
+		r := c.Do(tc.method, tc.path, "", nil)
+		if r.Status != http.StatusMethodNotAllowed {
+			t.Errorf("%s %s: %d, want 405", tc.method, tc.path, r.Status)
 			continue
 		}
-		if got := r.header.Values("Allow"); len(got) != 1 || got[0] != tc.allow {
+		if got := r.Header.Values("Allow"); len(got) != 1 || got[0] != tc.allow {
 			t.Errorf("%s %s: Allow %q, want exactly %q", tc.method, tc.path, got, tc.allow)
 		}
 	}
@@ -66,7 +66,7 @@ func TestMethodNotAllowedNamesTheMethods(t *testing.T) {
 // and refuses non-ASCII in those and in the URL with 400.
 func TestRestRefusesBytesPostgRESTCannotDecode(t *testing.T) {
 	c := newClient(t)
-	s := c.login(c.signup())
+	s := c.Login(c.Signup("user"))
 	for _, tc := range []struct {
 		what string
 		path string
@@ -78,14 +78,14 @@ func TestRestRefusesBytesPostgRESTCannotDecode(t *testing.T) {
 		{"a filter value that decodes to a byte above 0x7f", "/rest/vaults?id=eq.%FD", nil},
 		{"a select that decodes to a byte above 0x7f", "/rest/vaults?select=%fd", nil},
 	} {
-		expectRefusal(t, c.do("GET", tc.path, s.AccessToken, nil, tc.hdr...), http.StatusBadRequest, "malformed_request", tc.what)
+		expectRefusal(t, c.Do("GET", tc.path, s.AccessToken, nil, tc.hdr...), http.StatusBadRequest, "malformed_request", tc.what)
 	}
 	// Headers PostgREST does not need never reach it, whatever they hold.
-	expectStatus(t, c.do("GET", "/rest/vaults", s.AccessToken, nil, "X-Anything", "\xfd", "User-Agent", "x\xfd"), http.StatusOK, "an unused header that is not UTF-8")
+	expectStatus(t, c.Do("GET", "/rest/vaults", s.AccessToken, nil, "X-Anything", "\xfd", "User-Agent", "x\xfd"), http.StatusOK, "an unused header that is not UTF-8")
 	// What the protocol sends still works.
-	r := c.do("GET", "/rest/vaults?select=id&limit=1", s.AccessToken, nil, "Prefer", "count=exact", "Range", "0-0")
+	r := c.Do("GET", "/rest/vaults?select=id&limit=1", s.AccessToken, nil, "Prefer", "count=exact", "Range", "0-0")
 	expectStatus(t, r, http.StatusOK, "an ordinary read")
-	if r.header.Get("Content-Range") == "" {
+	if r.Header.Get("Content-Range") == "" {
 		t.Error("Range and Prefer did not reach PostgREST")
 	}
 }
@@ -101,26 +101,26 @@ func TestRestDocumentNeedsAToken(t *testing.T) {
 		if auth != "" {
 			hdr = []string{"Authorization", auth}
 		}
-		r := c.do("GET", "/rest/", "", nil, hdr...)
+		r := c.Do("GET", "/rest/", "", nil, hdr...)
 		expectRefusal(t, r, http.StatusUnauthorized, "invalid_token", "the API document with Authorization "+auth)
-		if got := r.header.Values("WWW-Authenticate"); len(got) != 1 || got[0] != "Bearer" {
+		if got := r.Header.Values("WWW-Authenticate"); len(got) != 1 || got[0] != "Bearer" {
 			t.Errorf("WWW-Authenticate %q", got)
 		}
 	}
 	// A CORS preflight carries no token.
-	r := c.do("OPTIONS", "/rest/", "", nil, "Origin", "tauri://localhost", "Access-Control-Request-Method", "GET")
-	if r.status >= 300 || r.header.Get("Access-Control-Allow-Origin") != "tauri://localhost" {
-		t.Errorf("CORS preflight of the document: %d, Access-Control-Allow-Origin %q", r.status, r.header.Get("Access-Control-Allow-Origin"))
+	r := c.Do("OPTIONS", "/rest/", "", nil, "Origin", "tauri://localhost", "Access-Control-Request-Method", "GET")
+	if r.Status >= 300 || r.Header.Get("Access-Control-Allow-Origin") != "tauri://localhost" {
+		t.Errorf("CORS preflight of the document: %d, Access-Control-Allow-Origin %q", r.Status, r.Header.Get("Access-Control-Allow-Origin"))
 	}
-	s := c.login(c.signup())
-	r = c.do("GET", "/rest/", s.AccessToken, nil)
+	s := c.Login(c.Signup("user"))
+	r = c.Do("GET", "/rest/", s.AccessToken, nil)
 	expectStatus(t, r, http.StatusOK, "the API document with a token")
-	if !strings.Contains(string(r.body), `"/vaults"`) {
+	if !strings.Contains(string(r.Body), `"/vaults"`) {
 		t.Error("the document lists no /vaults for a signed-in user")
 	}
 	// The gate's own 401 keeps its single WWW-Authenticate.
-	r = c.do("GET", "/rest/vaults", "garbage", nil)
-	if got := r.header.Values("WWW-Authenticate"); r.status != http.StatusUnauthorized || len(got) != 1 {
-		t.Errorf("a bad token at /rest/vaults: %d, WWW-Authenticate %q", r.status, got)
+	r = c.Do("GET", "/rest/vaults", "garbage", nil)
+	if got := r.Header.Values("WWW-Authenticate"); r.Status != http.StatusUnauthorized || len(got) != 1 {
+		t.Errorf("a bad token at /rest/vaults: %d, WWW-Authenticate %q", r.Status, got)
 	}
 }

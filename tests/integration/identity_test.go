@@ -58,7 +58,7 @@ func TestSignupRefusesMalformedAndConfusableIdentities(t *testing.T) {
 		},
 	} {
 		tg := tag()
-		r := c.do("POST", "/auth/v1/signup", "", make(tg))
+		r := c.Do("POST", "/auth/v1/signup", "", make(tg))
 		expectRefusal(t, r, http.StatusBadRequest, "malformed_request", name)
 		if n := users(tg); n != 0 {
 			t.Fatalf("%s: refused sign-up created %d users", name, n)
@@ -69,7 +69,7 @@ func TestSignupRefusesMalformedAndConfusableIdentities(t *testing.T) {
 			if path == "/auth/v1/login/params" {
 				b = bytes.Replace([]byte(`{"identity":"a-X@example.test"}`), []byte("X"), []byte{0xff}, 1)
 			}
-			expectRefusal(t, c.do("POST", path, "", b), http.StatusBadRequest, "malformed_request", name+" at "+path)
+			expectRefusal(t, c.Do("POST", path, "", b), http.StatusBadRequest, "malformed_request", name+" at "+path)
 		}
 	}
 
@@ -85,7 +85,7 @@ func TestSignupRefusesMalformedAndConfusableIdentities(t *testing.T) {
 	} {
 		tg := tag()
 		identity := fmt.Sprintf(format, tg)
-		r := c.do("POST", "/auth/v1/signup", "", body(identity))
+		r := c.Do("POST", "/auth/v1/signup", "", body(identity))
 		expectRefusal(t, r, http.StatusBadRequest, "invalid_registration", identity)
 		if n := users(tg); n != 0 {
 			t.Fatalf("%s: refused sign-up created %d users", identity, n)
@@ -95,7 +95,7 @@ func TestSignupRefusesMalformedAndConfusableIdentities(t *testing.T) {
 	c = newClient(t)
 	for _, format := range []string{"иван%s@пример.рф", "ivan%s@пример.рф", "たなか漢字%s@example.jp", "kim김%s@example.kr", "alice%s@example.test"} {
 		tg := tag()
-		r := c.do("POST", "/auth/v1/signup", "", body(fmt.Sprintf(format, tg)))
+		r := c.Do("POST", "/auth/v1/signup", "", body(fmt.Sprintf(format, tg)))
 		expectStatus(t, r, http.StatusCreated, "sign-up of "+fmt.Sprintf(format, tg))
 		if n := users(tg); n != 1 {
 			t.Fatalf("%s: %d users", fmt.Sprintf(format, tg), n)

@@ -106,7 +106,7 @@ func rows(prefix string, edit func([]map[string]any) []map[string]any) func(stri
 
 // account signs up through the honest gateway and logs in through evil.
 type account struct {
-	identity, password string
+	Identity, password string
 	sk                 keys.SecretKey
 	state              *zsm.FileState
 	client             *zsm.Client
@@ -115,14 +115,14 @@ type account struct {
 func newAccount(t *testing.T, evil *evilServer) *account {
 	t.Helper()
 	ctx := context.Background()
-	a := &account{identity: "victim-" + randHex(5) + "@example.test", password: "correct horse " + randHex(4), state: zsm.NewMemState()}
+	a := &account{Identity: "victim-" + randHex(5) + "@example.test", password: "correct horse " + randHex(4), state: zsm.NewMemState()}
 	hc := httpFrom(sourceIP())
-	res, err := zsm.Signup(ctx, hc, evil.URL, a.identity, a.password, a.state)
+	res, err := zsm.Signup(ctx, hc, evil.URL, a.Identity, a.password, a.state)
 	if err != nil {
 		t.Fatalf("signup: %v", err)
 	}
 	a.sk = res.SecretKey
-	sess, err := zsm.Login(ctx, hc, evil.URL, a.identity, a.password, a.sk, a.state)
+	sess, err := zsm.Login(ctx, hc, evil.URL, a.Identity, a.password, a.sk, a.state)
 	if err != nil {
 		t.Fatalf("login: %v", err)
 	}
@@ -411,7 +411,7 @@ func TestMaliciousServerIsDetected(t *testing.T) {
 
 	t.Run("swap the public keys in an identity lookup", func(t *testing.T) {
 		other := newAccount(t, evil)
-		pk, err := c.LookupIdentity(ctx, other.identity)
+		pk, err := c.LookupIdentity(ctx, other.Identity)
 		if err != nil || !pk.Signed || pk.UserID != other.client.Session().UserID {
 			t.Fatalf("honest lookup: %+v %v", pk, err)
 		}
@@ -423,7 +423,7 @@ func TestMaliciousServerIsDetected(t *testing.T) {
 			return rs
 		}))
 		defer evil.set(nil)
-		_, err = c.LookupIdentity(ctx, other.identity)
+		_, err = c.LookupIdentity(ctx, other.Identity)
 		expectErr(t, err, zsm.ErrTampered, "lookup with a substituted X25519 key")
 		evil.set(rows("/rest/rpc/lookup_identity", func(rs []map[string]any) []map[string]any {
 			for _, r := range rs {
@@ -431,7 +431,7 @@ func TestMaliciousServerIsDetected(t *testing.T) {
 			}
 			return rs
 		}))
-		_, err = c.LookupIdentity(ctx, other.identity)
+		_, err = c.LookupIdentity(ctx, other.Identity)
 		expectErr(t, err, zsm.ErrTampered, "lookup naming another user id")
 	})
 
@@ -448,7 +448,7 @@ func TestMaliciousServerIsDetected(t *testing.T) {
 			out, _ := json.Marshal(m)
 			return out
 		})
-		_, err := zsm.Login(ctx, httpFrom(sourceIP()), fresh.URL, a.identity, a.password, a.sk, zsm.NewMemState())
+		_, err := zsm.Login(ctx, httpFrom(sourceIP()), fresh.URL, a.Identity, a.password, a.sk, zsm.NewMemState())
 		expectErr(t, err, keys.ErrWeakKDF, "weak KDF")
 		if fresh.requested("/auth/v1/login/init") || fresh.requested("/auth/v1/login/verify") {
 			t.Fatal("the client sent its SRP values after being given weak parameters")
@@ -470,12 +470,12 @@ func TestMaliciousServerIsDetected(t *testing.T) {
 		// The state pinned the parameters under the evil server's address at
 		// sign-up; pin them for this one too.
 		st := zsm.NewMemState()
-		if _, err := zsm.Login(ctx, httpFrom(sourceIP()), evil.URL, a.identity, a.password, a.sk, st); err != nil {
+		if _, err := zsm.Login(ctx, httpFrom(sourceIP()), evil.URL, a.Identity, a.password, a.sk, st); err != nil {
 			t.Fatal(err)
 		}
-		pinned, _ := st.PinnedKDF(strings.TrimRight(evil.URL, "/") + "|" + a.identity)
-		st.PinKDF(strings.TrimRight(fresh.URL, "/")+"|"+a.identity, pinned)
-		_, err := zsm.Login(ctx, httpFrom(sourceIP()), fresh.URL, a.identity, a.password, a.sk, st)
+		pinned, _ := st.PinnedKDF(strings.TrimRight(evil.URL, "/") + "|" + a.Identity)
+		st.PinKDF(strings.TrimRight(fresh.URL, "/")+"|"+a.Identity, pinned)
+		_, err := zsm.Login(ctx, httpFrom(sourceIP()), fresh.URL, a.Identity, a.password, a.sk, st)
 		expectErr(t, err, zsm.ErrKDFChange, "changed salt")
 		if fresh.requested("/auth/v1/login/init") {
 			t.Fatal("the client sent its SRP values after the parameters changed")
@@ -494,7 +494,7 @@ func TestMaliciousServerIsDetected(t *testing.T) {
 			out, _ := json.Marshal(m)
 			return out
 		})
-		_, err := zsm.Login(ctx, httpFrom(sourceIP()), fresh.URL, a.identity, a.password, a.sk, zsm.NewMemState())
+		_, err := zsm.Login(ctx, httpFrom(sourceIP()), fresh.URL, a.Identity, a.password, a.sk, zsm.NewMemState())
 		expectErr(t, err, zsm.ErrTampered, "forged server proof")
 	})
 
@@ -511,7 +511,7 @@ func TestMaliciousServerIsDetected(t *testing.T) {
 			out, _ := json.Marshal(m)
 			return out
 		})
-		_, err := zsm.Login(ctx, httpFrom(sourceIP()), fresh.URL, a.identity, a.password, a.sk, zsm.NewMemState())
+		_, err := zsm.Login(ctx, httpFrom(sourceIP()), fresh.URL, a.Identity, a.password, a.sk, zsm.NewMemState())
 		expectErr(t, err, zsm.ErrTampered, "bundle with a foreign public key")
 	})
 
@@ -527,7 +527,7 @@ func TestMaliciousServerIsDetected(t *testing.T) {
 			out, _ := json.Marshal(m)
 			return out
 		})
-		_, err := zsm.Login(ctx, httpFrom(sourceIP()), fresh.URL, a.identity, a.password, a.sk, zsm.NewMemState())
+		_, err := zsm.Login(ctx, httpFrom(sourceIP()), fresh.URL, a.Identity, a.password, a.sk, zsm.NewMemState())
 		expectErr(t, err, zsm.ErrTampered, "key_bundle null")
 	})
 
@@ -552,10 +552,10 @@ func TestMaliciousServerIsDetected(t *testing.T) {
 	})
 
 	t.Run("wrong password and wrong Secret Key", func(t *testing.T) {
-		_, err := zsm.Login(ctx, httpFrom(sourceIP()), evil.URL, a.identity, a.password+"x", a.sk, zsm.NewMemState())
+		_, err := zsm.Login(ctx, httpFrom(sourceIP()), evil.URL, a.Identity, a.password+"x", a.sk, zsm.NewMemState())
 		expectErr(t, err, zsm.ErrLoginFailed, "wrong password")
 		otherSK, _ := keys.NewSecretKey(rand.Reader)
-		_, err = zsm.Login(ctx, httpFrom(sourceIP()), evil.URL, a.identity, a.password, otherSK, zsm.NewMemState())
+		_, err = zsm.Login(ctx, httpFrom(sourceIP()), evil.URL, a.Identity, a.password, otherSK, zsm.NewMemState())
 		expectErr(t, err, zsm.ErrLoginFailed, "wrong Secret Key")
 	})
 }

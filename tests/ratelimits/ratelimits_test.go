@@ -11,13 +11,14 @@ import (
 	"time"
 
 	"zsm.dev/zsm/sdk/authclient"
+	"zsm.dev/zsm/tests/internal/stacktest"
 )
 
 func retryAfter(t *testing.T, r response) int {
 	t.Helper()
-	n, err := strconv.Atoi(r.header.Get("Retry-After"))
+	n, err := strconv.Atoi(r.Header.Get("Retry-After"))
 	if err != nil || n < 1 {
-		t.Fatalf("429 with Retry-After %q", r.header.Get("Retry-After"))
+		t.Fatalf("429 with Retry-After %q", r.Header.Get("Retry-After"))
 	}
 	return n
 }
@@ -30,7 +31,7 @@ func retryAfter(t *testing.T, r response) int {
 // while the victim logs in from another address, first time or not.
 func TestOneAddressCannotLockOutTheOwner(t *testing.T) {
 	victim := from(t, "127.10.1.1")
-	u := victim.signup()
+	u := victim.Signup("rl")
 	attacker := from(t, "127.10.2.1")
 	// backoff checks the wait the server asks for: the wait set by the
 	// attempt started at t0, less the time that passed until the refusal
@@ -47,27 +48,27 @@ func TestOneAddressCannotLockOutTheOwner(t *testing.T) {
 	var t0 time.Time
 	for i := 0; i < freeAttempts; i++ {
 		t0 = time.Now()
-		expect(t, attacker.guess(u.identity), http.StatusOK, "", fmt.Sprintf("attacker's attempt %d", i+1))
+		expect(t, guess(attacker, u.Identity), http.StatusOK, "", fmt.Sprintf("attacker's attempt %d", i+1))
 	}
-	ra := backoff(attacker.guess(u.identity), t0, 2*time.Second, "attacker's attempt past the free ones")
+	ra := backoff(guess(attacker, u.Identity), t0, 2*time.Second, "attacker's attempt past the free ones")
 	// Another address of the attacker's network is the same network.
-	expect(t, from(t, "127.10.2.77").guess(u.identity), http.StatusTooManyRequests, "rate_limited", "attacker's neighbour")
+	expect(t, guess(from(t, "127.10.2.77"), u.Identity), http.StatusTooManyRequests, "rate_limited", "attacker's neighbour")
 	// The waits grow: after the first one is over, one attempt, then 4 s.
 	time.Sleep(time.Duration(ra) * time.Second)
 	t0 = time.Now()
-	expect(t, attacker.guess(u.identity), http.StatusOK, "", "attempt after the first wait")
-	backoff(attacker.guess(u.identity), t0, 4*time.Second, "attempt right after")
+	expect(t, guess(attacker, u.Identity), http.StatusOK, "", "attempt after the first wait")
+	backoff(guess(attacker, u.Identity), t0, 4*time.Second, "attempt right after")
 
 	// The owner, from the network they signed up from and from one they
 	// never used: both logins succeed, at once.
-	if _, err := victim.login(u); err != nil {
+	if _, err := victim.LoginAs(u); err != nil {
 		t.Fatalf("the owner's login from their own address: %v", err)
 	}
-	if _, err := from(t, "127.10.3.1").login(u); err != nil {
+	if _, err := from(t, "127.10.3.1").LoginAs(u); err != nil {
 		t.Fatalf("the owner's login from a new address: %v", err)
 	}
 	// The owner's success forgives nothing of the attacker's.
-	expect(t, attacker.guess(u.identity), http.StatusTooManyRequests, "rate_limited", "attacker after the owner's logins")
+	expect(t, guess(attacker, u.Identity), http.StatusTooManyRequests, "rate_limited", "attacker after the owner's logins")
 }
 
 // Distributed guessing: past perIdentity unproven attempts an hour from
@@ -79,39 +80,39 @@ func TestOneAddressCannotLockOutTheOwner(t *testing.T) {
 // registered.
 func TestIdentityLimitSparesKnownNetworks(t *testing.T) {
 	home := from(t, "127.11.1.1")
-	u := home.signup()
-	if _, err := home.login(u); err != nil {
+	u := home.Signup("rl")
+	if _, err := home.LoginAs(u); err != nil {
 		t.Fatal(err)
 	}
 	unknown := "nobody-" + randHex(6) + "@example.test"
 	var refusals [2]response
-	for k, identity := range []string{u.identity, unknown} {
+	for k, identity := range []string{u.Identity, unknown} {
 		// perIdentity attempts from perIdentity/freeAttempts networks.
 		n := 0
 		for net := 0; n < perIdentity; net++ {
 			a := from(t, fmt.Sprintf("127.11.%d.1", 10+k*50+net))
 			for i := 0; i < freeAttempts && n < perIdentity; i++ {
-				expect(t, a.guess(identity), http.StatusOK, "", fmt.Sprintf("attempt %d on %s", n+1, identity))
+				expect(t, guess(a, identity), http.StatusOK, "", fmt.Sprintf("attempt %d on %s", n+1, identity))
 				n++
 			}
 		}
-		r := from(t, fmt.Sprintf("127.11.%d.1", 45+k*50)).guess(identity)
+		r := guess(from(t, fmt.Sprintf("127.11.%d.1", 45+k*50)), identity)
 		expect(t, r, http.StatusTooManyRequests, "rate_limited", "attempt from a new network past the identity's limit")
 		if ra := retryAfter(t, r); ra < 3000 || ra > 3601 {
 			t.Errorf("identity limit: Retry-After %d, want the rest of the hour", ra)
 		}
 		refusals[k] = r
 	}
-	if a, b := refusals[0].err(), refusals[1].err(); a != b || !strings.Contains(a.Message, "network you logged in from") {
+	if a, b := refusals[0].Err(t), refusals[1].Err(t); a.Code != b.Code || a.Message != b.Message || !strings.Contains(a.Message, "network you logged in from") {
 		t.Errorf("known and unknown identity refused differently: %+v vs %+v", a, b)
 	}
 
 	// The owner from their home network (another address in it) gets in.
-	if _, err := from(t, "127.11.1.99").login(u); err != nil {
+	if _, err := from(t, "127.11.1.99").LoginAs(u); err != nil {
 		t.Fatalf("the owner's login from a known network: %v", err)
 	}
 	// From a network they never logged in from, they wait like anyone.
-	_, err := from(t, "127.11.46.1").login(u)
+	_, err := from(t, "127.11.46.1").LoginAs(u)
 	var ae *authclient.APIError
 	if !errors.As(err, &ae) || ae.Status != http.StatusTooManyRequests || ae.Code != "rate_limited" {
 		t.Fatalf("the owner from a new network: %v, want 429 rate_limited", err)
@@ -126,8 +127,8 @@ func TestIdentityLimitSparesKnownNetworks(t *testing.T) {
 // is in play.
 func TestLimitsPerAddressPrefix(t *testing.T) {
 	s := need(t)
-	start := func(c *client, hdr ...string) response {
-		return c.post("/auth/v1/login/init", map[string]string{"identity": "p-" + randHex(6) + "@example.test", "a": "2"}, hdr...)
+	start := func(c *stacktest.Device, hdr ...string) response {
+		return c.Do("POST", "/auth/v1/login/init", "", map[string]string{"identity": "p-" + randHex(6) + "@example.test", "a": "2"}, hdr...)
 	}
 	for i := 0; i < startsPerMinute; i++ {
 		expect(t, start(from(t, fmt.Sprintf("127.12.0.%d", 1+i%3))), http.StatusOK, "", fmt.Sprintf("start %d from 127.12.0.0/24", i+1))
@@ -138,7 +139,7 @@ func TestLimitsPerAddressPrefix(t *testing.T) {
 	// IPv6: straight to authsvc from its trusted proxy address, as nginx
 	// sends it, with the client address in X-Zsm-Client-Ip.
 	proxy := from(t, "127.0.0.1")
-	proxy.base = s.AuthsvcURL()
+	proxy.Base = s.AuthsvcURL()
 	for i := 0; i < startsPerMinute; i++ {
 		addr := fmt.Sprintf("2001:db8:12:34:%x::%x", i*4099, i+1)
 		expect(t, start(proxy, "X-Zsm-Client-Ip", addr), http.StatusOK, "", "start from "+addr)
@@ -155,20 +156,20 @@ func TestLimitsPerAddressPrefix(t *testing.T) {
 func TestLogoutRateLimited(t *testing.T) {
 	c := from(t, "127.13.0.1")
 	for i := 0; i < 4*startsPerMinute; i++ {
-		expect(t, c.post("/auth/v1/logout", map[string]string{"refresh_token": randHex(32)}), http.StatusUnauthorized, "invalid_refresh_token", fmt.Sprintf("logout %d", i+1))
+		expect(t, c.Do("POST", "/auth/v1/logout", "", map[string]string{"refresh_token": randHex(32)}), http.StatusUnauthorized, "invalid_refresh_token", fmt.Sprintf("logout %d", i+1))
 	}
-	r := c.post("/auth/v1/logout", map[string]string{"refresh_token": randHex(32)})
+	r := c.Do("POST", "/auth/v1/logout", "", map[string]string{"refresh_token": randHex(32)})
 	expect(t, r, http.StatusTooManyRequests, "rate_limited", "logout past the limit")
 	retryAfter(t, r)
-	expect(t, from(t, "127.13.0.2").post("/auth/v1/logout", map[string]string{"refresh_token": randHex(32)}), http.StatusTooManyRequests, "rate_limited", "a neighbour's logout")
+	expect(t, from(t, "127.13.0.2").Do("POST", "/auth/v1/logout", "", map[string]string{"refresh_token": randHex(32)}), http.StatusTooManyRequests, "rate_limited", "a neighbour's logout")
 	// A real logout from another network still works.
 	other := from(t, "127.13.1.1")
-	u := other.signup()
-	sess, err := other.login(u)
+	u := other.Signup("rl")
+	sess, err := other.LoginAs(u)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := other.auth.Logout(context.Background(), sess.RefreshToken); err != nil {
+	if err := other.Auth.Logout(context.Background(), sess.RefreshToken); err != nil {
 		t.Fatalf("logout from another network: %v", err)
 	}
 }
