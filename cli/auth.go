@@ -53,11 +53,11 @@ func (a *app) accounts() (*home, *accountsFile, string, error) {
 }
 
 func normalizeIdentity(id string) (string, error) {
-	n, err := srpgroup.NormalizeIdentity(id)
+	n, err := srpgroup.ParseIdentity(id)
 	if err != nil {
 		return "", usageErr("an identity is an e-mail address or user name of 3–254 bytes without spaces", "identity %q: %v", id, err)
 	}
-	return n, nil
+	return n.String(), nil
 }
 
 func (a *app) signupCmd() *cobra.Command {

@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"zsm.dev/zsm/sdk/zsm"
 	"zsm.dev/zsm/stack"
 )
 
@@ -55,9 +58,8 @@ func needStack(t testing.TB) string {
 			LoginRatePerSecond: 1000,
 			LoginBurst:         1000,
 			AuthsvcEnv: map[string]string{
-				"AUTHSVC_LOGIN_RATE_PER_IP":       "100000",
-				"AUTHSVC_LOGIN_RATE_PER_IDENTITY": "100000",
-				"AUTHSVC_SIGNUP_RATE_PER_IP":      "100000",
+				"AUTHSVC_LOGIN_RATE_PER_IP":  "100000",
+				"AUTHSVC_SIGNUP_RATE_PER_IP": "100000",
 				// The shortest access tokens authsvc allows: every command
 				// after a login then refreshes (under the session lock) and
 				// re-seals the session file under the exported key.
@@ -105,6 +107,11 @@ func TestMain(m *testing.M) {
 				}
 			}
 		},
+		// zsm-rest METHOD PATH [BODY]: sends one request to the server with
+		// the access token of this home's session (as zsm would, refreshing
+		// it if needed) and prints the status and the body: for scripts that
+		// play a user who goes around the CLI.
+		"zsm-rest": func() { os.Exit(restMain(os.Args[1:])) },
 		// zsm-exit N: exits with N.
 		"zsm-exit": func() {
 			n, _ := strconv.Atoi(os.Args[1])
@@ -148,6 +155,42 @@ func TestScripts(t *testing.T) {
 			"bumpseen":   cmdBumpseen,
 		},
 	})
+}
+
+func restMain(args []string) int {
+	if len(args) < 2 || len(args) > 3 {
+		fmt.Fprintln(os.Stderr, "usage: zsm-rest METHOD PATH [BODY]")
+		return 2
+	}
+	ctx := context.Background()
+	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, hc: zsm.NewHTTPClient()}
+	l, err := a.login(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "zsm-rest:", err)
+		return 1
+	}
+	defer a.saveState()
+	var body io.Reader
+	if len(args) == 3 {
+		body = strings.NewReader(args[2])
+	}
+	s := l.session()
+	req, err := http.NewRequestWithContext(ctx, args[0], s.Server+args[1], body)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "zsm-rest:", err)
+		return 1
+	}
+	req.Header.Set("Authorization", "Bearer "+s.AccessToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := a.hc.Do(req)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "zsm-rest:", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	fmt.Printf("%d %s\n", resp.StatusCode, b)
+	return 0
 }
 
 // exitcode N CMD ARGS…: runs CMD (like exec) and wants exit code N.

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"syscall"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/sdk/authclient"
 	"zsm.dev/zsm/sdk/keys"
 	"zsm.dev/zsm/sdk/zsm"
@@ -96,8 +97,10 @@ func classify(err error) (code int, msg, hint string) {
 		case status >= 500:
 			return ExitUnavailable, "the server is unavailable: " + msg, "try again later, or check `zsm status`"
 		}
+		// authsvc refused what it was sent as malformed or as a registration
+		// it does not take: the input, not the server, is at fault.
 		var ae *authclient.APIError
-		if errors.As(err, &ae) && ae.Code == "invalid_request" {
+		if errors.As(err, &ae) && (ae.Code == api.CodeMalformedRequest || ae.Code == api.CodeInvalidRegistration) {
 			return ExitUsage, msg, ""
 		}
 	}

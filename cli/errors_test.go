@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"testing"
 
+	"zsm.dev/zsm/api"
+	"zsm.dev/zsm/sdk/authclient"
 	"zsm.dev/zsm/sdk/keys"
 	"zsm.dev/zsm/sdk/zsm"
 )
@@ -36,6 +38,27 @@ func TestClassify(t *testing.T) {
 		code, msg, _ := classify(c.err)
 		if code != c.code || msg == "" {
 			t.Errorf("classify(%v) = %d %q, want %d", c.err, code, msg, c.code)
+		}
+	}
+	// authsvc's refusals of the input itself are usage errors; its other
+	// 4xx codes are not, and 429 and 5xx mean "try later" whatever the code.
+	for _, c := range []struct {
+		status int
+		code   string
+		want   int
+	}{
+		{400, api.CodeMalformedRequest, ExitUsage},
+		{400, api.CodeInvalidRegistration, ExitUsage},
+		{400, api.CodeInvalidKeyRecord, ExitError},
+		{409, api.CodeIdentityUnavailable, ExitError},
+		{400, "invalid_request", ExitError}, // no such code: authsvc never sends it
+		{429, api.CodeRateLimited, ExitUnavailable},
+		{503, api.CodeServiceUnavailable, ExitUnavailable},
+	} {
+		e := &authclient.APIError{Status: c.status}
+		e.Code, e.Message = c.code, "refused"
+		if code, _, _ := classify(fmt.Errorf("signup: %w", e)); code != c.want {
+			t.Errorf("authsvc %d %s: exit %d, want %d", c.status, c.code, code, c.want)
 		}
 	}
 	if _, msg, _ := classify(zsm.ErrRollback); msg[:31] != "the server sent data that faile" {

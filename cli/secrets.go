@@ -201,14 +201,19 @@ func (a *app) lsCmd() *cobra.Command {
 				return err
 			}
 			var vs []zsm.Vault
+			var refused error // vaults left out because they failed verification
 			if len(args) == 1 {
 				v, err := vaultByName(ctx, l.c, args[0])
 				if err != nil {
 					return err
 				}
 				vs = []zsm.Vault{v}
-			} else if vs, err = l.c.Vaults(ctx); err != nil {
-				return err
+			} else {
+				list, err := l.c.ListVaults(ctx)
+				if err != nil {
+					return err
+				}
+				vs, refused = list.Vaults, a.refusedVaults(list)
 			}
 			out := []secretJSON{}
 			for _, v := range vs {
@@ -221,7 +226,10 @@ func (a *app) lsCmd() *cobra.Command {
 				}
 			}
 			if a.jsonOut {
-				return a.printJSON(out)
+				if err := a.printJSON(out); err != nil {
+					return err
+				}
+				return refused
 			}
 			name := func(s secretJSON) string {
 				if len(args) == 1 {
@@ -235,12 +243,15 @@ func (a *app) lsCmd() *cobra.Command {
 				for _, s := range out {
 					fmt.Fprintf(tw, "%s\t%d\t%s\n", name(s), s.Revision, s.UpdatedAt.Format(time.RFC3339))
 				}
-				return tw.Flush()
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				return refused
 			}
 			for _, s := range out {
 				fmt.Fprintln(a.stdout, name(s))
 			}
-			return nil
+			return refused
 		},
 	}
 	c.Flags().BoolVarP(&long, "long", "l", false, "show revision and update time")

@@ -221,7 +221,6 @@ type eventJSON struct {
 	SecretID  string     `json:"secret_id,omitempty"`
 	Revision  uint64     `json:"revision,omitempty"`
 	ActorID   string     `json:"actor_id,omitempty"`
-	SessionID string     `json:"session_id,omitempty"`
 	MemberID  string     `json:"member_id,omitempty"`
 	Role      string     `json:"role,omitempty"`
 	WebhookID string     `json:"webhook_id,omitempty"`
@@ -270,7 +269,7 @@ func (a *app) auditCmd() *cobra.Command {
 			out := make([]eventJSON, 0, len(evs))
 			for _, e := range evs {
 				out = append(out, eventJSON{ID: e.ID.String(), Type: e.Type, At: e.At.UTC(), Secret: e.SecretName, SecretID: idOrEmpty(e.SecretID),
-					Revision: e.Revision, ActorID: idOrEmpty(e.ActorID), SessionID: idOrEmpty(e.SessionID), MemberID: idOrEmpty(e.MemberID),
+					Revision: e.Revision, ActorID: idOrEmpty(e.ActorID), MemberID: idOrEmpty(e.MemberID),
 					Role: e.Role, WebhookID: idOrEmpty(e.WebhookID), DueAt: e.DueAt})
 			}
 			if a.jsonOut {

@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"crypto/ecdh"
 	"crypto/ed25519"
+	"crypto/hpke"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math/big"
 	mrand "math/rand/v2"
 	"os"
@@ -27,6 +31,7 @@ import (
 
 	"zsm.dev/zsm/sdk/envelope"
 	"zsm.dev/zsm/sdk/grant"
+	"zsm.dev/zsm/sdk/keyrecord"
 	"zsm.dev/zsm/sdk/keys"
 	"zsm.dev/zsm/srpgroup"
 )
@@ -146,6 +151,12 @@ func generate(t *testing.T) map[string][]byte {
 		"grant.json":            genGrant(t),
 		"srp_blake2b_3072.json": genSRP(t),
 		"flow.json":             genFlow(t),
+		"fingerprint.json":      genFingerprint(t),
+		"pins.json":             genPins(t),
+		"vault_log.json":        genVaultLog(t),
+		"manifest.json":         genManifest(t),
+		"key_record.json":       genKeyRecord(t),
+		"identity.json":         genIdentity(t),
 	}
 }
 
@@ -491,11 +502,32 @@ func genEnvelope(t *testing.T) []byte {
 		add(fmt.Sprintf("version %d", v), "UnknownVersion", s.key, s.ctx, mod(func(b []byte) []byte { b[0] = v; return b }), "unsupported_version")
 	}
 	add("version 2, short (version is checked before length)", "UnknownVersion", s.key, s.ctx, []byte{2, 5}, "unsupported_version")
-	for _, ty := range []byte{0, 6, 0xff} {
+	for _, ty := range []byte{0, 9, 0xff} {
 		add(fmt.Sprintf("unknown type %d", ty), "UnknownType", s.key, s.ctx, mod(func(b []byte) []byte { b[1] = ty; return b }), "malformed")
 	}
 	e := made[5] // empty plaintext
 	og.Tests = append(og.Tests, EnvelopeTest{Case: Case{next(), "valid, empty plaintext (74 bytes)", []string{}}, Key: e.key, ADInput: adInput(e.ctx), AD: e.ctx.AD(), Envelope: e.env, Outcome: Outcome{Result: "valid"}})
+
+	// The types sharing added (docs/crypto.md §2, §3, §7, §8).
+	sg2 := EnvelopeGroup{Type: "seal"}
+	for _, c := range []struct {
+		comment string
+		key     []byte
+		ctx     envelope.Context
+		pt      []byte
+	}{
+		{"type 6: X-Wing seed under the account key", account, envelope.Context{Type: envelope.XWingSeed, ObjectID: user}, read(r, 32)},
+		{"type 7: pin set under the account key, row revision 3", account, envelope.Context{Type: envelope.PinSet, ObjectID: user, Revision: 3}, []byte(`{"version":1,"pins":[]}`)},
+		{"type 8: the key of generation 2 under the key of generation 3", vaultKey, envelope.Context{Type: envelope.PrevVaultKey, VaultID: vault, ObjectID: vault, Revision: 2}, read(r, 32)},
+	} {
+		nonce := read(r, 24)
+		env := must[[]byte](t)(envelope.Seal(c.key, c.ctx, c.pt, bytes.NewReader(nonce)))
+		p := must[envelope.Parsed](t)(envelope.Parse(env))
+		sg2.Tests = append(sg2.Tests, EnvelopeTest{
+			Case: Case{next(), c.comment, []string{}}, Key: c.key, Nonce: nonce, ADInput: adInput(c.ctx), AD: c.ctx.AD(),
+			Commitment: p.Commitment[:], Plaintext: c.pt, Envelope: env, Outcome: Outcome{Result: "valid"},
+		})
+	}
 
 	return encode(t, File[EnvelopeGroup]{
 		Algorithm: "ZSM-V1-ENVELOPE-XCHACHA20POLY1305-HMACSHA256", Schema: schema, Generator: generatorName, NumberOfTests: next() - 1,
@@ -503,7 +535,8 @@ func genEnvelope(t *testing.T) []byte {
 			"docs/crypto.md §2. envelope = 0x01 || type || nonce (24) || commitment (32) || XChaCha20-Poly1305(key, nonce, plaintext, ad) (ciphertext || 16-byte tag).",
 			"commitment = HMAC-SHA256(key, \"zsm v1 key-commitment\" || 0x00 || nonce). ad = \"zsm-envelope\" || 0x00 || 0x01 || type || vault_id (16) || object_id (16) || u64be(revision); adInput gives the builder's inputs, ad its output (55 bytes).",
 			"Group seal: Seal(key, adInput, plaintext) with the given nonce must give envelope byte for byte. Group open: Open(key, adInput, envelope) must give plaintext or fail with the named class.",
-			"Error classes, checked in this order: unsupported_version (byte 0 is not 1, checked first), malformed (fewer than 74 bytes, or a type byte outside 1..5), wrong_type (type byte differs from adInput.type), tampered (commitment mismatch, compared in constant time before decrypting, or AEAD failure). Text columns hold base64(envelope).",
+			"Error classes, checked in this order: unsupported_version (byte 0 is not 1, checked first), malformed (fewer than 74 bytes, or a type byte outside 1..8), wrong_type (type byte differs from adInput.type), tampered (commitment mismatch, compared in constant time before decrypting, or AEAD failure). Text columns hold base64(envelope).",
+			"Types: 1 account key, 2 X25519 private key, 3 Ed25519 private key, 4 vault metadata, 5 secret, 6 X-Wing seed, 7 pin set, 8 previous vault key (the second seal group).",
 		},
 		Notes: map[string]Note{
 			"WrongAD":            {"AUTH_BYPASS", "the envelope opened with another context: moved to another vault, row, type or revision"},
@@ -515,9 +548,9 @@ func genEnvelope(t *testing.T) []byte {
 			"Truncated":          {"EDGE_CASE", "bytes removed from the end"},
 			"Extended":           {"EDGE_CASE", "bytes appended"},
 			"UnknownVersion":     {"DOWNGRADE", "a version byte other than 1; there is no other format and no legacy reader"},
-			"UnknownType":        {"EDGE_CASE", "a type byte outside 1..5"},
+			"UnknownType":        {"EDGE_CASE", "a type byte outside 1..8"},
 		},
-		TestGroups: []EnvelopeGroup{sg, og},
+		TestGroups: []EnvelopeGroup{sg, og, sg2},
 	})
 }
 
@@ -608,12 +641,57 @@ func genBundle(t *testing.T) []byte {
 	} {
 		add(c.comment, "Malformed", unlock, userID, c.doc, "malformed")
 	}
+
+	// Version 2: the same account upgraded with an X-Wing key (32 bytes of
+	// the stream as its seed), the five version 1 members unchanged.
+	b2 := must[keys.Bundle](t)(a.UpgradeBundle(b, userID, r))
+	add2 := func(comment, flag string, key []byte, doc, errClass string) {
+		add(comment, flag, key, userID, doc, errClass)
+		if errClass == "" {
+			tc := &g.Tests[len(g.Tests)-1]
+			tc.XWingSeed = must[[]byte](t)(a.XWing.Bytes())
+			tc.XWingPublic = a.XWing.PublicKey().Bytes()
+		}
+	}
+	doc2 := bundleJSON(t, b2)
+	edit2 := func(f func(*keys.Bundle)) string { c := b2; f(&c); return bundleJSON(t, c) }
+	add2("version 2: valid", "", unlock, doc2, "")
+	var m2 map[string]any
+	json.Unmarshal([]byte(doc2), &m2)
+	add2("version 2: valid, indented with members in another order", "", unlock, string(must[[]byte](t)(json.MarshalIndent(m2, "", " "))), "")
+	add2("version 2: wrong unlock key", "WrongKey", wrong, doc2, "unlock")
+	if err := evil.AddXWing(r); err != nil {
+		t.Fatal(err)
+	}
+	evilB2 := must[keys.Bundle](t)(evil.UpgradeBundle(evilB, userID, r))
+	add2("version 2: X-Wing public key substituted", "PublicKeyMismatch", unlock, edit2(func(c *keys.Bundle) { c.XWingPublic = evilB2.XWingPublic }), "tampered")
+	add2("version 2: X-Wing private key of another account key", "Swapped", unlock, edit2(func(c *keys.Bundle) { c.XWingPrivate = evilB2.XWingPrivate }), "tampered")
+	short := must[string](t)(envelope.SealString(a.AccountKey, envelope.Context{Type: envelope.XWingSeed, ObjectID: userID}, read(r, 31), r))
+	add2("version 2: X-Wing seed of 31 bytes under the account key", "BadSeed", unlock, edit2(func(c *keys.Bundle) { c.XWingPrivate = short }), "tampered")
+	add2("version 2: the X25519 envelope relabelled type 6 as the X-Wing seed (type is in the AD)", "Swapped", unlock,
+		edit2(func(c *keys.Bundle) { c.XWingPrivate = relabel(c.X25519Private, 6) }), "tampered")
+	add2("version 2: X-Wing private key tag flipped", "ModifiedTag", unlock, edit2(func(c *keys.Bundle) { c.XWingPrivate = flip(c.XWingPrivate) }), "tampered")
+	add2("version 2: last bit of the X-Wing public key flipped (its X25519 half)", "PublicKeyMismatch", unlock, edit2(func(c *keys.Bundle) { c.XWingPublic = flip(c.XWingPublic) }), "tampered")
+	pub2 := must[[]byte](t)(base64.StdEncoding.DecodeString(b2.XWingPublic))
+	for _, c := range []struct{ comment, doc string }{
+		{"version 1 with the X-Wing members", strings.Replace(doc2, `"version":2`, `"version":1`, 1)},
+		{"version 2 without the X-Wing members", strings.Replace(doc, `"version":1`, `"version":2`, 1)},
+		{"version 2 without xwing_private", strings.Replace(doc2, `,"xwing_private":"`+b2.XWingPrivate+`"`, "", 1)},
+		{"version 3", strings.Replace(doc2, `"version":2`, `"version":3`, 1)},
+		{"xwing_public of 1215 bytes", strings.Replace(doc2, b2.XWingPublic, base64.StdEncoding.EncodeToString(pub2[:1215]), 1)},
+		{"xwing_public not an ML-KEM-768 key (coefficients above q)", strings.Replace(doc2, b2.XWingPublic, base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xff}, 1216)), 1)},
+		{"xwing_private holds an envelope of type 2", strings.Replace(doc2, b2.XWingPrivate, b2.X25519Private, 1)},
+		{"xwing_public repeated", strings.Replace(doc2, "{", `{"xwing_public":"`+b2.XWingPublic+`",`, 1)},
+	} {
+		add2("version 2: "+c.comment, "Malformed", unlock, c.doc, "malformed")
+	}
 	return encode(t, File[BundleGroup]{
 		Algorithm: "ZSM-V1-KEY-BUNDLE", Schema: schema, Generator: generatorName, NumberOfTests: next() - 1,
 		Header: []string{
 			"docs/crypto.md §3. bundle is the JSON document the server stores, verbatim. Parse it strictly: exactly the six members (version, account_key, x25519_public, x25519_private, ed25519_public, ed25519_private), each once, names case-sensitive, version the number 1, binary members canonical standard base64 with padding, public keys 32 bytes, each envelope of its field's type (1, 2, 3), nothing after the object.",
 			"Open: account key = Open(unlockKey, {type 1, zero vault, object userId, revision 0}, account_key); the X25519 scalar and Ed25519 seed likewise with types 2 and 3 under the account key; each private key must yield the published public key.",
 			"Error classes: malformed (parse), unlock (the account key does not open), tampered (a private key does not open under the account key, or does not match its public key).",
+			"Version 2 (docs/crypto.md §3): exactly the six members of version 1 and xwing_public (base64, 1216 bytes, a valid ML-KEM-768 encapsulation key followed by an X25519 key) and xwing_private (envelope type 6 under the account key, same context as types 2 and 3, plaintext the 32-byte X-Wing seed). The seed must be 32 bytes and yield xwing_public (MLKEM768-X25519 of draft-ietf-hpke-pq, HPKE KEM 0x647a: ML-KEM-768 and X25519 keys expanded from SHAKE256(seed)); valid tests give xwingSeed and xwingPublic.",
 		},
 		Notes: map[string]Note{
 			"WrongKey":          {"AUTH_BYPASS", "wrong unlock key"},
@@ -622,6 +700,7 @@ func genBundle(t *testing.T) []byte {
 			"Swapped":           {"AUTH_BYPASS", "envelopes moved between fields or accounts"},
 			"ModifiedTag":       {"AUTH_BYPASS", "an envelope's tag bit flipped"},
 			"Malformed":         {"EDGE_CASE", "not a well-formed bundle"},
+			"BadSeed":           {"EDGE_CASE", "an X-Wing seed that is not 32 bytes"},
 		},
 		TestGroups: []BundleGroup{g},
 	})
@@ -692,12 +771,91 @@ func genHPKE(t *testing.T) []byte {
 	add("81 bytes", "Malformed", f.sk, f.vault, f.user, base64.StdEncoding.EncodeToString(append(bytes.Clone(raw), 0)), nil, "malformed")
 	add("base64url", "Malformed", f.sk, f.vault, f.user, base64.URLEncoding.EncodeToString(bytes.Repeat([]byte{0xfb}, 80)), nil, "malformed")
 	add("empty", "Malformed", f.sk, f.vault, f.user, "", nil, "malformed")
+
+	// Version 2 (docs/crypto.md §8): the generation in the info, and the
+	// KEM the recipient's key record calls for.
+	type recipient struct {
+		sk     hpke.PrivateKey
+		skR    []byte
+		encLen int
+	}
+	newXWing := func() recipient {
+		seed := read(r, 32)
+		return recipient{must[hpke.PrivateKey](t)(keys.NewXWingKey(bytes.NewReader(seed))), seed, 1120}
+	}
+	newX25519 := func() recipient {
+		x := must[*ecdh.PrivateKey](t)(ecdh.X25519().NewPrivateKey(read(r, 32)))
+		return recipient{must[hpke.PrivateKey](t)(hpke.NewDHKEMPrivateKey(x)), x.Bytes(), 32}
+	}
+	var groups2 []HPKEGroup
+	for _, kem := range []grant.KEM{grant.KEMXWing, grant.KEMX25519} {
+		g2 := HPKEGroup{Type: "open_v2", KEMID: uint16(kem), KDFID: 0x0001, AEADID: 0x0003}
+		newKey := newX25519
+		if kem == grant.KEMXWing {
+			newKey = newXWing
+		}
+		add2 := func(comment, flag string, k recipient, vault, user uuid.UUID, gen uint64, sealed string, vk []byte, errClass string) {
+			tc := HPKETest{Case: Case{next(), comment, []string{}}, SkR: k.skR, PkR: k.sk.PublicKey().Bytes(),
+				VaultID: vault.String(), UserID: user.String(), Generation: strconv.FormatUint(gen, 10), Info: vaultKeyInfoV2(vault, user, gen), Sealed: sealed}
+			if raw, err := base64.StdEncoding.DecodeString(sealed); err == nil && len(raw) == k.encLen+48 {
+				tc.Enc, tc.Ciphertext = raw[:k.encLen], raw[k.encLen:]
+			}
+			if flag != "" {
+				tc.Flags = []string{flag}
+			}
+			if errClass == "" {
+				tc.VaultKey, tc.Outcome = vk, Outcome{Result: "valid"}
+			} else {
+				tc.Outcome = Outcome{"invalid", errClass}
+			}
+			g2.Tests = append(g2.Tests, tc)
+		}
+		k := newKey()
+		vault, user, vk := newUUID(r), newUUID(r), read(r, 32)
+		seal := func(k recipient, gen uint64) string {
+			s, got, err := grant.SealVaultKeyV2(k.sk.PublicKey(), vault, user, gen, vk)
+			if err != nil || got != kem {
+				t.Fatalf("SealVaultKeyV2: %v, %v", got, err)
+			}
+			return s
+		}
+		sealed := seal(k, 2)
+		add2("valid, generation 2", "", k, vault, user, 2, sealed, vk, "")
+		add2("valid, generation 2^64-1", "", k, vault, user, ^uint64(0), seal(k, ^uint64(0)), vk, "")
+		k2 := newKey()
+		add2("valid, another recipient, generation 1", "", k2, vault, user, 1, seal(k2, 1), vk, "")
+		add2("generation 3 in the info (a key of one generation presented as another's)", "WrongInfo", k, vault, user, 3, sealed, nil, "does_not_open")
+		add2("generation 1 in the info", "WrongInfo", k, vault, user, 1, sealed, nil, "does_not_open")
+		other := newUUID(r)
+		add2("another user id in the info", "WrongInfo", k, vault, other, 2, sealed, nil, "does_not_open")
+		add2("another vault id in the info", "WrongInfo", k, other, user, 2, sealed, nil, "does_not_open")
+		add2("another recipient key", "WrongKey", k2, vault, user, 2, sealed, nil, "does_not_open")
+		raw := must[[]byte](t)(base64.StdEncoding.DecodeString(sealed))
+		flipped := func(i int) string { b := bytes.Clone(raw); b[i] ^= 1; return base64.StdEncoding.EncodeToString(b) }
+		add2("first enc byte flipped", "ModifiedEnc", k, vault, user, 2, flipped(0), nil, "does_not_open")
+		if kem == grant.KEMXWing {
+			add2("enc byte flipped in the X25519 half (byte 1088)", "ModifiedEnc", k, vault, user, 2, flipped(1088), nil, "does_not_open")
+		}
+		add2("tag byte flipped", "ModifiedTag", k, vault, user, 2, flipped(len(raw)-1), nil, "does_not_open")
+		add2("one byte short", "Malformed", k, vault, user, 2, base64.StdEncoding.EncodeToString(raw[:len(raw)-1]), nil, "malformed")
+		add2("one byte long", "Malformed", k, vault, user, 2, base64.StdEncoding.EncodeToString(append(bytes.Clone(raw), 0)), nil, "malformed")
+		if kem == grant.KEMXWing {
+			add2("an 80-byte X25519 sealed key given to an X-Wing key", "Malformed", k, vault, user, 2, base64.StdEncoding.EncodeToString(read(r, 80)), nil, "malformed")
+		} else {
+			v1 := must[string](t)(grant.SealVaultKey(must[*ecdh.PrivateKey](t)(ecdh.X25519().NewPrivateKey(k.skR)).PublicKey(), vault, user, vk))
+			add2("a version 1 sealed key (v1 info) opened as version 2, generation 1", "WrongInfo", k, vault, user, 1, v1, nil, "does_not_open")
+			add2("a 1168-byte X-Wing sealed key given to an X25519 key", "Malformed", k, vault, user, 2, base64.StdEncoding.EncodeToString(read(r, 1168)), nil, "malformed")
+		}
+		groups2 = append(groups2, g2)
+	}
 	return encode(t, File[HPKEGroup]{
 		Algorithm: "ZSM-V1-HPKE-VAULT-KEY", Schema: schema, Generator: generatorName, NumberOfTests: next() - 1,
 		Header: []string{
 			"docs/crypto.md §4. HPKE (RFC 9180) base mode, DHKEM(X25519, HKDF-SHA256) (0x0020), HKDF-SHA256 (0x0001), ChaCha20-Poly1305 (0x0003), single-shot, empty aad.",
 			"info = \"zsm v1 vault-key\" || 0x00 || vault_id (16) || recipient user_id (16). sealed = base64(enc (32) || ciphertext (48)); enc and ciphertext repeat it in hex.",
 			"Decrypt direction: Open(skR, info, enc, ciphertext) must give vaultKey, or fail: does_not_open (HPKE failure) or malformed (sealed is not canonical base64 of exactly 80 bytes).",
+			"Groups open_v2 (docs/crypto.md §8): info = \"zsm v2 vault-key\" || 0x00 || vault_id (16) || recipient user_id (16) || u64be(generation). kemId 0x647a is X-Wing (MLKEM768-X25519, draft-ietf-hpke-pq): skR is the 32-byte seed, pkR the 1216-byte public key derived from it (check the derivation), enc 1120 bytes (ML-KEM-768 ciphertext 1088 || X25519 ephemeral 32); kemId 0x0020 is DHKEM(X25519) as above with the v2 info. sealed = base64(enc || ciphertext (48)): 1168 bytes for X-Wing, 80 for X25519; another size for the group's KEM is malformed.",
+			"The encapsulation randomness is drawn inside crypto/hpke and is not part of the vectors; the encrypt direction is checked by sealing with an implementation and opening with the other.",
 		},
 		Notes: map[string]Note{
 			"WrongInfo":          {"AUTH_BYPASS", "a sealed key used for another vault or user"},
@@ -707,8 +865,12 @@ func genHPKE(t *testing.T) []byte {
 			"ModifiedCiphertext": {"AUTH_BYPASS", "ciphertext bit flipped"},
 			"Malformed":          {"EDGE_CASE", "wrong size or encoding"},
 		},
-		TestGroups: []HPKEGroup{g},
+		TestGroups: append([]HPKEGroup{g}, groups2...),
 	})
+}
+
+func vaultKeyInfoV2(vault, user uuid.UUID, gen uint64) []byte {
+	return binary.BigEndian.AppendUint64(slices.Concat([]byte("zsm v2 vault-key\x00"), vault[:], user[:]), gen)
 }
 
 // -------------------------------------------------------------- grant.json
@@ -776,20 +938,279 @@ func genGrant(t *testing.T) []byte {
 	mk(base, base64.StdEncoding.EncodeToString(raw[:63]), nil, "63-byte signature", "ModifiedSignature", "bad_signature")
 	mk(base, base64.RawStdEncoding.EncodeToString(raw), nil, "signature without base64 padding", "ModifiedSignature", "bad_signature")
 	mk(change(func(c *grant.Grant) { c.SealedKey = base64.StdEncoding.EncodeToString(read(r, 79)) }), sig, nil, "sealed key of 79 bytes", "UnknownRole", "bad_signature")
+	g2 := genGrantV2(t, r, next, priv)
+	gc, gk := genKeyChain(t, r, next)
 	return encode(t, File[GrantGroup]{
 		Algorithm: "ZSM-V1-GRANT-ED25519", Schema: schema, Generator: generatorName, NumberOfTests: next() - 1,
 		Header: []string{
 			"docs/crypto.md §4. message = \"zsm v1 grant\" || 0x00 || vault_id (16) || user_id (16) || granted_by (16) || u8(len(role)) || role || SHA-256(sealed key bytes), where the sealed key bytes are base64-decoded (80 bytes).",
 			"signature = base64(Ed25519(signer, message)), canonical standard base64 of 64 bytes. Verify with the group's signerPublic unless a test gives public.",
 			"role is one of owner, admin, editor, viewer; a grant with any other role, or a sealed key that is not canonical base64 of 80 bytes, cannot be encoded and does not verify (bad_signature).",
+			"Group verify_v2 (docs/crypto.md §8): message = \"zsm v2 grant\" || 0x00 || vault_id || user_id || granted_by || u8(len(role)) || role || u64be(generation) || u16be(kem_id) || SHA-256(sealed key bytes); generation >= 1; kem_id 0x647a (X-Wing, sealed key 1168 bytes) or 0x0020 (X25519, 80 bytes); anything else cannot be encoded (bad_signature). After the signature, the KEM is checked against the recipient's key record: kemId 0x0020 when recipientHasXwing is true is a downgrade (error downgrade).",
+			"Group key_commitment: commitment = HMAC-SHA256(key, \"zsm v1 vault-key-commitment\" || 0x00 || vault_id (16) || u64be(generation)); a key is accepted as that generation only if the commitment matches (compare in constant time), else key_commitment.",
+			"Group key_chain: wrapped[g] is envelope type 8 (vault id, object id = vault id, revision g) holding the key of g under the key of g+1. Check newestKey against its commitment, then open g = newest-1 down to oldestGeneration, checking each key against its commitment; expect keys, or key_commitment (a key does not match) or chain (a link is missing or does not open).",
 		},
 		Notes: map[string]Note{
 			"ModifiedField":     {"AUTH_BYPASS", "one field of the grant changed after signing"},
 			"UnknownRole":       {"EDGE_CASE", "a grant that cannot be encoded"},
 			"WrongKey":          {"AUTH_BYPASS", "verified under another key"},
 			"ModifiedSignature": {"AUTH_BYPASS", "signature modified or mis-encoded"},
+			"Downgrade":         {"DOWNGRADE", "a vault key sealed with X25519 only to a member whose key record has an X-Wing key"},
+			"DomainSeparation":  {"AUTH_BYPASS", "a signature of one format presented as another"},
+			"KeySubstitution":   {"KEY_SUBSTITUTION", "a vault key other than the one the members committed to"},
+			"BrokenChain":       {"EDGE_CASE", "a link of the key chain missing or moved"},
 		},
-		TestGroups: []GrantGroup{g},
+		TestGroups: []GrantGroup{g, g2, gc, gk},
+	})
+}
+
+func genGrantV2(t *testing.T, r io.Reader, next func() int, priv ed25519.PrivateKey) GrantGroup {
+	g := GrantGroup{Type: "verify_v2", SignerSeed: priv.Seed(), SignerPublic: Hex(priv.Public().(ed25519.PublicKey))}
+	vault, user, granter := newUUID(r), newUUID(r), newUUID(r)
+	xw := base64.StdEncoding.EncodeToString(read(r, 1168))
+	x := base64.StdEncoding.EncodeToString(read(r, 80))
+	yes, no := true, false
+	mk := func(gr grant.GrantV2, sig string, pub []byte, hasXWing bool, comment, flag, errClass string) {
+		tc := GrantTest{Case: Case{next(), comment, []string{}}, VaultID: gr.VaultID.String(), UserID: gr.UserID.String(),
+			GrantedBy: gr.GrantedBy.String(), Role: gr.Role, Generation: strconv.FormatUint(gr.Generation, 10), KEMID: uint16(gr.KEM),
+			SealedKey: gr.SealedKey, Public: Hex(pub), Signature: sig, RecipientHasXWing: &no}
+		if hasXWing {
+			tc.RecipientHasXWing = &yes
+		}
+		if raw, err := base64.StdEncoding.Strict().DecodeString(gr.SealedKey); err == nil {
+			h := sha256.Sum256(raw)
+			tc.SealedKeySHA256 = h[:]
+		}
+		if m, err := gr.Message(); err == nil {
+			tc.Message = m
+		}
+		if raw, err := base64.StdEncoding.Strict().DecodeString(sig); err == nil {
+			tc.SignatureHex = raw
+		}
+		if flag != "" {
+			tc.Flags = []string{flag}
+		}
+		tc.Outcome = Outcome{Result: "valid"}
+		if errClass != "" {
+			tc.Outcome = Outcome{"invalid", errClass}
+		}
+		g.Tests = append(g.Tests, tc)
+	}
+	sign := func(gr grant.GrantV2) string { return must[string](t)(grant.SignV2(gr, priv)) }
+	base := grant.GrantV2{VaultID: vault, UserID: user, GrantedBy: granter, Role: "editor", Generation: 3, KEM: grant.KEMXWing, SealedKey: xw}
+	for _, role := range grant.Roles {
+		gr := base
+		gr.Role = role
+		mk(gr, sign(gr), nil, true, "valid, X-Wing, role "+role, "", "")
+	}
+	old := base
+	old.KEM, old.SealedKey, old.Generation = grant.KEMX25519, x, 1
+	mk(old, sign(old), nil, false, "valid, X25519 for a member whose record has no X-Wing key", "", "")
+	last := base
+	last.Generation = ^uint64(0)
+	mk(last, sign(last), nil, true, "valid, generation 2^64-1", "", "")
+	sig := sign(base)
+	change := func(f func(*grant.GrantV2)) grant.GrantV2 { c := base; f(&c); return c }
+	mk(change(func(c *grant.GrantV2) { c.Generation = 4 }), sig, nil, true, "generation changed 3 -> 4", "ModifiedField", "bad_signature")
+	mk(change(func(c *grant.GrantV2) { c.Generation = 2 }), sig, nil, true, "generation changed 3 -> 2", "ModifiedField", "bad_signature")
+	mk(change(func(c *grant.GrantV2) { c.Role = "admin" }), sig, nil, true, "role raised editor -> admin", "ModifiedField", "bad_signature")
+	mk(change(func(c *grant.GrantV2) { c.UserID[15] ^= 1 }), sig, nil, true, "user id changed", "ModifiedField", "bad_signature")
+	mk(change(func(c *grant.GrantV2) { c.SealedKey = base64.StdEncoding.EncodeToString(read(r, 1168)) }), sig, nil, true, "sealed key substituted", "ModifiedField", "bad_signature")
+	mk(change(func(c *grant.GrantV2) { c.KEM, c.SealedKey = grant.KEMX25519, x }), sig, nil, true, "KEM and sealed key swapped for an X25519 one", "ModifiedField", "bad_signature")
+	mk(change(func(c *grant.GrantV2) { c.KEM = grant.KEMX25519 }), sig, nil, true, "kem_id 0x0020 with a 1168-byte sealed key", "UnknownRole", "bad_signature")
+	mk(change(func(c *grant.GrantV2) { c.KEM = 0x0010 }), sig, nil, true, "kem_id 0x0010 (P-256)", "UnknownRole", "bad_signature")
+	mk(change(func(c *grant.GrantV2) { c.Generation = 0 }), sign(change(func(c *grant.GrantV2) { c.Generation = 1 })), nil, true, "generation 0", "UnknownRole", "bad_signature")
+	mk(change(func(c *grant.GrantV2) { c.Role = "root" }), sig, nil, true, "unknown role", "UnknownRole", "bad_signature")
+	otherPub := ed25519.NewKeyFromSeed(read(r, 32)).Public().(ed25519.PublicKey)
+	mk(base, sig, otherPub, true, "signed by someone else", "WrongKey", "bad_signature")
+	// Downgrade: a correctly signed X25519-only grant for a member whose
+	// key record has an X-Wing key.
+	down := base
+	down.KEM, down.SealedKey = grant.KEMX25519, x
+	mk(down, sign(down), nil, true, "X25519 grant to a member with an X-Wing key (downgrade), signature valid", "Downgrade", "downgrade")
+	// A version 1 signature over the same vault, user, granter, role and
+	// sealed key does not verify as version 2.
+	v1 := grant.Grant{VaultID: vault, UserID: user, GrantedBy: granter, Role: "editor", SealedKey: x}
+	mk(old, must[string](t)(grant.Sign(v1, priv)), nil, false, "a version 1 signature presented as version 2, generation 1", "DomainSeparation", "bad_signature")
+	return g
+}
+
+func genKeyChain(t *testing.T, r io.Reader, next func() int) (GrantGroup, GrantGroup) {
+	gc := GrantGroup{Type: "key_commitment"}
+	gk := GrantGroup{Type: "key_chain"}
+	vault := newUUID(r)
+	const n = 4
+	ks := map[uint64][]byte{}
+	commit := map[string]Hex{}
+	for g := uint64(1); g <= n; g++ {
+		ks[g] = read(r, 32)
+		c := must[[32]byte](t)(grant.KeyCommitment(ks[g], vault, g))
+		commit[strconv.FormatUint(g, 10)] = c[:]
+	}
+	ctc := func(comment, flag string, key []byte, v uuid.UUID, g uint64, c []byte, errClass string) {
+		tc := GrantTest{Case: Case{next(), comment, []string{}}, VaultID: v.String(), Generation: strconv.FormatUint(g, 10), Key: key, Commitment: c, Outcome: Outcome{Result: "valid"}}
+		if flag != "" {
+			tc.Flags = []string{flag}
+		}
+		if errClass != "" {
+			tc.Outcome = Outcome{"invalid", errClass}
+		}
+		gc.Tests = append(gc.Tests, tc)
+	}
+	ctc("valid, generation 1", "", ks[1], vault, 1, commit["1"], "")
+	ctc("valid, generation 4", "", ks[4], vault, 4, commit["4"], "")
+	ctc("the key of generation 3 as generation 4", "KeySubstitution", ks[3], vault, 4, commit["4"], "key_commitment")
+	ctc("the right key, the commitment of another generation", "KeySubstitution", ks[4], vault, 4, commit["3"], "key_commitment")
+	other := vault
+	other[0] ^= 1
+	ctc("another vault", "KeySubstitution", ks[1], other, 1, commit["1"], "key_commitment")
+	ctc("a key the server chose", "KeySubstitution", read(r, 32), vault, 2, commit["2"], "key_commitment")
+
+	wrapped := map[string]string{}
+	for g := uint64(1); g < n; g++ {
+		wrapped[strconv.FormatUint(g, 10)] = must[string](t)(grant.WrapPrevious(ks[g+1], vault, g, ks[g], r))
+	}
+	all := map[string]Hex{}
+	for g, k := range ks {
+		all[strconv.FormatUint(g, 10)] = k
+	}
+	ktc := func(comment, flag string, newest uint64, oldest uint64, w map[string]string, c map[string]Hex, keys map[string]Hex, errClass string) {
+		tc := GrantTest{Case: Case{next(), comment, []string{}}, VaultID: vault.String(), NewestGeneration: strconv.FormatUint(newest, 10),
+			NewestKey: ks[newest], OldestGeneration: strconv.FormatUint(oldest, 10), Wrapped: w, Commitments: c, Keys: keys, Outcome: Outcome{Result: "valid"}}
+		if flag != "" {
+			tc.Flags = []string{flag}
+		}
+		if errClass != "" {
+			tc.Outcome, tc.Keys = Outcome{"invalid", errClass}, nil
+		}
+		gk.Tests = append(gk.Tests, tc)
+	}
+	ktc("walk from generation 4 to 1", "", n, 1, wrapped, commit, all, "")
+	ktc("walk from generation 4 to 3", "", n, 3, wrapped, commit, map[string]Hex{"3": ks[3], "4": ks[4]}, "")
+	without := func(m map[string]string, k string) map[string]string {
+		c := maps.Clone(m)
+		delete(c, k)
+		return c
+	}
+	ktc("link of generation 2 missing", "BrokenChain", n, 1, without(wrapped, "2"), commit, nil, "chain")
+	moved := maps.Clone(wrapped)
+	moved["1"] = wrapped["2"]
+	ktc("the link of generation 2 stored as generation 1 (revision is in the AD)", "BrokenChain", n, 1, moved, commit, nil, "chain")
+	forged := maps.Clone(wrapped)
+	forged["2"] = must[string](t)(grant.WrapPrevious(ks[3], vault, 2, read(r, 32), r))
+	ktc("a key of someone's choosing wrapped as generation 2", "KeySubstitution", n, 1, forged, commit, nil, "key_commitment")
+	badC := maps.Clone(commit)
+	badC["4"] = commit["3"]
+	ktc("the newest key does not match its commitment", "KeySubstitution", n, 1, wrapped, badC, nil, "key_commitment")
+	return gc, gk
+}
+
+// -------------------------------------------------------- key_record.json
+
+func genKeyRecord(t *testing.T) []byte {
+	r := seeded("key-record")
+	next := counter()
+	b64 := base64.StdEncoding.EncodeToString
+	g := KeyRecordGroup{Type: "verify"}
+	type account struct {
+		seed []byte
+		priv ed25519.PrivateKey
+		rec  keyrecord.Record
+	}
+	newAccount := func(identity string) account {
+		seed, xs := read(r, 32), read(r, 32)
+		priv := ed25519.NewKeyFromSeed(seed)
+		x := must[*ecdh.PrivateKey](t)(ecdh.X25519().NewPrivateKey(xs))
+		return account{seed, priv, keyrecord.Record{UserID: newUUID(r), Identity: identity,
+			X25519: x.PublicKey().Bytes(), Ed25519: priv.Public().(ed25519.PublicKey)}}
+	}
+	mk := func(rec keyrecord.Record, seed []byte, sig, comment, flag, errClass string) {
+		tc := KeyRecordTest{Case: Case{next(), comment, []string{}}, SignerSeed: seed, UserID: rec.UserID.String(),
+			Identity: rec.Identity, X25519Public: b64(rec.X25519), Ed25519Public: b64(rec.Ed25519), Signature: sig}
+		if m, err := rec.Message(); err == nil {
+			tc.Message = m
+		}
+		if raw, err := base64.StdEncoding.Strict().DecodeString(sig); err == nil {
+			tc.SignatureHex = raw
+		}
+		if flag != "" {
+			tc.Flags = []string{flag}
+		}
+		if errClass == "" {
+			tc.Outcome = Outcome{Result: "valid"}
+		} else {
+			tc.Outcome = Outcome{"invalid", errClass}
+		}
+		g.Tests = append(g.Tests, tc)
+	}
+	var alice account
+	for i, identity := range []string{"alice@example.com", "j\u00fcrgen@example.com", "bob", strings.Repeat("a", 242) + "@example.com"} {
+		a := newAccount(identity)
+		if i == 0 {
+			alice = a
+		}
+		mk(a.rec, a.seed, must[string](t)(keyrecord.Sign(a.rec, a.priv)), fmt.Sprintf("valid, identity of %d bytes", len(identity)), "", "")
+	}
+	sig := must[string](t)(keyrecord.Sign(alice.rec, alice.priv))
+	other := newAccount("mallory@example.com")
+	change := func(f func(*keyrecord.Record)) keyrecord.Record {
+		c := alice.rec
+		c.X25519, c.Ed25519 = bytes.Clone(c.X25519), bytes.Clone(c.Ed25519)
+		f(&c)
+		return c
+	}
+	mk(change(func(c *keyrecord.Record) { c.UserID[15] ^= 1 }), nil, sig, "user id changed", "ModifiedField", "bad_signature")
+	mk(change(func(c *keyrecord.Record) { c.Identity = "mallory@example.com" }), nil, sig, "identity changed", "ModifiedField", "bad_signature")
+	mk(change(func(c *keyrecord.Record) { c.X25519 = other.rec.X25519 }), nil, sig, "X25519 key substituted", "ModifiedField", "bad_signature")
+	// Another account publishes alice's keys under its own user id and
+	// identity, with alice's signature: the signature covers both.
+	mk(change(func(c *keyrecord.Record) { c.UserID, c.Identity = other.rec.UserID, other.rec.Identity }), nil, sig,
+		"alice's keys and signature claimed by another account", "ClaimedKeys", "bad_signature")
+	// Another account signs a record naming alice's keys with its own key:
+	// the record is checked under the Ed25519 key it publishes.
+	claimed := change(func(c *keyrecord.Record) { c.UserID, c.Identity = other.rec.UserID, other.rec.Identity })
+	cm, _ := claimed.Message()
+	mk(claimed, nil, b64(ed25519.Sign(other.priv, cm)), "alice's keys signed by another account's key", "ClaimedKeys", "bad_signature")
+	mk(change(func(c *keyrecord.Record) { c.Ed25519 = other.rec.Ed25519 }), nil, sig, "Ed25519 key substituted (verified under the substitute)", "WrongKey", "bad_signature")
+	mk(change(func(c *keyrecord.Record) { c.Identity = "Alice@example.com" }), nil, sig, "identity not normalized (upper case)", "Unencodable", "bad_signature")
+	raw := must[[]byte](t)(base64.StdEncoding.DecodeString(sig))
+	flipped := bytes.Clone(raw)
+	flipped[0] ^= 1
+	mk(alice.rec, nil, b64(flipped), "R flipped", "ModifiedSignature", "bad_signature")
+	flipped = bytes.Clone(raw)
+	flipped[63] ^= 0x10
+	mk(alice.rec, nil, b64(flipped), "S flipped", "ModifiedSignature", "bad_signature")
+	mk(alice.rec, nil, b64(raw[:63]), "63-byte signature", "ModifiedSignature", "bad_signature")
+	mk(alice.rec, nil, base64.RawStdEncoding.EncodeToString(raw), "signature without base64 padding", "ModifiedSignature", "bad_signature")
+	// A key of small order, under which plain Ed25519 accepts R = identity,
+	// S = 0 for every message: anybody could sign as this account.
+	weak := alice.rec
+	weak.Ed25519 = append([]byte{1}, make([]byte, 31)...)
+	forged := make([]byte, 64)
+	forged[0] = 1
+	mk(weak, nil, b64(forged), "Ed25519 key of small order (the identity point) with R = identity, S = 0, which plain Ed25519 verification accepts for any message", "WeakKey", "bad_signature")
+	weak.Ed25519 = must[[]byte](t)(hex.DecodeString("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa"))
+	mk(weak, nil, b64(forged), "Ed25519 key of order 8 (sign bit set)", "WeakKey", "bad_signature")
+	// A grant signature is not a key record signature (domain separation).
+	gm := must[[]byte](t)(grant.Grant{VaultID: alice.rec.UserID, UserID: alice.rec.UserID, GrantedBy: alice.rec.UserID, Role: "owner",
+		SealedKey: b64(read(r, grant.SealedKeySize))}.Message())
+	mk(alice.rec, nil, b64(ed25519.Sign(alice.priv, gm)), "a grant signature by the same key", "ModifiedSignature", "bad_signature")
+	return encode(t, File[KeyRecordGroup]{
+		Algorithm: "ZSM-V1-KEY-RECORD-ED25519", Schema: schema, Generator: generatorName, NumberOfTests: next() - 1,
+		Header: []string{
+			"docs/crypto.md §3. message = \"zsm v1 key-record\" || 0x00 || user_id (16) || u8(len(identity)) || identity || x25519_public (32) || ed25519_public (32), where identity is the normalized identity (UTF-8) and the keys are the 32 decoded bytes.",
+			"signature = base64(Ed25519(account's Ed25519 seed, message)), canonical standard base64 of 64 bytes, verified under ed25519Public of the same record (a record is signed by the key it publishes).",
+			"An identity that is not normalized, a key that is not canonical base64 of 32 bytes, or an Ed25519 key of small order (y, with the sign bit cleared, one of 0, 1, p-1, p, p+1 or the two points of order 8; the list libsodium refuses), cannot be encoded and does not verify (bad_signature). Valid tests give signerSeed: signing again must give the same signature.",
+		},
+		Notes: map[string]Note{
+			"ModifiedField":     {"AUTH_BYPASS", "one field of the record changed after signing"},
+			"ClaimedKeys":       {"AUTH_BYPASS", "another account presents someone else's public keys as its own"},
+			"WrongKey":          {"AUTH_BYPASS", "verified under another key"},
+			"Unencodable":       {"EDGE_CASE", "a record that cannot be encoded"},
+			"WeakKey":           {"AUTH_BYPASS", "an Ed25519 key of small order, under which signatures can be made without the private key"},
+			"ModifiedSignature": {"AUTH_BYPASS", "signature modified, mis-encoded, or made for another message"},
+		},
+		TestGroups: []KeyRecordGroup{g},
 	})
 }
 
@@ -937,4 +1358,177 @@ func genFlow(t *testing.T) []byte {
 		Notes:      map[string]Note{"Slow": slowNote},
 		TestGroups: []FlowGroup{g},
 	})
+}
+
+// ----------------------------------------------------------- identity.json
+
+// The expected outcomes below are written out by hand from the Unicode 15.0
+// tables (NFKC, CaseFolding.txt, White_Space, the General_Category and the
+// Script property), not computed: the generator fails if srpgroup
+// disagrees with any of them, so the file pins the rule rather than
+// whatever the code happens to do.
+func genIdentity(t *testing.T) []byte {
+	next := counter()
+	ng := IdentityGroup{Type: "normalize", UnicodeVersion: identityUnicode}
+	normCase := func(comment, input, want string, flags ...string) {
+		t.Helper()
+		got, err := srpgroup.NormalizeIdentity(input)
+		tc := IdentityTest{Case: Case{next(), comment, orEmpty(flags)}, Input: []byte(input)}
+		if want == "" {
+			if err == nil {
+				t.Fatalf("identity vector %q: srpgroup accepts %+q as %+q, the vector says refused", comment, input, got)
+			}
+			tc.Outcome = Outcome{"invalid", "bad_identity"}
+		} else {
+			if err != nil || got != want {
+				t.Fatalf("identity vector %q: srpgroup gives %+q (%v) for %+q, the vector says %+q", comment, got, err, input, want)
+			}
+			tc.Normalized, tc.Outcome = want, Outcome{Result: "valid"}
+		}
+		ng.Tests = append(ng.Tests, tc)
+	}
+
+	// What normalizes, and to what.
+	normCase("ASCII, already normal", "alice@example.com", "alice@example.com")
+	normCase("ASCII upper case folds to lower case", "Alice@Example.COM", "alice@example.com", "CaseFolding")
+	normCase("surrounding ASCII white space is trimmed", " \talice@example.com\r\n", "alice@example.com", "Whitespace")
+	normCase("surrounding no-break spaces (U+00A0) are trimmed before NFKC", "\u00a0alice@example.com\u00a0", "alice@example.com", "Whitespace")
+	normCase("surrounding ideographic spaces (U+3000) are trimmed", "\u3000bob\u3000", "bob", "Whitespace")
+	normCase("sharp s (U+00DF) folds to ss: full case folding, not simple", "Stra\u00dfe@example.com", "strasse@example.com", "CaseFolding")
+	normCase("capital sharp s (U+1E9E) folds to ss", "STRA\u1e9eE@EXAMPLE.COM", "strasse@example.com", "CaseFolding")
+	normCase("Kelvin sign (U+212A): NFKC gives K, folding gives k", "\u212aelvin@example.com", "kelvin@example.com", "Compatibility")
+	normCase("Angstrom sign (U+212B): NFKC gives U+00C5, folding gives U+00E5", "\u212bngstr\u00f6m", "\u00e5ngstr\u00f6m", "Compatibility")
+	normCase("ligature fi (U+FB01) becomes f i", "\ufb01le@example.com", "file@example.com", "Compatibility")
+	normCase("ligature ffi (U+FB03) becomes f f i", "o\ufb03ce@example.com", "office@example.com", "Compatibility")
+	normCase("fullwidth letters and punctuation (U+FF21...) become ASCII", "\uff21\uff2c\uff29\uff23\uff25\uff20\uff25\uff38\uff0e\uff23\uff2f\uff2d", "alice@ex.com", "Compatibility")
+	normCase("halfwidth katakana with a halfwidth sound mark compose to U+30D1", "\uff8a\uff9f@example.jp", "\u30d1@example.jp", "Compatibility", "Composition")
+	normCase("superscript two becomes 2", "x\u00b2y@example.com", "x2y@example.com", "Compatibility")
+	normCase("roman numeral twelve (U+216B) becomes xii", "\u216b@example.com", "xii@example.com", "Compatibility", "CaseFolding")
+	normCase("e and a combining acute (U+0301) compose to U+00E9", "e\u0301lise@example.com", "\u00e9lise@example.com", "Composition")
+	normCase("capital E with a combining acute: folded, then composed", "E\u0301LISE@example.com", "\u00e9lise@example.com", "Composition", "CaseFolding")
+	normCase("precomposed capital E acute (U+00C9) folds to U+00E9", "\u00c9LISE@example.com", "\u00e9lise@example.com", "CaseFolding")
+	normCase("dotted capital I (U+0130) folds to i and a combining dot above (U+0307): no Turkic mapping", "\u0130stanbul", "i\u0307stanbul", "CaseFolding", "Turkic")
+	normCase("dotless small i (U+0131) stays as it is", "\u0131stanbul", "\u0131stanbul", "Turkic")
+	normCase("capital I folds to i, never to dotless i", "ISTANBUL", "istanbul", "Turkic")
+	normCase("Greek capital and final sigma both fold to U+03C3", "\u039f\u0394\u03a5\u03a3\u03a3\u0395\u03a5\u03c2", "\u03bf\u03b4\u03c5\u03c3\u03c3\u03b5\u03c5\u03c3", "CaseFolding")
+	normCase("Cyrillic folds to lower case", "\u0418\u0432\u0430\u043d@\u041f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444", "\u0438\u0432\u0430\u043d@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444", "CaseFolding")
+	normCase("title-case digraph dz with caron (U+01C5): folded to U+01C6, then NFKC gives d and U+017E", "\u01c5emal", "d\u017eemal", "CaseFolding", "Compatibility")
+	normCase("micro sign (U+00B5) becomes Greek mu (U+03BC); allowed here, refused at sign-up", "\u00b5s@example.com", "\u03bcs@example.com", "Compatibility")
+	normCase("U+FFFD normalizes; only sign-up refuses it", "abc\ufffd@example.com", "abc\ufffd@example.com", "Replacement")
+	normCase("a variation selector (U+FE0F, a mark) is printable", "a\ufe0fbc", "a\ufe0fbc")
+	normCase("exactly 3 bytes", "bob", "bob", "Length")
+	normCase("exactly 254 bytes", strings.Repeat("a", 254), strings.Repeat("a", 254), "Length")
+	normCase("127 two-byte letters: 254 bytes", strings.Repeat("\u00e9", 127), strings.Repeat("\u00e9", 127), "Length")
+	normCase("300 bytes as sent, 200 after composition: length counts the normal form", strings.Repeat("e\u0301", 100), strings.Repeat("\u00e9", 100), "Length", "Composition")
+
+	// What is refused.
+	normCase("empty", "", "", "Length")
+	normCase("two bytes", "ab", "", "Length")
+	normCase("two bytes after trimming", "  ab  ", "", "Length", "Whitespace")
+	normCase("255 bytes", strings.Repeat("a", 255), "", "Length")
+	normCase("128 two-byte letters: 256 bytes", strings.Repeat("\u00e9", 128), "", "Length")
+	normCase("66 bytes as sent, 264 after NFKC (U+337F becomes four Han letters)", strings.Repeat("\u337f", 22), "", "Length", "Compatibility")
+	normCase("a space inside", "al ice@example.com", "", "Whitespace")
+	normCase("a no-break space inside: NFKC makes it a space", "al\u00a0ice@example.com", "", "Whitespace")
+	normCase("an en space (U+2002) inside", "al\u2002ice@example.com", "", "Whitespace")
+	normCase("a diaeresis (U+00A8): NFKC gives a space and a combining mark", "\u00a8abc", "", "Whitespace", "Compatibility")
+	normCase("a tab inside", "al\tice@example.com", "", "Control")
+	normCase("NUL inside", "al\x00ice@example.com", "", "Control")
+	normCase("DEL inside", "al\x7fice@example.com", "", "Control")
+	normCase("next line (U+0085) inside", "al\u0085ice@example.com", "", "Control", "Whitespace")
+	normCase("line separator (U+2028) inside", "al\u2028ice@example.com", "", "Whitespace")
+	normCase("zero width joiner (U+200D)", "a\u200db@example.com", "", "Invisible")
+	normCase("zero width non-joiner (U+200C)", "a\u200cb@example.com", "", "Invisible")
+	normCase("zero width space (U+200B)", "a\u200bb@example.com", "", "Invisible")
+	normCase("soft hyphen (U+00AD)", "al\u00adice@example.com", "", "Invisible")
+	normCase("byte order mark (U+FEFF) in front: not white space, so not trimmed", "\ufeffalice@example.com", "", "Invisible")
+	normCase("right-to-left override (U+202E)", "alice\u202emoc.elpmaxe@", "", "Invisible")
+	normCase("left-to-right mark (U+200E)", "alice\u200e@example.com", "", "Invisible")
+	normCase("tag letter A (U+E0041)", "alice\U000e0041@example.com", "", "Invisible")
+	normCase("private use (U+E000)", "alice\ue000@example.com", "", "Control")
+	normCase("unassigned in Unicode 15.0 (U+0378)", "alice\u0378@example.com", "", "UnicodeVersion")
+	normCase("U+1C89, unassigned in 15.0 (a Cyrillic capital since 16.0)", "\u1c89abc", "", "UnicodeVersion")
+	normCase("Cherokee capitals: folding is not stable, so refused", "\u13e3\u13b3\u13a9", "", "Unstable")
+	normCase("Cherokee small letters: folding is not stable, so refused", "\uabb3\uab83\uab79", "", "Unstable")
+	normCase("not UTF-8 (a lone 0xff)", "ali\xffce@example.com", "", "Encoding")
+	normCase("not UTF-8 (overlong encoding of /)", "alice\xc0\xafexample.com", "", "Encoding")
+	normCase("not UTF-8 (an encoded surrogate, U+D800)", "alice\xed\xa0\x80@example.com", "", "Encoding")
+	normCase("not UTF-8 (truncated sequence at the end)", "alice@example.com\xe2\x82", "", "Encoding")
+
+	ig := IdentityGroup{Type: "new_identity", UnicodeVersion: identityUnicode}
+	newID := func(comment, id, wantErr string, flags ...string) {
+		t.Helper()
+		if n, err := srpgroup.NormalizeIdentity(id); err != nil || n != id {
+			t.Fatalf("identity vector %q: %+q is not in normal form", comment, id)
+		}
+		err := srpgroup.CheckNewIdentity(id)
+		if got := newIdentityClass(err); got != wantErr {
+			t.Fatalf("identity vector %q: srpgroup says %q (%v) for %+q, the vector says %q", comment, got, err, id, wantErr)
+		}
+		tc := IdentityTest{Case: Case{next(), comment, orEmpty(flags)}, Identity: id, Outcome: Outcome{Result: "valid"}}
+		if wantErr != "" {
+			tc.Outcome = Outcome{"invalid", wantErr}
+		}
+		ig.Tests = append(ig.Tests, tc)
+	}
+	newID("Latin", "alice@example.com", "")
+	newID("digits, hyphen, underscore, plus are common to all scripts", "user_01+tag-x@example.com", "")
+	newID("a user name without @", "strasse", "")
+	newID("Latin with a combining mark (inherited script)", "i\u0307stanbul", "")
+	newID("dotless i is Latin", "\u0131stanbul", "")
+	newID("Cyrillic throughout", "\u0438\u0432\u0430\u043d@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444", "")
+	newID("each part in one script: Latin, then Cyrillic", "ivan@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444", "", "Script")
+	newID("Greek throughout", "\u03bf\u03b4\u03c5\u03c3\u03c3\u03b5\u03c5\u03c3", "")
+	newID("Japanese: Han, Hiragana and Katakana with Latin", "\u3084\u307e\u3060\u592a\u90ce\u30bf\u30ed\u30a6taro@example.jp", "", "Script")
+	newID("Chinese: Han with Bopomofo and Latin", "\u738b\u3105wang@example.cn", "", "Script")
+	newID("Korean: Hangul with Han and Latin", "\uae40\u91d1kim@example.kr", "", "Script")
+	newID("Latin a in a Cyrillic part", "\u0438\u0432a\u043d@example.com", "mixed_scripts", "Script")
+	newID("Cyrillic a (U+0430) in a Latin part", "p\u0430ypal", "mixed_scripts", "Script")
+	newID("Cyrillic a in the domain", "alice@ex\u0430mple.com", "mixed_scripts", "Script")
+	newID("Greek mu (from the micro sign) next to Latin", "\u03bcs@example.com", "mixed_scripts", "Script")
+	newID("Greek omicron in a Latin part", "micr\u03bfsoft.com", "mixed_scripts", "Script")
+	newID("Katakana with Hangul: not one of the allowed combinations", "\u30bf\ud55c@example.com", "mixed_scripts", "Script")
+	newID("Han with Cyrillic", "\u738b\u0438@example.com", "mixed_scripts", "Script")
+	newID("U+FFFD, the mark of text that was not UTF-8", "abc\ufffd@example.com", "replacement_character", "Replacement")
+
+	return encode(t, File[IdentityGroup]{
+		Algorithm: "ZSM-V1-IDENTITY", Schema: schema, Generator: generatorName, NumberOfTests: next() - 1,
+		Header: []string{
+			"docs/auth.md, Identity rules. normalize: decode input as UTF-8 (refuse if it is not); trim leading and trailing White_Space; NFKC; full case folding (CaseFolding.txt statuses C and F, no Turkic T); NFKC again. Refuse unless normalizing the result again gives it back unchanged, it is 3 to 254 bytes of UTF-8, and every character is printable (General_Category L, M, N, P or S) and not White_Space.",
+			"Case folding deviates from CaseFolding.txt in one place, as golang.org/x/text/cases does: the Cherokee capitals U+13A0-U+13F5 fold to their small letters (U+AB70-U+ABBF, U+13F8-U+13FD), which fold back; an identity with any Cherokee letter is therefore never stable and always refused.",
+			"new_identity (sign-up only, on the normal form): refuse U+FFFD (replacement_character); split at '@' and '.', and refuse (mixed_scripts) a part whose characters come from more than one script (the Script property, not Script_Extensions), ignoring Common and Inherited characters, unless the scripts are within {Latin, Han, Hiragana, Katakana}, {Latin, Han, Bopomofo} or {Latin, Han, Hangul}.",
+			"Every outcome follows the Unicode version named in the group (unicodeVersion). input is the bytes as sent, in hex; an absent input is the empty string. Invalid normalize tests name bad_identity.",
+		},
+		Notes: map[string]Note{
+			"CaseFolding":    {"FUNCTIONALITY", "full case folding: a character may fold to several (U+00DF to ss)"},
+			"Compatibility":  {"FUNCTIONALITY", "NFKC compatibility mappings (ligatures, width, the Kelvin sign)"},
+			"Composition":    {"FUNCTIONALITY", "canonical composition of a base letter and combining marks"},
+			"Whitespace":     {"EDGE_CASE", "White_Space is trimmed at the ends (before NFKC) and refused inside"},
+			"Turkic":         {"EDGE_CASE", "no language-specific mapping: I folds to i, U+0130 to i and U+0307, U+0131 stays"},
+			"Length":         {"EDGE_CASE", "3 to 254 bytes, counted on the normal form"},
+			"Control":        {"EDGE_CASE", "a control, private-use or other non-printable character"},
+			"Invisible":      {"EDGE_CASE", "a format character (General_Category Cf) that renders as nothing"},
+			"Unstable":       {"EDGE_CASE", "normalizing the normal form again changes it"},
+			"Encoding":       {"MALFORMED_INPUT", "the bytes are not UTF-8"},
+			"UnicodeVersion": {"EDGE_CASE", "the outcome changes with the Unicode version: this file follows the group's unicodeVersion"},
+			"Replacement":    {"EDGE_CASE", "U+FFFD stands in for bytes that were not UTF-8; refused at sign-up"},
+			"Script":         {"CONFUSABLE", "scripts mixed within one part (UTS #39, highly restrictive)"},
+		},
+		TestGroups: []IdentityGroup{ng, ig},
+	})
+}
+
+// identityUnicode is the Unicode version of the identity rules.
+const identityUnicode = "15.0.0"
+
+func newIdentityClass(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, srpgroup.ErrReplacementChar):
+		return "replacement_character"
+	case errors.Is(err, srpgroup.ErrMixedScripts):
+		return "mixed_scripts"
+	}
+	return "other"
 }

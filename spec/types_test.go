@@ -160,6 +160,8 @@ type BundleTest struct {
 	X25519Public  Hex    `json:"x25519Public,omitempty"`
 	Ed25519Seed   Hex    `json:"ed25519Seed,omitempty"`
 	Ed25519Public Hex    `json:"ed25519Public,omitempty"`
+	XWingSeed     Hex    `json:"xwingSeed,omitempty"`   // version 2
+	XWingPublic   Hex    `json:"xwingPublic,omitempty"` // version 2: derived from the seed
 	Outcome
 }
 
@@ -175,10 +177,11 @@ type HPKEGroup struct {
 
 type HPKETest struct {
 	Case
-	SkR        Hex    `json:"skR"`
-	PkR        Hex    `json:"pkR"`
+	SkR        Hex    `json:"skR"` // X25519 scalar, or the 32-byte X-Wing seed
+	PkR        Hex    `json:"pkR"` // derived from skR
 	VaultID    string `json:"vaultId"`
 	UserID     string `json:"userId"`
+	Generation string `json:"generation,omitempty"` // version 2: decimal u64
 	Info       Hex    `json:"info"`
 	Enc        Hex    `json:"enc,omitempty"`
 	Ciphertext Hex    `json:"ciphertext,omitempty"`
@@ -190,24 +193,59 @@ type HPKETest struct {
 // grant.json
 
 type GrantGroup struct {
-	Type         string      `json:"type"`
-	SignerSeed   Hex         `json:"signerSeed"`
-	SignerPublic Hex         `json:"signerPublic"`
+	Type         string      `json:"type"` // verify | verify_v2 | key_commitment | key_chain
+	SignerSeed   Hex         `json:"signerSeed,omitempty"`
+	SignerPublic Hex         `json:"signerPublic,omitempty"`
 	Tests        []GrantTest `json:"tests"`
 }
 
 type GrantTest struct {
 	Case
 	VaultID         string `json:"vaultId"`
-	UserID          string `json:"userId"`
-	GrantedBy       string `json:"grantedBy"`
-	Role            string `json:"role"`
-	SealedKey       string `json:"sealedKey"`
+	UserID          string `json:"userId,omitempty"`
+	GrantedBy       string `json:"grantedBy,omitempty"`
+	Role            string `json:"role,omitempty"`
+	Generation      string `json:"generation,omitempty"` // verify_v2, key_commitment: decimal u64
+	KEMID           uint16 `json:"kemId,omitempty"`      // verify_v2
+	SealedKey       string `json:"sealedKey,omitempty"`
 	SealedKeySHA256 Hex    `json:"sealedKeySha256,omitempty"`
 	Message         Hex    `json:"message,omitempty"`
-	Public          Hex    `json:"public,omitempty"` // overrides the group's signer public key
-	Signature       string `json:"signature"`        // base64, the stored form
+	Public          Hex    `json:"public,omitempty"`    // overrides the group's signer public key
+	Signature       string `json:"signature,omitempty"` // base64, the stored form
 	SignatureHex    Hex    `json:"signatureHex,omitempty"`
+	// verify_v2: whether the recipient's key record has an X-Wing key
+	// (a grant with kemId 0x0020 is then a downgrade).
+	RecipientHasXWing *bool `json:"recipientHasXwing,omitempty"`
+	// key_commitment
+	Key        Hex `json:"key,omitempty"`
+	Commitment Hex `json:"commitment,omitempty"`
+	// key_chain: walk from the newest key back to oldestGeneration.
+	NewestGeneration string            `json:"newestGeneration,omitempty"`
+	NewestKey        Hex               `json:"newestKey,omitempty"`
+	OldestGeneration string            `json:"oldestGeneration,omitempty"`
+	Wrapped          map[string]string `json:"wrapped,omitempty"`     // generation g -> base64 envelope type 8 under the key of g+1
+	Commitments      map[string]Hex    `json:"commitments,omitempty"` // generation -> commitment, from the log
+	Keys             map[string]Hex    `json:"keys,omitempty"`        // expected: generation -> key
+	Outcome
+}
+
+// key_record.json
+
+type KeyRecordGroup struct {
+	Type  string          `json:"type"`
+	Tests []KeyRecordTest `json:"tests"`
+}
+
+type KeyRecordTest struct {
+	Case
+	SignerSeed    Hex    `json:"signerSeed,omitempty"` // the account's Ed25519 seed (valid tests)
+	UserID        string `json:"userId"`
+	Identity      string `json:"identity"`
+	X25519Public  string `json:"x25519Public"`  // base64, as published
+	Ed25519Public string `json:"ed25519Public"` // base64, as published; the verifying key
+	Message       Hex    `json:"message,omitempty"`
+	Signature     string `json:"signature"` // base64, the stored form
+	SignatureHex  Hex    `json:"signatureHex,omitempty"`
 	Outcome
 }
 
@@ -269,5 +307,26 @@ type FlowTest struct {
 	Revision      string        `json:"revision"`
 	SecretEnv     string        `json:"secretEnvelope"` // base64, the stored form
 	Plaintext     Hex           `json:"plaintext"`
+	Outcome
+}
+
+// identity.json
+
+type IdentityGroup struct {
+	Type string `json:"type"` // normalize | new_identity
+	// UnicodeVersion is the version of the Unicode tables the outcomes
+	// follow (NFKC, case folding, White_Space, the printable categories
+	// and the Script property).
+	UnicodeVersion string         `json:"unicodeVersion"`
+	Tests          []IdentityTest `json:"tests"`
+}
+
+type IdentityTest struct {
+	Case
+	// normalize: the bytes as sent (UTF-8 or not) and their normal form
+	Input      Hex    `json:"input,omitempty"`
+	Normalized string `json:"normalized,omitempty"`
+	// new_identity: an identity in normal form
+	Identity string `json:"identity,omitempty"`
 	Outcome
 }

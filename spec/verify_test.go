@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ecdh"
 	"crypto/ed25519"
+	"crypto/hpke"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -12,12 +13,16 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/google/uuid"
 	"golang.org/x/crypto/argon2"
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
 
 	"zsm.dev/zsm/sdk/envelope"
 	"zsm.dev/zsm/sdk/grant"
+	"zsm.dev/zsm/sdk/keyrecord"
 	"zsm.dev/zsm/sdk/keys"
 	"zsm.dev/zsm/srpgroup"
 )
@@ -34,8 +39,14 @@ func TestVectorsVerify(t *testing.T) {
 		"bundle.json":           verifyBundle,
 		"hpke_vault_key.json":   verifyHPKE,
 		"grant.json":            verifyGrant,
+		"key_record.json":       verifyKeyRecord,
 		"srp_blake2b_3072.json": verifySRP,
 		"flow.json":             verifyFlow,
+		"fingerprint.json":      verifyFingerprint,
+		"pins.json":             verifyPins,
+		"vault_log.json":        verifyVaultLog,
+		"manifest.json":         verifyManifest,
+		"identity.json":         verifyIdentity,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -246,9 +257,25 @@ func verifyBundle(t *testing.T, data []byte) {
 				if err != nil {
 					return bundleClass(err), err
 				}
-				return "", errors.Join(eq(a.AccountKey, tc.AccountKey), eq(a.X25519.Bytes(), tc.X25519Private),
+				if err := errors.Join(eq(a.AccountKey, tc.AccountKey), eq(a.X25519.Bytes(), tc.X25519Private),
 					eq(a.X25519.PublicKey().Bytes(), tc.X25519Public), eq(a.Ed25519.Seed(), tc.Ed25519Seed),
-					eq(a.Ed25519.Public().(ed25519.PublicKey), tc.Ed25519Public))
+					eq(a.Ed25519.Public().(ed25519.PublicKey), tc.Ed25519Public)); err != nil {
+					return "", err
+				}
+				if (a.XWing == nil) != (tc.XWingSeed == nil) {
+					return "", errMismatch
+				}
+				if a.XWing == nil {
+					return "", nil
+				}
+				// The seed yields the public key (checked with crypto/hpke
+				// directly, not through the bundle code).
+				k, err := hpke.MLKEM768X25519().NewPrivateKey(tc.XWingSeed)
+				if err != nil {
+					return "other", err
+				}
+				seed, _ := a.XWing.Bytes()
+				return "", errors.Join(eq(seed, tc.XWingSeed), eq(a.XWing.PublicKey().Bytes(), tc.XWingPublic), eq(k.PublicKey().Bytes(), tc.XWingPublic))
 			})
 		}
 	}
@@ -257,8 +284,12 @@ func verifyBundle(t *testing.T, data []byte) {
 func verifyHPKE(t *testing.T, data []byte) {
 	f := load(t, data, func(g HPKEGroup) int { return len(g.Tests) })
 	for _, g := range f.TestGroups {
-		if g.KEMID != 0x20 || g.KDFID != 1 || g.AEADID != 3 {
-			t.Fatalf("suite %x/%x/%x", g.KEMID, g.KDFID, g.AEADID)
+		if g.Type == "open_v2" {
+			verifyHPKEv2(t, g)
+			continue
+		}
+		if g.Type != "open" || g.KEMID != 0x20 || g.KDFID != 1 || g.AEADID != 3 {
+			t.Fatalf("group %s, suite %x/%x/%x", g.Type, g.KEMID, g.KDFID, g.AEADID)
 		}
 		for _, tc := range g.Tests {
 			vault, user := uuid.MustParse(tc.VaultID), uuid.MustParse(tc.UserID)
@@ -288,6 +319,55 @@ func verifyHPKE(t *testing.T, data []byte) {
 	}
 }
 
+// verifyHPKEv2 checks a group of version 2 sealed keys: the info built
+// here, the public key derived from skR with crypto/hpke directly, then
+// grant.OpenVaultKeyV2.
+func verifyHPKEv2(t *testing.T, g HPKEGroup) {
+	if (g.KEMID != 0x647a && g.KEMID != 0x20) || g.KDFID != 1 || g.AEADID != 3 {
+		t.Fatalf("suite %x/%x/%x", g.KEMID, g.KDFID, g.AEADID)
+	}
+	kem := must2(hpke.NewKEM(g.KEMID))
+	for _, tc := range g.Tests {
+		vault, user := uuid.MustParse(tc.VaultID), uuid.MustParse(tc.UserID)
+		gen, err := strconv.ParseUint(tc.Generation, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := []byte("zsm v2 vault-key\x00")
+		info = append(append(info, vault[:]...), user[:]...)
+		info = append(info, byte(gen>>56), byte(gen>>48), byte(gen>>40), byte(gen>>32), byte(gen>>24), byte(gen>>16), byte(gen>>8), byte(gen))
+		if !bytes.Equal(tc.Info, info) {
+			t.Errorf("tcId %d: info differs", tc.TcID)
+		}
+		check(t, tc.Case, tc.Outcome, func() (string, error) {
+			sk, err := kem.NewPrivateKey(tc.SkR)
+			if err != nil {
+				return "other", err
+			}
+			if err := eq(sk.PublicKey().Bytes(), tc.PkR); err != nil {
+				return "", err
+			}
+			k, err := grant.OpenVaultKeyV2(sk, vault, user, gen, tc.Sealed)
+			switch {
+			case errors.Is(err, grant.ErrBadSealedKey):
+				return "malformed", err
+			case errors.Is(err, grant.ErrOpenVaultKey):
+				return "does_not_open", err
+			case err != nil:
+				return "other", err
+			}
+			return "", errors.Join(eq(k, tc.VaultKey), eq(append(bytes.Clone(tc.Enc), tc.Ciphertext...), mustB64(tc.Sealed)))
+		})
+	}
+}
+
+func must2[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
 func mustB64(s string) []byte {
 	b, _ := base64.StdEncoding.DecodeString(s)
 	return b
@@ -296,6 +376,17 @@ func mustB64(s string) []byte {
 func verifyGrant(t *testing.T, data []byte) {
 	f := load(t, data, func(g GrantGroup) int { return len(g.Tests) })
 	for _, g := range f.TestGroups {
+		switch g.Type {
+		case "verify":
+		case "verify_v2":
+			verifyGrantV2(t, g)
+			continue
+		case "key_commitment", "key_chain":
+			verifyKeyChain(t, g)
+			continue
+		default:
+			t.Fatalf("unknown group type %q", g.Type)
+		}
 		if !bytes.Equal(ed25519.NewKeyFromSeed(g.SignerSeed).Public().(ed25519.PublicKey), g.SignerPublic) {
 			t.Fatal("signerPublic does not match signerSeed")
 		}
@@ -323,6 +414,104 @@ func verifyGrant(t *testing.T, data []byte) {
 				return "", nil
 			})
 		}
+	}
+}
+
+func u64(t *testing.T, s string) uint64 {
+	t.Helper()
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || strconv.FormatUint(v, 10) != s {
+		t.Fatalf("%q is not a decimal u64", s)
+	}
+	return v
+}
+
+func verifyGrantV2(t *testing.T, g GrantGroup) {
+	if !bytes.Equal(ed25519.NewKeyFromSeed(g.SignerSeed).Public().(ed25519.PublicKey), g.SignerPublic) {
+		t.Fatal("signerPublic does not match signerSeed")
+	}
+	for _, tc := range g.Tests {
+		gr := grant.GrantV2{VaultID: uuid.MustParse(tc.VaultID), UserID: uuid.MustParse(tc.UserID), GrantedBy: uuid.MustParse(tc.GrantedBy),
+			Role: tc.Role, Generation: u64(t, tc.Generation), KEM: grant.KEM(tc.KEMID), SealedKey: tc.SealedKey}
+		if m, err := gr.Message(); err == nil && !bytes.Equal(m, tc.Message) {
+			t.Errorf("tcId %d: message differs", tc.TcID)
+		}
+		pub := ed25519.PublicKey(g.SignerPublic)
+		if tc.Public != nil {
+			pub = ed25519.PublicKey(tc.Public)
+		}
+		if tc.RecipientHasXWing == nil {
+			t.Fatalf("tcId %d: recipientHasXwing missing", tc.TcID)
+		}
+		check(t, tc.Case, tc.Outcome, func() (string, error) {
+			if err := grant.VerifyV2(gr, tc.Signature, pub); err != nil {
+				if errors.Is(err, grant.ErrBadSignature) {
+					return "bad_signature", err
+				}
+				return "other", err
+			}
+			if err := grant.CheckKEM(gr.KEM, *tc.RecipientHasXWing); err != nil {
+				if errors.Is(err, grant.ErrDowngrade) {
+					return "downgrade", err
+				}
+				return "other", err
+			}
+			sig, err := grant.SignV2(gr, ed25519.NewKeyFromSeed(g.SignerSeed))
+			if err != nil || sig != tc.Signature {
+				return "", errMismatch
+			}
+			return "", nil
+		})
+	}
+}
+
+func verifyKeyChain(t *testing.T, g GrantGroup) {
+	for _, tc := range g.Tests {
+		vault := uuid.MustParse(tc.VaultID)
+		check(t, tc.Case, tc.Outcome, func() (string, error) {
+			class := func(err error) (string, error) {
+				switch {
+				case errors.Is(err, grant.ErrKeyCommitment):
+					return "key_commitment", err
+				case errors.Is(err, grant.ErrChain):
+					return "chain", err
+				}
+				return "other", err
+			}
+			if g.Type == "key_commitment" {
+				gen := u64(t, tc.Generation)
+				c, err := grant.KeyCommitment(tc.Key, vault, gen)
+				if err != nil {
+					return "other", err
+				}
+				// The commitment of the vector is what the log holds; the
+				// key is accepted only if it matches.
+				if err := grant.CheckKeyCommitment(tc.Key, vault, gen, [32]byte(tc.Commitment)); err != nil {
+					return class(err)
+				}
+				return "", eq(c[:], tc.Commitment)
+			}
+			ch := grant.Chain{VaultID: vault, Wrapped: map[uint64]string{}, Commitments: map[uint64][32]byte{}}
+			for k, w := range tc.Wrapped {
+				ch.Wrapped[u64(t, k)] = w
+			}
+			for k, c := range tc.Commitments {
+				ch.Commitments[u64(t, k)] = [32]byte(c)
+			}
+			got, err := ch.Keys(u64(t, tc.NewestGeneration), tc.NewestKey, u64(t, tc.OldestGeneration))
+			if err != nil {
+				return class(err)
+			}
+			if len(got) != len(tc.Keys) {
+				return "", errMismatch
+			}
+			for k, want := range tc.Keys {
+				if err := eq(got[u64(t, k)], want); err != nil {
+					return "", err
+				}
+			}
+			return "", nil
+		})
 	}
 }
 
@@ -445,6 +634,92 @@ func verifyFlow(t *testing.T, data []byte) {
 					return "", err
 				}
 				return "", eq(pt, tc.Plaintext)
+			})
+		}
+	}
+}
+
+func verifyKeyRecord(t *testing.T, data []byte) {
+	f := load(t, data, func(g KeyRecordGroup) int { return len(g.Tests) })
+	for _, g := range f.TestGroups {
+		if g.Type != "verify" {
+			t.Fatalf("unknown group type %q", g.Type)
+		}
+		for _, tc := range g.Tests {
+			check(t, tc.Case, tc.Outcome, func() (string, error) {
+				rec, err := keyrecord.FromBase64(uuid.MustParse(tc.UserID), tc.Identity, tc.X25519Public, tc.Ed25519Public)
+				if err != nil {
+					return "bad_signature", err
+				}
+				if m, err := rec.Message(); err == nil && !bytes.Equal(m, tc.Message) {
+					return "", errMismatch
+				}
+				if err := keyrecord.Verify(rec, tc.Signature); err != nil {
+					if errors.Is(err, keyrecord.ErrBadSignature) {
+						return "bad_signature", err
+					}
+					return "other", err
+				}
+				// Ed25519 is deterministic: signing again gives the same bytes.
+				if len(tc.SignerSeed) != ed25519.SeedSize {
+					return "", errors.New("a valid test must give signerSeed")
+				}
+				sig, err := keyrecord.Sign(rec, ed25519.NewKeyFromSeed(tc.SignerSeed))
+				if err != nil || sig != tc.Signature {
+					return "", errMismatch
+				}
+				return "", nil
+			})
+		}
+	}
+}
+
+// verifyIdentity checks srpgroup's identity rules against identity.json,
+// and that the Unicode tables this build links are the ones the vectors
+// follow: a Go or x/text upgrade that moves to another Unicode version can
+// change an identity's normal form, and so lock an account out or make two
+// spellings two accounts (docs/auth.md).
+func verifyIdentity(t *testing.T, data []byte) {
+	f := load(t, data, func(g IdentityGroup) int { return len(g.Tests) })
+	for _, g := range f.TestGroups {
+		for name, v := range map[string]string{"unicode": unicode.Version, "x/text/unicode/norm": norm.Version, "x/text/cases": cases.UnicodeVersion} {
+			if v != g.UnicodeVersion {
+				t.Fatalf("%s has Unicode %s tables, identity.json follows %s: identities may normalize differently; see docs/auth.md", name, v, g.UnicodeVersion)
+			}
+		}
+		for _, tc := range g.Tests {
+			check(t, tc.Case, tc.Outcome, func() (string, error) {
+				switch g.Type {
+				case "normalize":
+					got, err := srpgroup.NormalizeIdentity(string(tc.Input))
+					if err != nil {
+						return "bad_identity", err
+					}
+					if got != tc.Normalized {
+						return "", errMismatch
+					}
+					// The normal form is a fixed point.
+					if again, err := srpgroup.NormalizeIdentity(got); err != nil || again != got {
+						return "", errors.New("the normal form does not normalize to itself")
+					}
+					return "", nil
+				case "new_identity":
+					if n, err := srpgroup.NormalizeIdentity(tc.Identity); err != nil || n != tc.Identity {
+						return "", errors.New("identity is not in normal form")
+					}
+					err := srpgroup.CheckNewIdentity(tc.Identity)
+					switch {
+					case err == nil:
+						return "", nil
+					case errors.Is(err, srpgroup.ErrReplacementChar):
+						return "replacement_character", err
+					case errors.Is(err, srpgroup.ErrMixedScripts):
+						return "mixed_scripts", err
+					}
+					return "other", err
+				}
+				t.Fatalf("unknown group type %q", g.Type)
+				return "", nil
 			})
 		}
 	}

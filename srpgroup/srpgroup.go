@@ -93,7 +93,7 @@ var folder = cases.Fold()
 
 // NormalizeIdentity returns the canonical form of a user identity (an e-mail
 // address or a user name): Unicode NFKC, case-folded, surrounding space
-// removed. go-srp hashes the identity unsalted into every proof, so the client
+// removed. Code past an edge takes an Identity (ParseIdentity) instead. go-srp hashes the identity unsalted into every proof, so the client
 // and the server must both hash exactly this form; two spellings that
 // normalize alike are one account.
 //
@@ -119,6 +119,42 @@ func NormalizeIdentity(s string) (string, error) {
 	}
 	return s, nil
 }
+
+// Identity is a user identity in the normal form of NormalizeIdentity.
+// Only ParseIdentity and ParseNormalIdentity make one, so a value of this
+// type was checked exactly once, where the text came in (a request, a
+// command line, a stored row), and everything past that edge takes the
+// Identity and never normalizes again. The zero Identity is not valid.
+type Identity struct{ s string }
+
+// ParseIdentity normalizes what a person typed (or a client sent) into an
+// Identity; two spellings that normalize alike are one identity.
+func ParseIdentity(s string) (Identity, error) {
+	n, err := NormalizeIdentity(s)
+	if err != nil {
+		return Identity{}, err
+	}
+	return Identity{n}, nil
+}
+
+// ParseNormalIdentity accepts only text that is in normal form already: an
+// identity read back from storage, or one another program normalized and
+// signed or hashed. Normalizing it would change what was signed, so a
+// spelling that is not normal is ErrIdentity rather than fixed.
+func ParseNormalIdentity(s string) (Identity, error) {
+	id, err := ParseIdentity(s)
+	if err != nil || id.s != s {
+		return Identity{}, ErrIdentity
+	}
+	return id, nil
+}
+
+// String is the identity in normal form: what go-srp hashes, what the
+// database stores.
+func (i Identity) String() string { return i.s }
+
+// IsZero reports whether i is the zero Identity (none given).
+func (i Identity) IsZero() bool { return i.s == "" }
 
 func normalize(s string) string {
 	return norm.NFKC.String(folder.String(norm.NFKC.String(strings.TrimSpace(s))))

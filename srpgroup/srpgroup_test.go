@@ -391,3 +391,32 @@ func TestRegisterSaltsAreFresh(t *testing.T) {
 		t.Fatal("two registrations share a salt or verifier")
 	}
 }
+
+// ParseIdentity normalizes; ParseNormalIdentity takes only what is normal
+// already, so a stored or signed identity is never silently changed.
+func TestIdentityType(t *testing.T) {
+	id, err := srpgroup.ParseIdentity("  Alice@Example.COM ")
+	if err != nil || id.String() != "alice@example.com" || id.IsZero() {
+		t.Fatalf("ParseIdentity: %q, %v", id, err)
+	}
+	again, err := srpgroup.ParseNormalIdentity(id.String())
+	if err != nil || again != id {
+		t.Fatalf("ParseNormalIdentity of a normal identity: %q, %v", again, err)
+	}
+	for _, s := range []string{"Alice@example.com", " alice@example.com", "alice@example.com\n", "ﬁle@example.com"} {
+		if got, err := srpgroup.ParseNormalIdentity(s); !errors.Is(err, srpgroup.ErrIdentity) || !got.IsZero() {
+			t.Errorf("ParseNormalIdentity(%q) = %q, %v; want ErrIdentity", s, got, err)
+		}
+		if _, err := srpgroup.ParseIdentity(s); err != nil {
+			t.Errorf("ParseIdentity(%q): %v; it normalizes", s, err)
+		}
+	}
+	for _, s := range []string{"", "ab", "a b@x.io", "a\xffb@x.io"} {
+		if got, err := srpgroup.ParseIdentity(s); !errors.Is(err, srpgroup.ErrIdentity) || !got.IsZero() {
+			t.Errorf("ParseIdentity(%q) = %q, %v; want ErrIdentity", s, got, err)
+		}
+	}
+	if (srpgroup.Identity{}).String() != "" || !(srpgroup.Identity{}).IsZero() {
+		t.Fatal("the zero Identity")
+	}
+}

@@ -40,6 +40,11 @@ const (
 // Services lists every service in start order (stop order is the reverse).
 var Services = []string{Postgres, Redis, Authsvc, Postgrest, Nginx}
 
+// DefaultCORSOrigins are the browser origins the gateway answers CORS
+// requests to /rest from when Config.CORSOrigins is empty: those of the
+// desktop app's web view (Tauri 2 on Linux and macOS, and on Windows).
+var DefaultCORSOrigins = []string{"tauri://localhost", "http://tauri.localhost"}
+
 // Defaults for the login rate limit applied by nginx.
 const (
 	DefaultLoginRatePerSecond = 5
@@ -67,6 +72,11 @@ type Config struct {
 	LoginRatePerSecond, LoginBurst int // nginx limit_req for login endpoints; 0 = defaults (5 r/s, burst 20)
 
 	AuthsvcEnv map[string]string // extra env for authsvc (e.g. rate limits), applied last
+
+	// CORSOrigins are the origins (scheme://host[:port]) that may call
+	// /rest from a browser; nil means DefaultCORSOrigins. Every other
+	// origin gets no CORS headers.
+	CORSOrigins []string
 
 	// AuthsvcReplicas is how many authsvc processes run behind nginx (0 or
 	// 1: one). They share everything through Postgres and Redis; replica i
@@ -123,6 +133,7 @@ type State struct {
 	Ports              Ports                   `json:"ports"`
 	LoginRatePerSecond int                     `json:"login_rate_per_second"`
 	LoginBurst         int                     `json:"login_burst"`
+	CORSOrigins        []string                `json:"cors_origins,omitempty"`
 	AuthsvcEnv         map[string]string       `json:"authsvc_env,omitempty"`
 	Binaries           Binaries                `json:"binaries"`
 	AuthsvcBinary      string                  `json:"authsvc_binary"`

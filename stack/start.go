@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -157,6 +158,14 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	if cfg.ReadyTimeout <= 0 {
 		cfg.ReadyTimeout = 60 * time.Second
 	}
+	if cfg.CORSOrigins == nil {
+		cfg.CORSOrigins = DefaultCORSOrigins
+	}
+	for _, o := range cfg.CORSOrigins {
+		if !corsOrigin.MatchString(o) {
+			return nil, fmt.Errorf("CORS origin %q is not scheme://host[:port]", o)
+		}
+	}
 	ports := Ports{Gateway: cfg.GatewayPort, Authsvc: cfg.AuthsvcPort, Postgrest: cfg.PostgrestPort,
 		PostgrestAdmin: cfg.PostgrestAdminPort, Postgres: cfg.PostgresPort, Redis: cfg.RedisPort}
 	s := &Stack{
@@ -179,6 +188,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 			Ports:              ports,
 			LoginRatePerSecond: cfg.LoginRatePerSecond,
 			LoginBurst:         cfg.LoginBurst,
+			CORSOrigins:        cfg.CORSOrigins,
 			AuthsvcEnv:         cfg.AuthsvcEnv,
 			Binaries:           bins,
 			AuthsvcBinary:      filepath.Join(dir, "bin", "authsvc"),
@@ -699,6 +709,25 @@ type NginxTemplateData struct {
 	AuthsvcExtraPorts                       []int // replicas 2..N
 	Prefix, PidFile, LogFile, TempDir       string
 	LoginRatePerSecond, LoginBurst          int
+	CORSOrigins                             []string // each matches corsOrigin, so it is safe inside the config's quotes
+}
+
+// corsOrigin is what an Origin header holds: a scheme, a host and maybe a
+// port, nothing an nginx string could be broken out of.
+var corsOrigin = regexp.MustCompile(`^[a-z][a-z0-9+.-]*://[A-Za-z0-9.-]+(:[0-9]{1,5})?$`)
+
+// corsOrigins are the state's origins, checked again (stack.json may have
+// been edited by hand); a stack saved before they existed gets the defaults.
+func (s *Stack) corsOrigins() ([]string, error) {
+	if s.st.CORSOrigins == nil {
+		return DefaultCORSOrigins, nil
+	}
+	for _, o := range s.st.CORSOrigins {
+		if !corsOrigin.MatchString(o) {
+			return nil, fmt.Errorf("CORS origin %q in stack.json is not scheme://host[:port]", o)
+		}
+	}
+	return s.st.CORSOrigins, nil
 }
 
 func (s *Stack) nginxArgs(conf string) []string {
@@ -717,12 +746,17 @@ func (s *Stack) RenderNginxConfig(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("parse %s: %w", tmplPath, err)
 	}
+	origins, err := s.corsOrigins()
+	if err != nil {
+		return "", err
+	}
 	var buf bytes.Buffer
 	if err := tmpl.Execute(&buf, NginxTemplateData{
 		GatewayPort: s.st.Ports.Gateway, AuthsvcPort: s.st.Ports.Authsvc, PostgrestPort: s.st.Ports.Postgrest,
 		AuthsvcExtraPorts: s.st.AuthsvcExtraPorts,
 		Prefix:            s.dir("nginx"), PidFile: s.dir("nginx", "nginx.pid"), LogFile: s.LogFile(Nginx),
 		TempDir: s.dir("nginx", "tmp"), LoginRatePerSecond: s.st.LoginRatePerSecond, LoginBurst: s.st.LoginBurst,
+		CORSOrigins: origins,
 	}); err != nil {
 		return "", fmt.Errorf("render %s: %w", tmplPath, err)
 	}

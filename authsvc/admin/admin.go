@@ -14,15 +14,14 @@ import (
 	"strings"
 	"time"
 
-	"zsm.dev/zsm/authsvc/rotation"
 	"zsm.dev/zsm/authsvc/signer"
 	"zsm.dev/zsm/authsvc/store"
 )
 
 // Server is the admin API.
 type Server struct {
-	Rotator *rotation.Rotator
-	Keys    func(ctx context.Context) ([]signer.StoredKey, error)
+	Rotator *signer.Rotator
+	Keys    func(ctx context.Context) ([]store.SigningKey, error)
 	Metrics http.Handler
 	Ready   func(ctx context.Context) error
 	// Token is the admin credential, compared in constant time.
@@ -81,7 +80,7 @@ type KeyView struct {
 }
 
 // View converts stored keys.
-func View(keys []signer.StoredKey) []KeyView {
+func View(keys []store.SigningKey) []KeyView {
 	out := make([]KeyView, 0, len(keys))
 	for _, k := range keys {
 		out = append(out, KeyView{KID: k.KID, State: k.State, Algorithm: "EdDSA", CreatedAt: k.CreatedAt,

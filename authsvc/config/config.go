@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"zsm.dev/zsm/authsvc/ratelimit"
 )
 
 // Secret holds key material. Its String, GoString and LogValue methods
@@ -51,9 +53,15 @@ type Config struct {
 	SessionIdleTTL time.Duration // a session not logged into or refreshed this long is dead
 	HandshakeTTL   time.Duration // lifetime of SRP handshake state, at most 60 s
 
-	LoginRatePerIP       int // login attempts per minute per client address
-	LoginRatePerIdentity int // login attempts per minute per identity
-	SignupRatePerIP      int // sign-ups per minute per client address
+	// Rate limits count a client address by its prefix: an IPv6 client
+	// usually owns a whole /64, and an IPv4 network may be counted as one.
+	RateIPv4Prefix  int // IPv4 prefix length (32: every address on its own)
+	RateIPv6Prefix  int // IPv6 prefix length (64: a subscriber's network)
+	LoginRatePerIP  int // login and password-change starts per minute per address prefix (params, refresh, logout: 4x)
+	SignupRatePerIP int // sign-ups per minute per address prefix
+	// LoginFailures bounds attempts without a correct proof, per identity
+	// and per identity and address prefix (docs/auth.md).
+	LoginFailures ratelimit.FailurePolicy
 
 	LogLevel slog.Level
 
@@ -68,6 +76,10 @@ type Config struct {
 
 	// Webhooks and events (authsvc/events, docs/webhooks.md).
 	Webhooks Webhooks
+
+	// Warnings are settings that are accepted but deserve a log line
+	// (obsolete names, say).
+	Warnings []string
 }
 
 // Webhooks configures the events worker.
@@ -102,9 +114,22 @@ func FromEnv(getenv Getenv, needServe bool) (Config, error) {
 		SessionIdleTTL: r.duration("AUTHSVC_SESSION_IDLE_TTL", 7*24*time.Hour),
 		HandshakeTTL:   r.duration("AUTHSVC_HANDSHAKE_TTL", 60*time.Second),
 
-		LoginRatePerIP:       r.integer("AUTHSVC_LOGIN_RATE_PER_IP", 30),
-		LoginRatePerIdentity: r.integer("AUTHSVC_LOGIN_RATE_PER_IDENTITY", 10),
-		SignupRatePerIP:      r.integer("AUTHSVC_SIGNUP_RATE_PER_IP", 10),
+		RateIPv4Prefix:  r.integer("AUTHSVC_RATE_IPV4_PREFIX", 32),
+		RateIPv6Prefix:  r.integer("AUTHSVC_RATE_IPV6_PREFIX", 64),
+		LoginRatePerIP:  r.integer("AUTHSVC_LOGIN_RATE_PER_IP", 30),
+		SignupRatePerIP: r.integer("AUTHSVC_SIGNUP_RATE_PER_IP", 10),
+		LoginFailures: ratelimit.FailurePolicy{
+			PerIdentity: r.integer("AUTHSVC_LOGIN_FAILURES_PER_IDENTITY", 100),
+			Window:      r.duration("AUTHSVC_LOGIN_FAILURE_WINDOW", time.Hour),
+			Free:        r.integer("AUTHSVC_LOGIN_FREE_ATTEMPTS_PER_ADDRESS", 10),
+			BackoffBase: r.duration("AUTHSVC_LOGIN_BACKOFF_BASE", time.Second),
+			BackoffMax:  r.duration("AUTHSVC_LOGIN_BACKOFF_MAX", 15*time.Minute),
+			KnownFor:    r.duration("AUTHSVC_LOGIN_KNOWN_ADDRESS_TTL", 30*24*time.Hour),
+		},
+	}
+	if r.str("AUTHSVC_LOGIN_RATE_PER_IDENTITY", "") != "" {
+		c.Warnings = append(c.Warnings, "AUTHSVC_LOGIN_RATE_PER_IDENTITY is no longer read: login starts are not limited per identity "+
+			"(that let anyone lock a user out); failures are, with AUTHSVC_LOGIN_FAILURES_PER_IDENTITY and the settings beside it")
 	}
 	c.DatabaseURL = r.secret("AUTHSVC_DATABASE_URL")
 	c.RedisURL = r.secret("AUTHSVC_REDIS_URL")
@@ -198,17 +223,56 @@ func FromEnv(getenv Getenv, needServe bool) (Config, error) {
 		r.fail("AUTHSVC_HANDSHAKE_TTL must be between 5s and 60s")
 	}
 	for name, v := range map[string]int{
-		"AUTHSVC_LOGIN_RATE_PER_IP": c.LoginRatePerIP, "AUTHSVC_LOGIN_RATE_PER_IDENTITY": c.LoginRatePerIdentity,
-		"AUTHSVC_SIGNUP_RATE_PER_IP": c.SignupRatePerIP,
+		"AUTHSVC_LOGIN_RATE_PER_IP": c.LoginRatePerIP, "AUTHSVC_SIGNUP_RATE_PER_IP": c.SignupRatePerIP,
 	} {
 		if v < 1 {
 			r.fail(name + " must be at least 1")
 		}
 	}
+	if c.RateIPv4Prefix < 8 || c.RateIPv4Prefix > 32 {
+		r.fail("AUTHSVC_RATE_IPV4_PREFIX must be between 8 and 32")
+	}
+	if c.RateIPv6Prefix < 32 || c.RateIPv6Prefix > 128 {
+		r.fail("AUTHSVC_RATE_IPV6_PREFIX must be between 32 and 128")
+	}
+	r.failurePolicy(c.LoginFailures)
 	if len(r.problems) > 0 {
 		return Config{}, fmt.Errorf("invalid configuration:\n  %s", strings.Join(r.problems, "\n  "))
 	}
 	return c, nil
+}
+
+// failurePolicy checks the login-failure limits. Beyond the ranges, one
+// rule is the point of the policy: from a single address prefix nobody can
+// use up an identity's allowance within a window, so nobody without the
+// password can lock a user out from one network.
+func (r *reader) failurePolicy(p ratelimit.FailurePolicy) {
+	n := len(r.problems)
+	if p.PerIdentity < 1 || p.PerIdentity > 100000 {
+		r.fail("AUTHSVC_LOGIN_FAILURES_PER_IDENTITY must be between 1 and 100000")
+	}
+	if p.Window < time.Minute || p.Window > 24*time.Hour {
+		r.fail("AUTHSVC_LOGIN_FAILURE_WINDOW must be between 1m and 24h")
+	}
+	if p.Free < 1 || p.Free > 1000 {
+		r.fail("AUTHSVC_LOGIN_FREE_ATTEMPTS_PER_ADDRESS must be between 1 and 1000")
+	}
+	if p.BackoffBase < 10*time.Millisecond || p.BackoffBase > time.Hour {
+		r.fail("AUTHSVC_LOGIN_BACKOFF_BASE must be between 10ms and 1h")
+	}
+	if p.BackoffMax < p.BackoffBase || p.BackoffMax > 24*time.Hour {
+		r.fail("AUTHSVC_LOGIN_BACKOFF_MAX must be between the backoff base and 24h")
+	}
+	if p.KnownFor < time.Hour || p.KnownFor > 365*24*time.Hour {
+		r.fail("AUTHSVC_LOGIN_KNOWN_ADDRESS_TTL must be between 1h and 8760h")
+	}
+	if len(r.problems) == n {
+		if m := p.MaxFromOnePrefix(); m >= p.PerIdentity {
+			r.fail(fmt.Sprintf("AUTHSVC_LOGIN_FAILURES_PER_IDENTITY (%d) must exceed the attempts one address can make per "+
+				"AUTHSVC_LOGIN_FAILURE_WINDOW (%d with AUTHSVC_LOGIN_FREE_ATTEMPTS_PER_ADDRESS, AUTHSVC_LOGIN_BACKOFF_BASE and "+
+				"AUTHSVC_LOGIN_BACKOFF_MAX as set), or one address could lock the identity out", p.PerIdentity, m))
+		}
+	}
 }
 
 func (r *reader) webhooks() Webhooks {

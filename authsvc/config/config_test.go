@@ -200,16 +200,52 @@ func TestKeyLengths(t *testing.T) {
 	}
 }
 
+// The old per-identity limit on login starts is gone (it let anyone lock a
+// user out); a setting of it is accepted with a warning, not ignored
+// silently.
+func TestObsoleteSettingWarns(t *testing.T) {
+	c, err := config.FromEnv(env(with("AUTHSVC_LOGIN_RATE_PER_IDENTITY", "10")), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "AUTHSVC_LOGIN_RATE_PER_IDENTITY") {
+		t.Fatalf("warnings %q", c.Warnings)
+	}
+	c, err = config.FromEnv(env(full()), true)
+	if err != nil || len(c.Warnings) != 0 {
+		t.Fatalf("warnings without the setting: %q, %v", c.Warnings, err)
+	}
+	// Defaults of the rate limits (docs/auth.md).
+	f := c.LoginFailures
+	if c.RateIPv4Prefix != 32 || c.RateIPv6Prefix != 64 || f.PerIdentity != 100 || f.Window != time.Hour || f.Free != 10 ||
+		f.BackoffBase != time.Second || f.BackoffMax != 15*time.Minute || f.KnownFor != 30*24*time.Hour {
+		t.Fatalf("rate limit defaults: %+v", c)
+	}
+}
+
 func TestOtherRanges(t *testing.T) {
 	bad := map[string][]string{
-		"access TTL 16m":        {"AUTHSVC_ACCESS_TTL", "16m"},
-		"access TTL 30s":        {"AUTHSVC_ACCESS_TTL", "30s"},
-		"handshake TTL 61s":     {"AUTHSVC_HANDSHAKE_TTL", "61s"},
-		"handshake TTL 1s":      {"AUTHSVC_HANDSHAKE_TTL", "1s"},
-		"session TTL < access":  {"AUTHSVC_SESSION_TTL", "5m"},
-		"session TTL 2y":        {"AUTHSVC_SESSION_TTL", "17520h"},
-		"duration garbage":      {"AUTHSVC_SESSION_TTL", "forever"},
-		"rate negative":         {"AUTHSVC_LOGIN_RATE_PER_IDENTITY", "-1"},
+		"access TTL 16m":       {"AUTHSVC_ACCESS_TTL", "16m"},
+		"access TTL 30s":       {"AUTHSVC_ACCESS_TTL", "30s"},
+		"handshake TTL 61s":    {"AUTHSVC_HANDSHAKE_TTL", "61s"},
+		"handshake TTL 1s":     {"AUTHSVC_HANDSHAKE_TTL", "1s"},
+		"session TTL < access": {"AUTHSVC_SESSION_TTL", "5m"},
+		"session TTL 2y":       {"AUTHSVC_SESSION_TTL", "17520h"},
+		"duration garbage":     {"AUTHSVC_SESSION_TTL", "forever"},
+		"rate negative":        {"AUTHSVC_LOGIN_RATE_PER_IP", "-1"},
+		"IPv4 prefix 33":       {"AUTHSVC_RATE_IPV4_PREFIX", "33"},
+		"IPv4 prefix 7":        {"AUTHSVC_RATE_IPV4_PREFIX", "7"},
+		"IPv6 prefix 129":      {"AUTHSVC_RATE_IPV6_PREFIX", "129"},
+		"IPv6 prefix 16":       {"AUTHSVC_RATE_IPV6_PREFIX", "16"},
+		"no failures allowed":  {"AUTHSVC_LOGIN_FAILURES_PER_IDENTITY", "0"},
+		"failure window 10s":   {"AUTHSVC_LOGIN_FAILURE_WINDOW", "10s"},
+		"no free attempts":     {"AUTHSVC_LOGIN_FREE_ATTEMPTS_PER_ADDRESS", "0"},
+		"backoff base 1ms":     {"AUTHSVC_LOGIN_BACKOFF_BASE", "1ms"},
+		"backoff cap < base":   {"AUTHSVC_LOGIN_BACKOFF_MAX", "500ms"},
+		"known address 1m":     {"AUTHSVC_LOGIN_KNOWN_ADDRESS_TTL", "1m"},
+		// One address could use up the identity's 100 a window: 10 free,
+		// then one every 10 s.
+		"one address locks out": {"AUTHSVC_LOGIN_BACKOFF_MAX", "10s"},
 		"rate not a number":     {"AUTHSVC_SIGNUP_RATE_PER_IP", "ten"},
 		"listen hostname":       {"AUTHSVC_LISTEN", "localhost:18081"},
 		"listen no port":        {"AUTHSVC_LISTEN", "127.0.0.1"},

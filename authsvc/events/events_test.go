@@ -1,9 +1,13 @@
 package events
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
+
+	"zsm.dev/zsm/authsvc/config"
 )
 
 func TestSignVerify(t *testing.T) {
@@ -52,6 +56,47 @@ func TestBackoff(t *testing.T) {
 			if d < lo || d >= hi {
 				t.Fatalf("attempt %d: %v, want in [%v, %v)", i+1, d, lo, hi)
 			}
+		}
+	}
+}
+
+// The worker's defaults are config's: the settings config.FromEnv gives
+// without any webhook variable start a worker, and settings that did not
+// come through it (zero values) are refused rather than quietly defaulted
+// a second time.
+func TestSettingsComeFromConfig(t *testing.T) {
+	cfg, err := config.FromEnv(func(name string) string {
+		if name == "AUTHSVC_DATABASE_URL" {
+			return "postgres://authsvc@127.0.0.1:1/zsm"
+		}
+		return ""
+	}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	w, err := New(nil, Config{Webhooks: cfg.Webhooks, Log: log})
+	if err != nil {
+		t.Fatalf("config's defaults: %v", err)
+	}
+	if w.cfg.Concurrency != 16 || w.cfg.Timeout != 10*time.Second || w.cfg.connectTimeout() != 5*time.Second || w.lease() != 20*time.Second {
+		t.Fatalf("settings %+v", w.cfg.Webhooks)
+	}
+	short := cfg.Webhooks
+	short.Timeout = 2 * time.Second
+	if c := (Config{Webhooks: short}); c.connectTimeout() != 2*time.Second {
+		t.Fatalf("connect timeout %v, want the delivery's 2 s", c.connectTimeout())
+	}
+	for name, c := range map[string]Config{
+		"zero":           {Log: log},
+		"no concurrency": {Webhooks: func() config.Webhooks { w := cfg.Webhooks; w.Concurrency = 0; return w }(), Log: log},
+		"no log":         {Webhooks: cfg.Webhooks},
+	} {
+		if _, err := New(nil, c); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+		if _, err := Open(context.Background(), "postgres://authsvc@127.0.0.1:1/zsm", c); err == nil {
+			t.Errorf("%s: Open accepted", name)
 		}
 	}
 }

@@ -27,7 +27,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -36,7 +35,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"zsm.dev/zsm/authsvc/config"
 	"zsm.dev/zsm/authsvc/netguard"
+	"zsm.dev/zsm/authsvc/store"
 )
 
 // Channel is the NOTIFY channel the fan-out trigger wakes workers with.
@@ -46,48 +47,27 @@ const Channel = "zsm_events"
 // never read (the connection is closed).
 const ResponseCap = 64 << 10
 
-// Config of a Worker. Zero values take the defaults noted.
+// Config of a Worker: the operator's settings, as authsvc/config read,
+// defaulted and checked them (the one place the defaults live), and what
+// only the process supplies.
 type Config struct {
-	Timeout        time.Duration // whole delivery, connect to last byte (10 s)
-	ConnectTimeout time.Duration // TCP connect (5 s, at most Timeout)
-	RetryBase      time.Duration // first retry delay (10 s); doubles per attempt
-	RetryMax       time.Duration // cap of the retry delay (1 h)
-	MaxAttempts    int           // attempts per event and webhook (12)
-	DisableAfter   int           // events in a row that used up their attempts before the webhook is disabled (5)
-	Concurrency    int           // deliveries in flight per replica (16)
-	Poll           time.Duration // how often to look for due work without a NOTIFY (1 s)
-	Retention      time.Duration // finished deliveries are deleted after (720 h)
-	AllowHTTP      bool          // http:// URLs allowed (else https only)
-	AllowNets      []netip.Prefix
-	Resolver       netguard.Resolver // nil: the system's
-	Log            *slog.Logger
+	config.Webhooks
+	Resolver netguard.Resolver // nil: the system's
+	Log      *slog.Logger
 }
 
-func (c *Config) defaults() {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
+// connectTimeout bounds the TCP connect of a delivery: 5 s, or the whole
+// delivery's timeout if that is shorter.
+func (c Config) connectTimeout() time.Duration { return min(5*time.Second, c.Timeout) }
+
+// check refuses settings that did not come through config.FromEnv: a
+// worker with no slots or no timeout would hang.
+func (c Config) check() error {
+	if c.Timeout <= 0 || c.RetryBase <= 0 || c.RetryMax <= 0 || c.Poll <= 0 || c.Retention <= 0 ||
+		c.MaxAttempts <= 0 || c.DisableAfter <= 0 || c.Concurrency <= 0 || c.Log == nil {
+		return errors.New("events: the webhook settings are incomplete (read them with config.FromEnv)")
 	}
-	def(&c.Timeout, 10*time.Second)
-	def(&c.ConnectTimeout, 5*time.Second)
-	c.ConnectTimeout = min(c.ConnectTimeout, c.Timeout)
-	def(&c.RetryBase, 10*time.Second)
-	def(&c.RetryMax, time.Hour)
-	def(&c.Poll, time.Second)
-	def(&c.Retention, 30*24*time.Hour)
-	if c.MaxAttempts <= 0 {
-		c.MaxAttempts = 12
-	}
-	if c.DisableAfter <= 0 {
-		c.DisableAfter = 5
-	}
-	if c.Concurrency <= 0 {
-		c.Concurrency = 16
-	}
-	if c.Log == nil {
-		c.Log = slog.New(slog.DiscardHandler)
-	}
+	return nil
 }
 
 // Worker delivers events. Run it in every replica.
@@ -105,7 +85,9 @@ type Worker struct {
 // Open connects a pool of the worker's own (so deliveries never queue
 // behind logins for connections) and returns the Worker.
 func Open(ctx context.Context, dsn string, cfg Config) (*Worker, error) {
-	cfg.defaults()
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
 	pc, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, errors.New("events: database URL cannot be parsed")
@@ -117,15 +99,21 @@ func Open(ctx context.Context, dsn string, cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("events: %w", err)
 	}
-	w := New(pool, cfg)
+	w, err := New(pool, cfg)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
 	w.own = true
 	return w, nil
 }
 
 // New returns a Worker on an existing pool.
-func New(pool *pgxpool.Pool, cfg Config) *Worker {
-	cfg.defaults()
-	g := &netguard.Guard{Allow: cfg.AllowNets, Resolver: cfg.Resolver, ConnectTimeout: cfg.ConnectTimeout}
+func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	g := &netguard.Guard{Allow: cfg.AllowNets, Resolver: cfg.Resolver, ConnectTimeout: cfg.connectTimeout()}
 	tr := g.Transport()
 	tr.ResponseHeaderTimeout = cfg.Timeout
 	tr.MaxIdleConnsPerHost = cfg.Concurrency
@@ -138,7 +126,7 @@ func New(pool *pgxpool.Pool, cfg Config) *Worker {
 			// (and so cannot lead past the URL checks).
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-	}
+	}, nil
 }
 
 func (w *Worker) lease() time.Duration { return 2 * w.cfg.Timeout }
@@ -158,7 +146,9 @@ func (w *Worker) Run(ctx context.Context) {
 		log.Warn("events: publishing the webhook URL policy failed; retrying", "err", err, "retry_in", delay.String())
 		sleep(ctx, delay)
 	}
-	go w.listen(ctx)
+	// NOTIFYs on Channel wake the loop (store.Listen reconnects after
+	// errors and wakes it after each reconnect too).
+	go store.Listen(ctx, w.pool, Channel, w.poke)
 	slots := make(chan struct{}, w.cfg.Concurrency)
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
@@ -239,29 +229,6 @@ func sleep(ctx context.Context, d time.Duration) {
 	select {
 	case <-ctx.Done():
 	case <-time.After(d):
-	}
-}
-
-// listen turns NOTIFYs on Channel into wake-ups, reconnecting after errors.
-func (w *Worker) listen(ctx context.Context) {
-	for delay := 100 * time.Millisecond; ctx.Err() == nil; delay = min(2*delay, 5*time.Second) {
-		conn, err := w.pool.Acquire(ctx)
-		if err == nil {
-			_, err = conn.Exec(ctx, "LISTEN "+Channel)
-			if err == nil {
-				delay = 100 * time.Millisecond
-				w.poke()
-				for err == nil {
-					_, err = conn.Conn().WaitForNotification(ctx)
-					if err == nil {
-						w.poke()
-					}
-				}
-			}
-			// The connection may hold a LISTEN; never hand it back.
-			conn.Hijack().Close(context.Background())
-		}
-		sleep(ctx, delay)
 	}
 }
 

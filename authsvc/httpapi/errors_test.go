@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,7 +20,11 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"zsm.dev/zsm/api"
+	"zsm.dev/zsm/authsvc/session"
 	"zsm.dev/zsm/authsvc/signer"
+	"zsm.dev/zsm/authsvc/srplogin"
+	"zsm.dev/zsm/authsvc/store"
 )
 
 var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}
@@ -101,7 +106,9 @@ func TestRenderAPIError(t *testing.T) {
 	e.GET("/t/login", func(echo.Context) error { return errLoginFailed })
 	e.GET("/t/wrapped", func(echo.Context) error { return fmt.Errorf("handler: %w", errIdentityTaken) })
 	e.GET("/t/custom", func(echo.Context) error {
-		return &Error{Status: http.StatusTeapot, Code: "teapot", Message: "short and stout", cause: errors.New("internal detail")}
+		e := apiError(http.StatusTeapot, "teapot", "short and stout")
+		e.cause = errors.New("internal detail")
+		return e
 	})
 	errorShape(t, do(t, e, "GET", "/t/login", nil, ""), http.StatusUnauthorized, "login_failed")
 	errorShape(t, do(t, e, "GET", "/t/wrapped", nil, ""), http.StatusConflict, "identity_unavailable")
@@ -278,7 +285,7 @@ func TestIPExtractor(t *testing.T) {
 }
 
 func TestDecodeStrict(t *testing.T) {
-	var r InitRequest
+	var r api.InitRequest
 	if err := DecodeStrict([]byte(` {"identity":"alice@x.io","a":"2"} `), &r); err != nil || r.Identity != "alice@x.io" || r.A != "2" {
 		t.Fatalf("good body: %+v, %v", r, err)
 	}
@@ -295,7 +302,7 @@ func TestDecodeStrict(t *testing.T) {
 		"number":         `1`,
 	}
 	for name, body := range bad {
-		var r InitRequest
+		var r api.InitRequest
 		if err := DecodeStrict([]byte(body), &r); err == nil {
 			t.Errorf("%s: accepted %q", name, body)
 		}
@@ -308,9 +315,66 @@ func TestDecodeStrict(t *testing.T) {
 // null decodes into the zero request without an error.
 func TestDecodeStrictOnlyOneObject(t *testing.T) {
 	for _, body := range []string{`{"identity":"a"}}`, `{"identity":"a"}]`, `{"identity":"a"} ]]]`, `null`, ` null `} {
-		var r ParamsRequest
+		var r api.ParamsRequest
 		if err := DecodeStrict([]byte(body), &r); err == nil {
 			t.Errorf("accepted %q", body)
+		}
+	}
+}
+
+// Every domain error has one answer, in errorTable, whatever wraps it; an
+// error wrapping another gets its own answer, not the wrapped one's.
+func TestErrorTable(t *testing.T) {
+	cases := []struct {
+		err     error
+		status  int
+		code    string
+		message string // "" for the row's fixed message
+	}{
+		{srplogin.ErrLoginFailed, 401, api.CodeLoginFailed, ""},
+		{srplogin.ErrProofFailed, 403, api.CodeProofFailed, ""},
+		{fmt.Errorf("%w: A: out of range", srplogin.ErrBadRequest), 400, api.CodeMalformedRequest, "malformed login request: A: out of range"},
+		{fmt.Errorf("%w: kdf: %w", srplogin.ErrBadRegistration, srplogin.ErrKDF), 400, api.CodeInvalidRegistration,
+			"malformed login request: kdf: kdf parameters are not acceptable"},
+		{fmt.Errorf("%w: no signature", srplogin.ErrBadKeyRecord), 403, api.CodeInvalidKeyRecord,
+			"the key record does not prove possession of the published keys: no signature"},
+		{srplogin.ErrTaken, 409, api.CodeIdentityUnavailable, ""},
+		{srplogin.ErrKeysTaken, 409, api.CodePublicKeyInUse, ""},
+		{srplogin.ErrNoPublicKeys, 409, api.CodeNoPublicKeys, ""},
+		{session.ErrInvalidRefresh, 401, api.CodeInvalidRefreshToken, ""},
+		{fmt.Errorf("%w: bad signature", session.ErrInvalidAccess), 401, api.CodeInvalidToken, ""},
+		{session.ErrSessionEnded, 401, api.CodeSessionRevoked, ""},
+		{session.ErrNotFound, 404, api.CodeNotFound, ""},
+		{session.ErrKeysDiffer, 400, api.CodeKeyBundleMismatch, ""},
+		{fmt.Errorf("session: %w", signer.ErrNotLoaded), 503, api.CodeServiceUnavailable, ""},
+		{fmt.Errorf("store: %w", context.DeadlineExceeded), 503, api.CodeServiceUnavailable, ""},
+		{store.ErrNotFound, 500, api.CodeInternalError, ""}, // a storage error no domain package mapped is a bug
+		{errors.New("anything else"), 500, api.CodeInternalError, ""},
+	}
+	for _, c := range cases {
+		got := answerFor(c.err)
+		if got.Status != c.status || got.Code != c.code {
+			t.Errorf("%v: %d %s, want %d %s", c.err, got.Status, got.Code, c.status, c.code)
+		}
+		if c.message != "" && got.Message != c.message {
+			t.Errorf("%v: message %q, want %q", c.err, got.Message, c.message)
+		}
+		if got.Message == "" {
+			t.Errorf("%v: empty message", c.err)
+		}
+		if !slices.Contains(api.Codes, got.Code) {
+			t.Errorf("%v: code %s is not one of api.Codes", c.err, got.Code)
+		}
+	}
+	// Rows never share state: an answer is a copy.
+	a := answerFor(srplogin.ErrLoginFailed)
+	a.Message = "changed"
+	if answerFor(srplogin.ErrLoginFailed).Message == "changed" || errLoginFailed.Message == "changed" {
+		t.Fatal("an answer shares memory with the table")
+	}
+	for i, row := range errorTable {
+		if !slices.Contains(api.Codes, row.answer.Code) {
+			t.Errorf("row %d answers %s, which is not one of api.Codes", i, row.answer.Code)
 		}
 	}
 }

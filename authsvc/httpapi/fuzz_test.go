@@ -5,15 +5,17 @@ import (
 	"encoding/json"
 	"math/big"
 	"reflect"
+	"strings"
 	"testing"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/srpgroup"
 )
 
 // normalize puts a decoded request in the form a re-marshal gives it: a
 // json.RawMessage is compacted by Marshal, and an absent one becomes null.
 func normalize(v any) any {
-	if s, ok := v.(*SignupRequest); ok {
+	if s, ok := v.(*api.SignupRequest); ok {
 		cp := *s
 		if cp.KDF == nil {
 			cp.KDF = json.RawMessage("null")
@@ -55,15 +57,23 @@ func roundTrip[T any](t *testing.T, body []byte) {
 }
 
 // FuzzDecodeStrict feeds arbitrary bodies to the strict decoder of every
-// request type: no panic, and an accepted body means the same request when
-// re-marshalled and decoded again. Seeds: testdata/fuzz/FuzzDecodeStrict.
+// request type: no panic; an accepted body means the same request when
+// re-marshalled and decoded again; and a U+FFFD in a decoded string was
+// sent as one (encoding/json makes one up for bytes that are not UTF-8 and
+// for half a surrogate pair, and those bodies must be refused).
+// Seeds: testdata/fuzz/FuzzDecodeStrict.
 func FuzzDecodeStrict(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
-		roundTrip[SignupRequest](t, body)
-		roundTrip[ParamsRequest](t, body)
-		roundTrip[InitRequest](t, body)
-		roundTrip[VerifyRequest](t, body)
-		roundTrip[RefreshRequest](t, body)
+		var in api.InitRequest
+		if DecodeStrict(body, &in) == nil && strings.ContainsRune(in.Identity+in.A, '\uFFFD') &&
+			!bytes.Contains(body, []byte("\uFFFD")) && !bytes.Contains(bytes.ToLower(body), []byte(`\ufffd`)) {
+			t.Fatalf("accepted %q, which decodes to a made-up U+FFFD", body)
+		}
+		roundTrip[api.SignupRequest](t, body)
+		roundTrip[api.ParamsRequest](t, body)
+		roundTrip[api.InitRequest](t, body)
+		roundTrip[api.VerifyRequest](t, body)
+		roundTrip[api.RefreshRequest](t, body)
 	})
 }
 
@@ -106,4 +116,34 @@ func FuzzLoginInitParse(f *testing.F) {
 			t.Fatalf("FormatPublic round trip: %v", err)
 		}
 	})
+}
+
+// Bodies that encoding/json would decode with a made-up U+FFFD are refused;
+// escaped pairs and escaped backslashes are not mistaken for them.
+func TestDecodeStrictRefusesWhatIsNotUTF8(t *testing.T) {
+	for body, want := range map[string]string{
+		"{\"identity\":\"a\xffb\",\"a\":\"2\"}":        "the request body is not valid UTF-8",
+		"{\"identity\":\"a\xed\xa0\x80\",\"a\":\"2\"}": "the request body is not valid UTF-8", // a surrogate in UTF-8
+		`{"identity":"a\udcffb","a":"2"}`:              "the request body escapes half of a UTF-16 surrogate pair",
+		`{"identity":"a\ud83d","a":"2"}`:               "the request body escapes half of a UTF-16 surrogate pair",
+		`{"identity":"a\ud83d\u0041","a":"2"}`:         "the request body escapes half of a UTF-16 surrogate pair",
+		`{"identity":"a\ud83d\ud83d","a":"2"}`:         "the request body escapes half of a UTF-16 surrogate pair",
+		`{"identity":"ab","a":"2","x":"\uDE00"}`:       "the request body escapes half of a UTF-16 surrogate pair",
+	} {
+		var v api.InitRequest
+		if err := DecodeStrict([]byte(body), &v); err == nil || err.Error() != want {
+			t.Errorf("DecodeStrict(%q) = %v, want %q", body, err, want)
+		}
+	}
+	for body, identity := range map[string]string{
+		`{"identity":"a\ud83d\ude00","a":"2"}`: "a\U0001F600",
+		`{"identity":"a\\udcff","a":"2"}`:      `a\udcff`,
+		`{"identity":"a\"\\\"","a":"2"}`:       `a"\"`,
+		`{"identity":"\ufffd","a":"2"}`:        "\uFFFD", // sent as such: CheckNewIdentity's business
+	} {
+		var v api.InitRequest
+		if err := DecodeStrict([]byte(body), &v); err != nil || v.Identity != identity {
+			t.Errorf("DecodeStrict(%q) = %q, %v; want %q", body, v.Identity, err, identity)
+		}
+	}
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"zsm.dev/zsm/authsvc/signer"
+	"zsm.dev/zsm/authsvc/store"
 )
 
 // Metrics is one registry of authsvc's metrics.
@@ -28,7 +28,7 @@ type Metrics struct {
 }
 
 // New makes the metrics; keys reports the signing keys for their age gauge.
-func New(keys func() []signer.StoredKey) *Metrics {
+func New(keys func() []store.SigningKey) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		Requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -99,7 +99,7 @@ func (m *Metrics) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 type keyAges struct {
-	keys func() []signer.StoredKey
+	keys func() []store.SigningKey
 	desc *prometheus.Desc
 }
 
@@ -107,7 +107,7 @@ func (k *keyAges) Describe(ch chan<- *prometheus.Desc) { ch <- k.desc }
 
 func (k *keyAges) Collect(ch chan<- prometheus.Metric) {
 	for _, key := range k.keys() {
-		if key.State == signer.StateRemoved {
+		if key.State == store.KeyRemoved {
 			continue
 		}
 		ch <- prometheus.MustNewConstMetric(k.desc, prometheus.GaugeValue, time.Since(key.CreatedAt).Seconds(), key.KID, key.State)

@@ -1,9 +1,10 @@
 // Package netguard keeps authsvc's outgoing webhook requests away from
-// addresses they must never reach: loopback, private (RFC 1918, fc00::/7),
-// link-local (169.254/16, fe80::/10, where cloud metadata services live),
-// shared CGNAT space, unspecified, multicast and reserved ranges, also when
-// written as IPv4-mapped, NAT64 or 6to4 IPv6 — unless the operator allows a
-// network explicitly.
+// addresses they must never reach: every range of the IANA IPv4 and IPv6
+// Special-Purpose Address Registries (loopback, private, link-local where
+// cloud metadata services live, shared CGNAT space, documentation,
+// benchmarking, the translation prefixes NAT64, SIIT, 6to4 and Teredo, …),
+// multicast, and every IPv6 address outside global unicast (2000::/3) —
+// unless the operator allows a network explicitly.
 //
 // A URL is checked when a webhook is made (by the database, for address
 // literals) and again at every delivery: the name is resolved, every
@@ -59,28 +60,80 @@ func mustPrefixes(reason string, ps ...string) []rng {
 	return out
 }
 
+// ranges are the refused networks, most specific first so that the reason
+// names the narrowest registry entry. They follow the IANA IPv4 and IPv6
+// Special-Purpose Address Registries (checked 2026-11), plus multicast,
+// deprecated site-local and the SIIT prefix of RFC 2765 (::ffff:0:0:0/96),
+// which translators still honour. Ranges the registries mark as globally
+// reachable (AS112, AMT, PCP and TURN anycast, the well-known NAT64 prefix)
+// are refused too: no webhook receiver lives there, and a translator reaches
+// whatever IPv4 address the client embeds. IPv4-mapped addresses
+// (::ffff:0:0/96) are not listed: they are the IPv4 address itself and are
+// judged as that (Classify).
 var ranges = func() []rng {
 	var r []rng
-	r = append(r, mustPrefixes("unspecified", "0.0.0.0/8", "::/128")...)
-	r = append(r, mustPrefixes("loopback", "127.0.0.0/8", "::1/128")...)
-	r = append(r, mustPrefixes("private", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")...)
-	r = append(r, mustPrefixes("link-local", "169.254.0.0/16", "fe80::/10")...)
-	r = append(r, mustPrefixes("shared (CGNAT)", "100.64.0.0/10")...)
-	r = append(r, mustPrefixes("multicast", "224.0.0.0/4", "ff00::/8")...)
-	r = append(r, mustPrefixes("reserved", "192.0.0.0/24", "192.0.2.0/24", "198.18.0.0/15", "198.51.100.0/24",
-		"203.0.113.0/24", "240.0.0.0/4", "::/96", "2001:db8::/32", "100::/64")...)
+	add := func(reason string, ps ...string) { r = append(r, mustPrefixes(reason, ps...)...) }
+	// IPv4.
+	add("unspecified", "0.0.0.0/32")
+	add("this network", "0.0.0.0/8")
+	add("loopback", "127.0.0.0/8")
+	add("private", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+	add("link-local", "169.254.0.0/16")
+	add("shared (CGNAT)", "100.64.0.0/10")
+	add("IETF protocol assignments", "192.0.0.0/24")
+	add("documentation", "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
+	add("AS112", "192.31.196.0/24", "192.175.48.0/24")
+	add("AMT", "192.52.193.0/24")
+	add("6to4 relay anycast", "192.88.99.0/24")
+	add("benchmarking", "198.18.0.0/15")
+	add("multicast", "224.0.0.0/4")
+	add("broadcast", "255.255.255.255/32")
+	add("reserved", "240.0.0.0/4")
+	// IPv6.
+	add("unspecified", "::/128")
+	add("loopback", "::1/128")
+	add("IPv4-compatible", "::/96")
+	add("IPv4-translated (SIIT)", "::ffff:0:0:0/96")
+	add("NAT64", "64:ff9b::/96")
+	add("local-use NAT64", "64:ff9b:1::/48")
+	add("discard-only", "100::/64")
+	add("dummy prefix", "100:0:0:1::/64")
+	add("Teredo", "2001::/32")
+	add("PCP and TURN anycast", "2001:1::/48")
+	add("benchmarking", "2001:2::/48")
+	add("AMT", "2001:3::/32")
+	add("AS112", "2001:4:112::/48", "2620:4f:8000::/48")
+	add("ORCHID", "2001:10::/28", "2001:20::/28")
+	add("drone remote ID", "2001:30::/28")
+	add("IETF protocol assignments", "2001::/23")
+	add("documentation", "2001:db8::/32", "3fff::/20")
+	add("6to4", "2002::/16")
+	add("segment routing", "5f00::/16")
+	add("private", "fc00::/7")
+	add("link-local", "fe80::/10")
+	add("site-local", "fec0::/10")
+	add("multicast", "ff00::/8")
 	return r
 }()
 
-var (
-	nat64  = netip.MustParsePrefix("64:ff9b::/96")
-	sixTo4 = netip.MustParsePrefix("2002::/16")
-)
+// Ranges returns the refused networks, for checks that must agree with
+// them (the database's gate.address_refused).
+func Ranges() []netip.Prefix {
+	out := make([]netip.Prefix, len(ranges))
+	for i, r := range ranges {
+		out[i] = r.p
+	}
+	return out
+}
+
+// globalUnicast is the only part of the IPv6 space IANA hands out for
+// ordinary addresses; everything outside it is special or unassigned.
+var globalUnicast = netip.MustParsePrefix("2000::/3")
 
 // Classify returns why ip must not be reached ("loopback", "private",
-// "link-local", …), or "" for an ordinary public address. IPv6 forms that
-// carry an IPv4 address (IPv4-mapped, NAT64 64:ff9b::/96, 6to4 2002::/16)
-// are judged by that address.
+// "NAT64", …), or "" for an ordinary public address. An IPv4-mapped address
+// is judged as the IPv4 address it denotes (connecting to it reaches that
+// IPv4 address, nothing else).
 func Classify(ip netip.Addr) string {
 	if !ip.IsValid() {
 		return "invalid"
@@ -92,30 +145,36 @@ func Classify(ip netip.Addr) string {
 		}
 		return ""
 	}
-	if ip.Is6() {
-		b := ip.As16()
-		if nat64.Contains(ip) {
-			if r := Classify(netip.AddrFrom4([4]byte(b[12:16]))); r != "" {
-				return r + " (NAT64)"
-			}
-			return ""
-		}
-		if sixTo4.Contains(ip) {
-			if r := Classify(netip.AddrFrom4([4]byte(b[2:6]))); r != "" {
-				return r + " (6to4)"
-			}
-		}
-	}
 	for _, r := range ranges {
 		if r.p.Contains(ip) {
 			return r.reason
 		}
 	}
-	if ip.Is4() && ip == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
-		return "broadcast"
+	if ip.Is6() && !globalUnicast.Contains(ip) {
+		return "reserved (outside 2000::/3)"
 	}
 	return ""
 }
+
+// embeddedIPv4 returns the IPv4 address a translation prefix with a fixed
+// layout carries: the well-known NAT64 prefix and SIIT (last 32 bits) and
+// 6to4 (bits 16–47). A translator or relay delivers to that address.
+func embeddedIPv4(ip netip.Addr) (netip.Addr, bool) {
+	b := ip.As16()
+	switch {
+	case nat64.Contains(ip), siit.Contains(ip):
+		return netip.AddrFrom4([4]byte(b[12:16])), true
+	case sixTo4.Contains(ip):
+		return netip.AddrFrom4([4]byte(b[2:6])), true
+	}
+	return netip.Addr{}, false
+}
+
+var (
+	nat64  = netip.MustParsePrefix("64:ff9b::/96")
+	siit   = netip.MustParsePrefix("::ffff:0:0:0/96")
+	sixTo4 = netip.MustParsePrefix("2002::/16")
+)
 
 // Resolver looks names up (net.DefaultResolver has this method).
 type Resolver interface {
@@ -136,13 +195,38 @@ type Guard struct {
 	Control func(network, address string, c syscall.RawConn) error
 }
 
-// Check returns nil when ip may be reached, or a *RefusedError.
+// Check returns nil when ip may be reached, or a *RefusedError. An
+// allowed network is reachable whatever Classify says, with one exception:
+// an operator who allows a translation prefix (NAT64 64:ff9b::/96, SIIT,
+// 6to4) to reach public IPv4 receivers from an IPv6-only network still has
+// the IPv4 address inside each address checked, so the translator cannot be
+// used to reach a private IPv4 network.
 func (g *Guard) Check(ip netip.Addr) error {
 	ip = ip.WithZone("")
-	for _, p := range g.Allow {
-		if p.Contains(ip) || (ip.Is4In6() && p.Contains(ip.Unmap())) {
-			return nil
+	if ip.Is4In6() {
+		if err := g.Check(ip.Unmap()); err != nil {
+			var re *RefusedError
+			if errors.As(err, &re) {
+				return &RefusedError{Addr: ip, Reason: re.Reason + " (IPv4-mapped)"}
+			}
+			return err
 		}
+		return nil
+	}
+	for _, p := range g.Allow {
+		if !p.Contains(ip) {
+			continue
+		}
+		if v4, ok := embeddedIPv4(ip); ok {
+			if err := g.Check(v4); err != nil {
+				var re *RefusedError
+				if errors.As(err, &re) {
+					return &RefusedError{Addr: ip, Reason: re.Reason + " (inside " + Classify(ip) + ")"}
+				}
+				return err
+			}
+		}
+		return nil
 	}
 	if r := Classify(ip); r != "" {
 		return &RefusedError{Addr: ip, Reason: r}

@@ -34,14 +34,56 @@ func TestClassify(t *testing.T) {
 		"100.127.255.255":        "shared (CGNAT)",
 		"224.0.0.1":              "multicast",
 		"ff02::1":                "multicast",
-		"255.255.255.255":        "reserved",
+		"255.255.255.255":        "broadcast",
 		"240.0.0.1":              "reserved",
-		"198.18.0.1":             "reserved",
+		"198.18.0.1":             "benchmarking",
 		"::ffff:127.0.0.1":       "loopback (IPv4-mapped)",
 		"::ffff:10.1.2.3":        "private (IPv4-mapped)",
 		"::ffff:169.254.169.254": "link-local (IPv4-mapped)",
-		"64:ff9b::a00:1":         "private (NAT64)",
-		"2002:c0a8:0101::1":      "private (6to4)",
+		// Every IANA special-purpose range, the translation prefixes
+		// whatever address they embed.
+		"0.1.2.3":             "this network",
+		"192.0.0.9":           "IETF protocol assignments",
+		"192.0.2.1":           "documentation",
+		"198.51.100.7":        "documentation",
+		"203.0.113.200":       "documentation",
+		"192.31.196.1":        "AS112",
+		"192.175.48.6":        "AS112",
+		"192.52.193.1":        "AMT",
+		"192.88.99.1":         "6to4 relay anycast",
+		"198.19.255.255":      "benchmarking",
+		"::ffff:0:a00:1":      "IPv4-translated (SIIT)",
+		"::ffff:0:808:808":    "IPv4-translated (SIIT)",
+		"::a00:1":             "IPv4-compatible",
+		"64:ff9b::a00:1":      "NAT64",
+		"64:ff9b::808:808":    "NAT64",
+		"64:ff9b:1::a00:1":    "local-use NAT64",
+		"64:ff9b:1:ffff::1":   "local-use NAT64",
+		"100::1":              "discard-only",
+		"100:0:0:1::1":        "dummy prefix",
+		"2001::1":             "Teredo",
+		"2001:0:4136:e378::1": "Teredo",
+		"2001:1::1":           "PCP and TURN anycast",
+		"2001:2::1":           "benchmarking",
+		"2001:3::1":           "AMT",
+		"2001:4:112::1":       "AS112",
+		"2620:4f:8000::1":     "AS112",
+		"2001:10::1":          "ORCHID",
+		"2001:20::1":          "ORCHID",
+		"2001:30::1":          "drone remote ID",
+		"2001:100::1":         "IETF protocol assignments",
+		"2001:db8::1":         "documentation",
+		"3fff::1":             "documentation",
+		"2002:c0a8:0101::1":   "6to4",
+		"2002:0808:0808::1":   "6to4",
+		"5f00::1":             "segment routing",
+		"fec0::1":             "site-local",
+		"4000::1":             "reserved (outside 2000::/3)",
+		"::2:1":               "IPv4-compatible",
+		"1::1":                "reserved (outside 2000::/3)",
+		"e000::1":             "reserved (outside 2000::/3)",
+		"::ffff:192.0.2.1":    "documentation (IPv4-mapped)",
+		"::ffff:198.18.0.1":   "benchmarking (IPv4-mapped)",
 	}
 	for s, want := range refused {
 		if got := Classify(netip.MustParseAddr(s)); got != want {
@@ -49,7 +91,8 @@ func TestClassify(t *testing.T) {
 		}
 	}
 	for _, s := range []string{"8.8.8.8", "1.1.1.1", "172.32.0.1", "172.15.255.255", "192.169.0.1", "100.128.0.1",
-		"11.0.0.1", "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808", "169.253.0.1"} {
+		"11.0.0.1", "2606:4700::1111", "::ffff:8.8.8.8", "169.253.0.1", "2001:200::1", "2a00:1450::1", "3ffe::1",
+		"192.0.1.255", "192.0.3.0", "198.17.255.255", "198.20.0.0", "223.255.255.255", "2001:4860:4860::8888", "2400:cb00::1"} {
 		if got := Classify(netip.MustParseAddr(s)); got != "" {
 			t.Errorf("Classify(%s) = %q, want public", s, got)
 		}
@@ -83,6 +126,45 @@ func TestCheckAllow(t *testing.T) {
 	}
 }
 
+// An operator may allow a translation prefix to reach public IPv4
+// receivers through a NAT64 gateway; the IPv4 address inside is still
+// checked, so the gateway cannot reach a private network.
+func TestCheckAllowTranslationPrefix(t *testing.T) {
+	g := &Guard{}
+	for _, s := range []string{"64:ff9b::808:808", "::ffff:0:808:808", "2002:0808:0808::1", "2001::1", "64:ff9b:1::808:808"} {
+		if err := g.Check(netip.MustParseAddr(s)); !errors.Is(err, ErrRefused) {
+			t.Errorf("Check(%s) without an allowance = %v, want a refusal", s, err)
+		}
+	}
+	g.Allow = []netip.Prefix{netip.MustParsePrefix("64:ff9b::/96"), netip.MustParsePrefix("::ffff:0:0:0/96"), netip.MustParsePrefix("2002::/16")}
+	for _, s := range []string{"64:ff9b::808:808", "::ffff:0:808:808", "2002:0808:0808::1"} {
+		if err := g.Check(netip.MustParseAddr(s)); err != nil {
+			t.Errorf("Check(%s) with its prefix allowed: %v", s, err)
+		}
+	}
+	for s, want := range map[string]string{
+		"64:ff9b::a00:1":     "private (inside NAT64)",
+		"64:ff9b::7f00:1":    "loopback (inside NAT64)",
+		"64:ff9b::a9fe:a9fe": "link-local (inside NAT64)",
+		"::ffff:0:c0a8:101":  "private (inside IPv4-translated (SIIT))",
+		"2002:7f00:1::1":     "loopback (inside 6to4)",
+	} {
+		var re *RefusedError
+		if err := g.Check(netip.MustParseAddr(s)); !errors.As(err, &re) || re.Reason != want {
+			t.Errorf("Check(%s) = %v, want the reason %q", s, err, want)
+		}
+	}
+	// Allowing the embedded IPv4 network as well lets it through.
+	g.Allow = append(g.Allow, netip.MustParsePrefix("10.0.0.0/8"))
+	if err := g.Check(netip.MustParseAddr("64:ff9b::a00:1")); err != nil {
+		t.Errorf("NAT64 to an allowed IPv4 network: %v", err)
+	}
+	// Other translation prefixes are not affected by the allowance.
+	if err := g.Check(netip.MustParseAddr("64:ff9b:1::808:808")); !errors.Is(err, ErrRefused) {
+		t.Errorf("local-use NAT64 allowed by the well-known prefix's allowance: %v", err)
+	}
+}
+
 func TestCheckURL(t *testing.T) {
 	g := &Guard{}
 	for _, u := range []string{
@@ -95,6 +177,10 @@ func TestCheckURL(t *testing.T) {
 		"https://169.254.169.254/latest", // metadata
 		"https://[fe80::1%25eth0]/",      // link-local with zone
 		"https://localhost/",             // loopback name
+		"https://[::ffff:0:a00:1]/",      // SIIT
+		"https://[64:ff9b:1::a00:1]/",    // local-use NAT64
+		"https://[2001::1]/",             // Teredo
+		"https://192.88.99.1/",           // 6to4 relay anycast
 		"https://a.localhost./",          // loopback name
 		"https:///nohost",
 		"//example.com/",

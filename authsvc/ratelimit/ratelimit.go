@@ -1,5 +1,6 @@
-// Package ratelimit counts attempts in Redis, in fixed windows, so that every
-// authsvc replica shares one count.
+// Package ratelimit counts attempts in Redis, so that every authsvc replica
+// shares one count: fixed windows per key (Limiter) and the login-failure
+// counters per identity and per identity and address prefix (Attempts).
 //
 // It fails closed: when Redis cannot be asked, Allow returns an error and the
 // caller refuses the request (503) rather than letting it through uncounted.
@@ -34,7 +35,8 @@ return {n, ttl}
 // Decision is the outcome of one Allow.
 type Decision struct {
 	Allowed    bool
-	RetryAfter time.Duration // when not allowed: until the window ends
+	RetryAfter time.Duration // when not allowed: until the window ends or the backoff is over
+	Reason     string        // when an Attempts.Begin is not allowed: ReasonBackoff or ReasonIdentity
 }
 
 // Allow counts one attempt against key and says whether it stays within

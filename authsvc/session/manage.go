@@ -7,12 +7,13 @@ import (
 	"time"
 
 	"zsm.dev/zsm/authsvc/signer"
+	"zsm.dev/zsm/authsvc/srplogin"
 	"zsm.dev/zsm/authsvc/store"
+	"zsm.dev/zsm/srpgroup"
 )
 
 // Accounts is what session management and password change need from
-// storage beyond Store. *store.Store has it; New picks it up from the Store
-// it is given.
+// storage beyond Store. *store.Store has it.
 type Accounts interface {
 	SessionLive(ctx context.Context, uid, sid string, now time.Time) (bool, error)
 	ListSessions(ctx context.Context, uid string, now time.Time) ([]store.SessionInfo, error)
@@ -22,34 +23,10 @@ type Accounts interface {
 	Audit(ctx context.Context, e store.AuditEvent) error
 }
 
-// Errors of the authenticated endpoints.
-var (
-	// ErrInvalidAccess: the access token is missing, malformed, expired,
-	// not signed by a published key, or not ours.
-	ErrInvalidAccess = errors.New("access token is not valid")
-	// ErrSessionEnded: the token is fine but its session is revoked,
-	// expired or idle.
-	ErrSessionEnded = errors.New("the session has ended")
-	// ErrNotFound: no live session with that id belongs to the caller.
-	ErrNotFound = errors.New("no such session")
-	// ErrKeysDiffer: a password change's key bundle does not carry the
-	// account's public keys.
-	ErrKeysDiffer = errors.New("the key bundle's public keys are not the account's")
-	// ErrUnsupported: the Store given to New cannot manage sessions.
-	ErrUnsupported = errors.New("session: the store cannot manage sessions")
-)
-
 // Caller is the verified owner of an access token with a live session.
 type Caller struct {
 	UserID    string
 	SessionID string
-}
-
-func (m *Manager) accountsOrErr() (Accounts, error) {
-	if m.accounts == nil {
-		return nil, ErrUnsupported
-	}
-	return m.accounts, nil
 }
 
 // Authenticate checks an access token as gate.check_request() does for
@@ -57,10 +34,6 @@ func (m *Manager) accountsOrErr() (Accounts, error) {
 // session is live in the database, so a revoked session's tokens are
 // refused at once.
 func (m *Manager) Authenticate(ctx context.Context, accessToken string) (Caller, error) {
-	a, err := m.accountsOrErr()
-	if err != nil {
-		return Caller{}, err
-	}
 	now := m.Now()
 	cl, err := m.signer.Verify(accessToken, now)
 	switch {
@@ -72,7 +45,7 @@ func (m *Manager) Authenticate(ctx context.Context, accessToken string) (Caller,
 	if !uuidPattern.MatchString(cl.Subject) || !uuidPattern.MatchString(cl.SessionID) {
 		return Caller{}, fmt.Errorf("%w: sub or sid is not a uuid", ErrInvalidAccess)
 	}
-	live, err := a.SessionLive(ctx, cl.Subject, cl.SessionID, now)
+	live, err := m.accounts.SessionLive(ctx, cl.Subject, cl.SessionID, now)
 	if err != nil {
 		return Caller{}, err
 	}
@@ -84,68 +57,57 @@ func (m *Manager) Authenticate(ctx context.Context, accessToken string) (Caller,
 
 // List returns the caller's live sessions.
 func (m *Manager) List(ctx context.Context, c Caller) ([]store.SessionInfo, error) {
-	a, err := m.accountsOrErr()
-	if err != nil {
-		return nil, err
-	}
-	return a.ListSessions(ctx, c.UserID, m.Now())
+	return m.accounts.ListSessions(ctx, c.UserID, m.Now())
 }
 
 // Revoke ends the caller's live session sid (which may be the caller's own).
 // Any other id, another user's session included, is ErrNotFound.
 func (m *Manager) Revoke(ctx context.Context, c Caller, sid string) error {
-	a, err := m.accountsOrErr()
-	if err != nil {
-		return err
-	}
 	if !uuidPattern.MatchString(sid) {
 		return ErrNotFound
 	}
-	err = a.RevokeSession(ctx, c.UserID, sid, c.SessionID, m.Now())
-	if errors.Is(err, store.ErrNotFound) {
-		return ErrNotFound
-	}
-	return err
+	return fromStore(m.accounts.RevokeSession(ctx, c.UserID, sid, c.SessionID, m.Now()), ErrNotFound)
 }
 
-// Account returns the caller's account.
-func (m *Manager) Account(ctx context.Context, c Caller) (store.User, error) {
-	a, err := m.accountsOrErr()
+// Identity returns the caller's identity as stored. An account that is
+// gone while a token of it is still live is treated like an ended session.
+func (m *Manager) Identity(ctx context.Context, c Caller) (srpgroup.Identity, error) {
+	u, err := m.accounts.UserByID(ctx, c.UserID)
 	if err != nil {
-		return store.User{}, err
+		return srpgroup.Identity{}, fromStore(err, ErrSessionEnded)
 	}
-	u, err := a.UserByID(ctx, c.UserID)
-	if errors.Is(err, store.ErrNotFound) {
-		// The account is gone but a token of it is still live: treat it
-		// like an ended session.
-		return store.User{}, ErrSessionEnded
+	// Stored identities are in normal form (sign-up normalized them); one
+	// that is not is refused, never normalized into another account's.
+	id, err := srpgroup.ParseNormalIdentity(u.Identity)
+	if err != nil {
+		return srpgroup.Identity{}, fmt.Errorf("session: the stored identity of %s: %w", c.UserID, err)
 	}
-	return u, err
+	return id, nil
 }
 
-// ChangePassword stores a new password's verifier, salt, KDF parameters
-// and re-wrapped key bundle for the caller, and ends every other session of
-// theirs. The caller must have proved the old password already. It returns
-// how many sessions were ended.
-func (m *Manager) ChangePassword(ctx context.Context, c Caller, pc store.PasswordChange) (int, error) {
-	a, err := m.accountsOrErr()
+// ChangePassword stores a new password's registration (verifier, salt,
+// KDF parameters and re-wrapped key bundle, parsed as a sign-up's is) for
+// the caller, and ends every other session of theirs. The caller must have
+// proved the old password already. It returns how many sessions were
+// ended.
+func (m *Manager) ChangePassword(ctx context.Context, c Caller, r srplogin.Registration) (int, error) {
+	n, err := m.accounts.ChangePassword(ctx, store.PasswordChange{
+		UserID: c.UserID, SessionID: c.SessionID,
+		SRPSalt: r.Salt, Verifier: r.Verifier, KDF: r.KDF,
+		KeyBundle: r.KeyBundle, X25519Public: r.X25519Public, Ed25519Public: r.Ed25519Public,
+	}, m.Now())
+	err = fromStore(err, ErrSessionEnded)
+	if errors.Is(err, ErrKeysDiffer) {
+		m.auditFailure(ctx, c, "key_bundle_mismatch")
+	}
 	if err != nil {
 		return 0, err
 	}
-	pc.UserID, pc.SessionID = c.UserID, c.SessionID
-	n, err := a.ChangePassword(ctx, pc, m.Now())
-	switch {
-	case errors.Is(err, store.ErrKeysDiffer):
-		m.auditFailure(ctx, a, c, "key_bundle_mismatch")
-		return 0, ErrKeysDiffer
-	case errors.Is(err, store.ErrSessionEnded), errors.Is(err, store.ErrNotFound):
-		return 0, ErrSessionEnded
-	}
-	return n, err
+	return n, nil
 }
 
-func (m *Manager) auditFailure(ctx context.Context, a Accounts, c Caller, reason string) {
-	err := a.Audit(ctx, store.AuditEvent{Type: store.EventPasswordChangeFailed, UserID: c.UserID, SessionID: c.SessionID,
+func (m *Manager) auditFailure(ctx context.Context, c Caller, reason string) {
+	err := m.accounts.Audit(ctx, store.AuditEvent{Type: store.EventPasswordChangeFailed, UserID: c.UserID, SessionID: c.SessionID,
 		Detail: map[string]any{"reason": reason}})
 	if err != nil {
 		m.log.ErrorContext(ctx, "recording a refused password change in the audit log failed", "err", err)

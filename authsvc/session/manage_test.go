@@ -3,9 +3,11 @@ package session
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
+	"zsm.dev/zsm/authsvc/srplogin"
 	"zsm.dev/zsm/authsvc/store"
 )
 
@@ -137,7 +139,7 @@ func TestChangePasswordMapsStoreErrors(t *testing.T) {
 		store.ErrKeysDiffer: ErrKeysDiffer, store.ErrSessionEnded: ErrSessionEnded, store.ErrNotFound: ErrSessionEnded,
 	} {
 		acc.changeErr = storeErr
-		if _, err := m.ChangePassword(ctx, caller, store.PasswordChange{}); !errors.Is(err, want) {
+		if _, err := m.ChangePassword(ctx, caller, srplogin.Registration{}); !errors.Is(err, want) {
 			t.Errorf("%v: got %v, want %v", storeErr, err, want)
 		}
 	}
@@ -145,14 +147,25 @@ func TestChangePasswordMapsStoreErrors(t *testing.T) {
 		t.Fatalf("audited %+v", acc.audited)
 	}
 	acc.changeErr = nil
-	if n, err := m.ChangePassword(ctx, caller, store.PasswordChange{}); n != 3 || err != nil {
+	if n, err := m.ChangePassword(ctx, caller, srplogin.Registration{}); n != 3 || err != nil {
 		t.Fatalf("%d %v", n, err)
 	}
 }
 
-func TestManagementNeedsAnAccountStore(t *testing.T) {
-	m, _, _, _ := newManager(t) // the plain Store fake has no Accounts
-	if _, err := m.List(context.Background(), Caller{}); !errors.Is(err, ErrUnsupported) {
-		t.Fatal(err)
+// Session management needs the account store as much as the session
+// store: without either the Manager does not start (it used to find the
+// accounts by a type assertion and fail at the first request).
+func TestNewNeedsEveryDependency(t *testing.T) {
+	_, st, sg, _ := newManager(t)
+	log := slog.New(slog.DiscardHandler)
+	for name, f := range map[string]func() (*Manager, error){
+		"no accounts": func() (*Manager, error) { return New(st, nil, sg, time.Hour, log) },
+		"no sessions": func() (*Manager, error) { return New(nil, &accounts{}, sg, time.Hour, log) },
+		"no signer":   func() (*Manager, error) { return New(st, &accounts{}, nil, time.Hour, log) },
+		"no log":      func() (*Manager, error) { return New(st, &accounts{}, sg, time.Hour, nil) },
+	} {
+		if m, err := f(); err == nil || m != nil {
+			t.Errorf("%s: New = %v, %v; want a start-up error", name, m, err)
+		}
 	}
 }

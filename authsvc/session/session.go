@@ -33,13 +33,6 @@ type Store interface {
 	RevokeSessionByRefresh(ctx context.Context, hash []byte, reason string, now time.Time) error
 }
 
-// Errors.
-var (
-	// ErrInvalidRefresh is the one answer to a refresh token that cannot be
-	// used: unknown, malformed, expired, revoked or reused.
-	ErrInvalidRefresh = errors.New("refresh token is not valid")
-)
-
 // Tokens are what a successful login or refresh hands the client.
 type Tokens struct {
 	UserID       string
@@ -52,7 +45,7 @@ type Tokens struct {
 // Manager runs sessions.
 type Manager struct {
 	store    Store
-	accounts Accounts // nil when store does not manage accounts (see manage.go)
+	accounts Accounts
 	signer   *signer.Signer
 	ttl      time.Duration // absolute session lifetime
 	log      *slog.Logger
@@ -62,10 +55,13 @@ type Manager struct {
 	OnReuse func()
 }
 
-// New returns a Manager.
-func New(st Store, sg *signer.Signer, sessionTTL time.Duration, log *slog.Logger) *Manager {
-	accounts, _ := st.(Accounts)
-	return &Manager{store: st, accounts: accounts, signer: sg, ttl: sessionTTL, log: log, Now: time.Now}
+// New returns a Manager. Every dependency is required (*store.Store is
+// both st and accounts).
+func New(st Store, accounts Accounts, sg *signer.Signer, sessionTTL time.Duration, log *slog.Logger) (*Manager, error) {
+	if st == nil || accounts == nil || sg == nil || log == nil {
+		return nil, errors.New("session: store, accounts, signer and log are all required")
+	}
+	return &Manager{store: st, accounts: accounts, signer: sg, ttl: sessionTTL, log: log, Now: time.Now}, nil
 }
 
 var uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
@@ -128,18 +124,15 @@ func (m *Manager) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 		return Tokens{}, err
 	}
 	sess, err := m.store.RotateRefresh(ctx, old, h, now)
-	switch {
-	case errors.Is(err, store.ErrRefreshReused):
+	if errors.Is(err, store.ErrRefreshReused) {
 		// Logged without the token: the session id is enough to investigate.
 		m.log.WarnContext(ctx, "refresh token reused; session revoked", "reason", "refresh_token_reuse")
 		if m.OnReuse != nil {
 			m.OnReuse()
 		}
-		return Tokens{}, ErrInvalidRefresh
-	case errors.Is(err, store.ErrRefreshInvalid):
-		return Tokens{}, ErrInvalidRefresh
-	case err != nil:
-		return Tokens{}, err
+	}
+	if err != nil {
+		return Tokens{}, fromStore(err, nil)
 	}
 	at, exp, err := m.signer.Issue(sess.UserID, sess.ID, now)
 	if err != nil {
@@ -155,9 +148,5 @@ func (m *Manager) Logout(ctx context.Context, refreshToken string) error {
 	if !ok {
 		return ErrInvalidRefresh
 	}
-	err := m.store.RevokeSessionByRefresh(ctx, h, "logout", m.Now())
-	if errors.Is(err, store.ErrNotFound) {
-		return ErrInvalidRefresh
-	}
-	return err
+	return fromStore(m.store.RevokeSessionByRefresh(ctx, h, "logout", m.Now()), ErrInvalidRefresh)
 }

@@ -16,36 +16,10 @@ import (
 
 	"zsm.dev/zsm/authsvc/signer"
 	"zsm.dev/zsm/authsvc/store"
+	"zsm.dev/zsm/authsvc/store/memstore"
 )
 
 // ---------------------------------------------------------------- fakes
-
-type keyStore struct {
-	mu   sync.Mutex
-	keys []signer.StoredKey
-}
-
-func (k *keyStore) SigningKeys(context.Context) ([]signer.StoredKey, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return append([]signer.StoredKey(nil), k.keys...), nil
-}
-
-func (k *keyStore) InsertCurrentKey(_ context.Context, n signer.StoredKey) (bool, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	for _, e := range k.keys {
-		if e.State == signer.StateCurrent {
-			return false, nil
-		}
-	}
-	k.keys = append(k.keys, n)
-	return true, nil
-}
-
-func (k *keyStore) PublishJWKS(context.Context, []byte, string, string, time.Duration) error {
-	return nil
-}
 
 // sessions is an in-memory session.Store. rotateErr, when set, is what
 // RotateRefresh answers.
@@ -105,13 +79,18 @@ func newManager(t *testing.T) (*Manager, *sessions, *signer.Signer, *bytes.Buffe
 	kek := make([]byte, 32)
 	_, _ = rand.Read(kek)
 	sg := signer.New("http://127.0.0.1:8080", "zsm-api", ttl, kek)
-	if err := sg.Load(context.Background(), &keyStore{}); err != nil {
+	rot := &signer.Rotator{Keys: &memstore.Keys{}, KEK: kek, Issuer: "http://127.0.0.1:8080", Audience: "zsm-api", AccessTTL: ttl}
+	if err := rot.Load(context.Background(), sg); err != nil {
 		t.Fatal(err)
 	}
 	st := &sessions{}
 	var logs bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	return New(st, sg, 30*24*time.Hour, log), st, sg, &logs
+	m, err := New(st, &accounts{}, sg, 30*24*time.Hour, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, st, sg, &logs
 }
 
 func sum(tok string) []byte {
@@ -330,7 +309,10 @@ func TestRefreshWithoutSigningKey(t *testing.T) {
 	kek := make([]byte, 32)
 	sg := signer.New("i", "a", ttl, kek) // never loaded
 	st := &sessions{}
-	m := New(st, sg, time.Hour, slog.New(slog.DiscardHandler))
+	m, err := New(st, &accounts{}, sg, time.Hour, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := m.Open(context.Background(), "u", netip.Addr{}, ""); !errors.Is(err, signer.ErrNotLoaded) {
 		t.Fatalf("Open without keys: %v; want ErrNotLoaded (rendered as 503)", err)
 	}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"zsm.dev/zsm/authsvc/store"
 )
 
 // sealVersion prefixes every sealed private key, so the format can change
@@ -50,7 +52,7 @@ func sealAD(kid string) []byte { return []byte("zsm signing key v1\x00" + kid) }
 // OpenPrivateKey unseals a stored key's private half with the
 // key-encryption key, checking it against the stored public half. Operators'
 // tools and the integration tests use it; the JWKS never carries its result.
-func OpenPrivateKey(kek []byte, k StoredKey) (ed25519.PrivateKey, error) {
+func OpenPrivateKey(kek []byte, k store.SigningKey) (ed25519.PrivateKey, error) {
 	seed, err := openPrivate(kek, k.Sealed, k.KID)
 	if err != nil {
 		return nil, err

@@ -1,16 +1,36 @@
-// Package signer issues and checks zsm's access tokens and publishes the keys
-// that verify them.
+// Package signer owns zsm's signing keys, from their making to their
+// removal, and the access tokens they sign.
 //
 // Access tokens are EdDSA (Ed25519) JWTs carrying kid and the claims iss, aud,
 // sub (user id), role (always app_user), sid (session id), iat and exp. EdDSA
 // because PostgREST 12 spends about 1.8 ms of CPU on every ES256 token and a
-// fraction of that on Ed25519. Private keys live in auth.signing_keys sealed
-// with the operator's key-encryption key; the public halves form the JWKS,
-// served at /.well-known/jwks.json and pushed to PostgREST through the
-// database.
+// fraction of that on Ed25519. [Signer] signs and verifies them.
+//
+// Private keys live in auth.signing_keys sealed with the operator's
+// key-encryption key; the public halves form the JWKS, served at
+// /.well-known/jwks.json and pushed to PostgREST through the database.
+// [Rotator] moves keys through their life:
+//
+//	next (published, not signing) → current (signing) → retired (published
+//	until every token it signed has expired, plus skew) → removed
+//
+// and removes a key at once when an operator revokes it. Every change runs
+// in one transaction of the [KeyStore] that holds the signing-keys lock,
+// changes the rows, pushes the new JWKS to PostgREST and announces the
+// change to the other replicas: it commits whole or not at all, so a
+// replica that dies mid-rotation leaves nothing half-done, and two replicas
+// never rotate at once. A key becomes current only after it has been
+// published for PublishDelay, long enough for every replica, every
+// PostgREST and every JWKS cache to know it; so no token is ever signed
+// with a key a verifier has not seen. [HTTPProber] asks PostgREST itself
+// whether it took a key.
+//
+// Start-up is [Rotator.Load]: a current key is made on a new database, the
+// key set is published under the lock, and the Signer takes it.
 package signer
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -27,41 +47,12 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
+
+	"zsm.dev/zsm/authsvc/store"
 )
 
 // Role is the only database role an access token may name.
 const Role = "app_user"
-
-// Key states, as stored.
-const (
-	StateNext    = "next"
-	StateCurrent = "current"
-	StateRetired = "retired"
-	StateRemoved = "removed"
-)
-
-// StoredKey is a signing key as kept in the database.
-type StoredKey struct {
-	KID         string
-	State       string
-	Public      []byte
-	Sealed      []byte // private seed sealed with the key-encryption key
-	CreatedAt   time.Time
-	ActivatedAt *time.Time
-	RetiredAt   *time.Time
-	PublishedAt *time.Time
-	RemovedAt   *time.Time
-	Revoked     bool
-}
-
-// KeyStore is what the signer needs from storage.
-type KeyStore interface {
-	SigningKeys(ctx context.Context) ([]StoredKey, error)
-	// InsertCurrentKey stores k as the current key unless another current key
-	// exists; it reports whether k was stored.
-	InsertCurrentKey(ctx context.Context, k StoredKey) (bool, error)
-	PublishJWKS(ctx context.Context, jwks []byte, issuer, audience string, maxTTL time.Duration) error
-}
 
 // Claims are the claims of a verified access token.
 type Claims struct {
@@ -79,13 +70,14 @@ type Signer struct {
 	kek              []byte
 
 	mu      sync.RWMutex
-	stored  []StoredKey
+	stored  []store.SigningKey
 	signKey jwk.Key // private, with kid and alg
 	verify  jwk.Set // public keys, with kid and alg
 	jwks    []byte
 }
 
-// New returns a Signer; Load must succeed before it can sign.
+// New returns a Signer; Reload (or Rotator.Load) must succeed before it
+// can sign.
 func New(issuer, audience string, ttl time.Duration, kek []byte) *Signer {
 	return &Signer{issuer: issuer, audience: audience, ttl: ttl, kek: kek}
 }
@@ -94,69 +86,31 @@ func New(issuer, audience string, ttl time.Duration, kek []byte) *Signer {
 func (s *Signer) TTL() time.Duration { return s.ttl }
 
 // GenerateKey makes a new Ed25519 key sealed with kek.
-func GenerateKey(kek []byte, state string, now time.Time) (StoredKey, error) {
+func GenerateKey(kek []byte, state string, now time.Time) (store.SigningKey, error) {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		return StoredKey{}, err
+		return store.SigningKey{}, err
 	}
 	var id [16]byte
 	if _, err := rand.Read(id[:]); err != nil {
-		return StoredKey{}, err
+		return store.SigningKey{}, err
 	}
 	kid := base64.RawURLEncoding.EncodeToString(id[:])
 	sealed, err := sealPrivate(kek, priv.Seed(), kid)
 	if err != nil {
-		return StoredKey{}, err
+		return store.SigningKey{}, err
 	}
-	k := StoredKey{KID: kid, State: state, Public: pub, Sealed: sealed, CreatedAt: now}
-	if state == StateCurrent {
+	k := store.SigningKey{KID: kid, State: state, Public: pub, Sealed: sealed, CreatedAt: now}
+	if state == store.KeyCurrent {
 		k.ActivatedAt = &now
 	}
 	return k, nil
 }
 
-// Load makes sure a current key exists (creating one on first start), loads
-// the keys, and publishes the JWKS to PostgREST together with the token
-// policy the database enforces.
-//
-// It takes no lock, so it suits a single process; authsvc itself starts with
-// rotation.Rotator.Bootstrap (the same steps under the signing-keys lock, so
-// replicas starting during a rotation cannot publish a stale set) followed
-// by Reload.
-func (s *Signer) Load(ctx context.Context, store KeyStore) error {
-	keys, err := store.SigningKeys(ctx)
-	if err != nil {
-		return fmt.Errorf("signer: load keys: %w", err)
-	}
-	if current(keys) == nil {
-		k, err := GenerateKey(s.kek, StateCurrent, time.Now())
-		if err != nil {
-			return err
-		}
-		// Several replicas may start at once; only one insert wins and the
-		// others read the winner.
-		if _, err := store.InsertCurrentKey(ctx, k); err != nil {
-			return fmt.Errorf("signer: store new key: %w", err)
-		}
-		if keys, err = store.SigningKeys(ctx); err != nil {
-			return fmt.Errorf("signer: load keys: %w", err)
-		}
-	}
-	if err := s.use(keys); err != nil {
-		return err
-	}
-	s.mu.RLock()
-	jwks := s.jwks
-	s.mu.RUnlock()
-	if err := store.PublishJWKS(ctx, jwks, s.issuer, s.audience, s.ttl); err != nil {
-		return fmt.Errorf("signer: publish JWKS: %w", err)
-	}
-	return nil
-}
-
-func current(keys []StoredKey) *StoredKey {
+// find returns the first key in state, or nil.
+func find(keys []store.SigningKey, state string) *store.SigningKey {
 	for i := range keys {
-		if keys[i].State == StateCurrent {
+		if keys[i].State == state {
 			return &keys[i]
 		}
 	}
@@ -164,8 +118,8 @@ func current(keys []StoredKey) *StoredKey {
 }
 
 // use makes keys the signer's key material.
-func (s *Signer) use(keys []StoredKey) error {
-	cur := current(keys)
+func (s *Signer) use(keys []store.SigningKey) error {
+	cur := find(keys, store.KeyCurrent)
 	if cur == nil {
 		return errors.New("signer: no current signing key")
 	}
@@ -209,10 +163,10 @@ func (s *Signer) use(keys []StoredKey) error {
 // try it (it ignores kid): the current key first, since it signs nearly
 // every token, then the next key, then retired keys, newest first. Removed
 // keys are not published.
-func Published(keys []StoredKey) []PublicKey {
+func Published(keys []store.SigningKey) []PublicKey {
 	var out []PublicKey
-	for _, state := range []string{StateCurrent, StateNext, StateRetired} {
-		var group []StoredKey
+	for _, state := range []string{store.KeyCurrent, store.KeyNext, store.KeyRetired} {
+		var group []store.SigningKey
 		for _, k := range keys {
 			if k.State == state {
 				group = append(group, k)
@@ -228,8 +182,8 @@ func Published(keys []StoredKey) []PublicKey {
 
 // Reload takes the keys as stored now (after another replica rotated or
 // revoked one) without publishing anything.
-func (s *Signer) Reload(ctx context.Context, store KeyStore) error {
-	keys, err := store.SigningKeys(ctx)
+func (s *Signer) Reload(ctx context.Context, ks KeyStore) error {
+	keys, err := ks.SigningKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("signer: load keys: %w", err)
 	}
@@ -237,13 +191,14 @@ func (s *Signer) Reload(ctx context.Context, store KeyStore) error {
 }
 
 // Keys returns the keys as last loaded (private halves still sealed).
-func (s *Signer) Keys() []StoredKey {
+func (s *Signer) Keys() []store.SigningKey {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.stored
 }
 
-// CurrentKID is the kid of the key that signs now ("" before Load).
+// CurrentKID is the kid of the key that signs now ("" before the keys are
+// loaded).
 func (s *Signer) CurrentKID() string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -329,6 +284,9 @@ func (s *Signer) Verify(token string, now time.Time) (Claims, error) {
 	if err := requireEdDSAHeader(token); err != nil {
 		return Claims{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
+	if err := requireClaimTypes(token); err != nil {
+		return Claims{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+	}
 	tok, err := jwt.ParseString(token,
 		jwt.WithKeySet(set, jws.WithRequireKid(true), jws.WithInferAlgorithmFromKey(false)),
 		jwt.WithValidate(true),
@@ -348,6 +306,52 @@ func (s *Signer) Verify(token string, now time.Time) (Claims, error) {
 		return Claims{}, fmt.Errorf("%w: missing sub or sid", ErrInvalidToken)
 	}
 	return Claims{Subject: tok.Subject(), SessionID: sid, IssuedAt: tok.IssuedAt(), Expiry: tok.Expiration()}, nil
+}
+
+// requireClaimTypes checks the JSON types of the claims, as strictly as
+// gate.check_request() does for PostgREST: exp, iat (and nbf, if present)
+// numbers; iss, sub, sid and role strings; aud a string or an array of
+// strings. jwx on its own reads "exp": "1700000000" as a date, so a token the
+// gate refuses would have been good for authsvc's own endpoints.
+func requireClaimTypes(token string) error {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return errors.New("not a compact JWS")
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return errors.New("payload is not base64url")
+	}
+	var claims map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &claims); err != nil {
+		return errors.New("payload is not a JSON object")
+	}
+	kind := func(v json.RawMessage) byte {
+		v = bytes.TrimSpace(v)
+		if len(v) == 0 {
+			return 0
+		}
+		return v[0]
+	}
+	isNumber := func(v json.RawMessage) bool { c := kind(v); return c == '-' || '0' <= c && c <= '9' }
+	for _, name := range []string{"exp", "iat", "nbf"} {
+		if v, ok := claims[name]; ok && !isNumber(v) {
+			return fmt.Errorf("claim %s is not a number", name)
+		}
+	}
+	for _, name := range []string{"iss", "sub", "sid", "role"} {
+		if v, ok := claims[name]; ok && kind(v) != '"' {
+			return fmt.Errorf("claim %s is not a string", name)
+		}
+	}
+	if v, ok := claims["aud"]; ok {
+		var one string
+		var many []string
+		if json.Unmarshal(v, &one) != nil && json.Unmarshal(v, &many) != nil {
+			return errors.New("claim aud is neither a string nor an array of strings")
+		}
+	}
+	return nil
 }
 
 // requireEdDSAHeader checks that a compact JWS's protected header names

@@ -10,10 +10,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"zsm.dev/zsm/authsvc/store"
+	"zsm.dev/zsm/authsvc/store/memstore"
 )
 
 const (
@@ -21,51 +25,6 @@ const (
 	testAudience = "zsm-api"
 	testTTL      = 15 * time.Minute
 )
-
-// memKeys is an in-memory KeyStore with the semantics the interface
-// documents: InsertCurrentKey stores only while no current key exists.
-type memKeys struct {
-	mu        sync.Mutex
-	keys      []StoredKey
-	inserts   int
-	published [][]byte
-	pubArgs   []string
-	pubTTL    time.Duration
-	// beforeInsert, when set, runs inside InsertCurrentKey first (to play
-	// another replica winning the race).
-	beforeInsert func(m *memKeys)
-}
-
-func (m *memKeys) SigningKeys(context.Context) ([]StoredKey, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]StoredKey(nil), m.keys...), nil
-}
-
-func (m *memKeys) InsertCurrentKey(_ context.Context, k StoredKey) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.inserts++
-	if m.beforeInsert != nil {
-		m.beforeInsert(m)
-	}
-	for _, e := range m.keys {
-		if e.State == StateCurrent {
-			return false, nil
-		}
-	}
-	m.keys = append(m.keys, k)
-	return true, nil
-}
-
-func (m *memKeys) PublishJWKS(_ context.Context, jwks []byte, issuer, audience string, maxTTL time.Duration) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.published = append(m.published, append([]byte(nil), jwks...))
-	m.pubArgs = []string{issuer, audience}
-	m.pubTTL = maxTTL
-	return nil
-}
 
 func newKEK(t *testing.T) []byte {
 	t.Helper()
@@ -76,22 +35,56 @@ func newKEK(t *testing.T) []byte {
 	return k
 }
 
-func loaded(t *testing.T) (*Signer, *memKeys, []byte) {
+// rotator is the production rotator over an in-memory key store.
+func rotator(ks *memstore.Keys, kek []byte) *Rotator {
+	return &Rotator{Keys: ks, KEK: kek, Issuer: testIssuer, Audience: testAudience, AccessTTL: testTTL}
+}
+
+// loaded starts a Signer the way authsvc does (Rotator.Load) on an empty
+// in-memory key store.
+func loaded(t *testing.T) (*Signer, *memstore.Keys, []byte) {
 	t.Helper()
 	kek := newKEK(t)
-	st := &memKeys{}
+	ks := &memstore.Keys{}
 	s := New(testIssuer, testAudience, testTTL, kek)
-	if err := s.Load(context.Background(), st); err != nil {
+	if err := rotator(ks, kek).Load(context.Background(), s); err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	return s, st, kek
+	return s, ks, kek
+}
+
+// seeded is a key store holding keys, inserted each at its CreatedAt.
+func seeded(t *testing.T, keys ...store.SigningKey) *memstore.Keys {
+	t.Helper()
+	ks := &memstore.Keys{}
+	err := ks.InKeyTx(context.Background(), func(ctx context.Context, tx store.KeyTx) error {
+		for _, k := range keys {
+			if err := tx.Insert(ctx, k, k.CreatedAt); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ks
+}
+
+func stored(t *testing.T, ks *memstore.Keys) []store.SigningKey {
+	t.Helper()
+	keys, err := ks.SigningKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }
 
 // currentPrivate opens the current key the way only the signer should.
-func currentPrivate(t *testing.T, st *memKeys, kek []byte) (string, ed25519.PrivateKey) {
+func currentPrivate(t *testing.T, ks *memstore.Keys, kek []byte) (string, ed25519.PrivateKey) {
 	t.Helper()
-	for _, k := range st.keys {
-		if k.State == StateCurrent {
+	for _, k := range stored(t, ks) {
+		if k.State == store.KeyCurrent {
 			seed, err := openPrivate(kek, k.Sealed, k.KID)
 			if err != nil {
 				t.Fatal(err)
@@ -341,37 +334,42 @@ func TestSealOpen(t *testing.T) {
 // ---------------------------------------------------------------- Load
 
 func TestLoadCreatesOneCurrentKeyAndPublishes(t *testing.T) {
-	s, st, kek := loaded(t)
-	if st.inserts != 1 || len(st.keys) != 1 {
-		t.Fatalf("inserts %d, keys %d; want exactly one new key", st.inserts, len(st.keys))
+	s, ks, kek := loaded(t)
+	keys := stored(t, ks)
+	if len(keys) != 1 {
+		t.Fatalf("%d keys; want exactly one new key", len(keys))
 	}
-	k := st.keys[0]
-	if k.State != StateCurrent || k.ActivatedAt == nil {
+	k := keys[0]
+	if k.State != store.KeyCurrent || k.ActivatedAt == nil {
 		t.Fatalf("new key state %q activated %v", k.State, k.ActivatedAt)
 	}
 	if len(k.Public) != ed25519.PublicKeySize {
 		t.Fatalf("public key of %d bytes", len(k.Public))
 	}
 	// The private half is stored only sealed.
-	_, priv := currentPrivate(t, st, kek)
+	_, priv := currentPrivate(t, ks, kek)
 	if bytes.Contains(k.Sealed, priv.Seed()) {
 		t.Fatal("the stored key holds the seed in clear")
 	}
-	if len(st.published) != 1 {
-		t.Fatalf("published %d times, want 1", len(st.published))
+	pubs := ks.Published()
+	if len(pubs) != 1 {
+		t.Fatalf("published %d times, want 1", len(pubs))
 	}
-	if !bytes.Equal(st.published[0], s.JWKS()) {
+	if !bytes.Equal(pubs[0].JWKS, s.JWKS()) {
 		t.Fatal("the JWKS pushed to the database differs from the one served")
 	}
-	if st.pubArgs[0] != testIssuer || st.pubArgs[1] != testAudience || st.pubTTL != testTTL {
-		t.Fatalf("published policy %v %v, want issuer, audience, TTL", st.pubArgs, st.pubTTL)
+	if pubs[0].Issuer != testIssuer || pubs[0].Audience != testAudience || pubs[0].MaxTTL != testTTL {
+		t.Fatalf("published policy %+v, want issuer, audience, TTL", pubs[0])
 	}
-	pubs, err := ValidateJWKS(s.JWKS())
+	if a := ks.Audited(); len(a) != 1 || a[0].Type != store.EventSigningKeyCreated || a[0].Detail["kid"] != k.KID {
+		t.Fatalf("audited %+v, want the new key's creation", a)
+	}
+	jwks, err := ValidateJWKS(s.JWKS())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(pubs) != 1 || pubs[0].KID != k.KID || !pubs[0].Key.Equal(ed25519.PublicKey(k.Public)) {
-		t.Fatalf("JWKS %+v does not hold the stored key", pubs)
+	if len(jwks) != 1 || jwks[0].KID != k.KID || !jwks[0].Key.Equal(ed25519.PublicKey(k.Public)) {
+		t.Fatalf("JWKS %+v does not hold the stored key", jwks)
 	}
 	if bytes.Contains(s.JWKS(), []byte(`"d"`)) {
 		t.Fatal("JWKS contains a private member")
@@ -379,17 +377,17 @@ func TestLoadCreatesOneCurrentKeyAndPublishes(t *testing.T) {
 }
 
 func TestLoadIsIdempotent(t *testing.T) {
-	s1, st, kek := loaded(t)
+	s1, ks, kek := loaded(t)
 	first := append([]byte(nil), s1.JWKS()...)
 	s2 := New(testIssuer, testAudience, testTTL, kek)
-	if err := s2.Load(context.Background(), st); err != nil {
+	if err := rotator(ks, kek).Load(context.Background(), s2); err != nil {
 		t.Fatal(err)
 	}
-	if err := s1.Load(context.Background(), st); err != nil {
+	if err := rotator(ks, kek).Load(context.Background(), s1); err != nil {
 		t.Fatal(err)
 	}
-	if st.inserts != 1 || len(st.keys) != 1 {
-		t.Fatalf("a second Load made another key: inserts %d, keys %d", st.inserts, len(st.keys))
+	if keys := stored(t, ks); len(keys) != 1 {
+		t.Fatalf("a second Load made another key: %d keys", len(keys))
 	}
 	if !bytes.Equal(s2.JWKS(), first) || !bytes.Equal(s1.JWKS(), first) {
 		t.Fatal("JWKS changed on reload")
@@ -404,23 +402,22 @@ func TestLoadIsIdempotent(t *testing.T) {
 	}
 }
 
+// A replica that starts after another made the first key signs with that
+// key; replicas starting at once make one key between them (Load holds the
+// signing-keys lock).
 func TestLoadLosesRaceToAnotherReplica(t *testing.T) {
 	kek := newKEK(t)
-	winner, err := GenerateKey(kek, StateCurrent, time.Now())
+	winner, err := GenerateKey(kek, store.KeyCurrent, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := &memKeys{beforeInsert: func(m *memKeys) {
-		if len(m.keys) == 0 {
-			m.keys = append(m.keys, winner)
-		}
-	}}
+	ks := seeded(t, winner)
 	s := New(testIssuer, testAudience, testTTL, kek)
-	if err := s.Load(context.Background(), st); err != nil {
+	if err := rotator(ks, kek).Load(context.Background(), s); err != nil {
 		t.Fatal(err)
 	}
-	if len(st.keys) != 1 || st.keys[0].KID != winner.KID {
-		t.Fatalf("keys after the race: %+v", st.keys)
+	if keys := stored(t, ks); len(keys) != 1 || keys[0].KID != winner.KID {
+		t.Fatalf("keys after the race: %+v", keys)
 	}
 	tok, _, err := s.Issue("u", "s", time.Now())
 	if err != nil {
@@ -429,23 +426,45 @@ func TestLoadLosesRaceToAnotherReplica(t *testing.T) {
 	if kidOf(t, tok) != winner.KID {
 		t.Fatalf("signed with %s, not the winning key %s", kidOf(t, tok), winner.KID)
 	}
+
+	ks = &memstore.Keys{}
+	signers := make([]*Signer, 8)
+	var wg sync.WaitGroup
+	for i := range signers {
+		signers[i] = New(testIssuer, testAudience, testTTL, kek)
+		wg.Go(func() {
+			if err := rotator(ks, kek).Load(context.Background(), signers[i]); err != nil {
+				t.Errorf("replica %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	keys := stored(t, ks)
+	if len(keys) != 1 {
+		t.Fatalf("%d replicas starting at once made %d keys", len(signers), len(keys))
+	}
+	for i, s := range signers {
+		if s.CurrentKID() != keys[0].KID {
+			t.Fatalf("replica %d signs with %q, not the one key %s", i, s.CurrentKID(), keys[0].KID)
+		}
+	}
 }
 
 func TestLoadPutsCurrentKeyFirst(t *testing.T) {
 	kek := newKEK(t)
 	now := time.Now()
-	retired, _ := GenerateKey(kek, StateRetired, now.Add(-time.Hour))
-	cur, _ := GenerateKey(kek, StateCurrent, now.Add(-time.Minute))
-	next, _ := GenerateKey(kek, StateNext, now)
-	st := &memKeys{keys: []StoredKey{retired, next, cur}}
+	retired, _ := GenerateKey(kek, store.KeyRetired, now.Add(-time.Hour))
+	cur, _ := GenerateKey(kek, store.KeyCurrent, now.Add(-time.Minute))
+	next, _ := GenerateKey(kek, store.KeyNext, now)
+	ks := seeded(t, retired, next, cur)
 	s := New(testIssuer, testAudience, testTTL, kek)
-	if err := s.Load(context.Background(), st); err != nil {
+	if err := rotator(ks, kek).Load(context.Background(), s); err != nil {
 		t.Fatal(err)
 	}
-	if st.inserts != 0 {
+	if keys := stored(t, ks); len(keys) != 3 {
 		t.Fatal("Load made a key although a current one exists")
 	}
-	pubs, err := ValidateJWKS(st.published[0])
+	pubs, err := ValidateJWKS(ks.Published()[0].JWKS)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,16 +493,20 @@ func TestLoadPutsCurrentKeyFirst(t *testing.T) {
 	}
 }
 
+// A replica whose key-encryption key does not open the current key (or a
+// current key whose halves do not match) fails to start and publishes
+// nothing.
 func TestLoadRefuses(t *testing.T) {
 	kek := newKEK(t)
-	cur, _ := GenerateKey(kek, StateCurrent, time.Now())
+	cur, _ := GenerateKey(kek, store.KeyCurrent, time.Now())
 
-	s := New(testIssuer, testAudience, testTTL, newKEK(t)) // another KEK
-	st := &memKeys{keys: []StoredKey{cur}}
-	if err := s.Load(context.Background(), st); err == nil {
+	otherKEK := newKEK(t)
+	s := New(testIssuer, testAudience, testTTL, otherKEK)
+	ks := seeded(t, cur)
+	if err := rotator(ks, otherKEK).Load(context.Background(), s); err == nil {
 		t.Fatal("Load opened a key sealed under another KEK")
 	}
-	if len(st.published) != 0 {
+	if len(ks.Published()) != 0 {
 		t.Fatal("published a JWKS after failing to load")
 	}
 	if _, _, err := s.Issue("u", "s", time.Now()); !errors.Is(err, ErrNotLoaded) {
@@ -494,18 +517,22 @@ func TestLoadRefuses(t *testing.T) {
 	}
 
 	// Public half replaced: the halves must match.
-	other, _ := GenerateKey(kek, StateCurrent, time.Now())
+	other, _ := GenerateKey(kek, store.KeyCurrent, time.Now())
 	mixed := cur
 	mixed.Public = other.Public
 	s = New(testIssuer, testAudience, testTTL, kek)
-	if err := s.Load(context.Background(), &memKeys{keys: []StoredKey{mixed}}); err == nil {
+	ks = seeded(t, mixed)
+	if err := rotator(ks, kek).Load(context.Background(), s); err == nil {
 		t.Fatal("Load accepted a public key that does not belong to the private key")
+	}
+	if len(ks.Published()) != 0 {
+		t.Fatal("published a JWKS with a mismatched key")
 	}
 
 	// Sealed key moved onto another kid.
 	moved := cur
 	moved.KID = other.KID
-	if err := s.Load(context.Background(), &memKeys{keys: []StoredKey{moved}}); err == nil {
+	if err := rotator(seeded(t, moved), kek).Load(context.Background(), s); err == nil {
 		t.Fatal("Load accepted a sealed key moved onto another kid")
 	}
 }
@@ -602,7 +629,7 @@ func TestIssueVerify(t *testing.T) {
 	if json.Unmarshal(hb, &hdr) != nil || json.Unmarshal(pb, &pl) != nil {
 		t.Fatal("header or payload is not JSON")
 	}
-	if hdr["alg"] != "EdDSA" || hdr["kid"] != st.keys[0].KID || hdr["typ"] != "JWT" {
+	if hdr["alg"] != "EdDSA" || hdr["kid"] != stored(t, st)[0].KID || hdr["typ"] != "JWT" {
 		t.Fatalf("header %v", hdr)
 	}
 	if pl["role"] != Role || pl["iss"] != testIssuer || pl["sub"] != "user-1" || pl["sid"] != "sess-1" {
@@ -616,7 +643,7 @@ func TestIssueVerify(t *testing.T) {
 		}
 	}
 	sig, _ := base64.RawURLEncoding.DecodeString(parts[2])
-	if !ed25519.Verify(ed25519.PublicKey(st.keys[0].Public), []byte(parts[0]+"."+parts[1]), sig) {
+	if !ed25519.Verify(ed25519.PublicKey(stored(t, st)[0].Public), []byte(parts[0]+"."+parts[1]), sig) {
 		t.Fatal("signature does not verify with the published key")
 	}
 	// Every token is unique: a second one for the same session in the same
@@ -670,31 +697,40 @@ func TestVerifyRefusesForgedTokens(t *testing.T) {
 	noneTokUpper := seg(t, map[string]any{"alg": "None", "kid": kid}) + "." + seg(t, goodClaims(now)) + "."
 
 	cases := map[string]string{
-		"alg none":                 noneTok,
-		"alg None":                 noneTokUpper,
-		"HS256 keyed with JWKS":    hs(s.JWKS(), map[string]any{"alg": "HS256", "kid": kid, "typ": "JWT"}, goodClaims(now)),
-		"HS256 keyed with x":       hs(st.keys[0].Public, map[string]any{"alg": "HS256", "kid": kid, "typ": "JWT"}, goodClaims(now)),
-		"HS256 without kid":        hs(s.JWKS(), map[string]any{"alg": "HS256", "typ": "JWT"}, goodClaims(now)),
-		"unknown key same kid":     forge(t, strangerKey, hdr, goodClaims(now)),
-		"unknown key other kid":    forge(t, strangerKey, map[string]any{"alg": "EdDSA", "kid": "stranger-kid-01", "typ": "JWT"}, goodClaims(now)),
-		"real key unknown kid":     forge(t, priv, map[string]any{"alg": "EdDSA", "kid": "stranger-kid-01", "typ": "JWT"}, goodClaims(now)),
-		"real key no kid":          forge(t, priv, map[string]any{"alg": "EdDSA", "typ": "JWT"}, goodClaims(now)),
-		"expired":                  forge(t, priv, hdr, claimsWith(now, "iat", now.Add(-20*time.Minute).Unix(), "exp", now.Add(-5*time.Minute).Unix())),
-		"issued in the future":     forge(t, priv, hdr, claimsWith(now, "iat", now.Add(5*time.Minute).Unix(), "exp", now.Add(10*time.Minute).Unix())),
-		"wrong iss":                forge(t, priv, hdr, claimsWith(now, "iss", "http://evil.example")),
-		"missing iss":              forge(t, priv, hdr, claimsWith(now, "iss", nil)),
-		"wrong aud":                forge(t, priv, hdr, claimsWith(now, "aud", []string{"other-api"})),
-		"wrong aud string":         forge(t, priv, hdr, claimsWith(now, "aud", "other-api")),
-		"missing aud":              forge(t, priv, hdr, claimsWith(now, "aud", nil)),
-		"missing exp":              forge(t, priv, hdr, claimsWith(now, "exp", nil)),
-		"missing iat":              forge(t, priv, hdr, claimsWith(now, "iat", nil)),
-		"exp - iat > TTL":          forge(t, priv, hdr, claimsWith(now, "exp", now.Add(testTTL+time.Second).Unix())),
-		"exp a year ahead":         forge(t, priv, hdr, claimsWith(now, "exp", now.Add(365*24*time.Hour).Unix())),
-		"role authenticator":       forge(t, priv, hdr, claimsWith(now, "role", "authenticator")),
-		"role postgres":            forge(t, priv, hdr, claimsWith(now, "role", "postgres")),
-		"role anon":                forge(t, priv, hdr, claimsWith(now, "role", "anon")),
-		"role missing":             forge(t, priv, hdr, claimsWith(now, "role", nil)),
-		"role array":               forge(t, priv, hdr, claimsWith(now, "role", []string{Role})),
+		"alg none":              noneTok,
+		"alg None":              noneTokUpper,
+		"HS256 keyed with JWKS": hs(s.JWKS(), map[string]any{"alg": "HS256", "kid": kid, "typ": "JWT"}, goodClaims(now)),
+		"HS256 keyed with x":    hs(stored(t, st)[0].Public, map[string]any{"alg": "HS256", "kid": kid, "typ": "JWT"}, goodClaims(now)),
+		"HS256 without kid":     hs(s.JWKS(), map[string]any{"alg": "HS256", "typ": "JWT"}, goodClaims(now)),
+		"unknown key same kid":  forge(t, strangerKey, hdr, goodClaims(now)),
+		"unknown key other kid": forge(t, strangerKey, map[string]any{"alg": "EdDSA", "kid": "stranger-kid-01", "typ": "JWT"}, goodClaims(now)),
+		"real key unknown kid":  forge(t, priv, map[string]any{"alg": "EdDSA", "kid": "stranger-kid-01", "typ": "JWT"}, goodClaims(now)),
+		"real key no kid":       forge(t, priv, map[string]any{"alg": "EdDSA", "typ": "JWT"}, goodClaims(now)),
+		"expired":               forge(t, priv, hdr, claimsWith(now, "iat", now.Add(-20*time.Minute).Unix(), "exp", now.Add(-5*time.Minute).Unix())),
+		"issued in the future":  forge(t, priv, hdr, claimsWith(now, "iat", now.Add(5*time.Minute).Unix(), "exp", now.Add(10*time.Minute).Unix())),
+		"wrong iss":             forge(t, priv, hdr, claimsWith(now, "iss", "http://evil.example")),
+		"missing iss":           forge(t, priv, hdr, claimsWith(now, "iss", nil)),
+		"wrong aud":             forge(t, priv, hdr, claimsWith(now, "aud", []string{"other-api"})),
+		"wrong aud string":      forge(t, priv, hdr, claimsWith(now, "aud", "other-api")),
+		"missing aud":           forge(t, priv, hdr, claimsWith(now, "aud", nil)),
+		"missing exp":           forge(t, priv, hdr, claimsWith(now, "exp", nil)),
+		"missing iat":           forge(t, priv, hdr, claimsWith(now, "iat", nil)),
+		"exp - iat > TTL":       forge(t, priv, hdr, claimsWith(now, "exp", now.Add(testTTL+time.Second).Unix())),
+		"exp a year ahead":      forge(t, priv, hdr, claimsWith(now, "exp", now.Add(365*24*time.Hour).Unix())),
+		"role authenticator":    forge(t, priv, hdr, claimsWith(now, "role", "authenticator")),
+		"role postgres":         forge(t, priv, hdr, claimsWith(now, "role", "postgres")),
+		"role anon":             forge(t, priv, hdr, claimsWith(now, "role", "anon")),
+		"role missing":          forge(t, priv, hdr, claimsWith(now, "role", nil)),
+		"role array":            forge(t, priv, hdr, claimsWith(now, "role", []string{Role})),
+		// Claim types as strict as the gate's: jwx alone reads these.
+		"exp a string":             forge(t, priv, hdr, claimsWith(now, "exp", strconv.FormatInt(now.Add(5*time.Minute).Unix(), 10))),
+		"iat a string":             forge(t, priv, hdr, claimsWith(now, "iat", strconv.FormatInt(now.Unix(), 10))),
+		"nbf a string":             forge(t, priv, hdr, claimsWith(now, "nbf", strconv.FormatInt(now.Unix(), 10))),
+		"sub a number":             forge(t, priv, hdr, claimsWith(now, "sub", 42)),
+		"sid a number":             forge(t, priv, hdr, claimsWith(now, "sid", 42)),
+		"iss an array":             forge(t, priv, hdr, claimsWith(now, "iss", []string{"x"})),
+		"aud a number":             forge(t, priv, hdr, claimsWith(now, "aud", 7)),
+		"aud mixed array":          forge(t, priv, hdr, claimsWith(now, "aud", []any{"zsm-api", 7})),
 		"missing sub":              forge(t, priv, hdr, claimsWith(now, "sub", nil)),
 		"missing sid":              forge(t, priv, hdr, claimsWith(now, "sid", nil)),
 		"tampered payload":         tampered,
@@ -753,11 +789,11 @@ func TestVerifyDoesNotTrustTokensOfAnotherSigner(t *testing.T) {
 	// Same key material, other issuer or audience configured.
 	_, st, kek := loaded(t)
 	other := New("http://other", testAudience, testTTL, kek)
-	if err := other.Load(context.Background(), st); err != nil {
+	if err := (&Rotator{Keys: st, KEK: kek, Issuer: "http://other", Audience: testAudience, AccessTTL: testTTL}).Load(context.Background(), other); err != nil {
 		t.Fatal(err)
 	}
 	mine := New(testIssuer, testAudience, testTTL, kek)
-	if err := mine.Load(context.Background(), st); err != nil {
+	if err := rotator(st, kek).Load(context.Background(), mine); err != nil {
 		t.Fatal(err)
 	}
 	tok, _, _ = other.Issue("u", "s", time.Now())
@@ -775,14 +811,14 @@ func TestNotLoaded(t *testing.T) {
 		t.Fatalf("Verify: %v", err)
 	}
 	if s.JWKS() != nil {
-		t.Fatal("JWKS before Load")
+		t.Fatal("JWKS before the keys are loaded")
 	}
 }
 
 func TestOpenPrivateKey(t *testing.T) {
 	kek := newKEK(t)
-	a, _ := GenerateKey(kek, StateCurrent, time.Now())
-	b, _ := GenerateKey(kek, StateNext, time.Now())
+	a, _ := GenerateKey(kek, store.KeyCurrent, time.Now())
+	b, _ := GenerateKey(kek, store.KeyNext, time.Now())
 	priv, err := OpenPrivateKey(kek, a)
 	if err != nil || !priv.Public().(ed25519.PublicKey).Equal(ed25519.PublicKey(a.Public)) {
 		t.Fatalf("OpenPrivateKey: %v", err)

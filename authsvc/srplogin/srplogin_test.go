@@ -17,6 +17,7 @@ import (
 
 	srp "github.com/opencoff/go-srp"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/authsvc/handshake"
 	"zsm.dev/zsm/authsvc/srplogin"
 	"zsm.dev/zsm/authsvc/store"
@@ -25,14 +26,52 @@ import (
 
 // ---------------------------------------------------------------- fakes
 
-// memUsers is an in-memory srplogin.Users.
+// memUsers is an in-memory srplogin.Users. byID is keyed by identity (the
+// store's lookup key); keys holds published keys by user id.
 type memUsers struct {
 	mu      sync.Mutex
 	byID    map[string]store.User
+	keys    map[string]store.PublishedKeys
 	lookups int
 }
 
-func newUsers() *memUsers { return &memUsers{byID: map[string]store.User{}} }
+func newUsers() *memUsers {
+	return &memUsers{byID: map[string]store.User{}, keys: map[string]store.PublishedKeys{}}
+}
+
+func (m *memUsers) PublishedKeysOf(_ context.Context, userID string) (store.PublishedKeys, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k, ok := m.keys[userID]
+	if !ok {
+		return store.PublishedKeys{}, store.ErrNotFound
+	}
+	return k, nil
+}
+
+func (m *memUsers) AddKeyRecord(_ context.Context, k store.PublishedKeys) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old, ok := m.keys[k.UserID]
+	if !ok || old.KeyRecordSignature != "" || old.X25519Public != k.X25519Public || old.Ed25519Public != k.Ed25519Public {
+		return false, nil
+	}
+	m.keys[k.UserID] = k
+	return true, nil
+}
+
+// memAudit records audit events.
+type memAudit struct {
+	mu     sync.Mutex
+	events []store.AuditEvent
+}
+
+func (a *memAudit) Audit(_ context.Context, e store.AuditEvent) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.events = append(a.events, e)
+	return nil
+}
 
 func (m *memUsers) UserByIdentity(_ context.Context, identity string) (store.User, error) {
 	m.mu.Lock()
@@ -56,6 +95,10 @@ func (m *memUsers) CreateUser(_ context.Context, n store.NewUser) (string, error
 		id = fmt.Sprintf("user-%d", len(m.byID)+1)
 	}
 	m.byID[n.Identity] = store.User{ID: id, Identity: n.Identity, SRPSalt: n.SRPSalt, Verifier: n.Verifier, KDF: n.KDF, KeyBundle: n.KeyBundle}
+	if n.X25519Public != "" {
+		m.keys[id] = store.PublishedKeys{UserID: id, Identity: n.Identity, X25519Public: n.X25519Public,
+			Ed25519Public: n.Ed25519Public, KeyRecordSignature: n.KeyRecordSignature}
+	}
 	return id, nil
 }
 
@@ -114,7 +157,7 @@ func kdfJSON(salt []byte, mem, it uint32, par uint8) json.RawMessage {
 func floorKDF(saltLen int) json.RawMessage {
 	salt := make([]byte, saltLen)
 	_, _ = rand.Read(salt)
-	return kdfJSON(salt, srplogin.FloorMemoryKiB, srplogin.FloorIterations, srplogin.FloorParallelism)
+	return kdfJSON(salt, api.KDFFloorMemoryKiB, api.KDFFloorIterations, api.KDFFloorParallelism)
 }
 
 func newService(t *testing.T) (*srplogin.Service, *memUsers, *memHandshakes) {
@@ -122,20 +165,45 @@ func newService(t *testing.T) (*srplogin.Service, *memUsers, *memHandshakes) {
 	users, hs := newUsers(), newHandshakes()
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	svc, err := srplogin.New(users, hs, secret)
+	svc, err := srplogin.New(users, &memAudit{}, hs, secret)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return svc, users, hs
 }
 
+// Every dependency is required: a service that could not audit failed
+// proofs would hide password guessing, so it does not start.
+func TestNewNeedsEveryDependency(t *testing.T) {
+	users, audit, hs, secret := newUsers(), &memAudit{}, newHandshakes(), make([]byte, 32)
+	for name, f := range map[string]func() (*srplogin.Service, error){
+		"no auditor":         func() (*srplogin.Service, error) { return srplogin.New(users, nil, hs, secret) },
+		"no users":           func() (*srplogin.Service, error) { return srplogin.New(nil, audit, hs, secret) },
+		"no handshake store": func() (*srplogin.Service, error) { return srplogin.New(users, audit, nil, secret) },
+	} {
+		if svc, err := f(); err == nil || svc != nil {
+			t.Errorf("%s: New = %v, %v; want a start-up error", name, svc, err)
+		}
+	}
+	if _, err := srplogin.New(users, audit, hs, secret); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ident is what the HTTP handlers make of an identity in a request.
+func ident(t testing.TB, s string) srpgroup.Identity {
+	t.Helper()
+	id, err := srpgroup.ParseIdentity(s)
+	if err != nil {
+		t.Fatalf("identity %q: %v", s, err)
+	}
+	return id
+}
+
 // signup does what sdk/authclient's Signup sends, then registers it.
 func signup(t *testing.T, svc *srplogin.Service, identity string, secret []byte, kdf json.RawMessage) string {
 	t.Helper()
-	id, err := srpgroup.NormalizeIdentity(identity)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := ident(t, identity).String()
 	reg, err := srpgroup.Register(id, secret)
 	if err != nil {
 		t.Fatal(err)
@@ -161,10 +229,7 @@ type client struct {
 
 func newClient(t *testing.T, identity string, secret []byte) *client {
 	t.Helper()
-	id, err := srpgroup.NormalizeIdentity(identity)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := ident(t, identity).String()
 	c, err := srpgroup.Env().NewClient([]byte(id), secret)
 	if err != nil {
 		t.Fatal(err)
@@ -196,7 +261,7 @@ func login(t *testing.T, svc *srplogin.Service, identity string, secret []byte) 
 	t.Helper()
 	ctx := context.Background()
 	c := newClient(t, identity, secret)
-	ch, err := svc.Init(ctx, identity, c.A)
+	ch, err := svc.Init(ctx, ident(t, identity), c.A)
 	if err != nil {
 		t.Fatalf("Init: %v", err)
 	}
@@ -221,18 +286,18 @@ func TestParseRegistrationAccepts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Identity != "alice@x.io" {
+	if r.Identity.String() != "alice@x.io" {
 		t.Fatalf("identity %q not normalized", r.Identity)
 	}
 	if !bytes.Equal(r.Salt, reg.Salt) || !bytes.Equal(r.Verifier, reg.Verifier) {
 		t.Fatal("salt or verifier changed")
 	}
 	// The KDF is stored in one canonical form, whatever the client's layout.
-	var k srplogin.KDF
+	var k api.KDF
 	if err := json.Unmarshal(r.KDF, &k); err != nil {
 		t.Fatal(err)
 	}
-	want := srplogin.KDF{Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(kdfSalt),
+	want := api.KDF{Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(kdfSalt),
 		MemoryKiB: 65536, Iterations: 3, Parallelism: 4}
 	if k != want {
 		t.Fatalf("kdf %+v, want %+v", k, want)
@@ -320,7 +385,7 @@ func TestParseRegistrationRefuses(t *testing.T) {
 			if !errors.Is(err, srplogin.ErrBadRequest) || !errors.Is(err, c.want) {
 				t.Fatalf("ParseRegistration = %v; want ErrBadRequest and %v", err, c.want)
 			}
-			if r.Identity != "" || r.Salt != nil || r.Verifier != nil || r.KDF != nil {
+			if !r.Identity.IsZero() || r.Salt != nil || r.Verifier != nil || r.KDF != nil {
 				t.Fatalf("partial registration returned: %+v", r)
 			}
 		})
@@ -352,18 +417,18 @@ func TestLoginSucceedsAndServerProves(t *testing.T) {
 	uid := signup(t, svc, "Alice@X.io", secret1, kdf)
 
 	// Params returns the stored parameters to any spelling of the identity.
-	k, err := svc.Params(context.Background(), " ALICE@x.io")
+	k, err := svc.Params(context.Background(), ident(t, " ALICE@x.io"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var want srplogin.KDF
+	var want api.KDF
 	_ = json.Unmarshal(kdf, &want)
 	if k != want {
 		t.Fatalf("Params = %+v, want %+v", k, want)
 	}
 
 	c := newClient(t, "alice@x.io", secret1)
-	ch, err := svc.Init(context.Background(), "alice@x.io", c.A)
+	ch, err := svc.Init(context.Background(), ident(t, "alice@x.io"), c.A)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,7 +450,7 @@ func TestLoginSucceedsAndServerProves(t *testing.T) {
 	}
 	// A proof for another client's exchange does not satisfy this client.
 	other := newClient(t, "alice@x.io", secret1)
-	ch2, _ := svc.Init(context.Background(), "alice@x.io", other.A)
+	ch2, _ := svc.Init(context.Background(), ident(t, "alice@x.io"), other.A)
 	v2, err := svc.Verify(context.Background(), ch2.HandshakeID, other.proof(t, ch2))
 	if err != nil {
 		t.Fatal(err)
@@ -448,11 +513,11 @@ func TestUnknownIdentityLooksLikeAKnownOne(t *testing.T) {
 	ctx := context.Background()
 	signup(t, svc, "alice@x.io", secret1, floorKDF(16))
 
-	known, err := svc.Params(ctx, "alice@x.io")
+	known, err := svc.Params(ctx, ident(t, "alice@x.io"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ghost, err := svc.Params(ctx, "ghost@x.io")
+	ghost, err := svc.Params(ctx, ident(t, "ghost@x.io"))
 	if err != nil {
 		t.Fatalf("Params(unknown) = %v; want a made-up answer", err)
 	}
@@ -464,12 +529,12 @@ func TestUnknownIdentityLooksLikeAKnownOne(t *testing.T) {
 	}
 	// Repeats agree, across spellings, and differ between identities.
 	for i := 0; i < 3; i++ {
-		again, _ := svc.Params(ctx, "GHOST@x.io ")
+		again, _ := svc.Params(ctx, ident(t, "GHOST@x.io "))
 		if again != ghost {
 			t.Fatalf("Params(unknown) changed between calls: %+v vs %+v", again, ghost)
 		}
 	}
-	if other, _ := svc.Params(ctx, "ghost2@x.io"); other.Salt == ghost.Salt {
+	if other, _ := svc.Params(ctx, ident(t, "ghost2@x.io")); other.Salt == ghost.Salt {
 		t.Fatal("two unknown identities share a made-up salt")
 	}
 	if salt, err := base64.StdEncoding.Strict().DecodeString(ghost.Salt); err != nil || len(salt) < 16 {
@@ -478,12 +543,12 @@ func TestUnknownIdentityLooksLikeAKnownOne(t *testing.T) {
 
 	// Init: same shape, salt stable, B a valid group element.
 	ck := newClient(t, "alice@x.io", secret1)
-	chKnown, err := svc.Init(ctx, "alice@x.io", ck.A)
+	chKnown, err := svc.Init(ctx, ident(t, "alice@x.io"), ck.A)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cg := newClient(t, "ghost@x.io", secret1)
-	chGhost, err := svc.Init(ctx, "ghost@x.io", cg.A)
+	chGhost, err := svc.Init(ctx, ident(t, "ghost@x.io"), cg.A)
 	if err != nil {
 		t.Fatalf("Init(unknown) = %v; want a made-up challenge", err)
 	}
@@ -498,7 +563,7 @@ func TestUnknownIdentityLooksLikeAKnownOne(t *testing.T) {
 	if _, err := srpgroup.ParsePublic(srpgroup.FormatPublic(chGhost.B)); err != nil {
 		t.Fatalf("made-up B: %v", err)
 	}
-	chGhost2, err := svc.Init(ctx, "ghost@x.io", newClient(t, "ghost@x.io", secret1).A)
+	chGhost2, err := svc.Init(ctx, ident(t, "ghost@x.io"), newClient(t, "ghost@x.io", secret1).A)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -518,7 +583,7 @@ func TestUnknownIdentityLooksLikeAKnownOne(t *testing.T) {
 		t.Fatalf("Verify(unknown) = %v; want ErrLoginFailed", err)
 	}
 	wrong := newClient(t, "alice@x.io", []byte("wrong"))
-	chW, _ := svc.Init(ctx, "alice@x.io", wrong.A)
+	chW, _ := svc.Init(ctx, ident(t, "alice@x.io"), wrong.A)
 	_, errW := svc.Verify(ctx, chW.HandshakeID, wrong.proof(t, chW))
 	if errW != err {
 		t.Fatalf("wrong password gives %v, unknown identity %v; must be identical", errW, err)
@@ -528,8 +593,8 @@ func TestUnknownIdentityLooksLikeAKnownOne(t *testing.T) {
 func TestUnknownIdentityAnswersDependOnServerSecret(t *testing.T) {
 	a, _, _ := newService(t)
 	b, _, _ := newService(t)
-	ka, _ := a.Params(context.Background(), "ghost@x.io")
-	kb, _ := b.Params(context.Background(), "ghost@x.io")
+	ka, _ := a.Params(context.Background(), ident(t, "ghost@x.io"))
+	kb, _ := b.Params(context.Background(), ident(t, "ghost@x.io"))
 	if ka.Salt == kb.Salt {
 		t.Fatal("made-up salts do not depend on the server secret (anyone could predict them)")
 	}
@@ -553,8 +618,8 @@ func TestUnknownIdentityShapeMatchesAnyAcceptedRegistration(t *testing.T) {
 		if _, err := svc.Register(ctx, r); err != nil {
 			t.Fatal(err)
 		}
-		known, _ := svc.Params(ctx, id)
-		ghost, _ := svc.Params(ctx, "ghost"+id)
+		known, _ := svc.Params(ctx, ident(t, id))
+		ghost, _ := svc.Params(ctx, ident(t, "ghost"+id))
 		if len(known.Salt) != len(ghost.Salt) {
 			t.Errorf("KDF salt of %d bytes accepted at sign-up: Params salt length %d for the account, %d for an unknown identity",
 				n, len(known.Salt), len(ghost.Salt))
@@ -568,7 +633,7 @@ func TestHandshakeIsSingleUse(t *testing.T) {
 	signup(t, svc, "alice@x.io", secret1, floorKDF(16))
 
 	c := newClient(t, "alice@x.io", secret1)
-	ch, _ := svc.Init(ctx, "alice@x.io", c.A)
+	ch, _ := svc.Init(ctx, ident(t, "alice@x.io"), c.A)
 	m := c.proof(t, ch)
 	if _, err := svc.Verify(ctx, ch.HandshakeID, m); err != nil {
 		t.Fatal(err)
@@ -579,7 +644,7 @@ func TestHandshakeIsSingleUse(t *testing.T) {
 
 	// A failed attempt spends the handshake too: no second guess on it.
 	c2 := newClient(t, "alice@x.io", secret1)
-	ch2, _ := svc.Init(ctx, "alice@x.io", c2.A)
+	ch2, _ := svc.Init(ctx, ident(t, "alice@x.io"), c2.A)
 	if _, err := svc.Verify(ctx, ch2.HandshakeID, strings.Repeat("0", 64)); err != srplogin.ErrLoginFailed {
 		t.Fatalf("wrong M: %v", err)
 	}
@@ -589,9 +654,9 @@ func TestHandshakeIsSingleUse(t *testing.T) {
 
 	// M of one handshake does not fit another.
 	c3 := newClient(t, "alice@x.io", secret1)
-	ch3, _ := svc.Init(ctx, "alice@x.io", c3.A)
+	ch3, _ := svc.Init(ctx, ident(t, "alice@x.io"), c3.A)
 	c4 := newClient(t, "alice@x.io", secret1)
-	ch4, _ := svc.Init(ctx, "alice@x.io", c4.A)
+	ch4, _ := svc.Init(ctx, ident(t, "alice@x.io"), c4.A)
 	if _, err := svc.Verify(ctx, ch4.HandshakeID, c3.proof(t, ch3)); err != srplogin.ErrLoginFailed {
 		t.Fatalf("M of another handshake: %v", err)
 	}
@@ -621,7 +686,7 @@ func TestInitRefusesDegenerateA(t *testing.T) {
 		"decimal": "-5",
 	} {
 		for _, identity := range []string{"alice@x.io", "ghost@x.io"} {
-			ch, err := svc.Init(context.Background(), identity, a)
+			ch, err := svc.Init(context.Background(), ident(t, identity), a)
 			if !errors.Is(err, srplogin.ErrBadRequest) {
 				t.Errorf("A=%s for %s: %v; want ErrBadRequest", name, identity, err)
 			}
@@ -638,16 +703,22 @@ func TestInitRefusesDegenerateA(t *testing.T) {
 	}
 }
 
+// A malformed identity never gets this far: it is refused where it comes
+// in (srpgroup.ParseIdentity, in the HTTP handlers), and the only invalid
+// Identity there is, the zero one, is refused before any lookup.
 func TestInitAndParamsRefuseBadIdentity(t *testing.T) {
 	svc, users, _ := newService(t)
 	a := newClient(t, "alice@x.io", secret1).A
 	for _, id := range []string{"", "ab", "a b@x.io", "x\x00yz"} {
-		if _, err := svc.Init(context.Background(), id, a); !errors.Is(err, srplogin.ErrBadRequest) || !errors.Is(err, srpgroup.ErrIdentity) {
-			t.Errorf("Init(%q): %v", id, err)
+		if got, err := srpgroup.ParseIdentity(id); !errors.Is(err, srpgroup.ErrIdentity) || !got.IsZero() {
+			t.Errorf("ParseIdentity(%q) = %q, %v", id, got, err)
 		}
-		if _, err := svc.Params(context.Background(), id); !errors.Is(err, srplogin.ErrBadRequest) {
-			t.Errorf("Params(%q): %v", id, err)
-		}
+	}
+	if _, err := svc.Init(context.Background(), srpgroup.Identity{}, a); !errors.Is(err, srplogin.ErrBadRequest) {
+		t.Errorf("Init(no identity): %v", err)
+	}
+	if _, err := svc.Params(context.Background(), srpgroup.Identity{}); !errors.Is(err, srplogin.ErrBadRequest) {
+		t.Errorf("Params(no identity): %v", err)
 	}
 	if users.lookups != 0 {
 		t.Fatal("malformed identities reached the store")
@@ -855,7 +926,45 @@ func TestRestoreServerDegenerateProofState(t *testing.T) {
 	// and hex of an empty M is "", so the empty guess is unreachable.
 }
 
-// parseReg is ParseRegistration for a request without user id or bundle.
+// parseReg parses a sign-up request without user id or bundle, as the
+// handler does (ParseSignup: the identity, then ParseRegistration).
 func parseReg(identity, salt, verifier string, kdf json.RawMessage) (srplogin.Registration, error) {
-	return srplogin.ParseRegistration(srplogin.SignupInput{Identity: identity, SaltHex: salt, VerifierHex: verifier, KDF: kdf})
+	return srplogin.ParseSignup(api.SignupRequest{Identity: identity, SRPSalt: salt, SRPVerifier: verifier, KDF: kdf})
+}
+
+// A password change re-registers the account's own identity, under the
+// same checks as a sign-up except the rules for new identities: an account
+// made before those rules keeps working.
+func TestParseNewPassword(t *testing.T) {
+	old := ident(t, "p\u0430ypal@example.test") // a Cyrillic а: no new account may be named so
+	reg, err := srpgroup.Register(old.String(), secret1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := api.PasswordChangeRequest{SRPSalt: hex.EncodeToString(reg.Salt),
+		SRPVerifier: srpgroup.FormatPublic(new(big.Int).SetBytes(reg.Verifier)), KDF: floorKDF(16)}
+	if _, err := srplogin.ParseSignup(api.SignupRequest{Identity: old.String(), SRPSalt: req.SRPSalt,
+		SRPVerifier: req.SRPVerifier, KDF: req.KDF}); !errors.Is(err, srpgroup.ErrMixedScripts) {
+		t.Fatalf("sign-up of a mixed-script identity: %v", err)
+	}
+	r, err := srplogin.ParseNewPassword(old, req)
+	if err != nil || r.Identity != old {
+		t.Fatalf("new password of an existing account: %+v, %v", r.Identity, err)
+	}
+	for name, mod := range map[string]func(*api.PasswordChangeRequest){
+		"short salt":  func(q *api.PasswordChangeRequest) { q.SRPSalt = q.SRPSalt[2:] },
+		"verifier 1":  func(q *api.PasswordChangeRequest) { q.SRPVerifier = "1" },
+		"weak kdf":    func(q *api.PasswordChangeRequest) { q.KDF = kdfJSON(make([]byte, 16), 1024, 3, 4) },
+		"bad bundle":  func(q *api.PasswordChangeRequest) { q.KeyBundle = json.RawMessage(`{"version":2}`) },
+		"no identity": func(q *api.PasswordChangeRequest) {},
+	} {
+		q, id := req, old
+		mod(&q)
+		if name == "no identity" {
+			id = srpgroup.Identity{}
+		}
+		if _, err := srplogin.ParseNewPassword(id, q); !errors.Is(err, srplogin.ErrBadRegistration) {
+			t.Errorf("%s: %v, want ErrBadRegistration", name, err)
+		}
+	}
 }

@@ -3,7 +3,6 @@ package srplogin_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 
 	"zsm.dev/zsm/authsvc/srplogin"
@@ -14,21 +13,13 @@ import (
 // does.
 type auditingUsers struct {
 	*memUsers
-	mu     sync.Mutex
-	events []store.AuditEvent
-}
-
-func (a *auditingUsers) Audit(_ context.Context, e store.AuditEvent) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.events = append(a.events, e)
-	return nil
+	memAudit
 }
 
 func newAuditingService(t *testing.T) (*srplogin.Service, *auditingUsers) {
 	t.Helper()
 	users := &auditingUsers{memUsers: newUsers()}
-	svc, err := srplogin.New(users, newHandshakes(), make([]byte, 32))
+	svc, err := srplogin.New(users, users, newHandshakes(), make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +37,7 @@ func TestVerifyForBindsTheHandshakeToTheCaller(t *testing.T) {
 
 	start := func(identity string, secret []byte) (string, string) {
 		c := newClient(t, identity, secret)
-		ch, err := svc.Init(ctx, identity, c.A)
+		ch, err := svc.Init(ctx, ident(t, identity), c.A)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,6 +81,14 @@ func TestVerifyForBindsTheHandshakeToTheCaller(t *testing.T) {
 			t.Errorf("event %d: %+v, want %+v", i, e, want[i])
 		}
 	}
+	// A refused re-proof is its own error (which is a failed login too),
+	// so the HTTP layer can answer it apart from a failed login.
+	for _, c := range []struct{ identity, user string }{{"bob@x.io", alice}, {"alice@x.io", ""}} {
+		hid, m := start(c.identity, secret1)
+		if _, err := svc.VerifyFor(ctx, c.user, hid, m, store.EventPasswordChangeFailed); !errors.Is(err, srplogin.ErrProofFailed) {
+			t.Fatalf("%s as %q: %v, want ErrProofFailed", c.identity, c.user, err)
+		}
+	}
 }
 
 // A failed login is recorded: with the user for a known identity, without
@@ -101,7 +100,7 @@ func TestFailedLoginsAreAudited(t *testing.T) {
 	alice := signup(t, svc, "alice@x.io", secret1, floorKDF(16))
 	for _, identity := range []string{"alice@x.io", "nobody@x.io"} {
 		c := newClient(t, identity, []byte("a wrong secret, for both of them"))
-		ch, err := svc.Init(ctx, identity, c.A)
+		ch, err := svc.Init(ctx, ident(t, identity), c.A)
 		if err != nil {
 			t.Fatal(err)
 		}

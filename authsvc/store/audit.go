@@ -27,9 +27,13 @@ const (
 	EventSessionRevoked       = "session_revoked"
 	EventPasswordChanged      = "password_changed"
 	EventPasswordChangeFailed = "password_change_failed"
-	EventKeyCreated           = "key_created"
-	EventKeyRotated           = "key_rotated"
-	EventKeyRevoked           = "key_revoked"
+	// Signing key events (signer.Rotator), recorded without a user; their
+	// detail names the kid.
+	EventSigningKeyCreated   = "signing_key_created"
+	EventSigningKeyPublished = "signing_key_published"
+	EventSigningKeyRotated   = "signing_key_rotated"
+	EventSigningKeyRevoked   = "signing_key_revoked"
+	EventSigningKeyRemoved   = "signing_key_removed"
 )
 
 // AuditEvent is one row of the audit log.
@@ -102,9 +106,30 @@ func AuditTx(ctx context.Context, tx pgx.Tx, e AuditEvent) error {
 	return insertAudit(ctx, tx, e)
 }
 
-func insertAudit(ctx context.Context, q execer, e AuditEvent) error {
+// Check refuses an event the audit log does not take: a type that is not
+// snake_case, or a detail that does not encode to a JSON object of at most
+// 2 KiB. It returns the encoded detail.
+func (e AuditEvent) Check() ([]byte, error) {
 	if !eventPattern.MatchString(e.Type) {
-		return fmt.Errorf("store: audit: bad event type %q", e.Type)
+		return nil, fmt.Errorf("store: audit: bad event type %q", e.Type)
+	}
+	detail := []byte("{}")
+	if len(e.Detail) > 0 {
+		var err error
+		if detail, err = json.Marshal(e.Detail); err != nil {
+			return nil, fmt.Errorf("store: audit detail: %w", err)
+		}
+		if len(detail) > 2048 {
+			return nil, errors.New("store: audit detail is larger than 2 KiB")
+		}
+	}
+	return detail, nil
+}
+
+func insertAudit(ctx context.Context, q execer, e AuditEvent) error {
+	detail, err := e.Check()
+	if err != nil {
+		return err
 	}
 	if m, ok := RequestFrom(ctx); ok {
 		if !e.ClientAddr.IsValid() {
@@ -123,21 +148,11 @@ func insertAudit(ctx context.Context, q execer, e AuditEvent) error {
 	if requestIDPattern.MatchString(e.RequestID) {
 		rid = &e.RequestID
 	}
-	detail := []byte("{}")
-	if len(e.Detail) > 0 {
-		var err error
-		if detail, err = json.Marshal(e.Detail); err != nil {
-			return fmt.Errorf("store: audit detail: %w", err)
-		}
-		if len(detail) > 2048 {
-			return errors.New("store: audit detail is larger than 2 KiB")
-		}
-	}
 	var at *time.Time
 	if !e.At.IsZero() {
 		at = &e.At
 	}
-	_, err := q.Exec(ctx, `
+	_, err = q.Exec(ctx, `
 		INSERT INTO api.audit_events (at, user_id, session_id, event, client_addr, request_id, detail)
 		VALUES (coalesce($1, clock_timestamp()), nullif($2, '')::uuid, nullif($3, '')::uuid, $4, $5, $6, $7)`,
 		at, e.UserID, e.SessionID, e.Type, addr, rid, detail)

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -22,7 +24,7 @@ var (
 
 // SetSessionIdleTTL sets the idle lifetime of sessions: one not used (logged
 // into or refreshed) for this long is dead. authsvc refuses its refresh
-// token, and PublishJWKS writes the value into auth.token_policy, where
+// token, and KeyTx.Publish writes the value into auth.token_policy, where
 // gate.check_request() refuses its access tokens. Zero leaves the idle
 // check to the database's policy alone. Call it before the Store is used.
 func (s *Store) SetSessionIdleTTL(d time.Duration) { s.idleTTL = d }
@@ -56,10 +58,7 @@ func (s *Store) CreateSession(ctx context.Context, n NewSession) (string, error)
 	if n.ClientAddr.IsValid() {
 		addr = &n.ClientAddr
 	}
-	ua := n.UserAgent
-	if len(ua) > 512 {
-		ua = ua[:512]
-	}
+	ua := truncateLabel(n.UserAgent, 512)
 	var sid string
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `
@@ -367,4 +366,20 @@ func sameKeys(hasBundle bool, x, e *string, c PasswordChange) bool {
 		return hasBundle == newBundle
 	}
 	return x != nil && e != nil && *x == c.X25519Public && *e == c.Ed25519Public
+}
+
+// truncateLabel makes a device label storable: valid UTF-8 without NUL (a
+// User-Agent header may carry any bytes, and PostgreSQL refuses text that
+// is not UTF-8 or holds NUL), at most max bytes, cut at a character
+// boundary.
+func truncateLabel(s string, max int) string {
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }

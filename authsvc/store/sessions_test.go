@@ -3,8 +3,10 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestSameKeys(t *testing.T) {
@@ -71,5 +73,24 @@ func TestRequestMetaRoundTrip(t *testing.T) {
 	got, ok := RequestFrom(WithRequest(context.Background(), m))
 	if !ok || got != m {
 		t.Fatal(got)
+	}
+}
+
+// A device label is stored as PostgreSQL text: cut to 512 bytes at a
+// character boundary, never holding bytes that are not UTF-8 or NUL (either
+// made the session insert fail with a 500 before).
+func TestTruncateLabel(t *testing.T) {
+	long := strings.Repeat("a", 511) + "é" // 513 bytes; byte 512 is inside é
+	for _, c := range []struct{ in, want string }{
+		{"zsm CLI on host", "zsm CLI on host"},
+		{long, strings.Repeat("a", 511)},
+		{strings.Repeat("€", 200), strings.Repeat("€", 170)}, // 3-byte runes: 510 bytes
+		{"curl\xff/8", "curl\uFFFD/8"},
+		{"a\x00b", "a\uFFFDb"},
+	} {
+		got := truncateLabel(c.in, 512)
+		if got != c.want || !utf8.ValidString(got) || len(got) > 512 || strings.ContainsRune(got, 0) {
+			t.Errorf("truncateLabel(%q) = %q, want %q", c.in, got, c.want)
+		}
 	}
 }

@@ -2,6 +2,11 @@
 // accounts with their SRP verifiers, sessions with their refresh tokens, and
 // signing keys. It speaks pgx directly; every statement is a constant with
 // parameters, and every multi-step change runs in one transaction.
+//
+// It is the storage layer only: it imports no other part of authsvc, and
+// the domain packages (srplogin, session, signer) depend on it through
+// small interfaces of their own. PostgreSQL's errors are mapped to the
+// sentinels below here, at the boundary.
 package store
 
 import (
@@ -14,14 +19,15 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"zsm.dev/zsm/authsvc/signer"
 )
 
 // Errors callers branch on.
 var (
 	ErrNotFound      = errors.New("store: not found")
 	ErrIdentityTaken = errors.New("store: identity already registered")
+	// ErrKeysTaken: a public key being published belongs to another account
+	// (a public key has one owner; migration 000010).
+	ErrKeysTaken = errors.New("store: public key already published by another account")
 	// ErrRefreshInvalid: unknown token, or its session has ended.
 	ErrRefreshInvalid = errors.New("store: refresh token is not valid")
 	// ErrRefreshReused: the token was already exchanged once. Its session has
@@ -78,6 +84,9 @@ type NewUser struct {
 	KeyBundle json.RawMessage // optional
 	// The bundle's public keys, published in api.public_keys; both or neither.
 	X25519Public, Ed25519Public string
+	// KeyRecordSignature is the verified signature over the account's key
+	// record (version 1), published with the keys.
+	KeyRecordSignature string
 }
 
 // CreateUser registers an account, and publishes its public keys, in one
@@ -97,20 +106,73 @@ func (s *Store) CreateUser(ctx context.Context, n NewUser) (string, error) {
 			return err
 		}
 		if n.X25519Public != "" {
-			if _, err := tx.Exec(ctx, `INSERT INTO api.public_keys (user_id, x25519_public, ed25519_public) VALUES ($1, $2, $3)`,
-				id, n.X25519Public, n.Ed25519Public); err != nil {
+			_, err := tx.Exec(ctx, `
+				INSERT INTO api.public_keys (user_id, x25519_public, ed25519_public, key_record_version, key_record_signature)
+				VALUES ($1, $2, $3, CASE WHEN $4 <> '' THEN 1 END, nullif($4, ''))`,
+				id, n.X25519Public, n.Ed25519Public, n.KeyRecordSignature)
+			if isKeyTaken(err) {
+				return ErrKeysTaken
+			}
+			if err != nil {
 				return err
 			}
 		}
 		return AuditTx(ctx, tx, AuditEvent{Type: EventSignup, UserID: id})
 	})
-	if errors.Is(err, ErrIdentityTaken) {
+	if errors.Is(err, ErrIdentityTaken) || errors.Is(err, ErrKeysTaken) {
 		return "", err
 	}
 	if err != nil {
 		return "", fmt.Errorf("store: create user: %w", err)
 	}
 	return id, nil
+}
+
+// isKeyTaken reports whether err is the unique violation of a published
+// public key.
+func isKeyTaken(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" &&
+		(pgErr.ConstraintName == "public_keys_x25519_unique" || pgErr.ConstraintName == "public_keys_ed25519_unique")
+}
+
+// PublishedKeys is an account's row of api.public_keys.
+type PublishedKeys struct {
+	UserID, Identity            string
+	X25519Public, Ed25519Public string
+	KeyRecordSignature          string // "" when the account has published no record yet
+}
+
+// PublishedKeysOf returns the identity and published keys of an account
+// (ErrNotFound when it published none).
+func (s *Store) PublishedKeysOf(ctx context.Context, userID string) (PublishedKeys, error) {
+	k := PublishedKeys{UserID: userID}
+	err := s.pool.QueryRow(ctx, `
+		SELECT u.identity, p.x25519_public, p.ed25519_public, coalesce(p.key_record_signature, '')
+		  FROM auth.users u JOIN api.public_keys p ON p.user_id = u.id
+		 WHERE u.id = $1::uuid`, userID).Scan(&k.Identity, &k.X25519Public, &k.Ed25519Public, &k.KeyRecordSignature)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return PublishedKeys{}, ErrNotFound
+	}
+	if err != nil {
+		return PublishedKeys{}, fmt.Errorf("store: published keys: %w", err)
+	}
+	return k, nil
+}
+
+// AddKeyRecord publishes a verified key record signature for an account
+// whose row has none yet (accounts made before records existed), provided
+// the keys are still the ones it was verified against. It reports whether
+// it stored anything: false when a record was there already.
+func (s *Store) AddKeyRecord(ctx context.Context, k PublishedKeys) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE api.public_keys SET key_record_version = 1, key_record_signature = $4
+		 WHERE user_id = $1::uuid AND x25519_public = $2 AND ed25519_public = $3 AND key_record_signature IS NULL`,
+		k.UserID, k.X25519Public, k.Ed25519Public, k.KeyRecordSignature)
+	if err != nil {
+		return false, fmt.Errorf("store: add key record: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 func nullJSON(b json.RawMessage) any {
@@ -133,68 +195,6 @@ func (s *Store) UserByIdentity(ctx context.Context, identity string) (User, erro
 		return User{}, fmt.Errorf("store: find user: %w", err)
 	}
 	return u, nil
-}
-
-// SigningKeys returns every key that is still published.
-func (s *Store) SigningKeys(ctx context.Context) ([]signer.StoredKey, error) {
-	rows, err := s.pool.Query(ctx, `
-		SELECT kid, state, public_key, private_sealed, created_at, activated_at, retired_at, published_at, removed_at, revoked
-		  FROM auth.signing_keys ORDER BY created_at`)
-	if err != nil {
-		return nil, fmt.Errorf("store: signing keys: %w", err)
-	}
-	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (signer.StoredKey, error) {
-		var k signer.StoredKey
-		err := r.Scan(&k.KID, &k.State, &k.Public, &k.Sealed, &k.CreatedAt, &k.ActivatedAt, &k.RetiredAt, &k.PublishedAt, &k.RemovedAt, &k.Revoked)
-		return k, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: signing keys: %w", err)
-	}
-	return keys, nil
-}
-
-// InsertCurrentKey stores k as the current key unless one exists already.
-func (s *Store) InsertCurrentKey(ctx context.Context, k signer.StoredKey) (bool, error) {
-	tag, err := s.pool.Exec(ctx, `
-		INSERT INTO auth.signing_keys (kid, algorithm, state, public_key, private_sealed, created_at, activated_at, published_at)
-		VALUES ($1, 'EdDSA', 'current', $2, $3, $4, $5, $4)
-		ON CONFLICT DO NOTHING`, k.KID, k.Public, k.Sealed, k.CreatedAt, k.ActivatedAt)
-	if err != nil {
-		return false, fmt.Errorf("store: insert key: %w", err)
-	}
-	return tag.RowsAffected() == 1, nil
-}
-
-// publishJWKSQuery publishes a JWKS and the token policy (auth.publish_jwks);
-// Store.PublishJWKS and KeyTx.Publish both run it.
-const publishJWKSQuery = `SELECT auth.publish_jwks($1, $2, $3, $4)`
-
-// PublishJWKS hands the JWKS to PostgREST (ALTER ROLE authenticator SET
-// pgrst.jwt_secret, NOTIFY pgrst) and records the token policy, in one
-// transaction; see auth.publish_jwks.
-func (s *Store) PublishJWKS(ctx context.Context, jwks []byte, issuer, audience string, maxTTL time.Duration) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		return s.publish(ctx, tx, jwks, issuer, audience, maxTTL)
-	})
-	if err != nil {
-		return fmt.Errorf("store: publish jwks: %w", err)
-	}
-	return nil
-}
-
-// publish runs auth.publish_jwks in tx and records the idle lifetime
-// gate.check_request() enforces (migration 000006); every path that
-// publishes keys goes through here, so the two never drift apart.
-func (s *Store) publish(ctx context.Context, tx pgx.Tx, jwks []byte, issuer, audience string, maxTTL time.Duration) error {
-	if _, err := tx.Exec(ctx, publishJWKSQuery, string(jwks), issuer, audience, int(maxTTL/time.Second)); err != nil {
-		return err
-	}
-	if s.idleTTL <= 0 {
-		return nil
-	}
-	_, err := tx.Exec(ctx, `UPDATE auth.token_policy SET idle_ttl_seconds = $1`, s.idleSeconds())
-	return err
 }
 
 // IsUnavailable reports whether err means the database could not be reached

@@ -2,7 +2,9 @@
 // one run on this machine: SRP logins per second through the gateway (next
 // to go-srp's own cost measured in the same run), and authenticated reads of
 // one's own rows through the gateway (JWT + pre-request check + RLS) next to
-// anonymous reads straight at PostgREST of a table without RLS.
+// anonymous reads straight at PostgREST of a table without RLS; and whether
+// login timing tells registered identities from unknown ones (Mann–Whitney
+// U test over interleaved requests).
 //
 // It starts a stack of its own (state in .zsm/bench, free loopback ports),
 // sends a bounded number of requests for a bounded time, and stops it.
@@ -33,6 +35,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/sdk/authclient"
 	"zsm.dev/zsm/sdk/keys"
 	"zsm.dev/zsm/sdk/zsm"
@@ -55,6 +58,7 @@ type config struct {
 	users, rows int
 	only        string
 	events      int
+	samples     int
 }
 
 func run() error {
@@ -65,11 +69,12 @@ func run() error {
 	flag.IntVar(&c.loginConns, "login-conns", 4, "concurrent logins")
 	flag.IntVar(&c.users, "users", 20, "users whose rows are read")
 	flag.IntVar(&c.rows, "rows", 100, "rows per user")
-	flag.StringVar(&c.only, "only", "", "run only these phases (comma-separated: logins, reads, client, events, rust)")
+	flag.StringVar(&c.only, "only", "", "run only these phases (comma-separated: logins, timing, reads, client, events, rust)")
+	flag.IntVar(&c.samples, "timing-samples", 300, "requests per identity (registered, unknown) and endpoint in the timing phase")
 	flag.IntVar(&c.events, "events", 2000, "secrets written at once for the webhook phase")
 	flag.Parse()
-	if c.duration > time.Minute || c.conns > 256 || c.users*c.rows > 1_000_000 || c.events > 50000 {
-		return errors.New("keep the load bounded: at most 1m per phase, 256 connections, 1e6 rows, 50000 events")
+	if c.duration > time.Minute || c.conns > 256 || c.users*c.rows > 1_000_000 || c.events > 50000 || c.samples < 20 || c.samples > 900 {
+		return errors.New("keep the load bounded: at most 1m per phase, 256 connections, 1e6 rows, 50000 events, 20 to 900 timing samples")
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
@@ -88,8 +93,13 @@ func run() error {
 	st, err := stack.Start(ctx, stack.Config{
 		Dir: dir, LoginRatePerSecond: 100000, LoginBurst: 100000, Logger: log,
 		AuthsvcEnv: map[string]string{
-			"AUTHSVC_LOGIN_RATE_PER_IP": "1000000", "AUTHSVC_LOGIN_RATE_PER_IDENTITY": "1000000",
-			"AUTHSVC_SIGNUP_RATE_PER_IP": "1000000", "AUTHSVC_LOG_LEVEL": "warn",
+			// Logins of one identity from one address, in parallel, and the
+			// timing phase's unproven inits: no backoff before 1000 (one
+			// address may then make about 1020 attempts an hour, so the
+			// identity allows 100000).
+			"AUTHSVC_LOGIN_RATE_PER_IP": "1000000", "AUTHSVC_LOGIN_FREE_ATTEMPTS_PER_ADDRESS": "1000",
+			"AUTHSVC_LOGIN_FAILURES_PER_IDENTITY": "100000",
+			"AUTHSVC_SIGNUP_RATE_PER_IP":          "1000000", "AUTHSVC_LOG_LEVEL": "warn",
 			"AUTHSVC_KEY_PUBLISH_DELAY": "1s",
 			// The events phase's receiver listens on loopback.
 			"AUTHSVC_WEBHOOK_ALLOW_HTTP": "true", "AUTHSVC_WEBHOOK_ALLOW_NETS": "127.0.0.0/8",
@@ -112,7 +122,7 @@ func run() error {
 	phases := []struct {
 		name string
 		run  func(context.Context, *stack.Stack, config) error
-	}{{"logins", benchLogins}, {"reads", benchReads}, {"client", benchClient}, {"events", benchEvents}, {"rust", benchRust}}
+	}{{"logins", benchLogins}, {"timing", benchTiming}, {"reads", benchReads}, {"client", benchClient}, {"events", benchEvents}, {"rust", benchRust}}
 	for _, p := range phases {
 		if c.only != "" && !slices.Contains(strings.Split(c.only, ","), p.name) {
 			continue
@@ -319,12 +329,15 @@ func benchLogins(ctx context.Context, st *stack.Stack, c config) error {
 
 	ac := authclient.New(st.GatewayURL())
 	ac.HTTP = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: c.loginConns}}
-	kdf := authclient.KDF{Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(secret[:16]), MemoryKiB: 65536, Iterations: 3, Parallelism: 4}
-	identity := fmt.Sprintf("bench-%d@example.test", time.Now().UnixNano())
+	kdf := api.KDF{Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(secret[:16]), MemoryKiB: 65536, Iterations: 3, Parallelism: 4}
+	identity, err := srpgroup.ParseIdentity(fmt.Sprintf("bench-%d@example.test", time.Now().UnixNano()))
+	if err != nil {
+		return err
+	}
 	if _, err := ac.Signup(ctx, identity, secret, kdf); err != nil {
 		return fmt.Errorf("signup: %w", err)
 	}
-	derive := func(authclient.KDF) ([]byte, error) { return secret, nil }
+	derive := func(api.KDF) ([]byte, error) { return secret, nil }
 	r := load(ctx, c.loginConns, c.duration, 100000, func(int) error {
 		_, err := ac.Login(ctx, identity, derive)
 		return err
@@ -347,11 +360,14 @@ func benchReads(ctx context.Context, st *stack.Stack, c config) error {
 	ac := authclient.New(st.GatewayURL())
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	kdf := authclient.KDF{Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(secret[:16]), MemoryKiB: 65536, Iterations: 3, Parallelism: 4}
+	kdf := api.KDF{Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(secret[:16]), MemoryKiB: 65536, Iterations: 3, Parallelism: 4}
 	tokens := make([]string, c.users)
 	owners := make([]string, c.users)
 	for i := range tokens {
-		identity := fmt.Sprintf("reader-%d-%d@example.test", i, time.Now().UnixNano())
+		identity, err := srpgroup.ParseIdentity(fmt.Sprintf("reader-%d-%d@example.test", i, time.Now().UnixNano()))
+		if err != nil {
+			return err
+		}
 		if _, err := ac.Signup(ctx, identity, secret, kdf); err != nil {
 			return err
 		}

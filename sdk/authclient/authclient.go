@@ -12,6 +12,7 @@ package authclient
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,45 +22,27 @@ import (
 	"strings"
 	"time"
 
+	srp "github.com/opencoff/go-srp"
+
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/srpgroup"
 )
 
-// KDF is the account's password KDF parameters, as authsvc stores them.
-type KDF struct {
-	Alg         string `json:"alg"`
-	Salt        string `json:"salt"`
-	MemoryKiB   uint32 `json:"memory_kib"`
-	Iterations  uint32 `json:"iterations"`
-	Parallelism uint8  `json:"parallelism"`
-}
+// Session is what a login or refresh yields: the tokens, and after a login
+// the server's proof (already checked by Login) and the account's key
+// bundle.
+type Session = api.LoginResponse
 
-// Session is what a login or refresh yields.
-type Session struct {
-	UserID       string    `json:"user_id"`
-	SessionID    string    `json:"session_id"`
-	AccessToken  string    `json:"access_token"`
-	TokenType    string    `json:"token_type"`
-	ExpiresIn    int       `json:"expires_in"`
-	ExpiresAt    time.Time `json:"expires_at"`
-	RefreshToken string    `json:"refresh_token"`
-	// KeyBundle is the account's key bundle, sent back by login (not by a
-	// refresh); the server cannot open it and the client must not trust it
-	// beyond what opening it proves.
-	KeyBundle json.RawMessage `json:"key_bundle,omitempty"`
-}
-
-// String keeps tokens out of logs and error messages.
-func (s Session) String() string {
-	return fmt.Sprintf("session %s of user %s (tokens redacted)", s.SessionID, s.UserID)
-}
-
-// APIError is an error answer from authsvc.
+// APIError is an error answer from authsvc: its status and its body
+// (Code, Message, RequestID).
 type APIError struct {
-	Status    int    `json:"-"`
-	Code      string `json:"code"`
-	Message   string `json:"message"`
-	RequestID string `json:"request_id"`
+	Status int `json:"-"`
+	errorBody
 }
+
+// errorBody is api.Error under another name: embedded as it is, its name
+// would clash with the Error method.
+type errorBody = api.Error
 
 func (e *APIError) Error() string {
 	return fmt.Sprintf("%s (HTTP %d, %s, request %s)", e.Message, e.Status, e.Code, e.RequestID)
@@ -119,8 +102,8 @@ func (c *Client) do(ctx context.Context, method, path, accessToken string, in, o
 	}
 	if resp.StatusCode >= 300 {
 		e := &APIError{Status: resp.StatusCode}
-		if json.Unmarshal(data, e) != nil || e.Code == "" {
-			e.Code, e.Message = "http_error", http.StatusText(resp.StatusCode)
+		if json.Unmarshal(data, &e.errorBody) != nil || e.Code == "" {
+			e.Code, e.Message = api.CodeHTTPError, http.StatusText(resp.StatusCode)
 		}
 		return e
 	}
@@ -134,74 +117,59 @@ func (c *Client) do(ctx context.Context, method, path, accessToken string, in, o
 
 // Signup registers identity with an SRP verifier computed here from secret.
 // The secret itself is not sent.
-func (c *Client) Signup(ctx context.Context, identity string, secret []byte, kdf KDF) (string, error) {
+func (c *Client) Signup(ctx context.Context, identity srpgroup.Identity, secret []byte, kdf api.KDF) (string, error) {
 	return c.SignupAccount(ctx, Account{Identity: identity, Secret: secret, KDF: kdf})
 }
 
 // Account is what SignupAccount registers.
 type Account struct {
 	UserID    string // optional, a random uuid the key bundle is bound to
-	Identity  string
+	Identity  srpgroup.Identity
 	Secret    []byte // the SRP secret; only the verifier derived from it is sent
-	KDF       KDF
+	KDF       api.KDF
 	KeyBundle json.RawMessage // optional
+	// KeyRecordSignature is the account's signature over its key record
+	// (docs/crypto.md §3); required with a key bundle.
+	KeyRecordSignature string
 }
 
 // SignupAccount registers an account with an optional user id and key bundle.
 func (c *Client) SignupAccount(ctx context.Context, a Account) (string, error) {
-	identity, secret, kdf := a.Identity, a.Secret, a.KDF
-	id, err := srpgroup.NormalizeIdentity(identity)
+	if a.Identity.IsZero() {
+		return "", srpgroup.ErrIdentity
+	}
+	reg, err := srpgroup.Register(a.Identity.String(), a.Secret)
 	if err != nil {
 		return "", err
 	}
-	reg, err := srpgroup.Register(id, secret)
+	rawKDF, err := json.Marshal(a.KDF)
 	if err != nil {
 		return "", err
 	}
-	var out struct {
-		UserID string `json:"user_id"`
-	}
-	body := map[string]any{
-		"identity":     id,
-		"srp_salt":     fmt.Sprintf("%x", reg.Salt),
-		"srp_verifier": srpgroup.FormatPublic(new(big.Int).SetBytes(reg.Verifier)),
-		"kdf":          kdf,
-	}
-	if a.UserID != "" {
-		body["user_id"] = a.UserID
-	}
-	if len(a.KeyBundle) > 0 {
-		body["key_bundle"] = a.KeyBundle
-	}
-	err = c.Do(ctx, http.MethodPost, "/auth/v1/signup", body, &out)
+	var out api.SignupResponse
+	err = c.Do(ctx, http.MethodPost, api.PathSignup, api.SignupRequest{
+		UserID: a.UserID, Identity: a.Identity.String(), KDF: rawKDF, KeyBundle: a.KeyBundle, KeyRecordSignature: a.KeyRecordSignature,
+		SRPSalt:     hex.EncodeToString(reg.Salt),
+		SRPVerifier: srpgroup.FormatPublic(new(big.Int).SetBytes(reg.Verifier)),
+	}, &out)
 	return out.UserID, err
 }
 
 // Params fetches the account's KDF parameters.
-func (c *Client) Params(ctx context.Context, identity string) (KDF, error) {
-	id, err := srpgroup.NormalizeIdentity(identity)
-	if err != nil {
-		return KDF{}, err
-	}
-	var out struct {
-		KDF KDF `json:"kdf"`
-	}
-	err = c.Do(ctx, http.MethodPost, "/auth/v1/login/params", map[string]string{"identity": id}, &out)
+func (c *Client) Params(ctx context.Context, identity srpgroup.Identity) (api.KDF, error) {
+	var out api.ParamsResponse
+	err := c.Do(ctx, http.MethodPost, api.PathLoginParams, api.ParamsRequest{Identity: identity.String()}, &out)
 	return out.KDF, err
 }
 
 // Derive turns the server's KDF parameters into the SRP secret. It must
 // refuse parameters below its own floor.
-type Derive func(KDF) ([]byte, error)
+type Derive func(api.KDF) ([]byte, error)
 
 // Login runs the whole SRP exchange: params, init, verify, and the check of
 // the server's proof.
-func (c *Client) Login(ctx context.Context, identity string, derive Derive) (Session, error) {
-	id, err := srpgroup.NormalizeIdentity(identity)
-	if err != nil {
-		return Session{}, err
-	}
-	kdf, err := c.Params(ctx, id)
+func (c *Client) Login(ctx context.Context, identity srpgroup.Identity, derive Derive) (Session, error) {
+	kdf, err := c.Params(ctx, identity)
 	if err != nil {
 		return Session{}, err
 	}
@@ -209,72 +177,91 @@ func (c *Client) Login(ctx context.Context, identity string, derive Derive) (Ses
 	if err != nil {
 		return Session{}, err
 	}
-	return c.LoginWithSecret(ctx, id, secret)
+	return c.LoginWithSecret(ctx, identity, secret)
 }
 
 // LoginWithSecret runs init and verify with an SRP secret derived already
 // (for instance from parameters the device cached).
-func (c *Client) LoginWithSecret(ctx context.Context, identity string, secret []byte) (Session, error) {
-	id, err := srpgroup.NormalizeIdentity(identity)
+func (c *Client) LoginWithSecret(ctx context.Context, identity srpgroup.Identity, secret []byte) (Session, error) {
+	x, err := beginSRP(identity, secret)
 	if err != nil {
 		return Session{}, err
 	}
-	cl, err := srpgroup.Env().NewClient([]byte(id), secret)
+	var ch api.Challenge
+	if err := c.Do(ctx, http.MethodPost, api.PathLoginInit, api.InitRequest{Identity: identity.String(), A: x.A}, &ch); err != nil {
+		return Session{}, err
+	}
+	m, err := x.proof(ch)
 	if err != nil {
 		return Session{}, err
+	}
+	var out Session
+	if err := c.Do(ctx, http.MethodPost, api.PathLoginVerify, api.VerifyRequest{
+		HandshakeID: ch.HandshakeID, M: m, DeviceLabel: c.DeviceLabel,
+	}, &out); err != nil {
+		return Session{}, err
+	}
+	if !x.cl.ServerOk(out.ServerProof) {
+		return Session{}, ErrServerProof
+	}
+	return out, nil
+}
+
+// exchange is the client's side of one SRP exchange (a login, or the
+// re-proof of a password change).
+type exchange struct {
+	cl *srp.Client
+	A  string // the client's public value, as the wire has it
+}
+
+func beginSRP(identity srpgroup.Identity, secret []byte) (*exchange, error) {
+	if identity.IsZero() {
+		return nil, srpgroup.ErrIdentity
+	}
+	cl, err := srpgroup.Env().NewClient([]byte(identity.String()), secret)
+	if err != nil {
+		return nil, err
 	}
 	cred := cl.Credentials()
 	A, ok := new(big.Int).SetString(cred[strings.IndexByte(cred, ':')+1:], 16)
 	if !ok {
-		return Session{}, errors.New("authclient: go-srp gave a malformed A")
+		return nil, errors.New("authclient: go-srp gave a malformed A")
 	}
-	var ch struct {
-		HandshakeID string `json:"handshake_id"`
-		SRPSalt     string `json:"srp_salt"`
-		B           string `json:"b"`
-	}
-	if err := c.Do(ctx, http.MethodPost, "/auth/v1/login/init", map[string]string{
-		"identity": id, "a": srpgroup.FormatPublic(A),
-	}, &ch); err != nil {
-		return Session{}, err
-	}
+	return &exchange{cl: cl, A: srpgroup.FormatPublic(A)}, nil
+}
+
+// proof checks the server's half of the exchange and returns the client's
+// proof M.
+func (x *exchange) proof(ch api.Challenge) (string, error) {
 	// The server's values get the same scrutiny the server gives ours:
 	// B ≡ 0, 1 or N-1 would let whoever sent it predict the session key.
 	if _, err := srpgroup.ParsePublic(ch.B); err != nil {
-		return Session{}, fmt.Errorf("authclient: server sent an invalid B: %w", err)
+		return "", fmt.Errorf("authclient: server sent an invalid B: %w", err)
 	}
 	if _, err := srpgroup.ParseSalt(ch.SRPSalt); err != nil {
-		return Session{}, fmt.Errorf("authclient: server sent an invalid salt: %w", err)
+		return "", fmt.Errorf("authclient: server sent an invalid salt: %w", err)
 	}
-	m, err := cl.Generate(ch.SRPSalt + ":" + ch.B)
+	m, err := x.cl.Generate(ch.SRPSalt + ":" + ch.B)
 	if err != nil {
-		return Session{}, fmt.Errorf("authclient: %w", err)
+		return "", fmt.Errorf("authclient: %w", err)
 	}
-	var out struct {
-		Session
-		ServerProof string `json:"server_proof"`
-	}
-	verify := map[string]string{"handshake_id": ch.HandshakeID, "m": m}
-	if c.DeviceLabel != "" {
-		verify["device_label"] = c.DeviceLabel
-	}
-	if err := c.Do(ctx, http.MethodPost, "/auth/v1/login/verify", verify, &out); err != nil {
-		return Session{}, err
-	}
-	if !cl.ServerOk(out.ServerProof) {
-		return Session{}, ErrServerProof
-	}
-	return out.Session, nil
+	return m, nil
 }
 
 // Refresh exchanges a refresh token for a new session token pair.
 func (c *Client) Refresh(ctx context.Context, refreshToken string) (Session, error) {
 	var out Session
-	err := c.Do(ctx, http.MethodPost, "/auth/v1/token/refresh", map[string]string{"refresh_token": refreshToken}, &out)
+	err := c.Do(ctx, http.MethodPost, api.PathTokenRefresh, api.RefreshRequest{RefreshToken: refreshToken}, &out)
 	return out, err
+}
+
+// PublishKeyRecord sends the account's key record signature for an account
+// made before key records existed (a no-op for one that has its record).
+func (c *Client) PublishKeyRecord(ctx context.Context, accessToken, signature string) error {
+	return c.do(ctx, http.MethodPost, api.PathKeyRecord, accessToken, api.KeyRecordRequest{KeyRecordSignature: signature}, nil)
 }
 
 // Logout ends the session the refresh token belongs to.
 func (c *Client) Logout(ctx context.Context, refreshToken string) error {
-	return c.Do(ctx, http.MethodPost, "/auth/v1/logout", map[string]string{"refresh_token": refreshToken}, nil)
+	return c.Do(ctx, http.MethodPost, api.PathLogout, api.RefreshRequest{RefreshToken: refreshToken}, nil)
 }

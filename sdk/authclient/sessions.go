@@ -2,30 +2,19 @@ package authclient
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math/big"
 	"net/http"
 	"net/url"
-	"strings"
-	"time"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/srpgroup"
 )
 
-// SessionInfo is one live session of the account, as GET /auth/v1/sessions
-// lists it.
-type SessionInfo struct {
-	ID            string     `json:"id"`
-	DeviceLabel   *string    `json:"device_label"`
-	ClientAddr    *string    `json:"client_addr"`
-	CreatedAt     time.Time  `json:"created_at"`
-	LastUsedAt    time.Time  `json:"last_used_at"`
-	ExpiresAt     time.Time  `json:"expires_at"`
-	IdleExpiresAt *time.Time `json:"idle_expires_at"`
-	Current       bool       `json:"current"`
-}
+// SessionInfo is one live session of the account.
+type SessionInfo = api.SessionInfo
 
 // DoBearer is Do with an access token (Authorization: Bearer), for the
 // endpoints that act on the caller's account.
@@ -35,10 +24,8 @@ func (c *Client) DoBearer(ctx context.Context, method, path, accessToken string,
 
 // ListSessions returns the account's live sessions.
 func (c *Client) ListSessions(ctx context.Context, accessToken string) ([]SessionInfo, error) {
-	var out struct {
-		Sessions []SessionInfo `json:"sessions"`
-	}
-	if err := c.DoBearer(ctx, http.MethodGet, "/auth/v1/sessions", accessToken, nil, &out); err != nil {
+	var out api.SessionsResponse
+	if err := c.DoBearer(ctx, http.MethodGet, api.PathSessions, accessToken, nil, &out); err != nil {
 		return nil, err
 	}
 	return out.Sessions, nil
@@ -46,20 +33,20 @@ func (c *Client) ListSessions(ctx context.Context, accessToken string) ([]Sessio
 
 // RevokeSession ends one of the account's sessions.
 func (c *Client) RevokeSession(ctx context.Context, accessToken, sessionID string) error {
-	return c.DoBearer(ctx, http.MethodDelete, "/auth/v1/sessions/"+url.PathEscape(sessionID), accessToken, nil, nil)
+	return c.DoBearer(ctx, http.MethodDelete, api.PathSessions+"/"+url.PathEscape(sessionID), accessToken, nil, nil)
 }
 
 // PasswordChange is what ChangePassword needs: the SRP secrets derived from
 // the old and the new password, the new KDF parameters, and the key bundle
 // re-wrapped under the new unlock key.
 type PasswordChange struct {
-	Identity  string
+	Identity  srpgroup.Identity
 	OldSecret []byte // proves the current password; never sent
 	// OldKDF, if set, must be what the server says the account's KDF
 	// parameters are; anything else is refused before the proof is sent.
-	OldKDF    *KDF
+	OldKDF    *api.KDF
 	NewSecret []byte // only the verifier derived from it is sent
-	NewKDF    KDF
+	NewKDF    api.KDF
 	KeyBundle json.RawMessage // nil for an account without one
 }
 
@@ -73,64 +60,39 @@ var ErrKDFMismatch = errors.New("authclient: the server's KDF parameters are not
 // other sessions the server ended. A wrong server proof is ErrServerProof;
 // the change has then been made by whoever answered.
 func (c *Client) ChangePassword(ctx context.Context, accessToken string, pc PasswordChange) (int, error) {
-	id, err := srpgroup.NormalizeIdentity(pc.Identity)
+	x, err := beginSRP(pc.Identity, pc.OldSecret)
 	if err != nil {
 		return 0, err
 	}
-	cl, err := srpgroup.Env().NewClient([]byte(id), pc.OldSecret)
-	if err != nil {
-		return 0, err
-	}
-	cred := cl.Credentials()
-	A, ok := new(big.Int).SetString(cred[strings.IndexByte(cred, ':')+1:], 16)
-	if !ok {
-		return 0, errors.New("authclient: go-srp gave a malformed A")
-	}
-	var ch struct {
-		HandshakeID string `json:"handshake_id"`
-		SRPSalt     string `json:"srp_salt"`
-		B           string `json:"b"`
-		KDF         KDF    `json:"kdf"`
-	}
-	if err := c.DoBearer(ctx, http.MethodPost, "/auth/v1/password/init", accessToken,
-		map[string]string{"a": srpgroup.FormatPublic(A)}, &ch); err != nil {
+	var ch api.Challenge
+	if err := c.DoBearer(ctx, http.MethodPost, api.PathPasswordInit, accessToken,
+		api.PasswordInitRequest{A: x.A}, &ch); err != nil {
 		return 0, err
 	}
 	if pc.OldKDF != nil && ch.KDF != *pc.OldKDF {
 		return 0, ErrKDFMismatch
 	}
-	if _, err := srpgroup.ParsePublic(ch.B); err != nil {
-		return 0, fmt.Errorf("authclient: server sent an invalid B: %w", err)
-	}
-	if _, err := srpgroup.ParseSalt(ch.SRPSalt); err != nil {
-		return 0, fmt.Errorf("authclient: server sent an invalid salt: %w", err)
-	}
-	m, err := cl.Generate(ch.SRPSalt + ":" + ch.B)
-	if err != nil {
-		return 0, fmt.Errorf("authclient: %w", err)
-	}
-	reg, err := srpgroup.Register(id, pc.NewSecret)
+	m, err := x.proof(ch)
 	if err != nil {
 		return 0, err
 	}
-	body := map[string]any{
-		"handshake_id": ch.HandshakeID,
-		"m":            m,
-		"srp_salt":     fmt.Sprintf("%x", reg.Salt),
-		"srp_verifier": srpgroup.FormatPublic(new(big.Int).SetBytes(reg.Verifier)),
-		"kdf":          pc.NewKDF,
-	}
-	if len(pc.KeyBundle) > 0 {
-		body["key_bundle"] = pc.KeyBundle
-	}
-	var out struct {
-		ServerProof     string `json:"server_proof"`
-		SessionsRevoked int    `json:"sessions_revoked"`
-	}
-	if err := c.DoBearer(ctx, http.MethodPost, "/auth/v1/password/change", accessToken, body, &out); err != nil {
+	reg, err := srpgroup.Register(pc.Identity.String(), pc.NewSecret)
+	if err != nil {
 		return 0, err
 	}
-	if !cl.ServerOk(out.ServerProof) {
+	rawKDF, err := json.Marshal(pc.NewKDF)
+	if err != nil {
+		return 0, err
+	}
+	var out api.PasswordChangeResponse
+	if err := c.DoBearer(ctx, http.MethodPost, api.PathPasswordChange, accessToken, api.PasswordChangeRequest{
+		HandshakeID: ch.HandshakeID, M: m, KDF: rawKDF, KeyBundle: pc.KeyBundle,
+		SRPSalt:     hex.EncodeToString(reg.Salt),
+		SRPVerifier: srpgroup.FormatPublic(new(big.Int).SetBytes(reg.Verifier)),
+	}, &out); err != nil {
+		return 0, err
+	}
+	if !x.cl.ServerOk(out.ServerProof) {
 		return out.SessionsRevoked, ErrServerProof
 	}
 	return out.SessionsRevoked, nil

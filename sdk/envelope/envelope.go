@@ -43,9 +43,12 @@ const (
 	Ed25519Private Type = 3 // the Ed25519 seed, under the account key
 	VaultMeta      Type = 4 // a vault's metadata, under the vault key
 	Secret         Type = 5 // a secret, under the vault key
+	XWingSeed      Type = 6 // the X-Wing (ML-KEM-768 + X25519) seed, under the account key
+	PinSet         Type = 7 // the account's pin set, under the account key
+	PrevVaultKey   Type = 8 // the vault key of generation g, under the key of g+1
 )
 
-func (t Type) valid() bool { return t >= AccountKey && t <= Secret }
+func (t Type) valid() bool { return t >= AccountKey && t <= PrevVaultKey }
 
 func (t Type) String() string {
 	switch t {
@@ -59,6 +62,12 @@ func (t Type) String() string {
 		return "vault metadata"
 	case Secret:
 		return "secret"
+	case XWingSeed:
+		return "X-Wing private key"
+	case PinSet:
+		return "pin set"
+	case PrevVaultKey:
+		return "previous vault key"
 	}
 	return fmt.Sprintf("unknown type %d", uint8(t))
 }
@@ -280,7 +289,7 @@ type Parsed struct {
 // Parse splits env into its fields without decrypting it. It checks, in this
 // order: the version byte (anything but [Version] is
 // [ErrUnsupportedVersion], so a future format is reported as such whatever
-// its layout), the length (at least [Overhead] bytes), and the type (1 to 5);
+// its layout), the length (at least [Overhead] bytes), and the type (1 to 8);
 // the last two are [ErrMalformed].
 func Parse(env []byte) (Parsed, error) {
 	if len(env) == 0 {

@@ -231,7 +231,7 @@ func TestUnknownTypes(t *testing.T) {
 		bad := bytes.Clone(env)
 		bad[1] = byte(ty)
 		_, err := envelope.Parse(bad)
-		if known := ty >= 1 && ty <= 5; known != (err == nil) {
+		if known := ty >= 1 && ty <= 8; known != (err == nil) {
 			t.Fatalf("type %d: Parse err = %v", ty, err)
 		}
 		if err != nil && !errors.Is(err, envelope.ErrMalformed) {
@@ -239,7 +239,7 @@ func TestUnknownTypes(t *testing.T) {
 		}
 	}
 	// Sealing or opening with a context of no known type is refused.
-	for _, ty := range []envelope.Type{0, 6, 255} {
+	for _, ty := range []envelope.Type{0, 9, 255} {
 		c := testCtx
 		c.Type = ty
 		if _, err := envelope.Seal(testKey, c, testPlain, rand.Reader); err == nil {
@@ -439,5 +439,56 @@ func BenchmarkSeal256(b *testing.B) {
 		if _, err := envelope.Seal(testKey, testCtx, pt, rand.Reader); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestSharingTypes: the types sharing added (6 X-Wing seed, 7 pin set, 8
+// previous vault key) seal and open in their contexts, and each is bound
+// into the associated data like the others: an envelope of one of them
+// opened as another type is refused, and relabelling the type byte to match
+// fails the AEAD.
+func TestSharingTypes(t *testing.T) {
+	vault := testCtx.VaultID
+	user := testCtx.ObjectID
+	for _, c := range []struct {
+		ctx  envelope.Context
+		name string
+	}{
+		{envelope.Context{Type: envelope.XWingSeed, ObjectID: user}, "X-Wing private key"},
+		{envelope.Context{Type: envelope.PinSet, ObjectID: user, Revision: 4}, "pin set"},
+		{envelope.Context{Type: envelope.PrevVaultKey, VaultID: vault, ObjectID: vault, Revision: 2}, "previous vault key"},
+	} {
+		if c.ctx.Type.String() != c.name {
+			t.Errorf("type %d: String = %q, want %q", c.ctx.Type, c.ctx.Type, c.name)
+		}
+		pt := bytes.Repeat([]byte{byte(c.ctx.Type)}, 32)
+		env := seal(t, testKey, c.ctx, pt)
+		if env[1] != byte(c.ctx.Type) {
+			t.Fatalf("type byte %d, want %d", env[1], c.ctx.Type)
+		}
+		got, err := envelope.Open(testKey, c.ctx, env)
+		if err != nil || !bytes.Equal(got, pt) {
+			t.Fatalf("%v: Open = %x, %v", c.ctx.Type, got, err)
+		}
+		other := c.ctx
+		other.Type = envelope.Secret
+		if _, err := envelope.Open(testKey, other, env); !errors.Is(err, envelope.ErrWrongType) {
+			t.Errorf("%v opened as a secret: err = %v", c.ctx.Type, err)
+		}
+		relabelled := bytes.Clone(env)
+		relabelled[1] = byte(envelope.Secret)
+		if _, err := envelope.Open(testKey, other, relabelled); !errors.Is(err, envelope.ErrTampered) {
+			t.Errorf("%v relabelled as a secret: err = %v", c.ctx.Type, err)
+		}
+		// A pin set of another revision, or a previous key of another
+		// generation, does not open (the revision is in the AD).
+		moved := c.ctx
+		moved.Revision++
+		if _, err := envelope.Open(testKey, moved, env); !errors.Is(err, envelope.ErrTampered) {
+			t.Errorf("%v under revision+1: err = %v", c.ctx.Type, err)
+		}
+	}
+	if s := envelope.Type(9).String(); s != "unknown type 9" {
+		t.Errorf("Type(9).String() = %q", s)
 	}
 }

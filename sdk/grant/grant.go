@@ -1,5 +1,7 @@
 // Package grant implements vault keys, their HPKE sealing to members, and
-// signed grants, as specified in docs/crypto.md §4.
+// signed grants, as specified in docs/crypto.md §4 (version 1) and §8
+// (version 2: key generations, the hybrid X-Wing KEM, key commitments and
+// the chain of previous keys, in v2.go).
 //
 // A vault key is sealed to each member's X25519 public key with HPKE
 // (RFC 9180 base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256,

@@ -272,7 +272,11 @@ func FuzzParseBundle(f *testing.F) {
 	_, b := newBundle(f)
 	good, _ := json.Marshal(b)
 	f.Add(good)
+	_, b2 := newBundleV2(f)
+	good2, _ := json.Marshal(b2)
+	f.Add(good2)
 	f.Add([]byte(`{"version":1}`))
+	f.Add([]byte(`{"version":2,"xwing_public":"","xwing_private":""}`))
 	f.Add([]byte(`{"version":1,"version":1}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := keys.ParseBundle(data)

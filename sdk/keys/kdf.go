@@ -22,37 +22,15 @@ import (
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/text/unicode/norm"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/srpgroup"
 )
 
-// The Argon2id floor (DESIGN §5, RFC 9106's second recommendation) and the
-// sane maxima. The client refuses anything outside, whatever the server
-// says; authsvc enforces the same bounds at sign-up.
-const (
-	FloorMemoryKiB   = 64 * 1024
-	FloorIterations  = 3
-	FloorParallelism = 4
-
-	MaxMemoryKiB   = 4 * 1024 * 1024 // 4 GiB
-	MaxIterations  = 64
-	MaxParallelism = 16
-
-	// SaltSize is the size of the Argon2id salt.
-	SaltSize = 16
-
-	// KDFAlg is the only accepted KDF.
-	KDFAlg = "argon2id"
-)
-
-// KDFParams are an account's password KDF parameters, as authsvc stores and
-// returns them.
-type KDFParams struct {
-	Alg         string `json:"alg"`
-	Salt        string `json:"salt"` // standard base64 of SaltSize bytes
-	MemoryKiB   uint32 `json:"memory_kib"`
-	Iterations  uint32 `json:"iterations"`
-	Parallelism uint8  `json:"parallelism"`
-}
+// KDFParams are an account's password KDF parameters: the wire type
+// api.KDF, with the checks and the derivation this package adds. The
+// bounds are api's (KDFFloor*, KDFMax*, KDFSaltBytes); authsvc holds
+// sign-ups to the same ones.
+type KDFParams api.KDF
 
 // ErrWeakKDF is wrapped by every refusal of [KDFParams.Check]. A client that
 // gets it from parameters the server sent must abort the login before it
@@ -69,55 +47,28 @@ var (
 // The zsm client always uses these at sign-up, so its accounts look like
 // the made-up ones authsvc answers for unknown identities.
 func DefaultKDF(rand io.Reader) (KDFParams, error) {
-	var salt [SaltSize]byte
+	var salt [api.KDFSaltBytes]byte
 	if _, err := io.ReadFull(rand, salt[:]); err != nil {
 		return KDFParams{}, fmt.Errorf("keys: reading a salt: %w", err)
 	}
 	return KDFParams{
-		Alg:         KDFAlg,
+		Alg:         api.KDFAlg,
 		Salt:        base64.StdEncoding.EncodeToString(salt[:]),
-		MemoryKiB:   FloorMemoryKiB,
-		Iterations:  FloorIterations,
-		Parallelism: FloorParallelism,
+		MemoryKiB:   api.KDFFloorMemoryKiB,
+		Iterations:  api.KDFFloorIterations,
+		Parallelism: api.KDFFloorParallelism,
 	}, nil
 }
 
 // Check refuses parameters that are not Argon2id at or above the floor and
-// at or below the maxima, or whose salt is not exactly SaltSize bytes in
-// canonical standard base64 (with padding). The error wraps [ErrWeakKDF]
-// and says why.
+// at or below the maxima, or whose salt is not exactly api.KDFSaltBytes
+// bytes in canonical standard base64 (with padding); the rules are
+// api.KDF.Check's. The error wraps [ErrWeakKDF] and says why.
 func (p KDFParams) Check() error {
-	if p.Alg != KDFAlg {
-		return fmt.Errorf("%w: alg %q is not %q", ErrWeakKDF, p.Alg, KDFAlg)
-	}
-	if _, err := p.salt(); err != nil {
-		return err
-	}
-	switch {
-	case p.MemoryKiB < FloorMemoryKiB:
-		return fmt.Errorf("%w: memory_kib %d is below the floor %d", ErrWeakKDF, p.MemoryKiB, FloorMemoryKiB)
-	case p.MemoryKiB > MaxMemoryKiB:
-		return fmt.Errorf("%w: memory_kib %d is above the maximum %d", ErrWeakKDF, p.MemoryKiB, MaxMemoryKiB)
-	case p.Iterations < FloorIterations:
-		return fmt.Errorf("%w: iterations %d is below the floor %d", ErrWeakKDF, p.Iterations, FloorIterations)
-	case p.Iterations > MaxIterations:
-		return fmt.Errorf("%w: iterations %d is above the maximum %d", ErrWeakKDF, p.Iterations, MaxIterations)
-	case p.Parallelism < FloorParallelism:
-		return fmt.Errorf("%w: parallelism %d is below the floor %d", ErrWeakKDF, p.Parallelism, FloorParallelism)
-	case p.Parallelism > MaxParallelism:
-		return fmt.Errorf("%w: parallelism %d is above the maximum %d", ErrWeakKDF, p.Parallelism, MaxParallelism)
+	if err := api.KDF(p).Check(); err != nil {
+		return fmt.Errorf("%w: %v", ErrWeakKDF, err)
 	}
 	return nil
-}
-
-func (p KDFParams) salt() ([]byte, error) {
-	salt, err := base64.StdEncoding.Strict().DecodeString(p.Salt)
-	// Strict still skips CR and LF; re-encoding catches those and every
-	// other second spelling of the same bytes.
-	if err != nil || len(salt) != SaltSize || base64.StdEncoding.EncodeToString(salt) != p.Salt {
-		return nil, fmt.Errorf("%w: salt must be %d bytes in canonical standard base64", ErrWeakKDF, SaltSize)
-	}
-	return salt, nil
 }
 
 // Equal reports whether p and q are the same parameters. The client pins an
@@ -162,11 +113,11 @@ func Derive(password string, sk SecretKey, identity string, p KDFParams) (Derive
 	if err := p.Check(); err != nil {
 		return Derived{}, err
 	}
-	salt, _ := p.salt()
+	salt, _ := api.KDF(p).SaltBytes()
 	if password == "" || !utf8.ValidString(password) {
 		return Derived{}, ErrBadPassword
 	}
-	if id, err := srpgroup.NormalizeIdentity(identity); err != nil || id != identity {
+	if _, err := srpgroup.ParseNormalIdentity(identity); err != nil {
 		return Derived{}, ErrBadIdentity
 	}
 	pw := []byte(norm.NFKC.String(password))

@@ -2,6 +2,7 @@ package zsm
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -12,7 +13,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/sdk/authclient"
+	"zsm.dev/zsm/sdk/keyrecord"
 	"zsm.dev/zsm/sdk/keys"
 	"zsm.dev/zsm/srpgroup"
 )
@@ -43,10 +46,11 @@ type SignupResult struct {
 // the verifier, the KDF parameters and the bundle; never the password, the
 // Secret Key or any key.
 func Signup(ctx context.Context, hc *http.Client, server, identity, password string, state State) (*SignupResult, error) {
-	id, err := srpgroup.NormalizeIdentity(identity)
+	ident, err := srpgroup.ParseIdentity(identity) // the SDK's edge: normalized here, once
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
+	id := ident.String()
 	if password == "" {
 		return nil, errors.New("the password must not be empty")
 	}
@@ -75,15 +79,25 @@ func Signup(ctx context.Context, hc *http.Client, server, identity, password str
 	if err != nil {
 		return nil, err
 	}
+	recordSig, err := keyrecord.Sign(ownRecord(userID, id, ak), ak.Ed25519)
+	if err != nil {
+		return nil, err
+	}
 	ac := authclient.New(server)
 	if hc != nil {
 		ac.HTTP = hc
 	}
-	if _, err := ac.SignupAccount(ctx, authclient.Account{
-		UserID: userID.String(), Identity: id, Secret: d.SRPSecret, KeyBundle: rawBundle,
-		KDF: authclient.KDF{Alg: kdf.Alg, Salt: kdf.Salt, MemoryKiB: kdf.MemoryKiB, Iterations: kdf.Iterations, Parallelism: kdf.Parallelism},
-	}); err != nil {
+	got, err := ac.SignupAccount(ctx, authclient.Account{
+		UserID: userID.String(), Identity: ident, Secret: d.SRPSecret, KeyBundle: rawBundle, KeyRecordSignature: recordSig,
+		KDF: api.KDF(kdf),
+	})
+	if err != nil {
 		return nil, apiError(err)
+	}
+	// The bundle and the key record are bound to the id chosen here; an
+	// answer naming another account is not this sign-up's.
+	if got != userID.String() {
+		return nil, tamper("the server registered another user id than the one the keys are bound to", nil)
 	}
 	state.PinKDF(accountKey(server, id), kdf)
 	return &SignupResult{UserID: userID, Identity: id, SecretKey: sk, KDF: kdf}, nil
@@ -103,10 +117,11 @@ func accountKey(server, identity string) string {
 // proof is checked, and the key bundle must open with the unlock key and
 // match its own public keys.
 func Login(ctx context.Context, hc *http.Client, server, identity, password string, sk keys.SecretKey, state State) (*Session, error) {
-	id, err := srpgroup.NormalizeIdentity(identity)
+	ident, err := srpgroup.ParseIdentity(identity) // the SDK's edge: normalized here, once
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
+	id := ident.String()
 	ac := authclient.New(server)
 	if hc != nil {
 		ac.HTTP = hc
@@ -114,8 +129,8 @@ func Login(ctx context.Context, hc *http.Client, server, identity, password stri
 	ac.DeviceLabel = DeviceLabel
 	var derived keys.Derived
 	var params keys.KDFParams
-	sess, err := ac.Login(ctx, id, func(k authclient.KDF) ([]byte, error) {
-		params = keys.KDFParams{Alg: k.Alg, Salt: k.Salt, MemoryKiB: k.MemoryKiB, Iterations: k.Iterations, Parallelism: k.Parallelism}
+	sess, err := ac.Login(ctx, ident, func(k api.KDF) ([]byte, error) {
+		params = keys.KDFParams(k)
 		if err := params.Check(); err != nil {
 			return nil, fmt.Errorf("refusing the server's key-derivation parameters: %w", err)
 		}
@@ -148,6 +163,12 @@ func Login(ctx context.Context, hc *http.Client, server, identity, password stri
 		return nil, tamper("key bundle", err)
 	}
 	state.PinKDF(accountKey(server, id), params)
+	// Accounts made before key records existed publish theirs now; for
+	// every other account this is a no-op the server answers 204. Best
+	// effort: the next login tries again, and nothing here depends on it.
+	if sig, err := keyrecord.Sign(ownRecord(uid, id, ak), ak.Ed25519); err == nil {
+		_ = ac.PublishKeyRecord(ctx, sess.AccessToken, sig)
+	}
 	return &Session{
 		Server: strings.TrimRight(server, "/"), Identity: id, UserID: uid, SessionID: sess.SessionID,
 		AccessToken: sess.AccessToken, AccessExpiry: sess.ExpiresAt, RefreshToken: sess.RefreshToken,
@@ -155,16 +176,22 @@ func Login(ctx context.Context, hc *http.Client, server, identity, password stri
 	}, nil
 }
 
+// ownRecord is this account's key record (docs/crypto.md §3).
+func ownRecord(userID uuid.UUID, identity string, ak *keys.AccountKeys) keyrecord.Record {
+	return keyrecord.Record{UserID: userID, Identity: identity, X25519: ak.X25519.PublicKey().Bytes(),
+		Ed25519: ak.Ed25519.Public().(ed25519.PublicKey)}
+}
+
 // apiError maps authsvc's answers to the SDK's errors.
 func apiError(err error) error {
 	var e *authclient.APIError
 	if errors.As(err, &e) {
 		switch e.Code {
-		case "login_failed":
+		case api.CodeLoginFailed:
 			return ErrLoginFailed
-		case "identity_unavailable":
+		case api.CodeIdentityUnavailable:
 			return fmt.Errorf("%w: %s", ErrExists, e.Message)
-		case "invalid_refresh_token", "session_revoked", "token_expired":
+		case api.CodeInvalidRefreshToken, api.CodeSessionRevoked, api.CodeTokenExpired:
 			return ErrSessionExpired
 		}
 	}

@@ -7,10 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/sdk/authclient"
 	"zsm.dev/zsm/sdk/keys"
+	"zsm.dev/zsm/srpgroup"
 )
 
 // SessionInfo is one live session of the account (a device that is logged
@@ -21,31 +22,20 @@ type SessionInfo = authclient.SessionInfo
 // password (or Secret Key) for a password change.
 var ErrWrongPassword = errors.New("the current password or Secret Key is wrong")
 
-// authed runs call with a fresh access token: it refreshes the token first
-// when it is about to expire, and once more if the server says it is not
-// valid (it may have expired meanwhile). A session that has ended is
-// ErrSessionExpired.
+// authed runs call against authsvc with an access token (withToken): a
+// token authsvc calls invalid_token (it may have expired meanwhile) is
+// worth one refresh; a session that has ended is ErrSessionExpired (by
+// apiError).
 func (c *Client) authed(ctx context.Context, call func(ac *authclient.Client, token string) error) error {
-	for attempt := 0; ; attempt++ {
-		s := c.Session()
-		if c.Now().Add(30 * time.Second).After(s.AccessExpiry) {
-			if err := c.refresh(ctx, s.AccessToken); err != nil {
-				return err
-			}
-			s = c.Session()
-		}
+	stale := func(err error) bool {
+		var e *authclient.APIError
+		return errors.As(err, &e) && e.Status == http.StatusUnauthorized && e.Code == api.CodeInvalidToken
+	}
+	return c.withToken(ctx, stale, func(s *Session) error {
 		ac := authclient.New(s.Server)
 		ac.HTTP = c.http
-		err := call(ac, s.AccessToken)
-		var e *authclient.APIError
-		if attempt == 0 && errors.As(err, &e) && e.Status == http.StatusUnauthorized && e.Code == "invalid_token" {
-			if err := c.refresh(ctx, s.AccessToken); err != nil {
-				return err
-			}
-			continue
-		}
-		return err
-	}
+		return call(ac, s.AccessToken)
+	})
 }
 
 // Sessions lists the account's live sessions; Current marks this one.
@@ -74,7 +64,7 @@ func (c *Client) RevokeSession(ctx context.Context, id string) error {
 
 func sessionError(err error) error {
 	var e *authclient.APIError
-	if errors.As(err, &e) && e.Code == "not_found" {
+	if errors.As(err, &e) && e.Code == api.CodeNotFound {
 		return fmt.Errorf("%w: no such session", ErrNotFound)
 	}
 	return apiError(err)
@@ -97,6 +87,10 @@ func ChangePassword(ctx context.Context, client *Client, oldPassword, newPasswor
 	s := client.Session()
 	if s.Keys == nil {
 		return errors.New("the session holds no account keys; log in again")
+	}
+	ident, err := srpgroup.ParseNormalIdentity(s.Identity)
+	if err != nil {
+		return fmt.Errorf("the session's identity: %w", err)
 	}
 	acct := accountKey(s.Server, s.Identity)
 	oldKDF := s.KDF
@@ -129,11 +123,11 @@ func ChangePassword(ctx context.Context, client *Client, oldPassword, newPasswor
 	if err != nil {
 		return err
 	}
-	wantOld := toAuthKDF(oldKDF)
+	wantOld := api.KDF(oldKDF)
 	err = client.authed(ctx, func(ac *authclient.Client, token string) error {
 		_, err := ac.ChangePassword(ctx, token, authclient.PasswordChange{
-			Identity: s.Identity, OldSecret: oldD.SRPSecret, OldKDF: &wantOld,
-			NewSecret: newD.SRPSecret, NewKDF: toAuthKDF(newKDF), KeyBundle: rawBundle,
+			Identity: ident, OldSecret: oldD.SRPSecret, OldKDF: &wantOld,
+			NewSecret: newD.SRPSecret, NewKDF: api.KDF(newKDF), KeyBundle: rawBundle,
 		})
 		return err
 	})
@@ -141,9 +135,9 @@ func ChangePassword(ctx context.Context, client *Client, oldPassword, newPasswor
 	switch {
 	case errors.Is(err, authclient.ErrKDFMismatch):
 		return ErrKDFChange
-	case errors.As(err, &e) && e.Code == "proof_failed":
+	case errors.As(err, &e) && e.Code == api.CodeProofFailed:
 		return ErrWrongPassword
-	case errors.As(err, &e) && e.Code == "key_bundle_mismatch":
+	case errors.As(err, &e) && e.Code == api.CodeKeyBundleMismatch:
 		// The server holds other public keys for this account than the
 		// ones this device opened from its own bundle.
 		return tamper("the server's public keys for this account", err)
@@ -160,8 +154,4 @@ func ChangePassword(ctx context.Context, client *Client, oldPassword, newPasswor
 		client.OnRefresh(&ns)
 	}
 	return nil
-}
-
-func toAuthKDF(k keys.KDFParams) authclient.KDF {
-	return authclient.KDF{Alg: k.Alg, Salt: k.Salt, MemoryKiB: k.MemoryKiB, Iterations: k.Iterations, Parallelism: k.Parallelism}
 }

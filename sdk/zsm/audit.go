@@ -1,7 +1,9 @@
 package zsm
 
 // The audit trail of a vault's data: who created, changed, rotated or
-// deleted which secret, who joined or left, when, from which session.
+// deleted which secret, who joined or left, when. (Not from which session:
+// the server shows session ids to nobody but their own user, in the
+// account's audit log.)
 // The server records ids only; names are decrypted here where this device
 // can (a deleted secret's name is gone with its ciphertext).
 
@@ -27,7 +29,6 @@ type VaultEvent struct {
 	SecretName string    // decrypted here; "" when unknown (e.g. deleted since)
 	Revision   uint64    // 0 when not about a revision
 	ActorID    uuid.UUID // uuid.Nil for the server's own events (rotation_due, webhook.disabled)
-	SessionID  uuid.UUID
 	MemberID   uuid.UUID // member.*
 	Role       string    // member.*
 	WebhookID  uuid.UUID // webhook.*
@@ -43,7 +44,6 @@ type vaultEventRow struct {
 	SecretID  *uuid.UUID `json:"secret_id"`
 	Revision  *uint64    `json:"revision"`
 	ActorID   *uuid.UUID `json:"actor_id"`
-	SessionID *uuid.UUID `json:"session_id"`
 	MemberID  *uuid.UUID `json:"member_id"`
 	Role      *string    `json:"role"`
 	WebhookID *uuid.UUID `json:"webhook_id"`
@@ -75,7 +75,7 @@ func (c *Client) AuditTrail(ctx context.Context, v Vault, opt AuditOptions) ([]V
 	for _, s := range all {
 		names[s.ID] = s.Name
 	}
-	q := "/vault_events?select=id,seq,type,created_at,vault_id,secret_id,revision,actor_id,session_id,member_id,role,webhook_id,due_at" +
+	q := "/vault_events?select=id,seq,type,created_at,vault_id,secret_id,revision,actor_id,member_id,role,webhook_id,due_at" +
 		"&vault_id=eq." + v.ID.String() + "&order=seq.desc&limit=" + strconv.Itoa(limit)
 	if !opt.Since.IsZero() {
 		q += "&created_at=gte." + url.QueryEscape(opt.Since.UTC().Format(time.RFC3339Nano))
@@ -122,9 +122,6 @@ func (c *Client) AuditTrail(ctx context.Context, v Vault, opt AuditOptions) ([]V
 		}
 		if r.ActorID != nil {
 			e.ActorID = *r.ActorID
-		}
-		if r.SessionID != nil {
-			e.SessionID = *r.SessionID
 		}
 		if r.MemberID != nil {
 			e.MemberID = *r.MemberID

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/sdk/authclient"
 )
 
@@ -97,9 +98,39 @@ func (e *restError) Error() string {
 	return fmt.Sprintf("server refused the request (HTTP %d, %s): %s", e.Status, e.Code, e.Message)
 }
 
-// rest sends a request to PostgREST (under /rest) with the access token,
-// refreshing it first when it is about to expire and once more if the
-// server says it has.
+// refreshMargin is how long before its expiry an access token is refreshed
+// rather than sent.
+const refreshMargin = 30 * time.Second
+
+// withToken is the one refresh-and-retry path of the SDK: it runs call with
+// an access token that is not about to expire (refreshing it first if it
+// is), and when the server refuses the token in a way stale says may be
+// cured by a refresh, refreshes once and runs call again. Whatever the
+// second try gives is the answer.
+func (c *Client) withToken(ctx context.Context, stale func(error) bool, call func(s *Session) error) error {
+	for attempt := 0; ; attempt++ {
+		s := c.Session()
+		if c.Now().Add(refreshMargin).After(s.AccessExpiry) {
+			if err := c.refresh(ctx, s.AccessToken); err != nil {
+				return err
+			}
+			s = c.Session()
+		}
+		err := call(s)
+		if attempt == 0 && err != nil && stale(err) {
+			if err := c.refresh(ctx, s.AccessToken); err != nil {
+				return err
+			}
+			continue
+		}
+		return err
+	}
+}
+
+// rest sends a request to PostgREST (under /rest) with the access token
+// (withToken). A 401 the database's gate gives for an ended session is
+// ErrSessionExpired at once; any other 401 is worth one refresh, after
+// which a 401 is ErrSessionExpired too.
 func (c *Client) rest(ctx context.Context, method, path string, body any, out any, hdr ...string) error {
 	var payload []byte
 	if body != nil {
@@ -108,14 +139,11 @@ func (c *Client) rest(ctx context.Context, method, path string, body any, out an
 			return err
 		}
 	}
-	for attempt := 0; ; attempt++ {
-		s := c.Session()
-		if c.Now().Add(30 * time.Second).After(s.AccessExpiry) {
-			if err := c.refresh(ctx, s.AccessToken); err != nil {
-				return err
-			}
-			s = c.Session()
-		}
+	stale := func(err error) bool {
+		var e *restError
+		return errors.As(err, &e) && e.Status == http.StatusUnauthorized && e.Code != api.CodeSessionRevoked
+	}
+	err := c.withToken(ctx, stale, func(s *Session) error {
 		req, err := http.NewRequestWithContext(ctx, method, s.Server+"/rest"+path, bytes.NewReader(payload))
 		if err != nil {
 			return err
@@ -137,23 +165,9 @@ func (c *Client) rest(ctx context.Context, method, path string, body any, out an
 		if err != nil {
 			return err
 		}
-		if resp.StatusCode == http.StatusUnauthorized && attempt == 0 {
-			var e restError
-			_ = json.Unmarshal(data, &e)
-			if e.Code == "session_revoked" {
-				return ErrSessionExpired
-			}
-			if err := c.refresh(ctx, s.AccessToken); err != nil {
-				return err
-			}
-			continue
-		}
 		if resp.StatusCode >= 300 {
 			e := &restError{Status: resp.StatusCode}
 			_ = json.Unmarshal(data, e)
-			if resp.StatusCode == http.StatusUnauthorized {
-				return ErrSessionExpired
-			}
 			return e
 		}
 		if out != nil && len(data) > 0 {
@@ -162,7 +176,11 @@ func (c *Client) rest(ctx context.Context, method, path string, body any, out an
 			}
 		}
 		return nil
+	})
+	if isRest(err, http.StatusUnauthorized) {
+		return ErrSessionExpired
 	}
+	return err
 }
 
 func isRest(err error, status int) bool {

@@ -49,6 +49,7 @@ type policyRow struct {
 	SealedKey string    `json:"sealed_key"`
 	GrantedBy uuid.UUID `json:"granted_by"`
 	Signature string    `json:"signature"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // ValidVaultName reports whether name can name a vault: 1–64 characters,
@@ -118,49 +119,121 @@ func (c *Client) sealMeta(v Vault) (string, error) {
 	return envelope.SealString(v.key, envelope.Context{Type: envelope.VaultMeta, VaultID: v.ID, ObjectID: v.ID, Revision: v.Revision}, plain, rand.Reader)
 }
 
-// Vaults lists the vaults this account can open, checked: each vault key
-// comes from a grant signed by this account's own key (sharing, where
-// others' keys are involved, is not yet supported), and each name decrypts
-// under its vault key at a revision no older than this device has seen.
-func (c *Client) Vaults(ctx context.Context) ([]Vault, error) {
+// VaultList is everything the server lists as this account's memberships,
+// sorted into what this device could verify and what it could not. One
+// vault's grant never spoils the others: a grant signed by somebody else
+// is an invitation, and a grant that claims to be this account's own but
+// fails verification is refused, each for its own vault only.
+type VaultList struct {
+	// Vaults opened under a grant this account signed itself.
+	Vaults []Vault
+	// Invitations are grants somebody else signed. This device cannot
+	// verify the granter's key yet (sharing is not supported), so it uses
+	// none of them; the user may decline them.
+	Invitations []Invitation
+	// Refused are vaults whose grant, key, name or revision failed
+	// verification: the server sent something this account did not write.
+	Refused []RefusedVault
+}
+
+// Invitation is a grant of a vault membership to this account, signed by
+// another user. Nothing in it is verified: who the server says sent it,
+// and what role it gives.
+type Invitation struct {
+	VaultID      uuid.UUID
+	From         uuid.UUID // the granting user, as the grant names them
+	FromIdentity string    // their identity, as the server names it ("" if unknown)
+	Role         string
+	At           time.Time
+}
+
+// RefusedVault is a vault that failed verification, and why (an error
+// wrapping ErrTampered or ErrRollback).
+type RefusedVault struct {
+	ID  uuid.UUID
+	Err error
+}
+
+// Error describes the refusal.
+func (r RefusedVault) Error() string { return r.Err.Error() }
+
+// Unwrap returns the reason.
+func (r RefusedVault) Unwrap() error { return r.Err }
+
+// ListVaults lists this account's memberships: the vaults it can open,
+// each checked (its key comes from a grant signed by this account's own
+// key, its name decrypts under that key at a revision no older than this
+// device has seen), the invitations others sent, and the vaults that failed
+// those checks. It fails as a whole only when the server cannot be asked.
+func (c *Client) ListVaults(ctx context.Context) (VaultList, error) {
 	s := c.Session()
 	var rows []vaultRow
 	if err := c.rest(ctx, "GET", "/vaults?select=id,owner_id,meta,revision,created_at&order=created_at", nil, &rows); err != nil {
-		return nil, err
+		return VaultList{}, err
 	}
 	var pols []policyRow
-	if err := c.rest(ctx, "GET", "/access_policies?select=vault_id,user_id,role,sealed_key,granted_by,signature&user_id=eq."+s.UserID.String(), nil, &pols); err != nil {
-		return nil, err
+	if err := c.rest(ctx, "GET", "/access_policies?select=vault_id,user_id,role,sealed_key,granted_by,signature,created_at&user_id=eq."+s.UserID.String(), nil, &pols); err != nil {
+		return VaultList{}, err
 	}
+	var out VaultList
 	byVault := map[uuid.UUID]policyRow{}
+	dup := map[uuid.UUID]bool{}
 	for _, p := range pols {
-		if p.UserID != s.UserID {
-			return nil, tamper("the server returned another user's access policy", nil)
+		switch {
+		case p.UserID != s.UserID:
+			out.Refused = append(out.Refused, RefusedVault{p.VaultID, tamper(fmt.Sprintf("vault %s: the server returned another user's access policy", p.VaultID), nil)})
+			dup[p.VaultID] = true
+		case p.GrantedBy != s.UserID:
+			out.Invitations = append(out.Invitations, Invitation{VaultID: p.VaultID, From: p.GrantedBy, Role: p.Role, At: p.CreatedAt})
+		default:
+			if _, ok := byVault[p.VaultID]; ok {
+				dup[p.VaultID] = true
+			}
+			byVault[p.VaultID] = p
 		}
-		byVault[p.VaultID] = p
 	}
-	var out []Vault
 	for _, r := range rows {
 		p, ok := byVault[r.ID]
-		if !ok {
-			// A vault without our grant is one we cannot open (an interrupted
-			// creation); it is not listed.
+		if !ok || dup[r.ID] {
+			// A vault without our own grant is one we cannot open (an
+			// invitation, or an interrupted creation); it is not listed.
 			continue
 		}
 		v, err := c.openVault(r, p)
 		if err != nil {
-			return nil, err
+			out.Refused = append(out.Refused, RefusedVault{r.ID, err})
+			continue
 		}
-		out = append(out, v)
+		out.Vaults = append(out.Vaults, v)
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	for id := range dup {
+		if _, ok := byVault[id]; ok {
+			out.Refused = append(out.Refused, RefusedVault{id, tamper(fmt.Sprintf("vault %s: the server listed two memberships of one vault", id), nil)})
+		}
+	}
+	if len(out.Invitations) > 0 {
+		if err := c.nameInviters(ctx, out.Invitations); err != nil {
+			return VaultList{}, err
+		}
+	}
+	sort.SliceStable(out.Vaults, func(i, j int) bool { return out.Vaults[i].Name < out.Vaults[j].Name })
+	sort.SliceStable(out.Refused, func(i, j int) bool { return out.Refused[i].ID.String() < out.Refused[j].ID.String() })
 	return out, nil
+}
+
+// Vaults lists the vaults this account can open (ListVaults' Vaults):
+// invitations and vaults that failed verification are left out, and never
+// make it fail.
+func (c *Client) Vaults(ctx context.Context) ([]Vault, error) {
+	l, err := c.ListVaults(ctx)
+	return l.Vaults, err
 }
 
 func (c *Client) openVault(r vaultRow, p policyRow) (Vault, error) {
 	s := c.Session()
 	g := grant.Grant{VaultID: r.ID, UserID: s.UserID, GrantedBy: p.GrantedBy, Role: p.Role, SealedKey: p.SealedKey}
 	if p.GrantedBy != s.UserID {
+		// ListVaults sorts these out as invitations before it gets here.
 		return Vault{}, tamper(fmt.Sprintf("vault %s: grant signed by another member, whose key this device cannot check yet", r.ID), nil)
 	}
 	if err := grant.Verify(g, p.Signature, s.Keys.Ed25519.Public().(ed25519.PublicKey)); err != nil {
@@ -185,16 +258,21 @@ func (c *Client) openVault(r vaultRow, p policyRow) (Vault, error) {
 	return Vault{ID: r.ID, Name: m.Name, Role: p.Role, Revision: r.Revision, CreatedAt: r.CreatedAt, key: key}, nil
 }
 
-// VaultByName finds a vault by its name.
+// VaultByName finds a vault by its name. When no vault that verifies has
+// that name but some vault failed verification (its name unknown, so it
+// may be the one asked for), the answer is that failure, not ErrNotFound.
 func (c *Client) VaultByName(ctx context.Context, name string) (Vault, error) {
-	vs, err := c.Vaults(ctx)
+	l, err := c.ListVaults(ctx)
 	if err != nil {
 		return Vault{}, err
 	}
-	for _, v := range vs {
+	for _, v := range l.Vaults {
 		if v.Name == name {
 			return v, nil
 		}
+	}
+	if len(l.Refused) > 0 {
+		return Vault{}, fmt.Errorf("vault %q is not among the vaults that verify, and %d failed verification: %w", name, len(l.Refused), l.Refused[0])
 	}
 	return Vault{}, fmt.Errorf("vault %q: %w", name, ErrNotFound)
 }

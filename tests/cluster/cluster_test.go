@@ -7,21 +7,15 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,30 +24,20 @@ import (
 	"zsm.dev/zsm/sdk/authclient"
 	"zsm.dev/zsm/srpgroup"
 	"zsm.dev/zsm/stack"
-)
-
-var (
-	st       *stack.Stack
-	startErr error
+	"zsm.dev/zsm/tests/internal/stacktest"
 )
 
 func TestMain(m *testing.M) {
-	var stop func()
-	st, stop, startErr = stack.StartTemp("zsm-cl-", stack.Config{RedisCluster: true, LoginRatePerSecond: 50, LoginBurst: 100})
-	code := m.Run()
-	stop()
-	os.Exit(code)
+	os.Exit(stacktest.Run(m, "zsm-cl-", stack.Config{RedisCluster: true, LoginRatePerSecond: 50, LoginBurst: 100}))
 }
 
 func need(t *testing.T) *stack.Stack {
 	t.Helper()
-	if startErr != nil {
-		t.Fatalf("the stack with a Redis Cluster did not start: %v", startErr)
+	s := stacktest.Need(t)
+	if !s.RedisCluster() || len(s.RedisClusterAddrs()) != stack.ClusterNodes {
+		t.Fatalf("the stack runs no Redis Cluster (addrs %v)", s.RedisClusterAddrs())
 	}
-	if !st.RedisCluster() || len(st.RedisClusterAddrs()) != stack.ClusterNodes {
-		t.Fatalf("the stack runs no Redis Cluster (addrs %v)", st.RedisClusterAddrs())
-	}
-	return st
+	return s
 }
 
 func clusterClient(t *testing.T) *redis.ClusterClient {
@@ -65,129 +49,37 @@ func clusterClient(t *testing.T) *redis.ClusterClient {
 	return c
 }
 
-var nextIP atomic.Int32
-
-// client is one simulated device with its own loopback source address
-// (127.0.2.x), so per-address limits of one test never touch another.
-type client struct {
-	t    *testing.T
-	http *http.Client
-	auth *authclient.Client
+// newClient is one simulated device with its own loopback source address,
+// so per-address limits of one test never touch another.
+func newClient(t *testing.T) *stacktest.Device {
+	need(t)
+	return stacktest.NewDevice(t)
 }
 
-func newClient(t *testing.T) *client {
-	s := need(t)
-	ip := fmt.Sprintf("127.0.2.%d", nextIP.Add(1))
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
-	c := &client{t: t, http: hc, auth: authclient.New(s.GatewayURL())}
-	c.auth.HTTP = hc
-	return c
-}
+var expect = stacktest.Expect
 
-type response struct {
-	status int
-	body   []byte
-}
-
-func (r response) code(t *testing.T) string {
-	t.Helper()
-	var e struct {
-		Code string `json:"code"`
-	}
-	if err := json.Unmarshal(r.body, &e); err != nil {
-		t.Fatalf("error body is not JSON: %s", r.body)
-	}
-	return e.Code
-}
-
-func (c *client) do(method, path, token string, body any) response {
-	c.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			c.t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, need(c.t).GatewayURL()+path, rd)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return response{status: resp.StatusCode, body: b}
-}
-
-func expect(t *testing.T, r response, status int, code, what string) {
-	t.Helper()
-	if r.status != status {
-		t.Fatalf("%s: status %d, want %d; body %s", what, r.status, status, r.body)
-	}
-	if code != "" && r.code(t) != code {
-		t.Fatalf("%s: code %q, want %q; body %s", what, r.code(t), code, r.body)
-	}
-}
-
-type user struct {
-	identity string
-	secret   []byte
-	id       string
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func (c *client) signup() user {
-	c.t.Helper()
-	salt := make([]byte, 16)
-	_, _ = rand.Read(salt)
-	kdf := authclient.KDF{Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(salt), MemoryKiB: 65536, Iterations: 3, Parallelism: 4}
-	u := user{identity: fmt.Sprintf("cl-%s@example.test", randHex(6)), secret: []byte(randHex(16))}
-	id, err := c.auth.Signup(context.Background(), u.identity, u.secret, kdf)
-	if err != nil {
-		c.t.Fatalf("signup: %v", err)
-	}
-	u.id = id
-	return u
-}
-
-// init starts an SRP login by hand and returns the handshake id, the
+// srpInit starts an SRP login by hand and returns the handshake id, the
 // client state and the server's salt:B.
-func (c *client) init(u user) (string, interface {
+func srpInit(c *stacktest.Device, u stacktest.Account) (string, interface {
 	Generate(string) (string, error)
 	ServerOk(string) bool
 }, string) {
-	c.t.Helper()
-	cl, err := srpgroup.Env().NewClient([]byte(u.identity), u.secret)
+	c.T.Helper()
+	cl, err := srpgroup.Env().NewClient([]byte(u.Identity), u.Secret)
 	if err != nil {
-		c.t.Fatal(err)
+		c.T.Fatal(err)
 	}
 	cred := cl.Credentials()
 	A, _ := new(big.Int).SetString(cred[strings.IndexByte(cred, ':')+1:], 16)
-	r := c.do("POST", "/auth/v1/login/init", "", map[string]string{"identity": u.identity, "a": srpgroup.FormatPublic(A)})
-	expect(c.t, r, http.StatusOK, "", "login init")
+	r := c.Do("POST", "/auth/v1/login/init", "", map[string]string{"identity": u.Identity, "a": srpgroup.FormatPublic(A)})
+	expect(c.T, r, http.StatusOK, "", "login init")
 	var ch struct {
 		HandshakeID string `json:"handshake_id"`
 		SRPSalt     string `json:"srp_salt"`
 		B           string `json:"b"`
 	}
-	if err := json.Unmarshal(r.body, &ch); err != nil {
-		c.t.Fatal(err)
+	if err := json.Unmarshal(r.Body, &ch); err != nil {
+		c.T.Fatal(err)
 	}
 	return ch.HandshakeID, cl, ch.SRPSalt + ":" + ch.B
 }
@@ -223,15 +115,15 @@ func TestClusterIsFormed(t *testing.T) {
 // more than one node, and a replayed verify finds nothing.
 func TestLoginThroughTheCluster(t *testing.T) {
 	c := newClient(t)
-	u := c.signup()
-	sess, err := c.auth.LoginWithSecret(context.Background(), u.identity, u.secret)
+	u := c.Signup("cl")
+	sess, err := c.LoginAs(u)
 	if err != nil {
 		t.Fatalf("login: %v", err)
 	}
-	if sess.UserID != u.id {
-		t.Fatalf("login for %s gave user %s", u.id, sess.UserID)
+	if sess.UserID != u.ID {
+		t.Fatalf("login for %s gave user %s", u.ID, sess.UserID)
 	}
-	expect(t, c.do("GET", "/rest/vaults", sess.AccessToken, nil), http.StatusOK, "", "PostgREST read with the token")
+	expect(t, c.Do("GET", "/rest/vaults", sess.AccessToken, nil), http.StatusOK, "", "PostgREST read with the token")
 
 	rdb := clusterClient(t)
 	ctx := context.Background()
@@ -243,7 +135,7 @@ func TestLoginThroughTheCluster(t *testing.T) {
 	}
 	var lastSB string
 	for range 8 {
-		id, cl, sb := c.init(u)
+		id, cl, sb := srpInit(c, u)
 		key := "zsm:hs:" + id
 		if n, err := rdb.Exists(ctx, key).Result(); err != nil || n != 1 {
 			t.Fatalf("handshake %s not found through the cluster client: n=%d err=%v", key, n, err)
@@ -264,38 +156,42 @@ func TestLoginThroughTheCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := map[string]string{"handshake_id": lastID, "m": m}
-	r := c.do("POST", "/auth/v1/login/verify", "", body)
+	r := c.Do("POST", "/auth/v1/login/verify", "", body)
 	expect(t, r, http.StatusOK, "", "verify")
 	var ok struct {
 		ServerProof string `json:"server_proof"`
 		AccessToken string `json:"access_token"`
 	}
-	if err := json.Unmarshal(r.body, &ok); err != nil || !lastCl.ServerOk(ok.ServerProof) {
+	if err := json.Unmarshal(r.Body, &ok); err != nil || !lastCl.ServerOk(ok.ServerProof) {
 		t.Fatalf("server proof does not verify (%v)", err)
 	}
-	expect(t, c.do("POST", "/auth/v1/login/verify", "", body), http.StatusUnauthorized, "login_failed", "replayed verify")
+	expect(t, c.Do("POST", "/auth/v1/login/verify", "", body), http.StatusUnauthorized, "login_failed", "replayed verify")
 	if n, _ := rdb.Exists(ctx, "zsm:hs:"+lastID).Result(); n != 0 {
 		t.Fatal("handshake state outlived its verify")
 	}
 }
 
-// The per-identity login limit is counted in the cluster and shared by
-// every client address.
-func TestRateLimitPerIdentity(t *testing.T) {
-	u := newClient(t).signup()
-	const perIdentity = 10 // AUTHSVC_LOGIN_RATE_PER_IDENTITY default
-	var last response
-	for i := 0; i <= perIdentity; i++ {
-		c := newClient(t) // a fresh address each time: only the identity counts
-		last = c.do("POST", "/auth/v1/login/init", "", map[string]string{"identity": u.identity, "a": "2"})
-		if i < perIdentity && last.status == http.StatusTooManyRequests {
-			t.Fatalf("attempt %d of %d already refused: %s", i+1, perIdentity, last.body)
-		}
+// Login attempts for one identity from one address are counted in the
+// cluster: after the free attempts (AUTHSVC_LOGIN_FREE_ATTEMPTS_PER_ADDRESS,
+// 10 by default) the next is refused with 429 rate_limited, and the
+// counters (one hash tag per identity, so one node holds them all) and the
+// per-address windows are on the cluster's nodes.
+func TestLoginAttemptsCountedInTheCluster(t *testing.T) {
+	u := newClient(t).Signup("cl")
+	const free = 10
+	c := newClient(t)
+	for i := 0; i < free; i++ {
+		r := c.Do("POST", "/auth/v1/login/init", "", map[string]string{"identity": u.Identity, "a": "2"})
+		expect(t, r, http.StatusOK, "", fmt.Sprintf("attempt %d", i+1))
 	}
-	expect(t, last, http.StatusTooManyRequests, "rate_limited", fmt.Sprintf("attempt %d for one identity", perIdentity+1))
+	last := c.Do("POST", "/auth/v1/login/init", "", map[string]string{"identity": u.Identity, "a": "2"})
+	expect(t, last, http.StatusTooManyRequests, "rate_limited", fmt.Sprintf("attempt %d from one address", free+1))
+	// Another address is not held back by this one's attempts.
+	r := newClient(t).Do("POST", "/auth/v1/login/init", "", map[string]string{"identity": u.Identity, "a": "2"})
+	expect(t, r, http.StatusOK, "", "the same identity from another address")
 	rdb := clusterClient(t)
-	keys := 0
-	for _, pattern := range []string{"zsm:rl:*"} {
+	for _, pattern := range []string{"zsm:rl:*", "zsm:lf:*"} {
+		keys := 0
 		err := rdb.ForEachMaster(context.Background(), func(ctx context.Context, n *redis.Client) error {
 			ks, err := n.Keys(ctx, pattern).Result()
 			keys += len(ks)
@@ -304,9 +200,9 @@ func TestRateLimitPerIdentity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	if keys == 0 {
-		t.Error("no rate-limit counters zsm:rl:* on any node")
+		if keys == 0 {
+			t.Errorf("no rate-limit counters %s on any node", pattern)
+		}
 	}
 }
 
@@ -315,7 +211,7 @@ func TestRateLimitPerIdentity(t *testing.T) {
 func TestAllNodesDownFailsClosed(t *testing.T) {
 	s := need(t)
 	c := newClient(t)
-	u := c.signup()
+	u := c.Signup("cl")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if err := s.StopService(ctx, "redis"); err != nil {
@@ -333,9 +229,9 @@ func TestAllNodesDownFailsClosed(t *testing.T) {
 			t.Fatalf("node %s still accepts connections after StopService", a)
 		}
 	}
-	expect(t, c.do("POST", "/auth/v1/login/init", "", map[string]string{"identity": u.identity, "a": "2"}),
+	expect(t, c.Do("POST", "/auth/v1/login/init", "", map[string]string{"identity": u.Identity, "a": "2"}),
 		http.StatusServiceUnavailable, "service_unavailable", "init with every node down")
-	_, err := c.auth.LoginWithSecret(ctx, u.identity, u.secret)
+	_, err := c.LoginAs(u)
 	var apiErr *authclient.APIError
 	if !errors.As(err, &apiErr) || apiErr.Code != "service_unavailable" {
 		t.Fatalf("login with every node down: %v, want service_unavailable", err)
@@ -347,7 +243,7 @@ func TestAllNodesDownFailsClosed(t *testing.T) {
 	restarted = true
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		_, err := c.auth.LoginWithSecret(ctx, u.identity, u.secret)
+		_, err := c.LoginAs(u)
 		if err == nil {
 			break
 		}

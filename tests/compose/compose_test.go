@@ -79,9 +79,9 @@ func TestServicesAndImages(t *testing.T) {
 	}
 	// Exact releases: no latest, no floating major or minor tags.
 	pinned := map[string]*regexp.Regexp{
-		"postgres":  regexp.MustCompile(`^postgres:18\.\d+-alpine3\.\d+$`),
-		"redis-1":   regexp.MustCompile(`^redis:8\.\d+\.\d+-alpine(3\.\d+)?$`),
-		"nginx":     regexp.MustCompile(`^nginx:1\.\d+\.\d+-alpine(3\.\d+)?$`),
+		"postgres": regexp.MustCompile(`^postgres:18\.\d+-alpine3\.\d+$`),
+		"redis-1":  regexp.MustCompile(`^redis:8\.\d+\.\d+-alpine(3\.\d+)?$`),
+		"nginx":    regexp.MustCompile(`^nginx:1\.\d+\.\d+-alpine(3\.\d+)?$`),
 	}
 	for name, re := range pinned {
 		if img := p.Services[name].Image; !re.MatchString(img) {

@@ -141,6 +141,7 @@ func localGateway(t *testing.T) *directive {
 		GatewayPort: 8080, AuthsvcPort: 18081, PostgrestPort: 18082,
 		Prefix: "/s/nginx", PidFile: "/s/nginx/nginx.pid", LogFile: "/s/logs/nginx.log", TempDir: "/s/nginx/tmp",
 		LoginRatePerSecond: stack.DefaultLoginRatePerSecond, LoginBurst: stack.DefaultLoginBurst,
+		CORSOrigins: stack.DefaultCORSOrigins,
 	}); err != nil {
 		t.Fatal(err)
 	}

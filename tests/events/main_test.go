@@ -9,8 +9,6 @@ package events
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -25,51 +23,33 @@ import (
 
 	"zsm.dev/zsm/sdk/zsm"
 	"zsm.dev/zsm/stack"
-)
-
-var (
-	st       *stack.Stack
-	startErr error
+	"zsm.dev/zsm/tests/internal/stacktest"
 )
 
 // Test settings: loopback and http allowed (for the receiver), fast
 // retries, a short delivery timeout (so leases expire quickly), a quick
 // poll.
 var testEnv = map[string]string{
-	"AUTHSVC_LOGIN_RATE_PER_IP":       "100000",
-	"AUTHSVC_LOGIN_RATE_PER_IDENTITY": "100000",
-	"AUTHSVC_SIGNUP_RATE_PER_IP":      "100000",
-	"AUTHSVC_WEBHOOK_ALLOW_HTTP":      "true",
-	"AUTHSVC_WEBHOOK_ALLOW_NETS":      "127.0.0.0/8",
-	"AUTHSVC_WEBHOOK_RETRY_BASE":      "200ms",
-	"AUTHSVC_WEBHOOK_RETRY_MAX":       "2s",
-	"AUTHSVC_WEBHOOK_MAX_ATTEMPTS":    "4",
-	"AUTHSVC_WEBHOOK_DISABLE_AFTER":   "2",
-	"AUTHSVC_WEBHOOK_TIMEOUT":         "2s",
-	"AUTHSVC_EVENTS_POLL_INTERVAL":    "100ms",
+	"AUTHSVC_LOGIN_RATE_PER_IP":     "100000",
+	"AUTHSVC_SIGNUP_RATE_PER_IP":    "100000",
+	"AUTHSVC_WEBHOOK_ALLOW_HTTP":    "true",
+	"AUTHSVC_WEBHOOK_ALLOW_NETS":    "127.0.0.0/8",
+	"AUTHSVC_WEBHOOK_RETRY_BASE":    "200ms",
+	"AUTHSVC_WEBHOOK_RETRY_MAX":     "2s",
+	"AUTHSVC_WEBHOOK_MAX_ATTEMPTS":  "4",
+	"AUTHSVC_WEBHOOK_DISABLE_AFTER": "2",
+	"AUTHSVC_WEBHOOK_TIMEOUT":       "2s",
+	"AUTHSVC_EVENTS_POLL_INTERVAL":  "100ms",
 }
 
 func TestMain(m *testing.M) {
-	var stop func()
-	st, stop, startErr = stack.StartTemp("zsm-ev-", stack.Config{AuthsvcReplicas: 2, LoginRatePerSecond: 1000, LoginBurst: 1000, AuthsvcEnv: testEnv})
-	code := m.Run()
-	stop()
-	os.Exit(code)
+	os.Exit(stacktest.Run(m, "zsm-ev-", stack.Config{AuthsvcReplicas: 2, LoginRatePerSecond: 1000, LoginBurst: 1000, AuthsvcEnv: testEnv}))
 }
 
-func need(t *testing.T) *stack.Stack {
-	t.Helper()
-	if startErr != nil {
-		t.Fatalf("the stack did not start: %v", startErr)
-	}
-	return st
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
+var (
+	need    = stacktest.Need
+	randHex = stacktest.RandHex
+)
 
 // account is a signed-up, logged-in user of the SDK.
 type account struct {

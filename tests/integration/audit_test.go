@@ -60,37 +60,37 @@ func events(rows []auditRow) []string {
 func TestAuditTrail(t *testing.T) {
 	ctx := context.Background()
 	c := newClient(t)
-	u := c.signup()
-	s1 := c.login(u)
-	if _, err := c.auth.LoginWithSecret(ctx, u.identity, randBytes(32)); apiErr(t, err).Code != "login_failed" {
+	u := c.Signup("user")
+	s1 := c.Login(u)
+	if _, err := c.Auth.LoginWithSecret(ctx, mustIdentity(t, u.Identity), randBytes(32)); apiErr(t, err).Code != "login_failed" {
 		t.Fatalf("wrong secret: %v", err)
 	}
-	s1b, err := c.auth.Refresh(ctx, s1.RefreshToken)
+	s1b, err := c.Auth.Refresh(ctx, s1.RefreshToken)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2 := c.login(u)
-	expectStatus(t, c.do("DELETE", "/auth/v1/sessions/"+s2.SessionID, s1b.AccessToken, nil), http.StatusNoContent, "revoke")
-	if _, err := c.auth.Refresh(ctx, s1.RefreshToken); err == nil {
+	s2 := c.Login(u)
+	expectStatus(t, c.Do("DELETE", "/auth/v1/sessions/"+s2.SessionID, s1b.AccessToken, nil), http.StatusNoContent, "revoke")
+	if _, err := c.Auth.Refresh(ctx, s1.RefreshToken); err == nil {
 		t.Fatal("reused refresh token accepted")
 	}
-	s3 := c.login(u)
-	if err := c.auth.Logout(ctx, s3.RefreshToken); err != nil {
+	s3 := c.Login(u)
+	if err := c.Auth.Logout(ctx, s3.RefreshToken); err != nil {
 		t.Fatal(err)
 	}
-	s4 := c.login(u)
-	if _, err := c.auth.ChangePassword(ctx, s4.AccessToken, authclient.PasswordChange{Identity: u.identity, OldSecret: randBytes(32), NewSecret: randBytes(32), NewKDF: testKDF()}); apiErr(t, err).Code != "proof_failed" {
+	s4 := c.Login(u)
+	if _, err := c.Auth.ChangePassword(ctx, s4.AccessToken, authclient.PasswordChange{Identity: mustIdentity(t, u.Identity), OldSecret: randBytes(32), NewSecret: randBytes(32), NewKDF: testKDF()}); apiErr(t, err).Code != "proof_failed" {
 		t.Fatalf("change with a wrong secret: %v", err)
 	}
 	newSecret := randBytes(32)
-	if _, err := c.auth.ChangePassword(ctx, s4.AccessToken, authclient.PasswordChange{Identity: u.identity, OldSecret: u.secret, NewSecret: newSecret, NewKDF: testKDF()}); err != nil {
+	if _, err := c.Auth.ChangePassword(ctx, s4.AccessToken, authclient.PasswordChange{Identity: mustIdentity(t, u.Identity), OldSecret: u.Secret, NewSecret: newSecret, NewKDF: testKDF()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.auth.Refresh(ctx, s1b.RefreshToken); err == nil {
+	if _, err := c.Auth.Refresh(ctx, s1b.RefreshToken); err == nil {
 		t.Fatal("refresh of a revoked session accepted")
 	}
 
-	rows := auditOf(t, u.id)
+	rows := auditOf(t, u.ID)
 	want := []string{
 		"signup", "login", "login_failed", "token_refreshed", "login", "session_revoked",
 		"refresh_token_reused", "login", "logout", "login", "password_change_failed", "password_changed",
@@ -105,8 +105,8 @@ func TestAuditTrail(t *testing.T) {
 		if got := deref(r.SessionID); (wantSession[i] == "" && got != nil) || (wantSession[i] != "" && got != wantSession[i]) {
 			t.Errorf("%s: session %v, want %q", r.Event, got, wantSession[i])
 		}
-		if r.ClientAddr == nil || *r.ClientAddr != c.ip {
-			t.Errorf("%s: client address %v, want %s", r.Event, deref(r.ClientAddr), c.ip)
+		if r.ClientAddr == nil || *r.ClientAddr != c.IP {
+			t.Errorf("%s: client address %v, want %s", r.Event, deref(r.ClientAddr), c.IP)
 		}
 		if r.RequestID == nil || *r.RequestID == "" {
 			t.Errorf("%s: no request id", r.Event)
@@ -135,8 +135,8 @@ func TestAuditTrail(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, secret := range map[string]string{
-		"refresh token": s1.RefreshToken[6:], "access token": s1.AccessToken[20:60], "identity": u.identity,
-		"srp secret": randHexOf(u.secret), "new srp secret": randHexOf(newSecret),
+		"refresh token": s1.RefreshToken[6:], "access token": s1.AccessToken[20:60], "identity": u.Identity,
+		"srp secret": randHexOf(u.Secret), "new srp secret": randHexOf(newSecret),
 	} {
 		if strings.Contains(string(all), secret) {
 			t.Errorf("the audit rows contain the %s", name)
@@ -144,40 +144,40 @@ func TestAuditTrail(t *testing.T) {
 	}
 
 	// The user reads the same rows through PostgREST, and only those.
-	s5 := c.login(u2(u, newSecret))
-	r := c.do("GET", "/rest/audit_events?order=id.asc", s5.AccessToken, nil)
+	s5 := c.Login(u2(u, newSecret))
+	r := c.Do("GET", "/rest/audit_events?order=id.asc", s5.AccessToken, nil)
 	expectStatus(t, r, http.StatusOK, "own audit events")
 	var mine []auditRow
-	r.json(t, &mine)
+	r.JSON(t, &mine)
 	if len(mine) != len(rows)+1 || mine[0].ID != rows[0].ID || mine[len(mine)-1].Event != "login" {
 		t.Fatalf("through PostgREST %d rows (%v), want %d then the new login", len(mine), events(mine), len(rows))
 	}
 	for _, m := range mine {
-		if m.UserID == nil || *m.UserID != u.id {
+		if m.UserID == nil || *m.UserID != u.ID {
 			t.Fatalf("PostgREST returned a row of user %v", deref(m.UserID))
 		}
 	}
 
 	// Another user sees none of them, whatever they ask for.
 	x := newClient(t)
-	ux := x.signup()
-	sx := x.login(ux)
-	for _, q := range []string{"", "?user_id=eq." + u.id, "?id=eq." + jsonInt(rows[0].ID), "?or=(user_id.is.null,user_id.eq." + u.id + ")"} {
-		r := x.do("GET", "/rest/audit_events"+q, sx.AccessToken, nil)
+	ux := x.Signup("user")
+	sx := x.Login(ux)
+	for _, q := range []string{"", "?user_id=eq." + u.ID, "?id=eq." + jsonInt(rows[0].ID), "?or=(user_id.is.null,user_id.eq." + u.ID + ")"} {
+		r := x.Do("GET", "/rest/audit_events"+q, sx.AccessToken, nil)
 		expectStatus(t, r, http.StatusOK, "other user's query "+q)
 		var theirs []auditRow
-		r.json(t, &theirs)
+		r.JSON(t, &theirs)
 		for _, m := range theirs {
-			if m.UserID == nil || *m.UserID != ux.id {
-				t.Fatalf("query %q returned a row of user %v to %s", q, deref(m.UserID), ux.id)
+			if m.UserID == nil || *m.UserID != ux.ID {
+				t.Fatalf("query %q returned a row of user %v to %s", q, deref(m.UserID), ux.ID)
 			}
 		}
 	}
 	// Without a token: nothing at all.
-	expectRefusal(t, x.do("GET", "/rest/audit_events", "", nil), http.StatusUnauthorized, "42501", "anonymous read")
+	expectRefusal(t, x.Do("GET", "/rest/audit_events", "", nil), http.StatusUnauthorized, "42501", "anonymous read")
 }
 
-func u2(u user, secret []byte) user { u.secret = secret; return u }
+func u2(u user, secret []byte) user { u.Secret = secret; return u }
 
 func jsonInt(n int64) string { b, _ := json.Marshal(n); return string(b) }
 
@@ -188,7 +188,7 @@ func TestAuditUnknownIdentity(t *testing.T) {
 	ctx := context.Background()
 	c := newClient(t)
 	identity := "nobody-" + randHex(6) + "@example.test"
-	_, err := c.auth.LoginWithSecret(ctx, identity, randBytes(32))
+	_, err := c.Auth.LoginWithSecret(ctx, mustIdentity(t, identity), randBytes(32))
 	if e := apiErr(t, err); e.Status != http.StatusUnauthorized || e.Code != "login_failed" {
 		t.Fatalf("unknown identity: %v", err)
 	}
@@ -197,7 +197,7 @@ func TestAuditUnknownIdentity(t *testing.T) {
 		SELECT count(*) FROM api.audit_events
 		 WHERE event = 'login_failed' AND user_id IS NULL AND session_id IS NULL
 		   AND detail = jsonb_build_object('reason', 'unknown_identity', 'identity', $1::text)
-		   AND host(client_addr) = $2`, identity, c.ip).Scan(&n); err != nil || n != 1 {
+		   AND host(client_addr) = $2`, identity, c.IP).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("%d rows for the unknown identity (%v)", n, err)
 	}
 	// The operator's view: authsvc audit, as the CLI.
@@ -214,9 +214,9 @@ func TestAuditUnknownIdentity(t *testing.T) {
 func TestAuditAppendOnly(t *testing.T) {
 	ctx := context.Background()
 	c := newClient(t)
-	u := c.signup()
-	s := c.login(u)
-	rows := auditOf(t, u.id)
+	u := c.Signup("user")
+	s := c.Login(u)
+	rows := auditOf(t, u.ID)
 	if len(rows) < 2 {
 		t.Fatalf("rows %v", events(rows))
 	}
@@ -228,19 +228,19 @@ func TestAuditAppendOnly(t *testing.T) {
 	}{
 		{"PATCH", "/rest/audit_events?id=eq." + id, map[string]any{"event": "nothing_happened"}},
 		{"DELETE", "/rest/audit_events?id=eq." + id, nil},
-		{"DELETE", "/rest/audit_events?user_id=eq." + u.id, nil},
-		{"POST", "/rest/audit_events", map[string]any{"user_id": u.id, "event": "login", "detail": map[string]any{}}},
+		{"DELETE", "/rest/audit_events?user_id=eq." + u.ID, nil},
+		{"POST", "/rest/audit_events", map[string]any{"user_id": u.ID, "event": "login", "detail": map[string]any{}}},
 	} {
-		r := c.do(tc.method, tc.path, s.AccessToken, tc.body)
+		r := c.Do(tc.method, tc.path, s.AccessToken, tc.body)
 		expectRefusal(t, r, http.StatusForbidden, "42501", tc.method+" "+tc.path)
-		if !strings.Contains(r.err(t).Message, "permission denied for table audit_events") {
-			t.Errorf("%s: %s", tc.method, r.body)
+		if !strings.Contains(r.Err(t).Message, "permission denied for table audit_events") {
+			t.Errorf("%s: %s", tc.method, r.Body)
 		}
-		r = c.do(tc.method, tc.path, "", tc.body)
+		r = c.Do(tc.method, tc.path, "", tc.body)
 		expectRefusal(t, r, http.StatusUnauthorized, "42501", "anonymous "+tc.method+" "+tc.path)
 	}
 	// No RPC can reach it either: the trigger function is not in api.
-	expectStatus(t, c.do("POST", "/rest/rpc/audit_append_only", s.AccessToken, map[string]any{}), http.StatusNotFound, "rpc")
+	expectStatus(t, c.Do("POST", "/rest/rpc/audit_append_only", s.AccessToken, map[string]any{}), http.StatusNotFound, "rpc")
 
 	// As authsvc, directly in SQL.
 	as, err := pgx.Connect(ctx, need(t).AuthsvcDSN())
@@ -311,7 +311,7 @@ func TestAuditAppendOnly(t *testing.T) {
 	}
 	_ = tx2.Rollback(ctx)
 
-	after := auditOf(t, u.id)
+	after := auditOf(t, u.ID)
 	if len(after) < len(rows) || after[0].Event != rows[0].Event || string(after[0].Detail) != string(rows[0].Detail) {
 		t.Fatalf("the audit rows changed: %v -> %v", rows, after)
 	}

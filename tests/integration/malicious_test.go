@@ -106,7 +106,7 @@ func rows(prefix string, edit func([]map[string]any) []map[string]any) func(stri
 
 // account signs up through the honest gateway and logs in through evil.
 type account struct {
-	identity, password string
+	Identity, password string
 	sk                 keys.SecretKey
 	state              *zsm.FileState
 	client             *zsm.Client
@@ -115,14 +115,14 @@ type account struct {
 func newAccount(t *testing.T, evil *evilServer) *account {
 	t.Helper()
 	ctx := context.Background()
-	a := &account{identity: "victim-" + randHex(5) + "@example.test", password: "correct horse " + randHex(4), state: zsm.NewMemState()}
+	a := &account{Identity: "victim-" + randHex(5) + "@example.test", password: "correct horse " + randHex(4), state: zsm.NewMemState()}
 	hc := httpFrom(sourceIP())
-	res, err := zsm.Signup(ctx, hc, evil.URL, a.identity, a.password, a.state)
+	res, err := zsm.Signup(ctx, hc, evil.URL, a.Identity, a.password, a.state)
 	if err != nil {
 		t.Fatalf("signup: %v", err)
 	}
 	a.sk = res.SecretKey
-	sess, err := zsm.Login(ctx, hc, evil.URL, a.identity, a.password, a.sk, a.state)
+	sess, err := zsm.Login(ctx, hc, evil.URL, a.Identity, a.password, a.sk, a.state)
 	if err != nil {
 		t.Fatalf("login: %v", err)
 	}
@@ -323,8 +323,116 @@ func TestMaliciousServerIsDetected(t *testing.T) {
 			return rs
 		}))
 		defer evil.set(nil)
-		_, err = c.Vaults(ctx)
-		expectErr(t, err, zsm.ErrTampered, "substituted vault key")
+		// Each vault is refused on its own; the listing itself does not fail.
+		l, err := c.ListVaults(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l.Vaults) != 0 || len(l.Refused) != 2 {
+			t.Fatalf("listed %d vaults and refused %d; want 0 and 2", len(l.Vaults), len(l.Refused))
+		}
+		for _, r := range l.Refused {
+			expectErr(t, r, zsm.ErrTampered, "substituted vault key")
+		}
+		_, err = c.VaultByName(ctx, "alpha")
+		expectErr(t, err, zsm.ErrTampered, "substituted vault key, asked by name")
+	})
+
+	t.Run("tamper with one vault's grant: the other vaults still open", func(t *testing.T) {
+		evil.set(rows("/rest/access_policies", func(rs []map[string]any) []map[string]any {
+			for _, r := range rs {
+				if r["vault_id"] == va.ID.String() {
+					r["role"] = "viewer" // the signature covers the role
+				}
+			}
+			return rs
+		}))
+		defer evil.set(nil)
+		l, err := c.ListVaults(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l.Vaults) != 1 || l.Vaults[0].ID != vb.ID || len(l.Refused) != 1 || l.Refused[0].ID != va.ID {
+			t.Fatalf("vaults %v, refused %v; want beta opened and alpha refused", l.Vaults, l.Refused)
+		}
+		expectErr(t, l.Refused[0], zsm.ErrTampered, "alpha's grant")
+		if got, err := c.SecretByName(ctx, l.Vaults[0], "OTHER"); err != nil || got.Value != "value-three" {
+			t.Fatalf("beta's secret: %v %v", got, err)
+		}
+		_, err = c.VaultByName(ctx, "alpha")
+		expectErr(t, err, zsm.ErrTampered, "alpha asked by name")
+	})
+
+	t.Run("add a grant signed by somebody else", func(t *testing.T) {
+		// The server (or another user, see TestUnsolicitedGrantIsAnInvitation)
+		// adds a vault with a membership signed by a stranger. It is an
+		// invitation: listed apart, used for nothing, and the account's
+		// own vaults open as before.
+		foreign, stranger := uuid.New(), uuid.New()
+		evil.set(func(path string, body []byte) []byte {
+			switch {
+			case strings.HasPrefix(path, "/rest/access_policies"):
+				return rows("/rest/access_policies", func(rs []map[string]any) []map[string]any {
+					return append(rs, map[string]any{"vault_id": foreign.String(), "user_id": c.Session().UserID.String(),
+						"role": "owner", "sealed_key": base64.StdEncoding.EncodeToString(randBytes(80)),
+						"granted_by": stranger.String(), "signature": base64.StdEncoding.EncodeToString(randBytes(64)),
+						"created_at": "2026-11-29T10:00:00Z"})
+				})(path, body)
+			case strings.HasPrefix(path, "/rest/vaults"):
+				return rows("/rest/vaults", func(rs []map[string]any) []map[string]any {
+					return append(rs, map[string]any{"id": foreign.String(), "owner_id": stranger.String(), "meta": "AAAA",
+						"revision": 1, "created_at": "2026-11-29T10:00:00Z"})
+				})(path, body)
+			}
+			return body
+		})
+		defer evil.set(nil)
+		l, err := c.ListVaults(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l.Vaults) != 2 || len(l.Refused) != 0 || len(l.Invitations) != 1 {
+			t.Fatalf("vaults %v, invitations %v, refused %v; want 2, 1, 0", l.Vaults, l.Invitations, l.Refused)
+		}
+		if i := l.Invitations[0]; i.VaultID != foreign || i.From != stranger || i.Role != "owner" || i.FromIdentity != "" {
+			t.Fatalf("invitation %+v", i)
+		}
+		v, err := c.VaultByName(ctx, "alpha")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := c.SecretByName(ctx, v, "DB_PASSWORD"); err != nil || got.Value != "value-two" {
+			t.Fatalf("own secret next to a foreign grant: %v %v", got, err)
+		}
+		if _, err := c.VaultByName(ctx, "nonexistent"); !errors.Is(err, zsm.ErrNotFound) {
+			t.Fatalf("unknown vault next to an invitation: %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("swap the public keys in an identity lookup", func(t *testing.T) {
+		other := newAccount(t, evil)
+		pk, err := c.LookupIdentity(ctx, other.Identity)
+		if err != nil || !pk.Signed || pk.UserID != other.client.Session().UserID {
+			t.Fatalf("honest lookup: %+v %v", pk, err)
+		}
+		_, x, _ := newX25519()
+		evil.set(rows("/rest/rpc/lookup_identity", func(rs []map[string]any) []map[string]any {
+			for _, r := range rs {
+				r["x25519_public"] = x
+			}
+			return rs
+		}))
+		defer evil.set(nil)
+		_, err = c.LookupIdentity(ctx, other.Identity)
+		expectErr(t, err, zsm.ErrTampered, "lookup with a substituted X25519 key")
+		evil.set(rows("/rest/rpc/lookup_identity", func(rs []map[string]any) []map[string]any {
+			for _, r := range rs {
+				r["user_id"] = uuid.NewString()
+			}
+			return rs
+		}))
+		_, err = c.LookupIdentity(ctx, other.Identity)
+		expectErr(t, err, zsm.ErrTampered, "lookup naming another user id")
 	})
 
 	t.Run("lower the KDF parameters", func(t *testing.T) {
@@ -340,7 +448,7 @@ func TestMaliciousServerIsDetected(t *testing.T) {
 			out, _ := json.Marshal(m)
 			return out
 		})
-		_, err := zsm.Login(ctx, httpFrom(sourceIP()), fresh.URL, a.identity, a.password, a.sk, zsm.NewMemState())
+		_, err := zsm.Login(ctx, httpFrom(sourceIP()), fresh.URL, a.Identity, a.password, a.sk, zsm.NewMemState())
 		expectErr(t, err, keys.ErrWeakKDF, "weak KDF")
 		if fresh.requested("/auth/v1/login/init") || fresh.requested("/auth/v1/login/verify") {
 			t.Fatal("the client sent its SRP values after being given weak parameters")
@@ -362,12 +470,12 @@ func TestMaliciousServerIsDetected(t *testing.T) {
 		// The state pinned the parameters under the evil server's address at
 		// sign-up; pin them for this one too.
 		st := zsm.NewMemState()
-		if _, err := zsm.Login(ctx, httpFrom(sourceIP()), evil.URL, a.identity, a.password, a.sk, st); err != nil {
+		if _, err := zsm.Login(ctx, httpFrom(sourceIP()), evil.URL, a.Identity, a.password, a.sk, st); err != nil {
 			t.Fatal(err)
 		}
-		pinned, _ := st.PinnedKDF(strings.TrimRight(evil.URL, "/") + "|" + a.identity)
-		st.PinKDF(strings.TrimRight(fresh.URL, "/")+"|"+a.identity, pinned)
-		_, err := zsm.Login(ctx, httpFrom(sourceIP()), fresh.URL, a.identity, a.password, a.sk, st)
+		pinned, _ := st.PinnedKDF(strings.TrimRight(evil.URL, "/") + "|" + a.Identity)
+		st.PinKDF(strings.TrimRight(fresh.URL, "/")+"|"+a.Identity, pinned)
+		_, err := zsm.Login(ctx, httpFrom(sourceIP()), fresh.URL, a.Identity, a.password, a.sk, st)
 		expectErr(t, err, zsm.ErrKDFChange, "changed salt")
 		if fresh.requested("/auth/v1/login/init") {
 			t.Fatal("the client sent its SRP values after the parameters changed")
@@ -386,7 +494,7 @@ func TestMaliciousServerIsDetected(t *testing.T) {
 			out, _ := json.Marshal(m)
 			return out
 		})
-		_, err := zsm.Login(ctx, httpFrom(sourceIP()), fresh.URL, a.identity, a.password, a.sk, zsm.NewMemState())
+		_, err := zsm.Login(ctx, httpFrom(sourceIP()), fresh.URL, a.Identity, a.password, a.sk, zsm.NewMemState())
 		expectErr(t, err, zsm.ErrTampered, "forged server proof")
 	})
 
@@ -403,15 +511,51 @@ func TestMaliciousServerIsDetected(t *testing.T) {
 			out, _ := json.Marshal(m)
 			return out
 		})
-		_, err := zsm.Login(ctx, httpFrom(sourceIP()), fresh.URL, a.identity, a.password, a.sk, zsm.NewMemState())
+		_, err := zsm.Login(ctx, httpFrom(sourceIP()), fresh.URL, a.Identity, a.password, a.sk, zsm.NewMemState())
 		expectErr(t, err, zsm.ErrTampered, "bundle with a foreign public key")
 	})
 
+	t.Run("withhold the key bundle at login", func(t *testing.T) {
+		fresh := newEvilServer(t)
+		fresh.set(func(path string, body []byte) []byte {
+			if !strings.HasPrefix(path, "/auth/v1/login/verify") {
+				return body
+			}
+			var m map[string]any
+			_ = json.Unmarshal(body, &m)
+			m["key_bundle"] = nil
+			out, _ := json.Marshal(m)
+			return out
+		})
+		_, err := zsm.Login(ctx, httpFrom(sourceIP()), fresh.URL, a.Identity, a.password, a.sk, zsm.NewMemState())
+		expectErr(t, err, zsm.ErrTampered, "key_bundle null")
+	})
+
+	t.Run("answer a sign-up with another user id", func(t *testing.T) {
+		fresh := newEvilServer(t)
+		other := uuid.NewString()
+		fresh.set(func(path string, body []byte) []byte {
+			if !strings.HasPrefix(path, "/auth/v1/signup") {
+				return body
+			}
+			var m map[string]any
+			_ = json.Unmarshal(body, &m)
+			m["user_id"] = other
+			out, _ := json.Marshal(m)
+			return out
+		})
+		res, err := zsm.Signup(ctx, httpFrom(sourceIP()), fresh.URL, "renamed-"+randHex(5)+"@example.test", "pw "+randHex(4), zsm.NewMemState())
+		if res != nil {
+			t.Fatal("the sign-up result was handed out")
+		}
+		expectErr(t, err, zsm.ErrTampered, "sign-up answered with another user id")
+	})
+
 	t.Run("wrong password and wrong Secret Key", func(t *testing.T) {
-		_, err := zsm.Login(ctx, httpFrom(sourceIP()), evil.URL, a.identity, a.password+"x", a.sk, zsm.NewMemState())
+		_, err := zsm.Login(ctx, httpFrom(sourceIP()), evil.URL, a.Identity, a.password+"x", a.sk, zsm.NewMemState())
 		expectErr(t, err, zsm.ErrLoginFailed, "wrong password")
 		otherSK, _ := keys.NewSecretKey(rand.Reader)
-		_, err = zsm.Login(ctx, httpFrom(sourceIP()), evil.URL, a.identity, a.password, otherSK, zsm.NewMemState())
+		_, err = zsm.Login(ctx, httpFrom(sourceIP()), evil.URL, a.Identity, a.password, otherSK, zsm.NewMemState())
 		expectErr(t, err, zsm.ErrLoginFailed, "wrong Secret Key")
 	})
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/sdk/authclient"
 	"zsm.dev/zsm/sdk/keys"
 	"zsm.dev/zsm/sdk/zsm"
@@ -36,7 +37,7 @@ func (t uaTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // newDevice is newClient with its own User-Agent.
 func newDevice(t *testing.T, label string) *client {
 	c := newClient(t)
-	c.http.Transport = uaTransport{ua: label, base: c.http.Transport}
+	c.HTTP.Transport = uaTransport{ua: label, base: c.HTTP.Transport}
 	return c
 }
 
@@ -46,10 +47,10 @@ type sessionsBody struct {
 
 func listSessions(t *testing.T, c *client, token string) []authclient.SessionInfo {
 	t.Helper()
-	r := c.do("GET", "/auth/v1/sessions", token, nil)
+	r := c.Do("GET", "/auth/v1/sessions", token, nil)
 	expectStatus(t, r, http.StatusOK, "list sessions")
 	var b sessionsBody
-	r.json(t, &b)
+	r.JSON(t, &b)
 	return b.Sessions
 }
 
@@ -69,9 +70,9 @@ func TestSessionListAndRevoke(t *testing.T) {
 	ctx := context.Background()
 	a := newDevice(t, "zsm-test laptop")
 	b := newDevice(t, "zsm-test phone")
-	u := a.signup()
-	sa := a.login(u)
-	sb := b.login(u)
+	u := a.Signup("user")
+	sa := a.Login(u)
+	sb := b.Login(u)
 
 	list := listSessions(t, a, sa.AccessToken)
 	if len(list) != 2 {
@@ -94,8 +95,8 @@ func TestSessionListAndRevoke(t *testing.T) {
 			t.Errorf("session %s: times %+v", s.ID, s)
 		}
 	}
-	check(la, "zsm-test laptop", a.ip, true)
-	check(lb, "zsm-test phone", b.ip, false)
+	check(la, "zsm-test laptop", a.IP, true)
+	check(lb, "zsm-test phone", b.IP, false)
 	// From the other device, the other one is current.
 	for _, s := range listSessions(t, b, sb.AccessToken) {
 		if s.Current != (s.ID == sb.SessionID) {
@@ -105,13 +106,13 @@ func TestSessionListAndRevoke(t *testing.T) {
 
 	// Someone else cannot end a's sessions, and learns nothing from trying.
 	x := newClient(t)
-	ux := x.signup()
-	sx := x.login(ux)
-	var bodies []errBody
+	ux := x.Signup("user")
+	sx := x.Login(ux)
+	var bodies []api.Error
 	for _, id := range []string{sa.SessionID, uuid.NewString(), "not-a-uuid", "00000000-0000-0000-0000-000000000000"} {
-		r := x.do("DELETE", "/auth/v1/sessions/"+id, sx.AccessToken, nil)
+		r := x.Do("DELETE", "/auth/v1/sessions/"+id, sx.AccessToken, nil)
 		expectRefusal(t, r, http.StatusNotFound, "not_found", "revoking "+id+" as another user")
-		e := r.err(t)
+		e := r.Err(t)
 		e.RequestID = ""
 		bodies = append(bodies, e)
 	}
@@ -123,15 +124,15 @@ func TestSessionListAndRevoke(t *testing.T) {
 	if at, _ := sessionRow(t, sa.SessionID); at != nil {
 		t.Fatal("another user's DELETE revoked the session")
 	}
-	expectStatus(t, a.do("GET", "/rest/vaults", sa.AccessToken, nil), http.StatusOK, "a after x's attempt")
+	expectStatus(t, a.Do("GET", "/rest/vaults", sa.AccessToken, nil), http.StatusOK, "a after x's attempt")
 
 	// a ends b's session: at once, everywhere.
-	expectStatus(t, b.do("GET", "/rest/vaults", sb.AccessToken, nil), http.StatusOK, "b before")
-	r := a.do("DELETE", "/auth/v1/sessions/"+sb.SessionID, sa.AccessToken, nil)
+	expectStatus(t, b.Do("GET", "/rest/vaults", sb.AccessToken, nil), http.StatusOK, "b before")
+	r := a.Do("DELETE", "/auth/v1/sessions/"+sb.SessionID, sa.AccessToken, nil)
 	expectStatus(t, r, http.StatusNoContent, "revoke b")
-	expectRefusal(t, b.do("GET", "/rest/vaults", sb.AccessToken, nil), http.StatusUnauthorized, "session_revoked", "b's token at PostgREST")
-	expectRefusal(t, b.do("GET", "/auth/v1/sessions", sb.AccessToken, nil), http.StatusUnauthorized, "session_revoked", "b's token at authsvc")
-	_, err := b.auth.Refresh(ctx, sb.RefreshToken)
+	expectRefusal(t, b.Do("GET", "/rest/vaults", sb.AccessToken, nil), http.StatusUnauthorized, "session_revoked", "b's token at PostgREST")
+	expectRefusal(t, b.Do("GET", "/auth/v1/sessions", sb.AccessToken, nil), http.StatusUnauthorized, "session_revoked", "b's token at authsvc")
+	_, err := b.Auth.Refresh(ctx, sb.RefreshToken)
 	if e := apiErr(t, err); e.Status != http.StatusUnauthorized || e.Code != "invalid_refresh_token" {
 		t.Fatalf("b's refresh token: %v", err)
 	}
@@ -142,22 +143,22 @@ func TestSessionListAndRevoke(t *testing.T) {
 	if l := listSessions(t, a, sa.AccessToken); len(l) != 1 || l[0].ID != sa.SessionID {
 		t.Fatalf("after revoking b: %+v", l)
 	}
-	expectRefusal(t, a.do("DELETE", "/auth/v1/sessions/"+sb.SessionID, sa.AccessToken, nil), http.StatusNotFound, "not_found", "revoking b again")
-	expectStatus(t, a.do("GET", "/rest/vaults", sa.AccessToken, nil), http.StatusOK, "a still works")
+	expectRefusal(t, a.Do("DELETE", "/auth/v1/sessions/"+sb.SessionID, sa.AccessToken, nil), http.StatusNotFound, "not_found", "revoking b again")
+	expectStatus(t, a.Do("GET", "/rest/vaults", sa.AccessToken, nil), http.StatusOK, "a still works")
 	// a may end itself.
-	expectStatus(t, a.do("DELETE", "/auth/v1/sessions/"+sa.SessionID, sa.AccessToken, nil), http.StatusNoContent, "a ends itself")
-	expectRefusal(t, a.do("GET", "/rest/vaults", sa.AccessToken, nil), http.StatusUnauthorized, "session_revoked", "a after ending itself")
+	expectStatus(t, a.Do("DELETE", "/auth/v1/sessions/"+sa.SessionID, sa.AccessToken, nil), http.StatusNoContent, "a ends itself")
+	expectRefusal(t, a.Do("GET", "/rest/vaults", sa.AccessToken, nil), http.StatusUnauthorized, "session_revoked", "a after ending itself")
 }
 
 // The session endpoints take nothing but a valid bearer token.
 func TestSessionEndpointsNeedAToken(t *testing.T) {
 	c := newClient(t)
-	u := c.signup()
-	s := c.login(u)
+	u := c.Signup("user")
+	s := c.Login(u)
 	kid, key := currentKey(t)
 	now := time.Now().Unix()
 	forged := signEdDSA(map[string]any{"alg": "EdDSA", "typ": "JWT", "kid": kid}, map[string]any{
-		"iss": need(t).GatewayURL(), "aud": "zsm-api", "sub": u.id, "role": "app_user", "sid": s.SessionID,
+		"iss": need(t).GatewayURL(), "aud": "zsm-api", "sub": u.ID, "role": "app_user", "sid": s.SessionID,
 		"iat": now - 1000, "exp": now - 100,
 	}, key)
 	for name, hdr := range map[string][]string{
@@ -177,9 +178,9 @@ func TestSessionEndpointsNeedAToken(t *testing.T) {
 			if ep.method == "POST" {
 				body = map[string]string{}
 			}
-			r := c.do(ep.method, ep.path, "", body, hdr...)
+			r := c.Do(ep.method, ep.path, "", body, hdr...)
 			expectRefusal(t, r, http.StatusUnauthorized, "invalid_token", name+" "+ep.method+" "+ep.path)
-			if r.header.Get("WWW-Authenticate") == "" {
+			if r.Header.Get("WWW-Authenticate") == "" {
 				t.Errorf("%s %s: 401 without WWW-Authenticate", name, ep.path)
 			}
 		}
@@ -206,16 +207,16 @@ func TestIdleAndAbsoluteSessionExpiry(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newClient(t)
-			u := c.signup()
-			s := c.login(u)
-			other := c.login(u)
-			expectStatus(t, c.do("GET", "/rest/vaults", s.AccessToken, nil), http.StatusOK, "before")
+			u := c.Signup("user")
+			s := c.Login(u)
+			other := c.Login(u)
+			expectStatus(t, c.Do("GET", "/rest/vaults", s.AccessToken, nil), http.StatusOK, "before")
 			if _, err := conn.Exec(ctx, tc.move, s.SessionID); err != nil {
 				t.Fatal(err)
 			}
-			expectRefusal(t, c.do("GET", "/rest/vaults", s.AccessToken, nil), http.StatusUnauthorized, "session_revoked", "PostgREST")
-			expectRefusal(t, c.do("GET", "/auth/v1/sessions", s.AccessToken, nil), http.StatusUnauthorized, "session_revoked", "authsvc")
-			_, err := c.auth.Refresh(ctx, s.RefreshToken)
+			expectRefusal(t, c.Do("GET", "/rest/vaults", s.AccessToken, nil), http.StatusUnauthorized, "session_revoked", "PostgREST")
+			expectRefusal(t, c.Do("GET", "/auth/v1/sessions", s.AccessToken, nil), http.StatusUnauthorized, "session_revoked", "authsvc")
+			_, err := c.Auth.Refresh(ctx, s.RefreshToken)
 			if e := apiErr(t, err); e.Status != http.StatusUnauthorized || e.Code != "invalid_refresh_token" {
 				t.Fatalf("refresh: %v", err)
 			}
@@ -224,14 +225,14 @@ func TestIdleAndAbsoluteSessionExpiry(t *testing.T) {
 			if len(l) != 1 || l[0].ID != other.SessionID {
 				t.Fatalf("listed %+v", l)
 			}
-			expectRefusal(t, c.do("DELETE", "/auth/v1/sessions/"+s.SessionID, other.AccessToken, nil), http.StatusNotFound, "not_found", "revoking the dead session")
+			expectRefusal(t, c.Do("DELETE", "/auth/v1/sessions/"+s.SessionID, other.AccessToken, nil), http.StatusNotFound, "not_found", "revoking the dead session")
 			// Just inside the idle lifetime, a session lives.
 			if tc.name == "idle" {
 				if _, err := conn.Exec(ctx, `UPDATE auth.sessions SET last_used_at = now() - interval '7 days' + interval '1 minute' WHERE id = $1`, other.SessionID); err != nil {
 					t.Fatal(err)
 				}
-				expectStatus(t, c.do("GET", "/rest/vaults", other.AccessToken, nil), http.StatusOK, "inside the idle lifetime")
-				s2, err := c.auth.Refresh(ctx, other.RefreshToken)
+				expectStatus(t, c.Do("GET", "/rest/vaults", other.AccessToken, nil), http.StatusOK, "inside the idle lifetime")
+				s2, err := c.Auth.Refresh(ctx, other.RefreshToken)
 				if err != nil {
 					t.Fatalf("refresh inside the idle lifetime: %v", err)
 				}
@@ -248,15 +249,15 @@ func TestIdleAndAbsoluteSessionExpiry(t *testing.T) {
 
 // zsmAccount is an account made by the real client, with a key bundle.
 type zsmAccount struct {
-	identity, password string
+	Identity, password string
 	sk                 keys.SecretKey
 	userID             string
 }
 
 func zsmSignup(t *testing.T, hc *http.Client) zsmAccount {
 	t.Helper()
-	a := zsmAccount{identity: "pw-" + randHex(5) + "@example.test", password: "old password " + randHex(4)}
-	res, err := zsm.Signup(context.Background(), hc, need(t).GatewayURL(), a.identity, a.password, zsm.NewMemState())
+	a := zsmAccount{Identity: "pw-" + randHex(5) + "@example.test", password: "old password " + randHex(4)}
+	res, err := zsm.Signup(context.Background(), hc, need(t).GatewayURL(), a.Identity, a.password, zsm.NewMemState())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +267,7 @@ func zsmSignup(t *testing.T, hc *http.Client) zsmAccount {
 
 func zsmLogin(t *testing.T, a zsmAccount, password string, hc *http.Client, st zsm.State) (*zsm.Client, error) {
 	t.Helper()
-	sess, err := zsm.Login(context.Background(), hc, need(t).GatewayURL(), a.identity, password, a.sk, st)
+	sess, err := zsm.Login(context.Background(), hc, need(t).GatewayURL(), a.Identity, password, a.sk, st)
 	if err != nil {
 		return nil, err
 	}
@@ -327,7 +328,7 @@ func TestPasswordChange(t *testing.T) {
 	if devA.Session().KDF.Equal(oldKDF) {
 		t.Error("the session still holds the old KDF parameters")
 	}
-	if pinned, _ := stA.PinnedKDF(need(t).GatewayURL() + "|" + acct.identity); !pinned.Equal(devA.Session().KDF) {
+	if pinned, _ := stA.PinnedKDF(need(t).GatewayURL() + "|" + acct.Identity); !pinned.Equal(devA.Session().KDF) {
 		t.Error("the new KDF parameters were not pinned")
 	}
 	// This session stays; the other one is gone, at PostgREST and at refresh.
@@ -366,8 +367,8 @@ func TestPasswordChange(t *testing.T) {
 	// The public keys did not change.
 	var n int
 	if err := db(t).QueryRow(ctx, `
-		SELECT count(*) FROM auth.users u JOIN api.public_keys p ON p.user_id = u.id
-		 WHERE u.id = $1 AND u.key_bundle ->> 'x25519_public' = p.x25519_public AND u.key_bundle ->> 'ed25519_public' = p.ed25519_public`,
+		SELECT count(*) FROM auth.users u JOIN api.public_keys p ON p.user_id = u.ID
+		 WHERE u.ID = $1 AND u.key_bundle ->> 'x25519_public' = p.x25519_public AND u.key_bundle ->> 'ed25519_public' = p.ed25519_public`,
 		acct.userID).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("bundle and published keys disagree (%d, %v)", n, err)
 	}
@@ -383,14 +384,14 @@ func srpProof(t *testing.T, c *client, token, identity string, secret []byte) (s
 	}
 	cred := cl.Credentials()
 	A, _ := new(big.Int).SetString(cred[strings.IndexByte(cred, ':')+1:], 16)
-	r := c.do("POST", "/auth/v1/password/init", token, map[string]string{"a": srpgroup.FormatPublic(A)})
+	r := c.Do("POST", "/auth/v1/password/init", token, map[string]string{"a": srpgroup.FormatPublic(A)})
 	expectStatus(t, r, http.StatusOK, "password/init")
 	var ch struct {
 		HandshakeID string `json:"handshake_id"`
 		SRPSalt     string `json:"srp_salt"`
 		B           string `json:"b"`
 	}
-	r.json(t, &ch)
+	r.JSON(t, &ch)
 	m, err := cl.Generate(ch.SRPSalt + ":" + ch.B)
 	if err != nil {
 		t.Fatal(err)
@@ -428,46 +429,46 @@ func withFields(m map[string]any, kv ...any) map[string]any {
 func TestPasswordChangeRefusals(t *testing.T) {
 	ctx := context.Background()
 	c := newClient(t)
-	u := c.signup()
-	s := c.login(u)
-	other := c.login(u)
+	u := c.Signup("user")
+	s := c.Login(u)
+	other := c.Login(u)
 	y := newClient(t)
-	uy := y.signup()
-	sy := y.login(uy)
-	before := accountState(t, u.id)
+	uy := y.Signup("user")
+	sy := y.Login(uy)
+	before := accountState(t, u.ID)
 	newSecret := randBytes(32)
-	reg := newRegistration(t, u.identity, newSecret)
+	reg := newRegistration(t, u.Identity, newSecret)
 
 	refuse := func(name string, body map[string]any, token string, status int, code string) {
 		t.Helper()
-		r := c.do("POST", "/auth/v1/password/change", token, body)
+		r := c.Do("POST", "/auth/v1/password/change", token, body)
 		expectRefusal(t, r, status, code, name)
 	}
 
 	// A wrong current password.
-	hid, m := srpProof(t, c, s.AccessToken, u.identity, randBytes(32))
+	hid, m := srpProof(t, c, s.AccessToken, u.Identity, randBytes(32))
 	refuse("wrong current password", withFields(reg, "handshake_id", hid, "m", m), s.AccessToken, http.StatusForbidden, "proof_failed")
 	// The new registration is checked as at sign-up, before any handshake is looked at.
 	refuse("bad verifier", withFields(reg, "handshake_id", strings.Repeat("A", 22), "m", strings.Repeat("0", 64), "srp_verifier", "1"), s.AccessToken, http.StatusBadRequest, "invalid_registration")
 	refuse("weak kdf", withFields(reg, "handshake_id", strings.Repeat("A", 22), "m", strings.Repeat("0", 64), "kdf", map[string]any{"alg": "argon2id", "salt": testKDF().Salt, "memory_kib": 1024, "iterations": 1, "parallelism": 1}), s.AccessToken, http.StatusBadRequest, "invalid_registration")
 	// A wrong proof spends the handshake; the right proof for it is then refused.
-	hid2, m2 := srpProof(t, c, s.AccessToken, u.identity, u.secret)
+	hid2, m2 := srpProof(t, c, s.AccessToken, u.Identity, u.Secret)
 	refuse("wrong proof for the handshake", withFields(reg, "handshake_id", hid2, "m", strings.Repeat("0", 64)), s.AccessToken, http.StatusForbidden, "proof_failed")
 	refuse("handshake replayed", withFields(reg, "handshake_id", hid2, "m", m2), s.AccessToken, http.StatusForbidden, "proof_failed")
 	// A handshake (and a valid proof) of another account, presented with my token.
-	hy, my := srpProof(t, y, sy.AccessToken, uy.identity, uy.secret)
+	hy, my := srpProof(t, y, sy.AccessToken, uy.Identity, uy.Secret)
 	refuse("another account's handshake", withFields(reg, "handshake_id", hy, "m", my), s.AccessToken, http.StatusForbidden, "proof_failed")
-	hid, m = srpProof(t, c, s.AccessToken, u.identity, u.secret)
+	hid, m = srpProof(t, c, s.AccessToken, u.Identity, u.Secret)
 	refuse("no token", withFields(reg, "handshake_id", hid, "m", m), "", http.StatusUnauthorized, "invalid_token")
 	refuse("the other account's token", withFields(reg, "handshake_id", hid, "m", m), sy.AccessToken, http.StatusForbidden, "proof_failed")
 	// Adding a key bundle to an account without one changes its public keys.
 	ak, _ := keys.NewAccountKeys(randReader{})
-	b, _ := ak.Bundle(randBytes(32), uuid.MustParse(u.id), randReader{})
+	b, _ := ak.Bundle(randBytes(32), uuid.MustParse(u.ID), randReader{})
 	raw, _ := json.Marshal(b)
-	hid, m = srpProof(t, c, s.AccessToken, u.identity, u.secret)
+	hid, m = srpProof(t, c, s.AccessToken, u.Identity, u.Secret)
 	refuse("a bundle for an account without one", withFields(reg, "handshake_id", hid, "m", m, "key_bundle", json.RawMessage(raw)), s.AccessToken, http.StatusBadRequest, "key_bundle_mismatch")
 
-	if after := accountState(t, u.id); !after.equal(before) {
+	if after := accountState(t, u.ID); !after.equal(before) {
 		t.Fatal("a refused password change changed the account")
 	}
 	if at, _ := sessionRow(t, other.SessionID); at != nil {
@@ -479,17 +480,17 @@ func TestPasswordChangeRefusals(t *testing.T) {
 
 	// And the real thing, at the protocol level, for an account without a
 	// bundle: the old secret out, the new one in, the other session gone.
-	n, err := c.auth.ChangePassword(ctx, s.AccessToken, authclient.PasswordChange{Identity: u.identity, OldSecret: u.secret, NewSecret: newSecret, NewKDF: testKDF()})
+	n, err := c.Auth.ChangePassword(ctx, s.AccessToken, authclient.PasswordChange{Identity: mustIdentity(t, u.Identity), OldSecret: u.Secret, NewSecret: newSecret, NewKDF: testKDF()})
 	if err != nil || n != 1 { // the other session
 		t.Fatalf("change: %d %v", n, err)
 	}
-	if _, err := c.auth.LoginWithSecret(ctx, u.identity, u.secret); apiErr(t, err).Code != "login_failed" {
+	if _, err := c.Auth.LoginWithSecret(ctx, mustIdentity(t, u.Identity), u.Secret); apiErr(t, err).Code != "login_failed" {
 		t.Fatalf("old secret after the change: %v", err)
 	}
-	u.secret = newSecret
-	c.login(u)
-	expectRefusal(t, c.do("GET", "/rest/vaults", other.AccessToken, nil), http.StatusUnauthorized, "session_revoked", "other session")
-	expectStatus(t, c.do("GET", "/rest/vaults", s.AccessToken, nil), http.StatusOK, "changing session")
+	u.Secret = newSecret
+	c.Login(u)
+	expectRefusal(t, c.Do("GET", "/rest/vaults", other.AccessToken, nil), http.StatusUnauthorized, "session_revoked", "other session")
+	expectStatus(t, c.Do("GET", "/rest/vaults", s.AccessToken, nil), http.StatusOK, "changing session")
 }
 
 // A bundle with other public keys is refused for an account with a bundle,
@@ -508,12 +509,12 @@ func TestPasswordChangeRefusesOtherPublicKeys(t *testing.T) {
 	ac := authclient.New(need(t).GatewayURL())
 	ac.HTTP = hc
 	kdf := s.KDF
-	old, err := keys.Derive(acct.password, acct.sk, acct.identity, kdf)
+	old, err := keys.Derive(acct.password, acct.sk, acct.Identity, kdf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	newKDF, _ := keys.DefaultKDF(randReader{})
-	newD, err := keys.Derive("new "+acct.password, acct.sk, acct.identity, newKDF)
+	newD, err := keys.Derive("new "+acct.password, acct.sk, acct.Identity, newKDF)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -526,10 +527,10 @@ func TestPasswordChangeRefusesOtherPublicKeys(t *testing.T) {
 	swapped := good
 	swapped.X25519Public = b.X25519Public
 	rawSwapped, _ := json.Marshal(swapped)
-	akdf := authclient.KDF{Alg: newKDF.Alg, Salt: newKDF.Salt, MemoryKiB: newKDF.MemoryKiB, Iterations: newKDF.Iterations, Parallelism: newKDF.Parallelism}
+	akdf := api.KDF{Alg: newKDF.Alg, Salt: newKDF.Salt, MemoryKiB: newKDF.MemoryKiB, Iterations: newKDF.Iterations, Parallelism: newKDF.Parallelism}
 	for name, bundle := range map[string][]byte{"new key pairs": raw, "one public key swapped": rawSwapped, "no bundle": nil} {
 		_, err := ac.ChangePassword(ctx, s.AccessToken, authclient.PasswordChange{
-			Identity: acct.identity, OldSecret: old.SRPSecret, NewSecret: newD.SRPSecret, NewKDF: akdf, KeyBundle: bundle,
+			Identity: mustIdentity(t, acct.Identity), OldSecret: old.SRPSecret, NewSecret: newD.SRPSecret, NewKDF: akdf, KeyBundle: bundle,
 		})
 		if e := apiErr(t, err); e.Status != http.StatusBadRequest || e.Code != "key_bundle_mismatch" {
 			t.Fatalf("%s: %v", name, err)

@@ -39,7 +39,7 @@ func handshakeKeys(t *testing.T, rdb *redis.Client) []string {
 // and no handshake state is written.
 func TestLoginInitRefusesBadA(t *testing.T) {
 	c := newClient(t)
-	u := c.signup()
+	u := c.Signup("user")
 	rdb := redisClient(t)
 	before := len(handshakeKeys(t, rdb))
 	N := srpgroup.N
@@ -56,17 +56,17 @@ func TestLoginInitRefusesBadA(t *testing.T) {
 		"over-long":    strings.Repeat("f", 2*srpgroup.FieldBytes+2),
 	}
 	for name, a := range bad {
-		r := c.do("POST", "/auth/v1/login/init", "", map[string]string{"identity": u.identity, "a": a})
+		r := c.Do("POST", "/auth/v1/login/init", "", map[string]string{"identity": u.Identity, "a": a})
 		expectRefusal(t, r, http.StatusBadRequest, "malformed_request", "A "+name)
 	}
 	if after := len(handshakeKeys(t, rdb)); after != before {
 		t.Fatalf("refused inits left handshake state: %d keys before, %d after", before, after)
 	}
 	// A 1 MB A never reaches authsvc: nginx caps the body.
-	r := c.do("POST", "/auth/v1/login/init", "", `{"identity":"`+u.identity+`","a":"`+strings.Repeat("a", 1<<20)+`"}`)
+	r := c.Do("POST", "/auth/v1/login/init", "", `{"identity":"`+u.Identity+`","a":"`+strings.Repeat("a", 1<<20)+`"}`)
 	expectRefusal(t, r, http.StatusRequestEntityTooLarge, "request_too_large", "1 MB body")
 	// Group parameters are not something a client can send.
-	r = c.do("POST", "/auth/v1/login/init", "", map[string]string{"identity": u.identity, "a": "2", "N": "17", "g": "2"})
+	r = c.Do("POST", "/auth/v1/login/init", "", map[string]string{"identity": u.Identity, "a": "2", "N": "17", "g": "2"})
 	expectRefusal(t, r, http.StatusBadRequest, "malformed_request", "client-chosen group")
 }
 
@@ -102,7 +102,7 @@ func TestSignupRefusesBadRegistration(t *testing.T) {
 		identity := "bad-" + randHex(4) + "@example.test"
 		body := good(identity)
 		change(body)
-		r := c.do("POST", "/auth/v1/signup", "", body)
+		r := c.Do("POST", "/auth/v1/signup", "", body)
 		wantCode := "invalid_registration"
 		expectRefusal(t, r, http.StatusBadRequest, wantCode, name)
 		var n int
@@ -114,32 +114,32 @@ func TestSignupRefusesBadRegistration(t *testing.T) {
 	// fresh address: the loop above used up this one's sign-up allowance).
 	c = newClient(t)
 	identity := "Twice-" + randHex(4) + "@Example.test"
-	expectStatus(t, c.do("POST", "/auth/v1/signup", "", good(identity)), http.StatusCreated, "first sign-up")
-	r := c.do("POST", "/auth/v1/signup", "", good(strings.ToLower(identity)))
+	expectStatus(t, c.Do("POST", "/auth/v1/signup", "", good(identity)), http.StatusCreated, "first sign-up")
+	r := c.Do("POST", "/auth/v1/signup", "", good(strings.ToLower(identity)))
 	expectRefusal(t, r, http.StatusConflict, "identity_unavailable", "second sign-up")
 }
 
 // A handshake is sealed in Redis, lives at most 60 s and allows one verify.
 func TestHandshakeIsSealedAndSingleUse(t *testing.T) {
 	c := newClient(t)
-	u := c.signup()
+	u := c.Signup("user")
 	rdb := redisClient(t)
 
-	cl, err := srpgroup.Env().NewClient([]byte(u.identity), u.secret)
+	cl, err := srpgroup.Env().NewClient([]byte(u.Identity), u.Secret)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cred := cl.Credentials()
 	A, _ := new(big.Int).SetString(cred[strings.IndexByte(cred, ':')+1:], 16)
-	r := c.do("POST", "/auth/v1/login/init", "", map[string]string{"identity": u.identity, "a": A.Text(16)})
+	r := c.Do("POST", "/auth/v1/login/init", "", map[string]string{"identity": u.Identity, "a": A.Text(16)})
 	expectStatus(t, r, http.StatusOK, "init")
 	var ch struct {
 		HandshakeID string `json:"handshake_id"`
 		SRPSalt     string `json:"srp_salt"`
 		B           string `json:"b"`
 	}
-	r.json(t, &ch)
-	if strings.Contains(string(r.body), "access_token") {
+	r.JSON(t, &ch)
+	if strings.Contains(string(r.Body), "access_token") {
 		t.Fatal("init handed out a token before any proof")
 	}
 
@@ -163,17 +163,17 @@ func TestHandshakeIsSealedAndSingleUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := map[string]string{"handshake_id": ch.HandshakeID, "m": m}
-	r = c.do("POST", "/auth/v1/login/verify", "", body)
+	r = c.Do("POST", "/auth/v1/login/verify", "", body)
 	expectStatus(t, r, http.StatusOK, "verify")
 	var ok struct {
 		ServerProof string `json:"server_proof"`
 	}
-	r.json(t, &ok)
+	r.JSON(t, &ok)
 	if !cl.ServerOk(ok.ServerProof) {
 		t.Fatal("the server's proof does not verify")
 	}
 	// Replaying the same verify gets nothing.
-	r = c.do("POST", "/auth/v1/login/verify", "", body)
+	r = c.Do("POST", "/auth/v1/login/verify", "", body)
 	expectRefusal(t, r, http.StatusUnauthorized, "login_failed", "replayed verify")
 	if n, _ := rdb.Exists(context.Background(), "zsm:hs:"+ch.HandshakeID).Result(); n != 0 {
 		t.Fatal("handshake state outlived its verify")
@@ -183,19 +183,19 @@ func TestHandshakeIsSealedAndSingleUse(t *testing.T) {
 // An unknown identity cannot be told from a known one by login's answers.
 func TestUnknownIdentityLooksLikeAKnownOne(t *testing.T) {
 	c := newClient(t)
-	u := c.signup()
+	u := c.Signup("user")
 	unknown := "nobody-" + randHex(6) + "@example.test"
 
 	params := func(identity string) map[string]any {
-		r := c.do("POST", "/auth/v1/login/params", "", map[string]string{"identity": identity})
+		r := c.Do("POST", "/auth/v1/login/params", "", map[string]string{"identity": identity})
 		expectStatus(t, r, http.StatusOK, "params "+identity)
 		var out struct {
 			KDF map[string]any `json:"kdf"`
 		}
-		r.json(t, &out)
+		r.JSON(t, &out)
 		return out.KDF
 	}
-	pk, pu1, pu2 := params(u.identity), params(unknown), params(unknown)
+	pk, pu1, pu2 := params(u.Identity), params(unknown), params(unknown)
 	if len(pk) != len(pu1) || len(pk["salt"].(string)) != len(pu1["salt"].(string)) {
 		t.Errorf("params differ in shape: known %v, unknown %v", pk, pu1)
 	}
@@ -212,13 +212,13 @@ func TestUnknownIdentityLooksLikeAKnownOne(t *testing.T) {
 		cl, _ := srpgroup.Env().NewClient([]byte(identity), randBytes(32))
 		cred := cl.Credentials()
 		A, _ := new(big.Int).SetString(cred[strings.IndexByte(cred, ':')+1:], 16)
-		r := c.do("POST", "/auth/v1/login/init", "", map[string]string{"identity": identity, "a": A.Text(16)})
+		r := c.Do("POST", "/auth/v1/login/init", "", map[string]string{"identity": identity, "a": A.Text(16)})
 		expectStatus(t, r, http.StatusOK, "init "+identity)
 		var out map[string]any
-		r.json(t, &out)
+		r.JSON(t, &out)
 		return out
 	}
-	ik, iu := init(u.identity), init(unknown)
+	ik, iu := init(u.Identity), init(unknown)
 	for k, v := range ik {
 		w, ok := iu[k]
 		if !ok {
@@ -233,8 +233,8 @@ func TestUnknownIdentityLooksLikeAKnownOne(t *testing.T) {
 		t.Error("repeated inits for an unknown identity give different salts")
 	}
 
-	_, errUnknown := c.auth.LoginWithSecret(context.Background(), unknown, randBytes(32))
-	_, errWrong := c.auth.LoginWithSecret(context.Background(), u.identity, randBytes(32))
+	_, errUnknown := c.Auth.LoginWithSecret(context.Background(), mustIdentity(t, unknown), randBytes(32))
+	_, errWrong := c.Auth.LoginWithSecret(context.Background(), mustIdentity(t, u.Identity), randBytes(32))
 	if errUnknown == nil || errWrong == nil {
 		t.Fatalf("logins without the right secret succeeded: %v / %v", errUnknown, errWrong)
 	}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,14 +23,14 @@ import (
 func TestForgedTokensAreRefused(t *testing.T) {
 	s := need(t)
 	c := newClient(t)
-	u := c.signup()
-	sess := c.login(u)
+	u := c.Signup("user")
+	sess := c.Login(u)
 	kid, key := currentKey(t)
 
 	now := time.Now().Unix()
 	good := func() map[string]any {
 		return map[string]any{
-			"iss": s.GatewayURL(), "aud": "zsm-api", "sub": u.id, "role": "app_user",
+			"iss": s.GatewayURL(), "aud": "zsm-api", "sub": u.ID, "role": "app_user",
 			"sid": sess.SessionID, "iat": now, "exp": now + 300,
 		}
 	}
@@ -42,10 +43,10 @@ func TestForgedTokensAreRefused(t *testing.T) {
 
 	// Control: a hand-made token with the real key and valid claims works,
 	// so every refusal below is down to the one thing that was changed.
-	r := c.do("GET", "/rest/vaults", signEdDSA(hdr, good(), key), nil)
+	r := c.Do("GET", "/rest/vaults", signEdDSA(hdr, good(), key), nil)
 	expectStatus(t, r, http.StatusOK, "control token")
 
-	jwks := c.do("GET", "/.well-known/jwks.json", "", nil)
+	jwks := c.Do("GET", "/.well-known/jwks.json", "", nil)
 	expectStatus(t, jwks, http.StatusOK, "jwks")
 	_, foreign, _ := ed25519.GenerateKey(rand.Reader)
 
@@ -63,7 +64,7 @@ func TestForgedTokensAreRefused(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"HS256 keyed with the JWKS text", hs256(jwks.body, good()), 401, "PGRST301"},
+		{"HS256 keyed with the JWKS text", hs256(jwks.Body, good()), 401, "PGRST301"},
 		{"HS256 keyed with the public key", hs256(key.Public().(ed25519.PublicKey), good()), 401, "PGRST301"},
 		{"alg none", none, 401, "PGRST301"},
 		{"unknown key, real kid", signEdDSA(hdr, good(), foreign), 401, "PGRST301"},
@@ -90,7 +91,7 @@ func TestForgedTokensAreRefused(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := c.do("GET", "/rest/vaults", tc.token, nil)
+			r := c.Do("GET", "/rest/vaults", tc.token, nil)
 			expectRefusal(t, r, tc.status, tc.code, tc.name)
 		})
 	}
@@ -110,22 +111,22 @@ func tamper(tok string) string {
 // public Ed25519 keys only, and passes the same strict validation.
 func TestJWKSIsPublicAndPushed(t *testing.T) {
 	c := newClient(t)
-	r := c.do("GET", "/.well-known/jwks.json", "", nil)
+	r := c.Do("GET", "/.well-known/jwks.json", "", nil)
 	expectStatus(t, r, http.StatusOK, "jwks")
-	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/jwk-set+json") {
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/jwk-set+json") {
 		t.Errorf("content type %q", ct)
 	}
-	if cc := r.header.Get("Cache-Control"); !strings.Contains(cc, "max-age=") {
+	if cc := r.Header.Get("Cache-Control"); !strings.Contains(cc, "max-age=") {
 		t.Errorf("no max-age in Cache-Control %q", cc)
 	}
-	keys, err := signer.ValidateJWKS(r.body)
+	keys, err := signer.ValidateJWKS(r.Body)
 	if err != nil {
 		t.Fatalf("served JWKS fails validation: %v", err)
 	}
 	var doc struct {
 		Keys []map[string]any `json:"keys"`
 	}
-	r.json(t, &doc)
+	r.JSON(t, &doc)
 	for _, k := range doc.Keys {
 		for _, private := range []string{"d", "p", "q", "dp", "dq", "qi", "k"} {
 			if _, ok := k[private]; ok {
@@ -138,9 +139,9 @@ func TestJWKSIsPublicAndPushed(t *testing.T) {
 		SELECT setconfig FROM pg_db_role_setting WHERE setrole = 'authenticator'::regrole AND setdatabase = 0`).Scan(&setconfig); err != nil {
 		t.Fatalf("no in-database PostgREST config: %v", err)
 	}
-	want := "pgrst.jwt_secret=" + string(r.body)
+	want := "pgrst.jwt_secret=" + string(r.Body)
 	if !slices.Contains(setconfig, want) {
-		t.Fatalf("PostgREST's jwt_secret differs from the served JWKS:\n%v\nserved %s", setconfig, r.body)
+		t.Fatalf("PostgREST's jwt_secret differs from the served JWKS:\n%v\nserved %s", setconfig, r.Body)
 	}
 	kid, _ := currentKey(t)
 	if keys[0].KID != kid {
@@ -152,8 +153,8 @@ func TestJWKSIsPublicAndPushed(t *testing.T) {
 func TestAccessTokenClaims(t *testing.T) {
 	s := need(t)
 	c := newClient(t)
-	u := c.signup()
-	sess := c.login(u)
+	u := c.Signup("user")
+	sess := c.Login(u)
 	parts := strings.Split(sess.AccessToken, ".")
 	if len(parts) != 3 {
 		t.Fatalf("not a compact JWS")
@@ -173,11 +174,46 @@ func TestAccessTokenClaims(t *testing.T) {
 			t.Errorf("claim %s missing from %v", k, claims)
 		}
 	}
-	if claims["iss"] != s.GatewayURL() || claims["sub"] != u.id || claims["role"] != "app_user" || claims["sid"] != sess.SessionID {
+	if claims["iss"] != s.GatewayURL() || claims["sub"] != u.ID || claims["role"] != "app_user" || claims["sid"] != sess.SessionID {
 		t.Errorf("claims %v", claims)
 	}
 	if ttl := claims["exp"].(float64) - claims["iat"].(float64); ttl <= 0 || ttl > 900 {
 		t.Errorf("lifetime %v s, want (0, 900]", ttl)
 	}
 	_ = io.Discard
+}
+
+// authsvc and the REST side agree on claim types: PostgREST refuses
+// `"exp": "<digits>"` and a string iat (401 PGRST301, and the gate would
+// refuse them after it) while authsvc read both as dates and let the token
+// into its session endpoints. authsvc now refuses them with 401
+// invalid_token; both sides take the control token.
+func TestClaimTypesStrictOnBothSides(t *testing.T) {
+	s := need(t)
+	c := newClient(t)
+	u := c.Signup("user")
+	sess := c.Login(u)
+	kid, key := currentKey(t)
+	hdr := map[string]any{"alg": "EdDSA", "typ": "JWT", "kid": kid}
+	now := time.Now().Unix()
+	claims := func(change func(map[string]any)) string {
+		m := map[string]any{
+			"iss": s.GatewayURL(), "aud": "zsm-api", "sub": u.ID, "role": "app_user",
+			"sid": sess.SessionID, "iat": now, "exp": now + 300,
+		}
+		change(m)
+		return signEdDSA(hdr, m, key)
+	}
+	control := claims(func(map[string]any) {})
+	expectStatus(t, c.Do("GET", "/auth/v1/sessions", control, nil), http.StatusOK, "authsvc, control token")
+	expectStatus(t, c.Do("GET", "/rest/vaults", control, nil), http.StatusOK, "gate, control token")
+	for name, change := range map[string]func(map[string]any){
+		"exp a string": func(m map[string]any) { m["exp"] = strconv.FormatInt(now+300, 10) },
+		"iat a string": func(m map[string]any) { m["iat"] = strconv.FormatInt(now, 10) },
+		"nbf a string": func(m map[string]any) { m["nbf"] = strconv.FormatInt(now, 10) },
+	} {
+		tok := claims(change)
+		expectRefusal(t, c.Do("GET", "/auth/v1/sessions", tok, nil), http.StatusUnauthorized, "invalid_token", "authsvc, "+name)
+		expectRefusal(t, c.Do("GET", "/rest/vaults", tok, nil), http.StatusUnauthorized, "PGRST301", "rest, "+name)
+	}
 }

@@ -13,12 +13,12 @@ import (
 func TestLogsHoldNoSecrets(t *testing.T) {
 	s := need(t)
 	c := newClient(t)
-	u := c.signup()
-	sess := c.login(u)
-	if _, err := c.auth.Refresh(context.Background(), sess.RefreshToken); err != nil {
+	u := c.Signup("user")
+	sess := c.Login(u)
+	if _, err := c.Auth.Refresh(context.Background(), sess.RefreshToken); err != nil {
 		t.Fatal(err)
 	}
-	expectStatus(t, c.do("GET", "/rest/vaults?select=id", sess.AccessToken, nil), 200, "read")
+	expectStatus(t, c.Do("GET", "/rest/vaults?select=id", sess.AccessToken, nil), 200, "read")
 
 	time.Sleep(1500 * time.Millisecond) // nginx flushes its buffered access log every second
 
@@ -27,7 +27,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		"a refresh token":       "zsmrt_",
 		"this access token":     sess.AccessToken[len(sess.AccessToken)-20:],
 		"this refresh token":    sess.RefreshToken[6:26],
-		"the SRP secret in hex": randHexOf(u.secret)[:24],
+		"the SRP secret in hex": randHexOf(u.Secret)[:24],
 	}
 	for _, svc := range []string{"nginx", "authsvc", "postgrest", "postgres", "redis"} {
 		path := s.LogFile(svc)

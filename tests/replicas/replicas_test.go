@@ -7,7 +7,6 @@ package replicas
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -26,70 +25,38 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"zsm.dev/zsm/authsvc/rotation"
 	"zsm.dev/zsm/authsvc/signer"
 	"zsm.dev/zsm/authsvc/store"
 	"zsm.dev/zsm/sdk/authclient"
 	"zsm.dev/zsm/srpgroup"
 	"zsm.dev/zsm/stack"
-)
-
-var (
-	st       *stack.Stack
-	startErr error
+	"zsm.dev/zsm/tests/internal/stacktest"
 )
 
 func TestMain(m *testing.M) {
-	var stop func()
-	st, stop, startErr = stack.StartTemp("zsm-replicas-", stack.Config{
+	os.Exit(stacktest.Run(m, "zsm-replicas-", stack.Config{
 		AuthsvcReplicas: 2, LoginRatePerSecond: 1000, LoginBurst: 1000,
 		AuthsvcEnv: map[string]string{
-			"AUTHSVC_KEY_PUBLISH_DELAY":       "1s",
-			"AUTHSVC_SESSION_IDLE_TTL":        "36h",
-			"AUTHSVC_LOGIN_RATE_PER_IP":       "100000",
-			"AUTHSVC_LOGIN_RATE_PER_IDENTITY": "100000",
-			"AUTHSVC_SIGNUP_RATE_PER_IP":      "100000",
+			"AUTHSVC_KEY_PUBLISH_DELAY":  "1s",
+			"AUTHSVC_SESSION_IDLE_TTL":   "36h",
+			"AUTHSVC_LOGIN_RATE_PER_IP":  "100000",
+			"AUTHSVC_SIGNUP_RATE_PER_IP": "100000",
 		},
-	})
-	code := m.Run()
-	stop()
-	os.Exit(code)
+	}))
 }
 
-func need(t *testing.T) *stack.Stack {
+var need = stacktest.Need
+
+// signup registers a new account through base (the gateway or a replica).
+func signup(t *testing.T, base string) stacktest.Account {
 	t.Helper()
-	if startErr != nil {
-		t.Fatalf("the stack did not start: %v", startErr)
-	}
-	return st
+	return stacktest.DeviceFor(t, base).Signup("r")
 }
 
-type user struct {
-	identity string
-	secret   []byte
-}
-
-func signup(t *testing.T, base string) user {
+// login logs u in through base.
+func login(t *testing.T, base string, u stacktest.Account) authclient.Session {
 	t.Helper()
-	u := user{identity: fmt.Sprintf("r-%d@example.test", time.Now().UnixNano()), secret: make([]byte, 32)}
-	_, _ = rand.Read(u.secret)
-	salt := make([]byte, 16)
-	_, _ = rand.Read(salt)
-	if _, err := authclient.New(base).Signup(context.Background(), u.identity, u.secret, authclient.KDF{
-		Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(salt), MemoryKiB: 65536, Iterations: 3, Parallelism: 4,
-	}); err != nil {
-		t.Fatalf("signup: %v", err)
-	}
-	return u
-}
-
-func login(t *testing.T, base string, u user) authclient.Session {
-	t.Helper()
-	s, err := authclient.New(base).LoginWithSecret(context.Background(), u.identity, u.secret)
-	if err != nil {
-		t.Fatalf("login via %s: %v", base, err)
-	}
-	return s
+	return stacktest.DeviceFor(t, base).Login(u)
 }
 
 func kidOf(t *testing.T, token string) string {
@@ -132,7 +99,7 @@ func authsvc(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-func keys(t *testing.T) []signer.StoredKey {
+func keys(t *testing.T) []store.SigningKey {
 	t.Helper()
 	sto, err := store.Open(context.Background(), need(t).AuthsvcDSN())
 	if err != nil {
@@ -146,8 +113,8 @@ func keys(t *testing.T) []signer.StoredKey {
 	return ks
 }
 
-func inState(ks []signer.StoredKey, state string) []signer.StoredKey {
-	var out []signer.StoredKey
+func inState(ks []store.SigningKey, state string) []store.SigningKey {
+	var out []store.SigningKey
 	for _, k := range ks {
 		if k.State == state {
 			out = append(out, k)
@@ -162,10 +129,10 @@ func inState(ks []signer.StoredKey, state string) []signer.StoredKey {
 func consistent(t *testing.T) {
 	t.Helper()
 	ks := keys(t)
-	if n := len(inState(ks, signer.StateCurrent)); n != 1 {
+	if n := len(inState(ks, store.KeyCurrent)); n != 1 {
 		t.Fatalf("%d current keys", n)
 	}
-	if n := len(inState(ks, signer.StateNext)); n > 1 {
+	if n := len(inState(ks, store.KeyNext)); n > 1 {
 		t.Fatalf("%d next keys", n)
 	}
 	want, err := signer.EncodeJWKS(signer.Published(ks))
@@ -195,7 +162,7 @@ func consistent(t *testing.T) {
 func TestLoginAcrossReplicas(t *testing.T) {
 	s := need(t)
 	u := signup(t, s.GatewayURL())
-	cl, err := srpgroup.Env().NewClient([]byte(u.identity), u.secret)
+	cl, err := srpgroup.Env().NewClient([]byte(u.Identity), u.Secret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +174,7 @@ func TestLoginAcrossReplicas(t *testing.T) {
 		B           string `json:"b"`
 	}
 	if err := authclient.New(s.ReplicaURL(1)).Do(context.Background(), "POST", "/auth/v1/login/init",
-		map[string]string{"identity": u.identity, "a": A.Text(16)}, &ch); err != nil {
+		map[string]string{"identity": u.Identity, "a": A.Text(16)}, &ch); err != nil {
 		t.Fatal(err)
 	}
 	m, err := cl.Generate(ch.SRPSalt + ":" + ch.B)
@@ -297,8 +264,8 @@ func TestRotationUnderLoadFailsNothing(t *testing.T) {
 		t.Fatalf("only %d requests ran", ok.Load())
 	}
 	after := keys(t)
-	if len(inState(after, signer.StateRetired)) < len(inState(before, signer.StateRetired))+3 {
-		t.Fatalf("three rotations should retire three keys: before %d retired, after %d", len(inState(before, signer.StateRetired)), len(inState(after, signer.StateRetired)))
+	if len(inState(after, store.KeyRetired)) < len(inState(before, store.KeyRetired))+3 {
+		t.Fatalf("three rotations should retire three keys: before %d retired, after %d", len(inState(before, store.KeyRetired)), len(inState(after, store.KeyRetired)))
 	}
 	if len(kids) < 2 {
 		t.Fatalf("refreshed tokens used %d keys; rotation did not reach the signers", len(kids))
@@ -312,7 +279,7 @@ func TestReplicasFollowRotation(t *testing.T) {
 	s := need(t)
 	u := signup(t, s.GatewayURL())
 	authsvc(t, "keys", "rotate")
-	cur := inState(keys(t), signer.StateCurrent)[0].KID
+	cur := inState(keys(t), store.KeyCurrent)[0].KID
 	deadline := time.Now().Add(5 * time.Second)
 	for i := 1; i <= 2; i++ {
 		for {
@@ -353,7 +320,7 @@ func TestRevokedKeyRefusedWithinASecond(t *testing.T) {
 			t.Fatalf("admin revoke with token %q: %d", tok, resp.StatusCode)
 		}
 	}
-	if !slices.ContainsFunc(inState(keys(t), signer.StateCurrent), func(k signer.StoredKey) bool { return k.KID == kid }) {
+	if !slices.ContainsFunc(inState(keys(t), store.KeyCurrent), func(k store.SigningKey) bool { return k.KID == kid }) {
 		t.Fatal("the key was revoked without the credential")
 	}
 
@@ -428,7 +395,7 @@ func TestInterruptedRotationLeavesNoHalfState(t *testing.T) {
 	cmd := exec.Command(s.AuthsvcBinary(), "keys", "rotate")
 	cmd.Env = append(s.AuthsvcEnv(1), "AUTHSVC_KEY_PUBLISH_DELAY=1h")
 	// Make sure a fresh next key is involved: revoke the current next, if any.
-	for _, k := range inState(keys(t), signer.StateNext) {
+	for _, k := range inState(keys(t), store.KeyNext) {
 		authsvc(t, "keys", "revoke", k.KID)
 	}
 	var out bytes.Buffer
@@ -437,7 +404,7 @@ func TestInterruptedRotationLeavesNoHalfState(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for len(inState(keys(t), signer.StateNext)) == 0 {
+	for len(inState(keys(t), store.KeyNext)) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("no next key published: %s", out.String())
 		}
@@ -452,10 +419,10 @@ func TestInterruptedRotationLeavesNoHalfState(t *testing.T) {
 		t.Fatal(err)
 	}
 	consistent(t)
-	before := inState(keys(t), signer.StateNext)[0].KID
+	before := inState(keys(t), store.KeyNext)[0].KID
 	authsvc(t, "keys", "rotate")
 	consistent(t)
-	if cur := inState(keys(t), signer.StateCurrent)[0].KID; cur != before {
+	if cur := inState(keys(t), store.KeyCurrent)[0].KID; cur != before {
 		t.Fatalf("the interrupted rotation's next key %s did not become current (%s is)", before, cur)
 	}
 }
@@ -464,7 +431,7 @@ func TestInterruptedRotationLeavesNoHalfState(t *testing.T) {
 func TestPruneRemovesExpiredRetiredKeys(t *testing.T) {
 	s := need(t)
 	authsvc(t, "keys", "rotate")
-	retired := inState(keys(t), signer.StateRetired)
+	retired := inState(keys(t), store.KeyRetired)
 	if len(retired) == 0 {
 		t.Fatal("no retired key to prune")
 	}
@@ -473,10 +440,10 @@ func TestPruneRemovesExpiredRetiredKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sto.Close()
-	r := &rotation.Rotator{Keys: sto, Issuer: s.GatewayURL(), Audience: "zsm-api", AccessTTL: 15 * time.Minute,
-		Now: func() time.Time { return time.Now().Add(15*time.Minute + rotation.Skew + time.Second) }}
+	r := &signer.Rotator{Keys: sto, Issuer: s.GatewayURL(), Audience: "zsm-api", AccessTTL: 15 * time.Minute,
+		Now: func() time.Time { return time.Now().Add(15*time.Minute + signer.Skew + time.Second) }}
 	// Not yet: just before expiry nothing is removed.
-	early := &rotation.Rotator{Keys: sto, Issuer: s.GatewayURL(), Audience: "zsm-api", AccessTTL: 15 * time.Minute,
+	early := &signer.Rotator{Keys: sto, Issuer: s.GatewayURL(), Audience: "zsm-api", AccessTTL: 15 * time.Minute,
 		Now: func() time.Time { return time.Now().Add(15 * time.Minute) }}
 	if n, err := early.Prune(context.Background()); err != nil || n != 0 {
 		t.Fatalf("early prune removed %d (%v)", n, err)

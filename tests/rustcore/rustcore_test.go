@@ -3,6 +3,7 @@ package rustcore
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -13,7 +14,11 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/jackc/pgx/v5"
+
+	"zsm.dev/zsm/sdk/zsm"
 	"zsm.dev/zsm/srpgroup"
+	"zsm.dev/zsm/stack"
 )
 
 // repoRoot is where the Cargo workspace and the Go module live.
@@ -42,7 +47,9 @@ func TargetDir() (string, error) {
 // stack: the malicious-server cases through a tampering proxy, and
 // interoperability with the Go CLI built from this tree, both ways. It also
 // hands the Rust core every code point to normalize as an identity and
-// compares each answer with srpgroup.NormalizeIdentity's.
+// compares each answer with srpgroup.NormalizeIdentity's, and every input of
+// the parser corpus (parsers_test.go) to parse, compared with the Go SDK's
+// answer.
 func TestRustCoreAgainstStack(t *testing.T) {
 	s := need(t)
 	cargo, err := exec.LookPath("cargo")
@@ -65,9 +72,18 @@ func TestRustCoreAgainstStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	parsers := filepath.Join(dir, "parsers.tsv")
+	np, err := writeParserCorpus(parsers)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
+	legacy, err := legacyAccount(ctx, s)
+	if err != nil {
+		t.Fatalf("preparing an account without a key record: %v", err)
+	}
 	cmd := exec.CommandContext(ctx, cargo, "test", "--locked", "-p", "zsm-core", "--features", "stack-tests", "--test", "stack", "--", "--nocapture")
 	cmd.Dir = repoRoot
 	cmd.Env = append(os.Environ(),
@@ -77,6 +93,11 @@ func TestRustCoreAgainstStack(t *testing.T) {
 		"ZSM_TEST_DIR="+dir,
 		"ZSM_TEST_IDENTITIES="+corpus,
 		fmt.Sprintf("ZSM_TEST_IDENTITY_COUNT=%d", n),
+		"ZSM_TEST_PARSERS="+parsers,
+		fmt.Sprintf("ZSM_TEST_PARSER_COUNT=%d", np),
+		"ZSM_TEST_LEGACY_IDENTITY="+legacy.identity,
+		"ZSM_TEST_LEGACY_PASSWORD="+legacy.password,
+		"ZSM_TEST_LEGACY_SECRET_KEY="+legacy.secretKey,
 	)
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
@@ -88,6 +109,38 @@ func TestRustCoreAgainstStack(t *testing.T) {
 	if !strings.Contains(string(out), "test result: ok.") || strings.Contains(string(out), " 0 passed") {
 		t.Fatal("cargo ran no stack test")
 	}
+}
+
+// legacy is an account as it was before key records existed.
+type legacy struct{ identity, password, secretKey string }
+
+// legacyAccount signs up an account with the Go SDK and removes its key
+// record in the database, as for an account made before records existed:
+// the Rust core must publish the record at its next login.
+func legacyAccount(ctx context.Context, s *stack.Stack) (legacy, error) {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return legacy{}, err
+	}
+	l := legacy{identity: "legacy-" + hex.EncodeToString(b[:]) + "@example.test", password: "a legacy password " + hex.EncodeToString(b[:3])}
+	res, err := zsm.Signup(ctx, nil, s.GatewayURL(), l.identity, l.password, zsm.NewMemState())
+	if err != nil {
+		return legacy{}, err
+	}
+	l.secretKey = res.SecretKey.Text()
+	conn, err := pgx.Connect(ctx, s.AdminDSN())
+	if err != nil {
+		return legacy{}, err
+	}
+	defer conn.Close(context.Background())
+	tag, err := conn.Exec(ctx, `UPDATE api.public_keys SET key_record_version = NULL, key_record_signature = NULL WHERE user_id = $1`, res.UserID)
+	if err != nil {
+		return legacy{}, err
+	}
+	if tag.RowsAffected() != 1 {
+		return legacy{}, fmt.Errorf("%d key records removed, want 1", tag.RowsAffected())
+	}
+	return l, nil
 }
 
 // writeIdentityCorpus writes one line per input: hex(input) TAB

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"unicode"
 
@@ -20,7 +21,8 @@ const tablesFile = "../../crates/zsm-core/src/identity_tables.rs"
 // TestIdentityTables keeps the Rust core's identity tables equal to what Go
 // computes: srpgroup.NormalizeIdentity case-folds with golang.org/x/text's
 // cases.Fold and accepts only runes for which unicode.IsPrint holds and
-// unicode.IsSpace does not. The Rust core cannot call Go, so these tables
+// unicode.IsSpace does not; srpgroup.CheckNewIdentity reads each rune's
+// script from unicode.Scripts. The Rust core cannot call Go, so these tables
 // are generated from Go's own functions (go test ./tests/rustcore -run
 // TestIdentityTables -update); the test fails when a Go or x/text upgrade
 // changes them, so the two clients never hash different identities.
@@ -74,8 +76,82 @@ func identityTables() []byte {
 			in = false
 		}
 	}
-	fmt.Fprintf(&b, "];\n")
+	fmt.Fprintf(&b, "];\n\n")
+	scriptTables(&b)
 	return b.Bytes()
+}
+
+// scriptTables writes the Script property as srpgroup.CheckNewIdentity
+// reads it: SCRIPT_NAMES (sorted, without Common and Inherited) and SCRIPTS,
+// inclusive ranges of runes with the index of their script in SCRIPT_NAMES.
+// A rune in no range is Common or Inherited (shared by all scripts) when it
+// is in those tables, else Unknown; UNKNOWN lists the ranges of the latter.
+func scriptTables(b *bytes.Buffer) {
+	var names []string
+	for name := range unicode.Scripts {
+		if name != "Common" && name != "Inherited" {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	fmt.Fprintf(b, "/// The scripts of unicode.Scripts but Common and Inherited, sorted.\n")
+	fmt.Fprintf(b, "pub static SCRIPT_NAMES: &[&str] = &[\n")
+	for _, n := range names {
+		fmt.Fprintf(b, "    %q,\n", n)
+	}
+	fmt.Fprintf(b, "];\n\n")
+	// -1: Common or Inherited; -2: in no script (Unknown).
+	script := func(r rune) int {
+		if r >= 0xD800 && r <= 0xDFFF {
+			return -2
+		}
+		if unicode.Is(unicode.Common, r) || unicode.Is(unicode.Inherited, r) {
+			return -1
+		}
+		for i, n := range names {
+			if unicode.Is(unicode.Scripts[n], r) {
+				return i
+			}
+		}
+		return -2
+	}
+	type run struct {
+		lo, hi rune
+		sc     int
+	}
+	var runs []run
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		sc := script(r)
+		if n := len(runs); n > 0 && runs[n-1].sc == sc && runs[n-1].hi == r-1 {
+			runs[n-1].hi = r
+			continue
+		}
+		runs = append(runs, run{r, r, sc})
+	}
+	fmt.Fprintf(b, "/// Inclusive ranges of runes of one script (an index into SCRIPT_NAMES), sorted.\n")
+	fmt.Fprintf(b, "pub static SCRIPTS: &[(char, char, u8)] = &[\n")
+	for _, r := range runs {
+		if r.sc >= 0 {
+			fmt.Fprintf(b, "    ('\\u{%x}', '\\u{%x}', %d),\n", r.lo, r.hi, r.sc)
+		}
+	}
+	fmt.Fprintf(b, "];\n\n")
+	fmt.Fprintf(b, "/// Inclusive ranges of runes in no script, not even Common or Inherited (Unknown), sorted.\n")
+	fmt.Fprintf(b, "pub static UNKNOWN: &[(char, char)] = &[\n")
+	for _, r := range runs {
+		if r.sc == -2 && !(r.lo >= 0xD800 && r.hi <= 0xDFFF) {
+			lo, hi := r.lo, r.hi
+			if lo < 0xD800 && hi >= 0xD800 {
+				// Rust chars skip the surrogates: split around them.
+				fmt.Fprintf(b, "    ('\\u{%x}', '\\u{%x}'),\n", lo, rune(0xD7FF))
+				lo = 0xE000
+			}
+			if lo <= hi {
+				fmt.Fprintf(b, "    ('\\u{%x}', '\\u{%x}'),\n", lo, hi)
+			}
+		}
+	}
+	fmt.Fprintf(b, "];\n")
 }
 
 // rustEscape writes every rune of s as a Rust \u{...} escape.

@@ -51,16 +51,26 @@ pub enum Type {
     VaultMeta = 4,
     /// A secret, under the vault key.
     Secret = 5,
+    /// The 32-byte X-Wing seed, under the account key (bundle version 2).
+    XWingSeed = 6,
+    /// The pin set, under the account key (revision: the pin row's).
+    PinSet = 7,
+    /// The vault key of generation g under the key of g+1 (revision: g).
+    PrevVaultKey = 8,
 }
 
 impl Type {
-    fn from_byte(b: u8) -> Option<Type> {
+    /// The type of a type byte; `None` for an unknown one.
+    pub fn from_byte(b: u8) -> Option<Type> {
         Some(match b {
             1 => Type::AccountKey,
             2 => Type::X25519Private,
             3 => Type::Ed25519Private,
             4 => Type::VaultMeta,
             5 => Type::Secret,
+            6 => Type::XWingSeed,
+            7 => Type::PinSet,
+            8 => Type::PrevVaultKey,
             _ => return None,
         })
     }
@@ -187,7 +197,7 @@ pub struct Parsed<'a> {
 
 /// Splits an envelope, checking in this order: the version byte (anything
 /// but 1 is [`EnvelopeError::UnsupportedVersion`], whatever the length), the
-/// length (at least 74 bytes) and the type byte (1–5); the last two are
+/// length (at least 74 bytes) and the type byte (1–8); the last two are
 /// [`EnvelopeError::Malformed`].
 pub fn parse(env: &[u8]) -> Result<Parsed<'_>, EnvelopeError> {
     let (&version, _) = env.split_first().ok_or(EnvelopeError::Malformed)?;

@@ -1,5 +1,7 @@
 //! Vault keys, their HPKE sealing to members, and signed grants
-//! (docs/crypto.md §4).
+//! (docs/crypto.md §4), and what sharing adds in [`v2`] (§8): key
+//! generations, HPKE version 2 with X-Wing, grants version 2, key
+//! commitments and the chain of previous keys.
 //!
 //! A vault key is sealed to a member's X25519 public key with HPKE (RFC 9180
 //! base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305),
@@ -16,6 +18,9 @@ use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use zeroize::Zeroizing;
+
+mod v2;
+pub use v2::*;
 
 /// The roles a grant may give, from most to least powerful.
 pub const ROLES: [&str; 4] = ["owner", "admin", "editor", "viewer"];
@@ -37,6 +42,22 @@ pub enum GrantError {
     /// A grant whose signature does not verify (or that cannot be encoded).
     #[error("bad grant signature")]
     BadSignature,
+    /// A key or grant of a KEM other than X25519 and X-Wing, or of X-Wing
+    /// for a member without an X-Wing key.
+    #[error("unknown KEM 0x{0:04x} for this member")]
+    UnknownKem(u16),
+    /// A vault key sealed to a member's X25519 key although the member's
+    /// key record has an X-Wing key: the post-quantum half was stripped.
+    #[error("vault key sealed without the hybrid key the member has (downgrade)")]
+    Downgrade,
+    /// A vault key that does not match the commitment the membership log
+    /// holds for its generation: not the key the members agreed on.
+    #[error("the vault key of generation {0} does not match its commitment in the membership log")]
+    KeyCommitment(u64),
+    /// The chain of previous vault keys is incomplete or a link does not
+    /// open (at this generation).
+    #[error("broken chain of previous vault keys at generation {0}")]
+    Chain(u64),
 }
 
 /// A fresh random vault key.

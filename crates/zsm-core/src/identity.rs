@@ -14,7 +14,7 @@
 
 use unicode_normalization::UnicodeNormalization;
 
-use crate::identity_tables::{ALLOWED, FOLD};
+use crate::identity_tables::{ALLOWED, FOLD, SCRIPT_NAMES, SCRIPTS, UNKNOWN};
 
 /// The Unicode version of the Go tables the identity rules come from.
 pub use crate::identity_tables::GO_UNICODE_VERSION as UNICODE_VERSION;
@@ -122,9 +122,86 @@ pub fn normalize(s: &str) -> Result<String, IdentityError> {
     Ok(n)
 }
 
+/// Why a new identity cannot be registered (on top of [`normalize`]).
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone, Copy)]
+pub enum NewIdentityError {
+    /// U+FFFD, which only stands in for bytes that were not UTF-8.
+    #[error("identity contains U+FFFD, the mark of text that was not valid UTF-8")]
+    ReplacementCharacter,
+    /// A part between '@' and '.' mixes writing systems (a Cyrillic or
+    /// Greek letter in a Latin name, say), so it can pass for another
+    /// identity.
+    #[error("identity mixes writing systems within one part, so it can pass for another identity")]
+    MixedScripts,
+}
+
+/// The script combinations UTS #39 allows at its highly restrictive level.
+const ALLOWED_MIXES: [&[&str]; 3] = [
+    &["Latin", "Han", "Hiragana", "Katakana"],
+    &["Latin", "Han", "Bopomofo"],
+    &["Latin", "Han", "Hangul"],
+];
+
+/// The script of `c` as Go's unicode.Scripts has it; `None` for Common and
+/// Inherited (digits, punctuation, combining marks: shared by all).
+fn script_of(c: char) -> Option<&'static str> {
+    let i = SCRIPTS.partition_point(|&(_, hi, _)| hi < c);
+    if let Some(&(lo, _, sc)) = SCRIPTS.get(i)
+        && lo <= c
+    {
+        return Some(SCRIPT_NAMES[sc as usize]);
+    }
+    let j = UNKNOWN.partition_point(|&(_, hi)| hi < c);
+    match UNKNOWN.get(j) {
+        Some(&(lo, _)) if lo <= c => Some("Unknown"),
+        _ => None,
+    }
+}
+
+fn single_script(part: &str) -> bool {
+    let mut seen: Vec<&str> = Vec::new();
+    for sc in part.chars().filter_map(script_of) {
+        if !seen.contains(&sc) {
+            seen.push(sc);
+        }
+    }
+    seen.len() <= 1 || ALLOWED_MIXES.iter().any(|mix| seen.iter().all(|s| mix.contains(s)))
+}
+
+/// The rules an identity must meet to be registered, on top of
+/// [`normalize`] (it expects the normal form), as Go's
+/// `srpgroup.CheckNewIdentity`: no U+FFFD, and each part between '@' and
+/// '.' in one script besides the characters every script shares, or in one
+/// of the combinations Japanese, Chinese and Korean are written in (UTS #39,
+/// highly restrictive). authsvc refuses a sign-up that breaks them; the
+/// client checks first so the user learns why before any key is made.
+pub fn check_new_identity(identity: &str) -> Result<(), NewIdentityError> {
+    if identity.contains('\u{fffd}') {
+        return Err(NewIdentityError::ReplacementCharacter);
+    }
+    if identity.split(['@', '.']).filter(|p| !p.is_empty()).all(single_script) {
+        Ok(())
+    } else {
+        Err(NewIdentityError::MixedScripts)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scripts() {
+        assert_eq!(script_of('a'), Some("Latin"));
+        assert_eq!(script_of('1'), None);
+        assert_eq!(script_of('\u{301}'), None, "inherited");
+        assert_eq!(script_of('\u{430}'), Some("Cyrillic"));
+        assert_eq!(script_of('\u{378}'), Some("Unknown"));
+        assert!(SCRIPTS.windows(2).all(|w| w[0].1 < w[1].0));
+        assert!(UNKNOWN.windows(2).all(|w| w[0].1 < w[1].0));
+        assert_eq!(check_new_identity("p\u{430}ypal"), Err(NewIdentityError::MixedScripts));
+        assert_eq!(check_new_identity("ivan@\u{43f}\u{440}.rf"), Ok(()));
+    }
 
     #[test]
     fn tables_match_the_unicode_version() {

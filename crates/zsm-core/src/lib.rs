@@ -3,7 +3,9 @@
 //! Everything a zsm client does that the server must not be able to do or
 //! fake happens here: the two-secret key derivation (Argon2id and the Secret
 //! Key), the committing envelope every ciphertext is stored in, the account
-//! key bundle, vault keys sealed with HPKE and grants signed with Ed25519
+//! key bundle and its signed key record, vault keys sealed with HPKE (X25519
+//! and the hybrid X-Wing) and grants signed with Ed25519, fingerprints and
+//! pins, the membership log and the vault manifest of shared vaults
 //! (docs/crypto.md), and the SRP-6a client of go-srp's BLAKE2b variant
 //! (docs/auth.md). [`Client`] puts them together into a client of the zsm
 //! server that checks everything the server sends before believing it.
@@ -20,10 +22,17 @@ pub mod error;
 pub mod grant;
 pub mod identity;
 mod identity_tables;
+mod json;
 pub mod kdf;
+pub mod keyrecord;
+pub mod manifest;
+pub mod memberlog;
 pub mod secret_key;
+pub mod shared;
 pub mod srp;
 pub mod state;
+pub mod trust;
+pub mod xwing;
 
 pub use client::{Client, Config, Secret, SessionInfo, SignupResult, Vault};
 pub use error::Error;

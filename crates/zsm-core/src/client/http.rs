@@ -206,14 +206,19 @@ impl Client {
         Ok(self.rest(method, path, body, prefer).await?.unwrap_or_default())
     }
 
-    /// A call to authsvc with the access token (sessions, password change),
+    /// A call to authsvc with the access token (sessions, key records),
     /// refreshed first when it is about to expire and once more if authsvc
     /// says it is not valid.
-    pub(crate) async fn authed<T: DeserializeOwned>(&self, method: Method, path: &str) -> Result<Option<T>, Error> {
+    pub(crate) async fn authed<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Option<T>, Error> {
         for attempt in 0.. {
             let token = self.fresh_token().await?;
             let url = format!("{}{path}", self.server);
-            let (status, data) = send(&self.http, method.clone(), &url, Some(&token), None, None, AUTH_LIMIT).await?;
+            let (status, data) = send(&self.http, method.clone(), &url, Some(&token), body, None, AUTH_LIMIT).await?;
             if status.as_u16() >= 300 {
                 let e = api_error(status, &data);
                 if attempt == 0 && matches!(&e, Error::Api { status: 401, code, .. } if code == "invalid_token") {

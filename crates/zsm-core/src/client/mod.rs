@@ -13,6 +13,7 @@
 //! from the password and the Secret Key, without the network.
 
 mod http;
+mod invitations;
 mod secrets;
 mod vaults;
 
@@ -31,12 +32,14 @@ use zeroize::Zeroizing;
 use crate::bundle::{self, AccountKeys, Bundle};
 use crate::error::{Error, tamper};
 use crate::kdf::{self, KdfParams};
+use crate::keyrecord;
 use crate::secret_key::SecretKey;
 use crate::state::DeviceState;
 use crate::{identity, srp};
 
+pub use invitations::{Invitation, PublicKeys};
 pub use secrets::{MAX_VALUE_BYTES, Secret, valid_secret_name};
-pub use vaults::{Vault, valid_vault_name};
+pub use vaults::{RefusedVault, Vault, VaultList, valid_vault_name};
 
 use http::{TokenAnswer, auth_call, map_api};
 
@@ -190,11 +193,15 @@ struct VerifyAnswer {
 
 impl Client {
     /// Creates an account: a Secret Key, KDF parameters at the floor, the SRP
-    /// verifier and the key bundle, all made here. The server receives the
-    /// verifier, the KDF parameters and the bundle; never the password, the
-    /// Secret Key or any key. The parameters are pinned in the device state.
+    /// verifier, the key bundle and the key record's signature, all made
+    /// here. The server receives the verifier, the KDF parameters, the bundle
+    /// and the signature, which proves this sign-up holds the keys it
+    /// publishes (authsvc refuses a sign-up without it); never the password,
+    /// the Secret Key or any key. The parameters are pinned in the device
+    /// state.
     pub async fn signup(cfg: &Config, identity: &str, password: &str) -> Result<SignupResult, Error> {
         let id = identity::normalize(identity).map_err(|e| Error::Invalid(format!("identity: {e}")))?;
+        identity::check_new_identity(&id).map_err(|e| Error::Invalid(format!("identity: {e}")))?;
         if password.is_empty() {
             return Err(Error::Invalid("the password must not be empty".into()));
         }
@@ -204,6 +211,9 @@ impl Client {
         let keys = AccountKeys::generate();
         let user_id = Uuid::new_v4();
         let b = keys.bundle(&d.unlock_key, user_id);
+        let record_signature = own_record(user_id, &id, &keys)
+            .sign(&keys.signing_key())
+            .map_err(|e| Error::Invalid(e.to_string()))?;
         let reg = srp::register(&id, &d.srp_secret);
         let body = json!({
             "identity": id,
@@ -212,6 +222,7 @@ impl Client {
             "kdf": params,
             "user_id": user_id,
             "key_bundle": b,
+            "key_record_signature": record_signature,
         });
         #[derive(Deserialize)]
         struct Out {
@@ -323,7 +334,8 @@ impl Client {
             bundle::open_bundle(&b, &derived.unlock_key, user_id).map_err(|e| tamper(format!("key bundle: {e}")))?;
         cfg.state.pin_kdf(&acct, &params);
         cfg.state.save().map_err(|e| Error::State(e.to_string()))?;
-        Ok(Client {
+        let record = own_record(user_id, &id, &keys).sign(&keys.signing_key());
+        let c = Client {
             http: cfg.http.clone(),
             server: cfg.server.clone(),
             identity: id,
@@ -336,7 +348,29 @@ impl Client {
                 account: keys,
                 vault_keys: HashMap::new(),
             })),
-        })
+        };
+        // An account made before key records existed publishes its record
+        // now; for every other account this is a no-op the server answers
+        // 204. Best effort, as in the Go SDK: the next login tries again,
+        // and nothing here depends on it.
+        if let Ok(sig) = record {
+            let _ = c.publish_key_record(&sig).await;
+        }
+        Ok(c)
+    }
+
+    /// Sends this account's key record signature (POST
+    /// /auth/v1/keys/record): authsvc checks it over the keys the account
+    /// published and stores it if the account has none yet.
+    async fn publish_key_record(&self, signature: &str) -> Result<(), Error> {
+        self.authed::<serde_json::Value>(
+            Method::POST,
+            "/auth/v1/keys/record",
+            Some(&json!({ "key_record_signature": signature })),
+        )
+        .await
+        .map_err(map_api)?;
+        Ok(())
     }
 
     /// The normalized identity.
@@ -432,7 +466,10 @@ impl Client {
         struct Out {
             sessions: Vec<SessionInfo>,
         }
-        let out: Option<Out> = self.authed(Method::GET, "/auth/v1/sessions").await.map_err(map_api)?;
+        let out: Option<Out> = self
+            .authed(Method::GET, "/auth/v1/sessions", None)
+            .await
+            .map_err(map_api)?;
         Ok(out.map(|o| o.sessions).unwrap_or_default())
     }
 
@@ -441,7 +478,7 @@ impl Client {
     /// account is [`Error::NotFound`].
     pub async fn revoke_session(&self, id: &str) -> Result<(), Error> {
         let path = format!("/auth/v1/sessions/{}", path_escape(id));
-        match self.authed::<serde_json::Value>(Method::DELETE, &path).await {
+        match self.authed::<serde_json::Value>(Method::DELETE, &path, None).await {
             Ok(_) => Ok(()),
             Err(Error::Api { code, .. }) if code == "not_found" => Err(Error::NotFound("no such session".into())),
             Err(e) => Err(map_api(e)),
@@ -466,6 +503,16 @@ impl Client {
             return Err(map_api(http::api_error(status, &data)));
         }
         Ok(())
+    }
+}
+
+/// This account's key record (docs/crypto.md §3).
+fn own_record(user_id: Uuid, identity: &str, keys: &AccountKeys) -> keyrecord::Record {
+    keyrecord::Record {
+        user_id,
+        identity: identity.to_owned(),
+        x25519: keys.x25519_public(),
+        ed25519: keys.ed25519_public(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Vaults: a random key per vault, its name sealed under it, and this
 //! account's grant (the key sealed to its own X25519 key, signed with its
-//! own Ed25519 key).
+//! own Ed25519 key). The listing judges each grant on its own
+//! (docs/crypto.md §4): one vault's grant never spoils the others.
 
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -8,7 +9,7 @@ use serde_json::json;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use super::Client;
+use super::{Client, Invitation};
 use crate::envelope::{self, Context, Type};
 use crate::error::{Error, tamper};
 use crate::grant::{self, Grant};
@@ -50,6 +51,32 @@ struct PolicyRow {
     sealed_key: String,
     granted_by: Uuid,
     signature: String,
+    #[serde(default)]
+    created_at: String,
+}
+
+/// Everything the server lists as this account's memberships, sorted into
+/// what this device could verify and what it could not.
+#[derive(Debug, Default)]
+pub struct VaultList {
+    /// Vaults opened under a grant this account signed itself, by name.
+    pub vaults: Vec<Vault>,
+    /// Grants somebody else signed. This device cannot verify the granter's
+    /// key yet, so it uses none of them; the user may decline them.
+    pub invitations: Vec<Invitation>,
+    /// Vaults whose grant, key, name or revision failed verification: the
+    /// server sent something this account did not write. By id.
+    pub refused: Vec<RefusedVault>,
+}
+
+/// A vault that failed verification, and why ([`Error::Tampered`] or
+/// [`Error::Rollback`]).
+#[derive(Debug)]
+pub struct RefusedVault {
+    /// The vault.
+    pub id: Uuid,
+    /// Why.
+    pub error: Error,
 }
 
 /// A vault name: 1–64 bytes, no `/` (it separates vault and secret in
@@ -78,11 +105,13 @@ impl Client {
         envelope::seal_string(key, &meta_context(id, revision), &plain).map_err(|e| Error::Invalid(e.to_string()))
     }
 
-    /// Every vault this account can open, checked: each vault key comes from
-    /// a grant signed by this account's own key (others' keys are not
-    /// trusted yet), and each name decrypts under its vault key at a
-    /// revision no older than this device has seen. Sorted by name.
-    pub async fn vaults(&self) -> Result<Vec<Vault>, Error> {
+    /// This account's memberships: the vaults it can open, each checked
+    /// (its key comes from a grant signed by this account's own key, its name
+    /// decrypts under that key at a revision no older than this device has
+    /// seen), the invitations others sent, and the vaults that failed those
+    /// checks. One vault's grant never fails the listing: it fails as a
+    /// whole only when the server cannot be asked (or the client is locked).
+    pub async fn list_vaults(&self) -> Result<VaultList, Error> {
         self.with_keys(|_| ())?;
         let rows: Vec<VaultRow> = self
             .rows(
@@ -93,29 +122,73 @@ impl Client {
             )
             .await?;
         let path = format!(
-            "/access_policies?select=vault_id,user_id,role,sealed_key,granted_by,signature&user_id=eq.{}",
+            "/access_policies?select=vault_id,user_id,role,sealed_key,granted_by,signature,created_at&user_id=eq.{}",
             self.user_id
         );
         let pols: Vec<PolicyRow> = self.rows(Method::GET, &path, None, None).await?;
+        let mut out = VaultList::default();
         let mut by_vault = std::collections::HashMap::new();
+        let mut dup = std::collections::BTreeSet::new();
         for p in pols {
             if p.user_id != self.user_id {
-                return Err(tamper("the server returned another user's access policy"));
+                out.refused.push(RefusedVault {
+                    id: p.vault_id,
+                    error: tamper(format!(
+                        "vault {}: the server returned another user's access policy",
+                        p.vault_id
+                    )),
+                });
+                dup.insert(p.vault_id);
+            } else if p.granted_by != self.user_id {
+                // Signed by somebody else: an invitation, used for nothing
+                // (a vault from an unverified key could be the server's own,
+                // planted to collect what the user writes into it).
+                out.invitations.push(Invitation {
+                    vault_id: p.vault_id,
+                    from: p.granted_by,
+                    from_identity: String::new(),
+                    role: p.role,
+                    at: p.created_at,
+                });
+            } else {
+                if by_vault.contains_key(&p.vault_id) {
+                    dup.insert(p.vault_id);
+                }
+                by_vault.insert(p.vault_id, p);
             }
-            by_vault.insert(p.vault_id, p);
         }
-        let mut out = Vec::new();
         for r in rows {
-            // A vault without our grant is one we cannot open (an
-            // interrupted creation); it is not listed.
-            let Some(p) = by_vault.get(&r.id) else {
+            // A vault without our own grant is one we cannot open (an
+            // invitation, or an interrupted creation); it is not listed.
+            let Some(p) = by_vault.get(&r.id).filter(|_| !dup.contains(&r.id)) else {
                 continue;
             };
-            out.push(self.open_vault(&r, p)?);
+            match self.open_vault(&r, p) {
+                Ok(v) => out.vaults.push(v),
+                Err(Error::Locked) => return Err(Error::Locked),
+                Err(error) => out.refused.push(RefusedVault { id: r.id, error }),
+            }
+        }
+        for id in dup.into_iter().filter(|id| by_vault.contains_key(id)) {
+            out.refused.push(RefusedVault {
+                id,
+                error: tamper(format!("vault {id}: the server listed two memberships of one vault")),
+            });
+        }
+        if !out.invitations.is_empty() {
+            self.name_inviters(&mut out.invitations).await?;
         }
         self.save_state()?;
-        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out.vaults.sort_by(|a, b| a.name.cmp(&b.name));
+        out.refused.sort_by_key(|r| r.id.to_string());
         Ok(out)
+    }
+
+    /// The vaults this account can open ([`Client::list_vaults`]'s vaults):
+    /// invitations and vaults that failed verification are left out, and
+    /// never make it fail.
+    pub async fn vaults(&self) -> Result<Vec<Vault>, Error> {
+        Ok(self.list_vaults().await?.vaults)
     }
 
     fn open_vault(&self, r: &VaultRow, p: &PolicyRow) -> Result<Vault, Error> {
@@ -161,13 +234,25 @@ impl Client {
         })
     }
 
-    /// The vault of that name.
+    /// The vault of that name. When no vault that verifies has that name
+    /// but some vault failed verification (its name unknown, so it may be
+    /// the one asked for), the answer is that failure, not
+    /// [`Error::NotFound`].
     pub async fn vault_by_name(&self, name: &str) -> Result<Vault, Error> {
-        self.vaults()
-            .await?
-            .into_iter()
-            .find(|v| v.name == name)
-            .ok_or_else(|| Error::NotFound(format!("vault {name:?}")))
+        let l = self.list_vaults().await?;
+        let n = l.refused.len();
+        if let Some(v) = l.vaults.into_iter().find(|v| v.name == name) {
+            return Ok(v);
+        }
+        let Some(first) = l.refused.into_iter().next() else {
+            return Err(Error::NotFound(format!("vault {name:?}")));
+        };
+        let why = format!("vault {name:?} is not among the vaults that verify, and {n} failed verification");
+        Err(match first.error {
+            Error::Tampered(m) => Error::Tampered(format!("{why}: {m}")),
+            Error::Rollback(m) => Error::Rollback(format!("{why}: {m}")),
+            other => other,
+        })
     }
 
     /// The key of a vault listed before (listing again if this client has

@@ -1,4 +1,4 @@
-package rotation
+package signer
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"zsm.dev/zsm/authsvc/signer"
+	"zsm.dev/zsm/authsvc/store"
 )
 
 // HTTPProber asks PostgREST itself whether it took a key: it signs a token
@@ -31,7 +31,7 @@ type HTTPProber struct {
 	Timeout          time.Duration // how long to wait for PostgREST to reload (default 5 s)
 }
 
-func b64(v any) string {
+func jwsSegment(v any) string {
 	b, ok := v.([]byte)
 	if !ok {
 		b, _ = json.Marshal(v)
@@ -40,23 +40,23 @@ func b64(v any) string {
 }
 
 // Probe implements Prober.
-func (p *HTTPProber) Probe(ctx context.Context, key signer.StoredKey, jwks []byte) error {
-	priv, err := signer.OpenPrivateKey(p.KEK, key)
+func (p *HTTPProber) Probe(ctx context.Context, key store.SigningKey, jwks []byte) error {
+	priv, err := OpenPrivateKey(p.KEK, key)
 	if err != nil {
 		return err
 	}
 	now := time.Now().Unix()
 	claims := map[string]any{
 		"iss": p.Issuer, "aud": p.Audience, "sub": uuid.NewString(), "sid": uuid.NewString(),
-		"role": signer.Role, "iat": now, "exp": now + 60,
+		"role": Role, "iat": now, "exp": now + 60,
 	}
-	in := b64(map[string]string{"alg": "EdDSA", "typ": "JWT", "kid": key.KID}) + "." + b64(claims)
-	token := in + "." + b64(ed25519.Sign(priv, []byte(in)))
+	in := jwsSegment(map[string]string{"alg": "EdDSA", "typ": "JWT", "kid": key.KID}) + "." + jwsSegment(claims)
+	token := in + "." + jwsSegment(ed25519.Sign(priv, []byte(in)))
 
 	mac := hmac.New(sha256.New, jwks)
-	forged := b64(map[string]string{"alg": "HS256", "typ": "JWT"}) + "." + b64(claims)
+	forged := jwsSegment(map[string]string{"alg": "HS256", "typ": "JWT"}) + "." + jwsSegment(claims)
 	mac.Write([]byte(forged))
-	forged += "." + b64(mac.Sum(nil))
+	forged += "." + jwsSegment(mac.Sum(nil))
 
 	timeout := p.Timeout
 	if timeout == 0 {

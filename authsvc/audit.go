@@ -1,4 +1,4 @@
-package main
+package authsvc
 
 import (
 	"context"
@@ -17,9 +17,9 @@ import (
 
 var uuidArg = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
-// auditCmd prints the audit log, newest first: authsvc audit [--user ID]
+// Audit prints the audit log, newest first: authsvc audit [--user ID]
 // [--since DURATION] [--limit N] [--json].
-func auditCmd(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
+func Audit(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	user := fs.String("user", "", "only this user's events (a user id)")
@@ -65,14 +65,7 @@ func auditCmd(ctx context.Context, cfg config.Config, args []string, stdout io.W
 	fmt.Fprintln(w, "TIME\tEVENT\tUSER\tSESSION\tCLIENT\tREQUEST\tDETAIL")
 	for _, r := range rows {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.At.UTC().Format(time.RFC3339), r.Type,
-			auditDash(r.UserID), auditDash(r.SessionID), auditDash(r.ClientAddr), auditDash(r.RequestID), r.Detail)
+			orDash(r.UserID), orDash(r.SessionID), orDash(r.ClientAddr), orDash(r.RequestID), r.Detail)
 	}
 	return w.Flush()
-}
-
-func auditDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

@@ -1,19 +1,4 @@
-// Package rotation moves signing keys through their life:
-//
-//	next (published, not signing) → current (signing) → retired (published
-//	until every token it signed has expired, plus skew) → removed
-//
-// and removes a key at once when an operator revokes it.
-//
-// Every change runs in one database transaction that holds the
-// signing-keys lock, changes the rows, pushes the new JWKS to PostgREST and
-// announces the change to the other replicas (store.KeyTx): it commits whole
-// or not at all, so a replica that dies mid-rotation leaves nothing
-// half-done, and two replicas never rotate at once. A key becomes current
-// only after it has been published for PublishDelay, long enough for every
-// replica, every PostgREST and every JWKS cache to know it; so no token is
-// ever signed with a key a verifier has not seen.
-package rotation
+package signer
 
 import (
 	"context"
@@ -22,7 +7,6 @@ import (
 	"log/slog"
 	"time"
 
-	"zsm.dev/zsm/authsvc/signer"
 	"zsm.dev/zsm/authsvc/store"
 )
 
@@ -30,20 +14,16 @@ import (
 // clock skew, and clocks differ.
 const Skew = time.Minute
 
-// Keys is what the rotator needs from storage.
-type Keys interface {
-	InKeyTx(ctx context.Context, f func(ctx context.Context, t *store.KeyTx) error) error
-}
-
 // Prober checks that PostgREST accepts tokens signed by a key (and still
 // refuses HMAC forgeries keyed with the JWKS text).
 type Prober interface {
-	Probe(ctx context.Context, key signer.StoredKey, jwks []byte) error
+	Probe(ctx context.Context, key store.SigningKey, jwks []byte) error
 }
 
-// Rotator changes signing keys.
+// Rotator changes signing keys. Every change is audited in the same
+// transaction.
 type Rotator struct {
-	Keys             Keys
+	Keys             KeyStore
 	KEK              []byte
 	Issuer, Audience string
 	AccessTTL        time.Duration
@@ -52,8 +32,6 @@ type Rotator struct {
 	Prober       Prober // nil: no probe
 	Log          *slog.Logger
 	Now          func() time.Time
-	// Audit, if set, records key events.
-	Audit func(ctx context.Context, t *store.KeyTx, event string, kid string) error
 }
 
 func (r *Rotator) now() time.Time {
@@ -64,25 +42,16 @@ func (r *Rotator) now() time.Time {
 }
 
 // publish pushes the published set of keys and returns the JWKS.
-func (r *Rotator) publish(ctx context.Context, t *store.KeyTx) ([]byte, error) {
+func (r *Rotator) publish(ctx context.Context, t store.KeyTx) ([]byte, error) {
 	keys, err := t.Keys(ctx)
 	if err != nil {
 		return nil, err
 	}
-	jwks, err := signer.EncodeJWKS(signer.Published(keys))
+	jwks, err := EncodeJWKS(Published(keys))
 	if err != nil {
 		return nil, err
 	}
 	return jwks, t.Publish(ctx, jwks, r.Issuer, r.Audience, r.AccessTTL)
-}
-
-func find(keys []signer.StoredKey, state string) *signer.StoredKey {
-	for i := range keys {
-		if keys[i].State == state {
-			return &keys[i]
-		}
-	}
-	return nil
 }
 
 // Result says what a rotation did.
@@ -91,20 +60,20 @@ type Result struct {
 }
 
 // EnsureNext publishes a next key if there is none, and returns it.
-func (r *Rotator) EnsureNext(ctx context.Context) (signer.StoredKey, error) {
-	var next signer.StoredKey
+func (r *Rotator) EnsureNext(ctx context.Context) (store.SigningKey, error) {
+	var next store.SigningKey
 	var jwks []byte
-	err := r.Keys.InKeyTx(ctx, func(ctx context.Context, t *store.KeyTx) error {
+	err := r.Keys.InKeyTx(ctx, func(ctx context.Context, t store.KeyTx) error {
 		keys, err := t.Keys(ctx)
 		if err != nil {
 			return err
 		}
-		if n := find(keys, signer.StateNext); n != nil {
+		if n := find(keys, store.KeyNext); n != nil {
 			next = *n
-			jwks, err = signer.EncodeJWKS(signer.Published(keys))
+			jwks, err = EncodeJWKS(Published(keys))
 			return err
 		}
-		k, err := signer.GenerateKey(r.KEK, signer.StateNext, r.now())
+		k, err := GenerateKey(r.KEK, store.KeyNext, r.now())
 		if err != nil {
 			return err
 		}
@@ -117,14 +86,14 @@ func (r *Rotator) EnsureNext(ctx context.Context) (signer.StoredKey, error) {
 		if jwks, err = r.publish(ctx, t); err != nil {
 			return err
 		}
-		return r.audit(ctx, t, "signing_key_published", k.KID)
+		return r.audit(ctx, t, store.EventSigningKeyPublished, k.KID)
 	})
 	if err != nil {
-		return signer.StoredKey{}, err
+		return store.SigningKey{}, err
 	}
 	if r.Prober != nil {
 		if err := r.Prober.Probe(ctx, next, jwks); err != nil {
-			return signer.StoredKey{}, fmt.Errorf("rotation: PostgREST does not accept the next key %s: %w", next.KID, err)
+			return store.SigningKey{}, fmt.Errorf("rotation: PostgREST does not accept the next key %s: %w", next.KID, err)
 		}
 	}
 	return next, nil
@@ -141,7 +110,7 @@ func (r *Rotator) Rotate(ctx context.Context) (Result, error) {
 // errNotDue ends a conditional rotation that another replica already did.
 var errNotDue = errors.New("rotation: not due any more")
 
-func (r *Rotator) rotate(ctx context.Context, due func(cur *signer.StoredKey) bool) (Result, error) {
+func (r *Rotator) rotate(ctx context.Context, due func(cur *store.SigningKey) bool) (Result, error) {
 	next, err := r.EnsureNext(ctx)
 	if err != nil {
 		return Result{}, err
@@ -157,18 +126,18 @@ func (r *Rotator) rotate(ctx context.Context, due func(cur *signer.StoredKey) bo
 		}
 	}
 	var res Result
-	var newNext signer.StoredKey
+	var newNext store.SigningKey
 	var newJWKS []byte
-	err = r.Keys.InKeyTx(ctx, func(ctx context.Context, t *store.KeyTx) error {
+	err = r.Keys.InKeyTx(ctx, func(ctx context.Context, t store.KeyTx) error {
 		keys, err := t.Keys(ctx)
 		if err != nil {
 			return err
 		}
-		n := find(keys, signer.StateNext)
+		n := find(keys, store.KeyNext)
 		if n == nil || n.KID != next.KID {
 			return errors.New("another rotation ran meanwhile; nothing changed")
 		}
-		cur := find(keys, signer.StateCurrent)
+		cur := find(keys, store.KeyCurrent)
 		if due != nil && !due(cur) {
 			return errNotDue
 		}
@@ -180,7 +149,7 @@ func (r *Rotator) rotate(ctx context.Context, due func(cur *signer.StoredKey) bo
 			return err
 		}
 		res.Current = n.KID
-		k, err := signer.GenerateKey(r.KEK, signer.StateNext, now)
+		k, err := GenerateKey(r.KEK, store.KeyNext, now)
 		if err != nil {
 			return err
 		}
@@ -191,7 +160,7 @@ func (r *Rotator) rotate(ctx context.Context, due func(cur *signer.StoredKey) bo
 		if newJWKS, err = r.publish(ctx, t); err != nil {
 			return err
 		}
-		return r.audit(ctx, t, "signing_key_rotated", n.KID)
+		return r.audit(ctx, t, store.EventSigningKeyRotated, n.KID)
 	})
 	if err != nil {
 		return Result{}, err
@@ -210,14 +179,14 @@ func (r *Rotator) rotate(ctx context.Context, due func(cur *signer.StoredKey) bo
 // reload (LISTEN/NOTIFY). If it was the current key, the next key (or a new
 // one) signs from now on.
 func (r *Rotator) Revoke(ctx context.Context, kid string) error {
-	return r.Keys.InKeyTx(ctx, func(ctx context.Context, t *store.KeyTx) error {
+	return r.Keys.InKeyTx(ctx, func(ctx context.Context, t store.KeyTx) error {
 		keys, err := t.Keys(ctx)
 		if err != nil {
 			return err
 		}
-		var target *signer.StoredKey
+		var target *store.SigningKey
 		for i := range keys {
-			if keys[i].KID == kid && keys[i].State != signer.StateRemoved {
+			if keys[i].KID == kid && keys[i].State != store.KeyRemoved {
 				target = &keys[i]
 			}
 		}
@@ -225,13 +194,13 @@ func (r *Rotator) Revoke(ctx context.Context, kid string) error {
 			return fmt.Errorf("no published key %q: %w", kid, store.ErrNotFound)
 		}
 		now := r.now()
-		if target.State == signer.StateCurrent {
-			if n := find(keys, signer.StateNext); n != nil {
+		if target.State == store.KeyCurrent {
+			if n := find(keys, store.KeyNext); n != nil {
 				if err := t.Promote(ctx, n.KID, now); err != nil {
 					return err
 				}
 			} else {
-				k, err := signer.GenerateKey(r.KEK, signer.StateNext, now)
+				k, err := GenerateKey(r.KEK, store.KeyNext, now)
 				if err != nil {
 					return err
 				}
@@ -249,26 +218,26 @@ func (r *Rotator) Revoke(ctx context.Context, kid string) error {
 		if _, err := r.publish(ctx, t); err != nil {
 			return err
 		}
-		return r.audit(ctx, t, "signing_key_revoked", kid)
+		return r.audit(ctx, t, store.EventSigningKeyRevoked, kid)
 	})
 }
 
 // Prune removes retired keys whose every token has expired.
 func (r *Rotator) Prune(ctx context.Context) (int, error) {
 	removed := 0
-	err := r.Keys.InKeyTx(ctx, func(ctx context.Context, t *store.KeyTx) error {
+	err := r.Keys.InKeyTx(ctx, func(ctx context.Context, t store.KeyTx) error {
 		keys, err := t.Keys(ctx)
 		if err != nil {
 			return err
 		}
 		now := r.now()
 		for _, k := range keys {
-			if k.State == signer.StateRetired && k.RetiredAt != nil && now.After(k.RetiredAt.Add(r.AccessTTL+Skew)) {
+			if k.State == store.KeyRetired && k.RetiredAt != nil && now.After(k.RetiredAt.Add(r.AccessTTL+Skew)) {
 				if err := t.Remove(ctx, k.KID, false, now); err != nil {
 					return err
 				}
 				removed++
-				if err := r.audit(ctx, t, "signing_key_removed", k.KID); err != nil {
+				if err := r.audit(ctx, t, store.EventSigningKeyRemoved, k.KID); err != nil {
 					return err
 				}
 			}
@@ -285,23 +254,22 @@ func (r *Rotator) Prune(ctx context.Context) (int, error) {
 // Due reports whether the current key is older than interval.
 func (r *Rotator) Due(ctx context.Context, interval time.Duration) (bool, error) {
 	due := false
-	err := r.Keys.InKeyTx(ctx, func(ctx context.Context, t *store.KeyTx) error {
+	err := r.Keys.InKeyTx(ctx, func(ctx context.Context, t store.KeyTx) error {
 		keys, err := t.Keys(ctx)
 		if err != nil {
 			return err
 		}
-		cur := find(keys, signer.StateCurrent)
+		cur := find(keys, store.KeyCurrent)
 		due = cur != nil && cur.ActivatedAt != nil && r.now().After(cur.ActivatedAt.Add(interval))
 		return nil
 	})
 	return due, err
 }
 
-func (r *Rotator) audit(ctx context.Context, t *store.KeyTx, event, kid string) error {
-	if r.Audit == nil {
-		return nil
-	}
-	return r.Audit(ctx, t, event, kid)
+// audit records a key event in t, so that it is recorded if and only if
+// the change commits.
+func (r *Rotator) audit(ctx context.Context, t store.KeyTx, event, kid string) error {
+	return t.Audit(ctx, store.AuditEvent{Type: event, Detail: map[string]any{"kid": kid}})
 }
 
 func (r *Rotator) log() *slog.Logger {
@@ -338,7 +306,7 @@ func (r *Rotator) Maintain(ctx context.Context, interval time.Duration) {
 		if err != nil || !due {
 			continue
 		}
-		_, err = r.rotate(ctx, func(cur *signer.StoredKey) bool {
+		_, err = r.rotate(ctx, func(cur *store.SigningKey) bool {
 			return cur != nil && cur.ActivatedAt != nil && r.now().After(cur.ActivatedAt.Add(interval))
 		})
 		if err != nil && !errors.Is(err, errNotDue) {
@@ -348,28 +316,45 @@ func (r *Rotator) Maintain(ctx context.Context, interval time.Duration) {
 }
 
 // Bootstrap makes sure a current key exists (making the very first one on a
-// new database) and publishes the key set as stored, under the lock, so a
-// replica starting while another rotates can never publish a stale set.
+// new database) and that the key-encryption key opens it, and publishes the
+// key set as stored, under the lock, so a replica starting while another
+// rotates can never publish a stale set.
 func (r *Rotator) Bootstrap(ctx context.Context) error {
-	return r.Keys.InKeyTx(ctx, func(ctx context.Context, t *store.KeyTx) error {
+	return r.Keys.InKeyTx(ctx, func(ctx context.Context, t store.KeyTx) error {
 		keys, err := t.Keys(ctx)
 		if err != nil {
 			return err
 		}
-		if find(keys, signer.StateCurrent) == nil {
+		if cur := find(keys, store.KeyCurrent); cur != nil {
+			// A replica whose key-encryption key cannot open the key it
+			// would sign with is misconfigured: it publishes nothing.
+			if _, err := OpenPrivateKey(r.KEK, *cur); err != nil {
+				return err
+			}
+		} else {
 			now := r.now()
-			k, err := signer.GenerateKey(r.KEK, signer.StateCurrent, now)
+			k, err := GenerateKey(r.KEK, store.KeyCurrent, now)
 			if err != nil {
 				return err
 			}
 			if err := t.Insert(ctx, k, now); err != nil {
 				return err
 			}
-			if err := r.audit(ctx, t, "signing_key_created", k.KID); err != nil {
+			if err := r.audit(ctx, t, store.EventSigningKeyCreated, k.KID); err != nil {
 				return err
 			}
 		}
 		_, err = r.publish(ctx, t)
 		return err
 	})
+}
+
+// Load is how a replica starts: Bootstrap, then s takes the keys as
+// stored. Every replica, and every test, starts through here, so the keys
+// a Signer signs with are always the ones published.
+func (r *Rotator) Load(ctx context.Context, s *Signer) error {
+	if err := r.Bootstrap(ctx); err != nil {
+		return err
+	}
+	return s.Reload(ctx, r.Keys)
 }
