@@ -15,27 +15,11 @@ import (
 
 	"github.com/google/uuid"
 
+	"zsm.dev/zsm/desktop/toolchain"
 	"zsm.dev/zsm/sdk/keys"
 	"zsm.dev/zsm/sdk/zsm"
 	"zsm.dev/zsm/stack"
 )
-
-// cargoTargetDir is where cargo builds: the same rule as Taskfile.yml and
-// tests/rustcore ($CARGO_TARGET_DIR, else $ZSM_CACHE_DIR/cargo-target, else
-// the user cache directory's zsm/cargo-target).
-func cargoTargetDir() (string, error) {
-	if d := os.Getenv("CARGO_TARGET_DIR"); d != "" {
-		return d, nil
-	}
-	if d := os.Getenv("ZSM_CACHE_DIR"); d != "" {
-		return filepath.Join(d, "cargo-target"), nil
-	}
-	c, err := os.UserCacheDir()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(c, "zsm", "cargo-target"), nil
-}
 
 type rustTimes struct {
 	LoginMS  float64   `json:"login_ms"`
@@ -65,7 +49,9 @@ func durMS(ds []time.Duration) []float64 {
 // decrypt of 10,000 secrets, and sequential single-secret writes.
 func benchRust(ctx context.Context, st *stack.Stack, c config) error {
 	fmt.Printf("\n== zsm-core (Rust) against the Go SDK: unlock, sync, write ==\n")
-	target, err := cargoTargetDir()
+	// The checkout's own target directory (toolchain.CargoTargetDir, the
+	// one Taskfile.yml passes as CARGO_TARGET_DIR).
+	target, err := toolchain.CargoTargetDir(st.RepoRoot())
 	if err != nil {
 		return err
 	}

@@ -51,12 +51,9 @@ type Paths struct {
 	ToolsDir  string // cargo install --root for tauri-driver
 }
 
-// Resolve finds the directories for the checkout at repo. The cache is the
-// one the Rust workspace uses everywhere (Taskfile.yml, tests/rustcore,
-// cmd/zsmbench): $ZSM_CACHE_DIR, else the user cache directory's zsm
-// (~/.cache/zsm); Cargo's target directory is $CARGO_TARGET_DIR, else
-// <cache>/cargo-target. Both are outside the checkout, so a fresh clone on
-// the same machine reuses the last build.
+// Resolve finds the directories for the checkout at repo: the cache is
+// $ZSM_CACHE_DIR, else the user cache directory's zsm (~/.cache/zsm), and
+// Cargo's target directory is CargoTargetDir's.
 func Resolve(repo string) (Paths, error) {
 	repo, err := filepath.Abs(repo)
 	if err != nil {
@@ -65,20 +62,13 @@ func Resolve(repo string) (Paths, error) {
 	if _, err := os.Stat(filepath.Join(repo, "desktop", "src-tauri", "Cargo.toml")); err != nil {
 		return Paths{}, fmt.Errorf("%s is not a zsm checkout with desktop/src-tauri: %w", repo, err)
 	}
-	cache := os.Getenv("ZSM_CACHE_DIR")
-	if cache == "" {
-		user, err := os.UserCacheDir()
-		if err != nil {
-			return Paths{}, fmt.Errorf("no cache directory (set ZSM_CACHE_DIR): %w", err)
-		}
-		cache = filepath.Join(user, "zsm")
-	}
-	if cache, err = filepath.Abs(cache); err != nil {
+	cache, err := cacheDir()
+	if err != nil {
 		return Paths{}, err
 	}
-	target := os.Getenv("CARGO_TARGET_DIR")
-	if target == "" {
-		target = filepath.Join(cache, "cargo-target")
+	target, err := CargoTargetDir(repo)
+	if err != nil {
+		return Paths{}, err
 	}
 	return Paths{
 		Repo:      repo,
@@ -87,6 +77,46 @@ func Resolve(repo string) (Paths, error) {
 		TargetDir: target,
 		ToolsDir:  filepath.Join(cache, "tools", "tauri-driver-"+TauriDriverVersion),
 	}, nil
+}
+
+func cacheDir() (string, error) {
+	cache := os.Getenv("ZSM_CACHE_DIR")
+	if cache == "" {
+		user, err := os.UserCacheDir()
+		if err != nil {
+			return "", fmt.Errorf("no cache directory (set ZSM_CACHE_DIR): %w", err)
+		}
+		cache = filepath.Join(user, "zsm")
+	}
+	return filepath.Abs(cache)
+}
+
+// CargoTargetDir is where Cargo builds the workspace of the checkout at
+// repo, for every user of it (Taskfile.yml computes the same path, and
+// tests/rustcore and cmd/zsmbench call this): $CARGO_TARGET_DIR, else
+// <cache>/cargo-target/<checkout's base name>-<12 hex digits of the SHA-256
+// of its absolute path>. Outside the checkout, so a new clone at the same
+// path (a CI runner's) reuses the last build.
+//
+// One directory per checkout path, because Cargo names and fingerprints a
+// workspace's own crates by their path relative to the workspace root and
+// their sources' modification times: two checkouts sharing one target
+// directory take each other's builds for up to date, and a test would run
+// the other checkout's code.
+func CargoTargetDir(repo string) (string, error) {
+	if d := os.Getenv("CARGO_TARGET_DIR"); d != "" {
+		return d, nil
+	}
+	repo, err := filepath.Abs(repo)
+	if err != nil {
+		return "", err
+	}
+	cache, err := cacheDir()
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(repo))
+	return filepath.Join(cache, "cargo-target", filepath.Base(repo)+"-"+hex.EncodeToString(sum[:6])), nil
 }
 
 // DebugBinary is the app built by Build.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"zsm.dev/zsm/desktop/toolchain"
 	"zsm.dev/zsm/sdk/zsm"
 	"zsm.dev/zsm/srpgroup"
 	"zsm.dev/zsm/stack"
@@ -24,22 +25,10 @@ import (
 // repoRoot is where the Cargo workspace and the Go module live.
 const repoRoot = "../.."
 
-// TargetDir is where cargo builds: $CARGO_TARGET_DIR, else next to the
-// stack runner's download cache ($ZSM_CACHE_DIR, else
-// ${XDG_CACHE_HOME:-~/.cache}/zsm), outside the clone, so that a fresh clone
-// (CI) reuses earlier builds. Taskfile.yml computes the same path.
+// TargetDir is where cargo builds: toolchain.CargoTargetDir's directory
+// for this checkout (the one Taskfile.yml passes as CARGO_TARGET_DIR).
 func TargetDir() (string, error) {
-	if d := os.Getenv("CARGO_TARGET_DIR"); d != "" {
-		return d, nil
-	}
-	if d := os.Getenv("ZSM_CACHE_DIR"); d != "" {
-		return filepath.Join(d, "cargo-target"), nil
-	}
-	c, err := os.UserCacheDir()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(c, "zsm", "cargo-target"), nil
+	return toolchain.CargoTargetDir(repoRoot)
 }
 
 // TestRustCoreAgainstStack runs crates/zsm-core's stack tests (cargo test

@@ -232,7 +232,7 @@ impl Account for ZsmAccount {
     async fn history(&mut self, vault_id: &str, name: &str) -> AppResult<Vec<RevisionView>> {
         let v = self.vault(vault_id).await?;
         let mut revs = self.client.history(&v, name).await.map_err(map_err)?;
-        revs.sort_by(|a, b| b.revision.cmp(&a.revision));
+        revs.sort_by_key(|s| std::cmp::Reverse(s.revision));
         let newest = revs.first().map(|s| s.revision);
         Ok(revs
             .iter()
