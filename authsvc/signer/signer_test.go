@@ -632,7 +632,7 @@ func TestIssueVerify(t *testing.T) {
 	if hdr["alg"] != "EdDSA" || hdr["kid"] != stored(t, st)[0].KID || hdr["typ"] != "JWT" {
 		t.Fatalf("header %v", hdr)
 	}
-	if pl["role"] != Role || pl["iss"] != testIssuer || pl["sub"] != "user-1" || pl["sid"] != "sess-1" {
+	if pl["role"] != Role || pl["iss"] != testIssuer || pl["sub"] != "user-1" || pl["sid"] != "sess-1" || pl["kid"] != stored(t, st)[0].KID {
 		t.Fatalf("payload %v", pl)
 	}
 	if aud, _ := pl["aud"].([]any); len(aud) != 1 || aud[0] != testAudience {

@@ -19,12 +19,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/big"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -32,8 +30,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/sdk/authclient"
@@ -59,12 +55,20 @@ type config struct {
 	only        string
 	events      int
 	samples     int
+	rounds      int
+	round       time.Duration
+	breakdown   bool
+	keep        bool
 }
 
 func run() error {
 	var c config
 	flag.StringVar(&c.dir, "dir", "", "state directory of the benchmark's own stack (default <repo>/.zsm/bench)")
 	flag.DurationVar(&c.duration, "duration", 10*time.Second, "how long each load phase runs")
+	flag.IntVar(&c.rounds, "rounds", 6, "rounds of the read comparison (each measures every read path once)")
+	flag.DurationVar(&c.round, "round", 3*time.Second, "how long each read path runs in one round")
+	flag.BoolVar(&c.breakdown, "breakdown", true, "also measure JWT + RLS straight at PostgREST and anon through the gateway in every round")
+	flag.BoolVar(&c.keep, "keep", false, "leave the benchmark's stack running (the next run attaches to it)")
 	flag.IntVar(&c.conns, "conns", 32, "concurrent connections for the read phases")
 	flag.IntVar(&c.loginConns, "login-conns", 4, "concurrent logins")
 	flag.IntVar(&c.users, "users", 20, "users whose rows are read")
@@ -73,8 +77,8 @@ func run() error {
 	flag.IntVar(&c.samples, "timing-samples", 300, "requests per identity (registered, unknown) and endpoint in the timing phase")
 	flag.IntVar(&c.events, "events", 2000, "secrets written at once for the webhook phase")
 	flag.Parse()
-	if c.duration > time.Minute || c.conns > 256 || c.users*c.rows > 1_000_000 || c.events > 50000 || c.samples < 20 || c.samples > 900 {
-		return errors.New("keep the load bounded: at most 1m per phase, 256 connections, 1e6 rows, 50000 events, 20 to 900 timing samples")
+	if c.duration > time.Minute || c.round > time.Minute || c.round < 500*time.Millisecond || c.rounds < 1 || c.rounds > 30 || c.conns > 256 || c.users*c.rows > 1_000_000 || c.events > 50000 || c.samples < 20 || c.samples > 900 {
+		return errors.New("keep the load bounded: at most 1m per phase, 0.5s to 1m per read round and 1 to 30 rounds, 256 connections, 1e6 rows, 50000 events, 20 to 900 timing samples")
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
@@ -110,6 +114,10 @@ func run() error {
 		return err
 	}
 	defer func() {
+		if c.keep {
+			fmt.Printf("the stack keeps running in %s (go tool task down STACK_DIR=%s stops it)\n", dir, dir)
+			return
+		}
 		stopCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		_ = st.Stop(stopCtx)
@@ -353,127 +361,6 @@ func benchLogins(ctx context.Context, st *stack.Stack, c config) error {
 	fmt.Printf("logins against 1 replica directly:    %s\n", r1)
 	fmt.Printf("  2 replicas / 1 replica: %.2f (both share the same 2 cores with the clients; replicas add capacity only with cores of their own)\n\n", r.rate()/r1.rate())
 	return nil
-}
-
-func benchReads(ctx context.Context, st *stack.Stack, c config) error {
-	fmt.Printf("== reads of 100-row pages: %d users x %d rows ==\n", c.users, c.rows)
-	ac := authclient.New(st.GatewayURL())
-	secret := make([]byte, 32)
-	_, _ = rand.Read(secret)
-	kdf := api.KDF{Alg: "argon2id", Salt: base64.StdEncoding.EncodeToString(secret[:16]), MemoryKiB: 65536, Iterations: 3, Parallelism: 4}
-	tokens := make([]string, c.users)
-	owners := make([]string, c.users)
-	for i := range tokens {
-		identity, err := srpgroup.ParseIdentity(fmt.Sprintf("reader-%d-%d@example.test", i, time.Now().UnixNano()))
-		if err != nil {
-			return err
-		}
-		if _, err := ac.Signup(ctx, identity, secret, kdf); err != nil {
-			return err
-		}
-		s, err := ac.LoginWithSecret(ctx, identity, secret)
-		if err != nil {
-			return err
-		}
-		tokens[i], owners[i] = s.AccessToken, s.UserID
-	}
-
-	conn, err := pgx.Connect(ctx, st.AdminDSN())
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
-	// The same rows twice: in api.vaults (RLS, owner-only) and in a copy
-	// without RLS that anon may read, which exists only in this stack.
-	meta := strings.Repeat("x", 100)
-	if _, err := conn.Exec(ctx, `
-		INSERT INTO api.vaults (owner_id, meta)
-		SELECT o::uuid, $2 FROM unnest($1::text[]) o, generate_series(1, $3)`, owners, meta, c.rows); err != nil {
-		return err
-	}
-	if _, err := conn.Exec(ctx, `
-		DROP TABLE IF EXISTS api.bench_open;
-		CREATE TABLE api.bench_open AS SELECT * FROM api.vaults;
-		CREATE INDEX ON api.bench_open (owner_id);
-		GRANT SELECT ON api.bench_open TO anon;
-		ANALYZE api.vaults; ANALYZE api.bench_open;
-		NOTIFY pgrst, 'reload schema';`); err != nil {
-		return err
-	}
-	time.Sleep(time.Second) // PostgREST reloads its schema cache
-
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: c.conns, MaxConnsPerHost: c.conns}}
-	get := func(url, token string) error {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		n, _ := io.Copy(io.Discard, resp.Body)
-		if resp.StatusCode != http.StatusOK || n < 1000 {
-			return fmt.Errorf("GET %s: %d (%d bytes)", url, resp.StatusCode, n)
-		}
-		return nil
-	}
-	// Warm up both paths.
-	load(ctx, c.conns, 2*time.Second, 2000, func(w int) error {
-		return get(st.GatewayURL()+"/rest/vaults?select=id,owner_id,meta,created_at,updated_at", tokens[w%len(tokens)])
-	})
-	base := load(ctx, c.conns, c.duration, 1_000_000, func(w int) error {
-		return get(st.PostgrestURL()+"/bench_open?select=id,owner_id,meta,created_at,updated_at&owner_id=eq."+owners[w%len(owners)], "")
-	})
-	fmt.Printf("anon, no RLS, straight at PostgREST: %s\n", base)
-	authd := load(ctx, c.conns, c.duration, 1_000_000, func(w int) error {
-		return get(st.GatewayURL()+"/rest/vaults?select=id,owner_id,meta,created_at,updated_at", tokens[w%len(tokens)])
-	})
-	fmt.Printf("JWT + RLS through the gateway:      %s\n", authd)
-	fmt.Printf("ratio authenticated / baseline: %.2f (target >= 0.80)\n", authd.rate()/base.rate())
-	// Where the difference goes: each of the two extra costs on its own.
-	direct := load(ctx, c.conns, c.duration, 1_000_000, func(w int) error {
-		return get(st.PostgrestURL()+"/vaults?select=id,owner_id,meta,created_at,updated_at", tokens[w%len(tokens)])
-	})
-	fmt.Printf("  JWT + RLS straight at PostgREST:  %s  (%.2f of baseline)\n", direct, direct.rate()/base.rate())
-	proxied := load(ctx, c.conns, c.duration, 1_000_000, func(w int) error {
-		return get(st.GatewayURL()+"/rest/bench_open?select=id,owner_id,meta,created_at,updated_at&owner_id=eq."+owners[w%len(owners)], "")
-	})
-	fmt.Printf("  anon, no RLS, through the gateway: %s  (%.2f of baseline)\n", proxied, proxied.rate()/base.rate())
-
-	// The same authenticated reads while the signing key rotates every two
-	// seconds; clients refresh now and then, so tokens of several keys are in
-	// use. Not one request may fail.
-	rotStop := make(chan struct{})
-	rotDone := make(chan int)
-	go func() {
-		n := 0
-		defer func() { rotDone <- n }()
-		for {
-			select {
-			case <-rotStop:
-				return
-			case <-time.After(2 * time.Second):
-			}
-			cmd := exec.CommandContext(ctx, st.AuthsvcBinary(), "keys", "rotate")
-			cmd.Env = st.AuthsvcEnv(1)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				fmt.Fprintf(os.Stderr, "  rotation failed: %v\n%s", err, out)
-				return
-			}
-			n++
-		}
-	}()
-	during := load(ctx, c.conns, c.duration, 1_000_000, func(w int) error {
-		return get(st.GatewayURL()+"/rest/vaults?select=id,owner_id,meta,created_at,updated_at", tokens[w%len(tokens)])
-	})
-	close(rotStop)
-	rotations := <-rotDone
-	fmt.Printf("JWT + RLS through the gateway, during %d key rotations: %s  (%.2f of the same without rotation)\n",
-		rotations, during, during.rate()/authd.rate())
-	_, err = conn.Exec(ctx, `DROP TABLE api.bench_open; DELETE FROM api.vaults; NOTIFY pgrst, 'reload schema';`)
-	return err
 }
 
 func machine() string {

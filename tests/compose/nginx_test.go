@@ -235,7 +235,9 @@ func TestNginxSameRoutesAndLimits(t *testing.T) {
 		for _, s := range u.all("server") {
 			servers = append(servers, s.args[0])
 		}
-		want := map[string][]string{"zsm_authsvc": {"authsvc-1:8081", "authsvc-2:8081"}, "zsm_postgrest": {"postgrest:3000"}}[u.args[0]]
+		want := map[string][]string{
+			"zsm_authsvc": {"authsvc-1:8081", "authsvc-2:8081"}, "zsm_postgrest": {"postgrest:3000"}, "zsm_postgrest_reads": {"postgrest:3000"},
+		}[u.args[0]]
 		if !slices.Equal(servers, want) {
 			t.Errorf("upstream %s: servers %v, want %v", u.args[0], servers, want)
 		}
@@ -396,4 +398,47 @@ func TestNginxConfigLoads(t *testing.T) {
 		t.Fatalf("nginx -t: %s", b)
 	}
 	t.Logf("%s", bytes.TrimSpace(b))
+}
+
+// nginx gives a location that sets any proxy_set_header of its own none of
+// the shared ones: a location that once set Prefer sent PostgREST no
+// X-Request-Id and "Connection: close". So the shared set carries the
+// request id, the single Prefer line the gate relies on, the empty
+// Connection header that pooled upstream connections need and Host, and a
+// location that sets its own list (/rest/ passes only named headers) sets
+// every one of them too, to the same values.
+func TestNginxProxyHeadersInherited(t *testing.T) {
+	required := map[string]string{"X-Request-Id": "$zsm_request_id", "Prefer": "$http_prefer", "Connection": `""`, "Host": "$host"}
+	for name, conf := range map[string]*directive{
+		"local":   localGateway(t),
+		"compose": parseNginx(t, read(t, "deploy/nginx/nginx.conf")),
+	} {
+		h := one(t, conf, "http")
+		check := func(d *directive, where string) {
+			set := map[string]string{}
+			for _, c := range d.block {
+				if c.name == "proxy_set_header" {
+					set[c.args[0]] = strings.Join(c.args[1:], " ")
+				}
+			}
+			if where != "http" && len(set) == 0 {
+				return // inherits the shared set
+			}
+			for header, want := range required {
+				if set[header] != want {
+					t.Errorf("%s gateway: %s: proxy_set_header %s %q, want %q", name, where, header, set[header], want)
+				}
+			}
+		}
+		var walk func(d *directive, where string)
+		walk = func(d *directive, where string) {
+			check(d, where)
+			for _, c := range d.block {
+				if c.block != nil {
+					walk(c, strings.TrimSpace(c.name+" "+strings.Join(c.args, " ")))
+				}
+			}
+		}
+		walk(h, "http")
+	}
 }
