@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -27,12 +26,6 @@ type rustTimes struct {
 	SyncMS   []float64 `json:"sync_ms"`
 	Synced   int       `json:"synced"`
 	WriteMS  []float64 `json:"write_ms"`
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 func durMS(ds []time.Duration) []float64 {
