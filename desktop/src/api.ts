@@ -32,6 +32,18 @@ export interface Vault {
   created_at: string;
 }
 
+/** A vault whose grant, key, name or revision did not verify: the server
+ * sent something this account did not write. Its name is unknown. */
+export interface RefusedVault {
+  id: string;
+  reason: string;
+}
+
+export interface VaultListing {
+  vaults: Vault[];
+  refused: RefusedVault[];
+}
+
 export interface SecretSummary {
   name: string;
   revision: number;
@@ -62,6 +74,7 @@ export interface SyncStatus {
   last_sync: string | null;
   vaults: number;
   secrets: number;
+  refused: RefusedVault[];
   error: string | null;
 }
 
@@ -103,7 +116,7 @@ export const api = {
   unlock: (password: string) => call<void>("unlock", { password }),
   lock: () => call<void>("lock"),
   signOut: () => call<void>("sign_out"),
-  listVaults: () => call<Vault[]>("list_vaults"),
+  listVaults: () => call<VaultListing>("list_vaults"),
   createVault: (name: string) => call<Vault>("create_vault", { name }),
   renameVault: (vaultId: string, name: string) => call<Vault>("rename_vault", { vaultId, name }),
   deleteVault: (vaultId: string) => call<void>("delete_vault", { vaultId }),

@@ -2,7 +2,7 @@
 // process: this code sees what a screen shows and what the person types,
 // and asks for the rest through the IPC commands of api.ts.
 import "./style.css";
-import { api, AppStatus, CommandError, Revision, SecretSummary, Session, SyncStatus, Vault } from "./api";
+import { api, AppStatus, CommandError, RefusedVault, Revision, SecretSummary, Session, SyncStatus, Vault } from "./api";
 import { ago, h, mount, when } from "./dom";
 
 type View =
@@ -11,12 +11,15 @@ type View =
   | { kind: "edit"; name: string }
   | { kind: "history"; name: string }
   | { kind: "add" }
-  | { kind: "sessions" };
+  | { kind: "sessions" }
+  | { kind: "refused"; id: string };
 
 const app = document.getElementById("app")!;
 
 let status: AppStatus | null = null;
 let vaults: Vault[] = [];
+// Vaults that failed verification: listed apart, never silently dropped.
+let refused: RefusedVault[] = [];
 let vault: Vault | null = null;
 let secrets: SecretSummary[] = [];
 let view: View = { kind: "vault" };
@@ -98,6 +101,7 @@ async function refreshStatus(force = false): Promise<void> {
     if (changed) hideToast();
     if (s.phase !== "unlocked") {
       vaults = [];
+      refused = [];
       vault = null;
       secrets = [];
       sync = null;
@@ -220,7 +224,7 @@ function renderUnlock(): void {
   const signOut = h("button", { id: "sign-out", type: "button", class: "link" }, "Sign out");
   const reason =
     s.lock_reason === "idle"
-      ? `Locked after ${minutes(s.idle_lock_seconds)} without activity.`
+      ? `Locked after ${minutes(s.idle_lock_seconds)} without activity. The keys were wiped from memory; your password opens them again.`
       : s.lock_reason === "session_ended"
         ? "The server ended the session. Unlock to sign in again."
         : "Locked. The keys were wiped from memory; your password opens them again.";
@@ -266,11 +270,14 @@ function renderUnlock(): void {
 // ------------------------------------------------------------ main screen
 
 async function loadVaults(): Promise<void> {
-  vaults = await api.listVaults();
+  const l = await api.listVaults();
+  vaults = l.vaults;
   vaults.sort((a, b) => a.name.localeCompare(b.name));
+  refused = l.refused;
   if (vault) vault = vaults.find((v) => v.id === vault!.id) ?? null;
   if (!vault && vaults.length > 0) vault = vaults[0]!;
-  if (!vault && view.kind !== "sessions") view = { kind: "vault" };
+  if (view.kind === "refused" && !refused.some((r) => r.id === (view as { id: string }).id)) view = { kind: "vault" };
+  if (!vault && view.kind !== "sessions" && view.kind !== "refused") view = { kind: "vault" };
 }
 
 async function loadSecrets(): Promise<void> {
@@ -341,7 +348,7 @@ function sidebar(): HTMLElement {
     ...vaults.map((v) => {
       const li = h(
         "li",
-        { "data-vault-name": v.name, class: vault?.id === v.id ? "selected" : "" },
+        { "data-vault-id": v.id, "data-vault-name": v.name },
         h("span", { class: "vault-name" }, v.name),
         v.role !== "owner" ? roleBadge(v.role) : null,
       );
@@ -358,11 +365,22 @@ function sidebar(): HTMLElement {
       );
       return li;
     }),
+    ...refused.map((r) => {
+      const li = h(
+        "li",
+        { "data-vault-id": r.id, class: "refused", title: r.reason },
+        h("span", { class: "vault-name" }, `Vault ${r.id.slice(0, 8)}…`),
+        h("span", { class: "badge refused" }, "failed verification"),
+      );
+      li.addEventListener("click", () => go({ kind: "refused", id: r.id }));
+      return li;
+    }),
   );
   const newName = h("input", { id: "new-vault-name", type: "text", placeholder: "Vault name", maxlength: 64 });
   const createForm = h(
     "form",
     { id: "new-vault-form", class: "inline-form", hidden: true },
+    h("label", { class: "label", for: "new-vault-name" }, "New vault's name"),
     newName,
     h("div", { class: "row" }, h("button", { id: "create-vault", type: "submit", class: "primary small" }, "Create"), button("cancel-vault", "Cancel", () => (createForm.hidden = true), "small")),
   );
@@ -388,22 +406,24 @@ function sidebar(): HTMLElement {
     { class: "sidebar" },
     h("div", { class: "sidebar-head" }, h("h2", {}, "Vaults"), newBtn),
     createForm,
-    vaults.length === 0 ? h("p", { class: "empty" }, "No vaults yet.") : list,
+    vaults.length + refused.length === 0 ? h("p", { class: "empty" }, "No vaults yet.") : list,
   );
 }
 
 function footer(): HTMLElement {
   const s = status!;
+  const bad = sync?.refused.length ?? 0;
   const line =
     sync?.error != null
       ? `The last check failed: ${sync.error}`
       : sync?.last_sync
-        ? `Last full check ${ago(sync.last_sync)}: ${sync.vaults} vault${sync.vaults === 1 ? "" : "s"}, ${sync.secrets} secret${sync.secrets === 1 ? "" : "s"} verified`
+        ? `Last full check ${ago(sync.last_sync)}: ${sync.vaults} vault${sync.vaults === 1 ? "" : "s"}, ${sync.secrets} secret${sync.secrets === 1 ? "" : "s"} verified` +
+          (bad > 0 ? `; ${bad} vault${bad === 1 ? "" : "s"} failed verification` : "")
         : "Not synced yet";
   return h(
     "footer",
     { class: "statusbar" },
-    h("span", { id: "sync-status", class: sync?.error ? "error" : "" }, line),
+    h("span", { id: "sync-status", class: sync?.error || bad > 0 ? "error" : "" }, line),
     button("sync-refresh", "Refresh", (b) =>
       void act(b, async () => {
         let failed: unknown = null;
@@ -419,24 +439,38 @@ function footer(): HTMLElement {
         await loadSecrets();
         drawMain();
         if (failed) throw failed;
-        toast("Everything is in sync and verified.");
+        if (sync.refused.length > 0) toast("A vault failed verification: the server sent data this account did not write.", "error");
+        else toast("Everything is in sync and verified.");
       }), "small"),
     h("span", { class: "spacer" }),
     h("span", { id: "idle-lock", class: "muted" }, `Locks after ${minutes(s.idle_lock_seconds)} idle`),
   );
 }
 
+/** Shows another screen; a message about the last one goes with it. */
 function go(v: View): void {
   nav++;
   view = v;
+  hideToast();
   void drawContent();
+}
+
+/** Highlights the open vault in the sidebar (none on the sessions screen). */
+function markSelected(): void {
+  const id = view.kind === "sessions" ? null : view.kind === "refused" ? view.id : vault?.id;
+  document.querySelectorAll<HTMLElement>("#vault-list li").forEach((li) => {
+    li.classList.toggle("selected", li.dataset.vaultId === id);
+  });
 }
 
 async function drawContent(): Promise<void> {
   const content = document.getElementById("content");
   if (!content) return;
   content.dataset.view = view.kind;
+  markSelected();
   switch (view.kind) {
+    case "refused":
+      return drawRefused(content, view.id);
     case "sessions":
       return drawSessions(content);
     case "vault":
@@ -467,6 +501,7 @@ function drawVault(content: HTMLElement): void {
   const renameForm = h(
     "form",
     { id: "rename-vault-form", class: "inline-form wide", hidden: true },
+    h("label", { class: "label", for: "rename-vault-name" }, "New name"),
     renameInput,
     h("button", { id: "save-vault-name", type: "submit", class: "primary small" }, "Rename"),
     button("cancel-rename", "Cancel", () => (renameForm.hidden = true), "small"),
@@ -556,6 +591,28 @@ function drawVault(content: HTMLElement): void {
   );
 }
 
+// ------------------------------------------------------ refused vault
+
+function drawRefused(content: HTMLElement, id: string): void {
+  const r = refused.find((x) => x.id === id);
+  if (!r) {
+    go({ kind: "vault" });
+    return;
+  }
+  mount(
+    content,
+    h("div", { class: "crumbs" }, back()),
+    h("div", { class: "content-head" }, h("h2", { id: "refused-title" }, "A vault failed verification")),
+    h(
+      "p",
+      {},
+      "The server sent this vault's data, but it is not what this account wrote: its key, name or revision does not verify. " +
+        "Nothing from it is shown or used on this device. Refresh checks it again.",
+    ),
+    h("dl", { class: "facts wide" }, h("dt", {}, "Vault id"), h("dd", { id: "refused-id" }, r.id), h("dt", {}, "Refused"), h("dd", { id: "refused-reason" }, r.reason)),
+  );
+}
+
 // ----------------------------------------------------------------- secret
 
 function back(): HTMLButtonElement {
@@ -602,9 +659,9 @@ function drawSecret(content: HTMLElement, name: string): void {
     ev.preventDefault();
     void act(del.querySelector("button"), async () => {
       await api.deleteSecret(v.id, name);
-      toast(`Deleted ${name}.`);
       await loadSecrets();
       go({ kind: "vault" });
+      toast(`Deleted ${name}.`);
     });
   });
   mount(
@@ -676,9 +733,9 @@ function drawAdd(content: HTMLElement): void {
     void act(save, async () => {
       const s = await api.saveSecret(v.id, name.value, value.value, null);
       value.value = "";
-      toast(`Saved ${s.name} (revision ${s.revision}).`);
       await loadSecrets();
       go({ kind: "secret", name: s.name });
+      toast(`Saved ${s.name} (revision ${s.revision}).`);
     });
   });
   mount(content, form);
@@ -713,9 +770,9 @@ async function drawEdit(content: HTMLElement, name: string): Promise<void> {
     void act(save, async () => {
       const s = await api.saveSecret(v.id, name, value.value, current.revision);
       value.value = "";
-      toast(`Saved ${name} as revision ${s.revision}.`);
       await loadSecrets();
       go({ kind: "secret", name });
+      toast(`Saved ${name} as revision ${s.revision}.`);
     });
   });
   mount(content, form);
@@ -754,9 +811,9 @@ async function drawHistory(content: HTMLElement, name: string): Promise<void> {
               ? button(`restore-${r.revision}`, "Restore", (b) =>
                   void act(b, async () => {
                     const s = await api.restore(v.id, name, r.revision);
-                    toast(`Restored revision ${r.revision} as revision ${s.revision}.`);
                     await loadSecrets();
                     go({ kind: "secret", name });
+                    toast(`Restored revision ${r.revision} as revision ${s.revision}.`);
                   }), "small restore")
               : null,
         ),
@@ -806,8 +863,8 @@ async function drawSessions(content: HTMLElement): Promise<void> {
                 : button(`revoke-${s.id}`, "Revoke", (b) =>
                     void act(b, async () => {
                       await api.revokeSession(s.id);
-                      toast("Session revoked.");
                       go({ kind: "sessions" });
+                      toast("Session revoked.");
                     }), "small danger-outline revoke"),
             ),
           ),

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 const (
@@ -156,6 +159,12 @@ func TestDesktopApp(t *testing.T) {
 	if got := d.value("#server"); got != st.GatewayURL() {
 		t.Fatalf("server field %q, want the gateway %q", got, st.GatewayURL())
 	}
+	form := d.text("#sign-in-form")
+	for _, label := range []string{"SERVER", "IDENTITY", "PASSWORD", "SECRET KEY", "Open emergency kit", "Sign in"} {
+		if !strings.Contains(form, label) {
+			t.Fatalf("the sign-in form does not show %q:\n%s", label, form)
+		}
+	}
 	shot.take(d, "sign-in")
 	attackBoundary(t, d)
 
@@ -175,6 +184,17 @@ func TestDesktopApp(t *testing.T) {
 		t.Fatalf("identity from the kit %q, want %q", got, a.identity)
 	}
 	d.typeInto("#password", password)
+	if ph := d.value("#secret-key"); ph != "" {
+		t.Fatalf("the Secret Key field holds %q with the kit read", ph)
+	}
+	var keyField struct {
+		Disabled    bool   `json:"disabled"`
+		Placeholder string `json:"placeholder"`
+	}
+	d.exec(`const e = document.querySelector("#secret-key"); return { disabled: e.disabled, placeholder: e.placeholder };`, &keyField)
+	if !keyField.Disabled || keyField.Placeholder != "read from the emergency kit" {
+		t.Fatalf("the Secret Key field with the kit read: %+v", keyField)
+	}
 	shot.take(d, "sign-in-with-kit")
 	d.click("#sign-in")
 	signIn := time.Now()
@@ -185,26 +205,64 @@ func TestDesktopApp(t *testing.T) {
 	t.Logf("sign-in (Argon2id, SRP, key bundle, full check) to the vault list: %v", time.Since(signIn).Round(time.Millisecond))
 	d.waitText("#vault-list", "from-cli")
 	d.click(`#vault-list li[data-vault-name="from-cli"]`)
+	// The vault screen: its name, the role held, the secret's name and
+	// revision, never a value; who is signed in, where.
+	d.waitExact("#vault-title", "from-cli")
+	d.waitText(".content-head", "owner")
+	d.waitText("#secret-count", "1 secret")
+	d.waitText(`#secret-list li[data-secret-name="DATABASE_URL"]`, "rev 1")
+	if got := d.text("#whoami"); got != a.identity {
+		t.Fatalf("top bar names %q", got)
+	}
+	if list := d.text("#content"); strings.Contains(list, "written-by-the-cli") {
+		t.Fatalf("the vault screen shows a value: %q", list)
+	}
+	if !strings.Contains(d.text(`#vault-list li.selected`), "from-cli") {
+		t.Fatal("the open vault is not the highlighted one")
+	}
+	shot.take(d, "vault-list")
 	d.click(`#secret-list li[data-secret-name="DATABASE_URL"]`)
+	d.waitExact("#secret-title", "DATABASE_URL")
+	d.waitExact("#secret-revision", "1")
+	d.waitText("#revealed-value", "••••")
 	d.click("#reveal")
 	d.waitText("#revealed-value", "postgres://app:written-by-the-cli@db/app")
+	d.waitExact("#reveal", "Hide")
 	shot.take(d, "cli-secret-revealed")
 
 	// --- a vault made in the app, renamed ----------------------------------
 	d.click("#new-vault")
+	d.waitText("#new-vault-form", "NEW VAULT'S NAME")
 	d.typeInto("#new-vault-name", "desk-vault-draft")
+	shot.take(d, "vault-create")
 	d.click("#create-vault")
 	d.waitExact("#vault-title", "desk-vault-draft")
+	d.waitText("#toast", "Created vault desk-vault-draft")
+	d.waitText("#content", "This vault has no secrets yet.")
 	d.click("#rename-vault")
+	d.waitText("#rename-vault-form", "NEW NAME")
 	d.typeInto("#rename-vault-name", "desk-vault")
+	shot.take(d, "vault-rename")
 	d.click("#save-vault-name")
 	d.waitExact("#vault-title", "desk-vault")
 	d.waitText("#toast", "Renamed to desk-vault")
 	d.must(`#vault-list li[data-vault-name="desk-vault"]`)
+	if _, ok := d.textOf(`#vault-list li[data-vault-name="desk-vault-draft"]`); ok {
+		t.Fatal("the old name is still listed after the rename")
+	}
 
 	// --- add a secret with the generator ----------------------------------
 	d.click("#add-secret")
 	d.typeInto("#secret-name", "API_KEY")
+	if _, ok := d.textOf("#toast:not([hidden])"); ok {
+		t.Fatal("the rename's message is still shown on the add screen")
+	}
+	form = d.text("#add-form")
+	for _, label := range []string{"Add a secret", "NAME", "VALUE", "GENERATOR", "characters", "Generate", "Save"} {
+		if !strings.Contains(form, label) {
+			t.Fatalf("the add form does not show %q:\n%s", label, form)
+		}
+	}
 	d.click("#generate")
 	var generated string
 	d.waitFor("a generated value", 10*time.Second, func() bool {
@@ -218,6 +276,7 @@ func TestDesktopApp(t *testing.T) {
 	d.click("#save-secret")
 	d.waitExact("#secret-title", "API_KEY")
 	d.waitExact("#secret-revision", "1")
+	d.waitText("#toast", "Saved API_KEY (revision 1).")
 
 	// --- reveal, copy: the clipboard holds it, then not -------------------
 	d.click("#reveal")
@@ -243,7 +302,10 @@ func TestDesktopApp(t *testing.T) {
 	if el := time.Since(copied); el < idleLock-2*time.Second {
 		t.Fatalf("locked after %v idle, before %v", el, idleLock)
 	}
-	d.waitText("#lock-reason", "without activity")
+	d.waitText("#lock-reason", "Locked after 45 s without activity. The keys were wiped from memory")
+	if got := d.text("#locked-identity"); got != a.identity {
+		t.Fatalf("lock screen names %q", got)
+	}
 	shot.take(d, "locked-idle")
 	if r := invoke(d, "reveal_secret", map[string]any{"vaultId": "x", "name": "API_KEY"}); r.OK || r.Code != "locked" {
 		t.Fatalf("reveal while locked: %+v, want the code locked", r)
@@ -251,6 +313,10 @@ func TestDesktopApp(t *testing.T) {
 	d.typeInto("#unlock-password", "wrong password")
 	d.click("#unlock")
 	d.waitText("#form-error", "The password or the Secret Key is wrong.")
+	if ph := phase(d); ph != "locked" {
+		t.Fatalf("a wrong unlock password left the app %s", ph)
+	}
+	shot.take(d, "unlock-wrong-password")
 	d.typeInto("#unlock-password", password)
 	d.click("#unlock")
 	d.must("#vault-list")
@@ -262,6 +328,8 @@ func TestDesktopApp(t *testing.T) {
 	if got := d.value("#secret-value"); got != generated {
 		t.Fatalf("the editor shows %q, want the current value", got)
 	}
+	d.waitText("#edit-form h2", "Edit API_KEY")
+	d.waitText("#edit-form", "Revision 1. Saving keeps this one in the history.")
 	d.typeInto("#secret-value", "edited in the desktop app")
 	shot.take(d, "edit-secret")
 	d.click("#save-secret")
@@ -269,14 +337,23 @@ func TestDesktopApp(t *testing.T) {
 	if got := strings.TrimSpace(a.zsm(0, "", "get", "desk-vault/API_KEY")); got != "edited in the desktop app" {
 		t.Fatalf("zsm get after the edit: %q", got)
 	}
+	d.waitText("#toast", "Saved API_KEY as revision 2.")
 	d.click("#history")
-	d.waitText("#history-list", "Revision 2")
-	d.waitText("#history-list", "Revision 1")
+	d.waitText(`#history-list li[data-revision="2"]`, "current")
+	d.waitText(`#history-list li[data-revision="1"]`, "Restore")
+	if _, ok := d.textOf("#restore-2"); ok {
+		t.Fatal("the current revision offers a restore")
+	}
+	if list := d.text("#history-list"); strings.Contains(list, generated) || strings.Contains(list, "edited in the desktop app") {
+		t.Fatalf("the history shows a value: %q", list)
+	}
 	shot.take(d, "history")
 	d.click("#restore-1")
 	d.waitExact("#secret-revision", "3")
+	d.waitText("#toast", "Restored revision 1 as revision 3.")
 	d.click("#reveal")
 	d.waitText("#revealed-value", generated)
+	shot.take(d, "restored")
 
 	// --- the CLI reads what the app wrote ----------------------------------
 	if got := strings.TrimSpace(a.zsm(0, "", "get", "desk-vault/API_KEY")); got != generated {
@@ -303,6 +380,29 @@ func TestDesktopApp(t *testing.T) {
 		t.Fatalf("search for api_ shows %q", list)
 	}
 	shot.take(d, "secret-list-search")
+
+	// --- the server swaps a vault's encrypted name: the app says so -------
+	// Whoever controls the database puts from-cli's sealed name into
+	// desk-vault's row (triggers off, revision kept): a ciphertext this
+	// account never wrote for that vault.
+	ids := vaultIDs(t, d)
+	undo := swapVaultMeta(t, ids["desk-vault"], ids["from-cli"])
+	d.click("#sync-refresh")
+	d.waitText("#sync-status", "1 vault, 1 secret verified; 1 vault failed verification")
+	d.waitText("#toast", "A vault failed verification")
+	if _, ok := d.textOf(`#vault-list li[data-vault-name="desk-vault"]`); ok {
+		t.Fatal("the tampered vault is still listed by name")
+	}
+	d.click(`#vault-list li.refused[data-vault-id="` + ids["desk-vault"] + `"]`)
+	d.waitExact("#refused-id", ids["desk-vault"])
+	d.waitText("#refused-reason", "integrity check failed")
+	shot.take(d, "vault-refused")
+	undo()
+	d.click("#sync-refresh")
+	d.waitText("#sync-status", "2 vaults, 4 secrets verified")
+	if _, ok := d.textOf("#vault-list li.refused"); ok {
+		t.Fatal("the vault is still refused after its name was put back")
+	}
 	d.click(`#vault-list li[data-vault-name="from-cli"]`)
 	d.click(`#secret-list li[data-secret-name="DATABASE_URL"]`)
 	d.waitExact("#secret-revision", "2")
@@ -324,6 +424,12 @@ func TestDesktopApp(t *testing.T) {
 	if !r.OK || json.Unmarshal(r.Value, &sessions) != nil || len(sessions) < 2 {
 		t.Fatalf("list_sessions: %+v", r)
 	}
+	if !strings.Contains(rows, "zsm desktop") || !strings.Contains(rows, "zsm CLI") {
+		t.Fatalf("the sessions list does not name both devices: %q", rows)
+	}
+	if _, ok := d.textOf(`#vault-list li.selected`); ok {
+		t.Fatal("a vault is highlighted on the sessions screen")
+	}
 	shot.take(d, "sessions")
 	var other string
 	for _, s := range sessions {
@@ -331,8 +437,15 @@ func TestDesktopApp(t *testing.T) {
 			other = s.ID
 		}
 	}
+	if _, ok := d.textOf(`#session-list tr.current button`); ok {
+		t.Fatal("this device's own session offers a revoke")
+	}
 	d.click("#revoke-" + other)
 	d.waitText("#toast", "Session revoked")
+	d.waitFor("the revoked session to leave the list", 10*time.Second, func() bool {
+		_, ok := d.textOf(`#session-list tr[data-session-id="` + other + `"]`)
+		return !ok
+	})
 	// The CLI's session ended at once: its next command is refused (exit 3).
 	a.zsm(3, "", "ls")
 
@@ -382,14 +495,118 @@ func TestDesktopApp(t *testing.T) {
 	d.waitText("#sync-status", "2 vaults, 4 secrets verified")
 
 	d.click(`#vault-list li[data-vault-name="desk-vault"]`)
+	d.waitExact("#vault-title", "desk-vault")
 	d.click("#delete-vault")
+	d.waitText("#delete-vault-form", "Deleting desk-vault deletes its 3 secrets and their history")
+	// The button stays off until the name is typed exactly.
+	d.typeInto("#delete-vault-confirm", "desk-vaul")
+	var off bool
+	d.exec(`return document.querySelector("#confirm-delete-vault").disabled;`, &off)
+	if !off {
+		t.Fatal("delete is enabled before the vault's name is typed")
+	}
 	d.typeInto("#delete-vault-confirm", "desk-vault")
+	shot.take(d, "vault-delete")
 	d.click("#confirm-delete-vault")
 	d.waitText("#toast", "Deleted vault desk-vault")
+	d.waitFor("desk-vault to leave the list", 10*time.Second, func() bool {
+		_, ok := d.textOf(`#vault-list li[data-vault-name="desk-vault"]`)
+		return !ok
+	})
+	a.zsm(5, "", "ls", "desk-vault") // not found: the CLI agrees it is gone
 	d.click("#sign-out")
 	d.must("#sign-in-form")
 	if ph := phase(d); ph != "signed_out" {
 		t.Fatalf("after sign-out the app is %s", ph)
+	}
+	// The form remembers who signed in last, never the password or key.
+	if got := d.value("#identity"); got != a.identity {
+		t.Fatalf("identity after sign-out %q", got)
+	}
+	if got := d.value("#password") + d.value("#secret-key"); got != "" {
+		t.Fatalf("the sign-in form after sign-out holds %q", got)
+	}
+	shot.take(d, "signed-out")
+}
+
+// vaultIDs asks the app for its vault list, by name (as a script in the
+// page could).
+func vaultIDs(t *testing.T, d *wd) map[string]string {
+	t.Helper()
+	r := invoke(d, "list_vaults", nil)
+	var l struct {
+		Vaults []struct {
+			ID   string `json:"id"`
+			Name string `json:"name"`
+		} `json:"vaults"`
+	}
+	if !r.OK || json.Unmarshal(r.Value, &l) != nil {
+		t.Fatalf("list_vaults: %+v", r)
+	}
+	ids := map[string]string{}
+	for _, v := range l.Vaults {
+		ids[v.Name] = v.ID
+	}
+	return ids
+}
+
+// swapVaultMeta acts as a malicious server: it writes donor's sealed name
+// into victim's row, with triggers off so that the revision (and the event
+// trail) stay as they were. The returned func puts victim's own name back
+// the same way.
+func swapVaultMeta(t *testing.T, victim, donor string) func() {
+	t.Helper()
+	if victim == "" || donor == "" {
+		t.Fatalf("vault ids %q, %q", victim, donor)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, st.AdminDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var own string
+	if err := conn.QueryRow(ctx, `SELECT meta FROM api.vaults WHERE id = $1`, victim).Scan(&own); err != nil {
+		t.Fatal(err)
+	}
+	set := func(ctx context.Context, conn *pgx.Conn, meta string) error {
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback(context.Background())
+		if _, err := tx.Exec(ctx, `SET LOCAL session_replication_role = replica`); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `UPDATE api.vaults SET meta = $2 WHERE id = $1`, victim, meta)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() != 1 {
+			return fmt.Errorf("updated %d rows", tag.RowsAffected())
+		}
+		return tx.Commit(ctx)
+	}
+	var foreign string
+	if err := conn.QueryRow(ctx, `SELECT meta FROM api.vaults WHERE id = $1`, donor).Scan(&foreign); err != nil {
+		t.Fatal(err)
+	}
+	if err := set(ctx, conn, foreign); err != nil {
+		t.Fatalf("swapping the vault's name: %v", err)
+	}
+	return func() {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, st.AdminDSN())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		if err := set(ctx, conn, own); err != nil {
+			t.Fatalf("putting the vault's name back: %v", err)
+		}
 	}
 }
 

@@ -10,7 +10,7 @@ use std::future::Future;
 use zeroize::Zeroizing;
 
 use crate::error::AppResult;
-use crate::view::{RevisionView, SecretSummary, SessionView, VaultView};
+use crate::view::{RevisionView, SecretSummary, SessionView, VaultListing, VaultView};
 
 /// What signing in takes. Debug never shows the password or Secret Key.
 pub struct Credentials {
@@ -56,8 +56,10 @@ pub trait Account: Send + 'static {
     /// open it.
     fn unlock(&mut self, password: &str, secret_key: &str) -> impl Future<Output = AppResult<()>> + Send;
 
-    /// Every vault the account can open, with its role.
-    fn vaults(&mut self) -> impl Future<Output = AppResult<Vec<VaultView>>> + Send;
+    /// Every vault the account can open, with its role, and apart from them
+    /// the vaults that failed verification (one bad vault never fails the
+    /// list).
+    fn vaults(&mut self) -> impl Future<Output = AppResult<VaultListing>> + Send;
     fn create_vault(&mut self, name: &str) -> impl Future<Output = AppResult<VaultView>> + Send;
     fn rename_vault(&mut self, vault_id: &str, name: &str) -> impl Future<Output = AppResult<VaultView>> + Send;
     /// Deletes the vault and every secret in it.

@@ -21,7 +21,7 @@ use crate::core_api::Account;
 use crate::error::{AppError, AppResult};
 use crate::session::{self, AppState};
 use crate::view::{
-    AppStatus, KitInfo, RevealedSecret, RevisionView, SecretSummary, SessionView, SyncStatus, VaultView,
+    AppStatus, KitInfo, RevealedSecret, RevisionView, SecretSummary, SessionView, SyncStatus, VaultListing, VaultView,
 };
 use crate::{generator, kit};
 
@@ -135,7 +135,7 @@ async fn sign_out(state: St<'_>) -> AppResult<()> {
 }
 
 #[tauri::command]
-async fn list_vaults(state: St<'_>) -> AppResult<Vec<VaultView>> {
+async fn list_vaults(state: St<'_>) -> AppResult<VaultListing> {
     let r = state.unlocked().await?.account.vaults().await;
     state.settle(r).await
 }

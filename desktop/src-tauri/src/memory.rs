@@ -2,7 +2,7 @@
 //! It does no cryptography and talks to nothing: the end-to-end test
 //! (tests/desktop) drives the real core against the real stack.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use zeroize::Zeroizing;
@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 use crate::core_api::{Account, Core, Credentials};
 use crate::error::{AppError, AppResult};
 use crate::session::rfc3339;
-use crate::view::{RevisionView, SecretSummary, SessionView, VaultView};
+use crate::view::{RefusedVaultView, RevisionView, SecretSummary, SessionView, VaultListing, VaultView};
 
 #[derive(Default)]
 struct Vault {
@@ -28,6 +28,8 @@ struct Server {
     sessions: Vec<String>,
     /// Set by tests: the next call fails with SessionEnded.
     end_session: bool,
+    /// Set by tests: vaults whose data "fails verification".
+    tampered: BTreeSet<String>,
     sign_ins: u32,
     sign_outs: u32,
 }
@@ -50,6 +52,12 @@ impl MemoryCore {
     pub fn counts(&self) -> (u32, u32) {
         let s = self.0.lock().unwrap();
         (s.sign_ins, s.sign_outs)
+    }
+
+    /// Makes the vault fail verification from now on, as a vault whose
+    /// ciphertext a server swapped would.
+    pub fn tamper(&self, vault_id: &str) {
+        self.0.lock().unwrap().tampered.insert(vault_id.into());
     }
 
     /// Makes the server end the session at the next call.
@@ -108,6 +116,9 @@ impl MemoryAccount {
 }
 
 fn vault<'a>(s: &'a mut Server, id: &str) -> AppResult<&'a mut Vault> {
+    if s.tampered.contains(id) {
+        return Err(AppError::Integrity(format!("vault {id}: name does not verify")));
+    }
     s.vaults
         .get_mut(id)
         .ok_or_else(|| AppError::NotFound(format!("vault {id}")))
@@ -144,8 +155,20 @@ impl Account for MemoryAccount {
         Ok(())
     }
 
-    async fn vaults(&mut self) -> AppResult<Vec<VaultView>> {
-        self.with(|s| Ok(s.vaults.iter().map(|(id, v)| view(id, v)).collect()))
+    async fn vaults(&mut self) -> AppResult<VaultListing> {
+        self.with(|s| {
+            let (bad, good): (Vec<_>, Vec<_>) = s.vaults.iter().partition(|(id, _)| s.tampered.contains(*id));
+            Ok(VaultListing {
+                vaults: good.into_iter().map(|(id, v)| view(id, v)).collect(),
+                refused: bad
+                    .into_iter()
+                    .map(|(id, _)| RefusedVaultView {
+                        id: id.clone(),
+                        reason: format!("vault {id}: name does not verify"),
+                    })
+                    .collect(),
+            })
+        })
     }
 
     async fn create_vault(&mut self, name: &str) -> AppResult<VaultView> {

@@ -24,7 +24,7 @@ use zeroize::Zeroizing;
 use crate::clipboard::{Clipboard, ClipboardGuard};
 use crate::core_api::{Account, Core, Credentials};
 use crate::error::{AppError, AppResult};
-use crate::view::{AppStatus, SyncStatus};
+use crate::view::{AppStatus, SyncStatus, VaultListing};
 
 /// The default idle time before the app locks itself.
 pub const DEFAULT_IDLE_LOCK: Duration = Duration::from_secs(5 * 60);
@@ -337,21 +337,22 @@ impl<C: Core, K: Clipboard> AppState<C, K> {
 /// Refreshes the sync status of an unlocked account: every vault and every
 /// secret is listed, and so checked by the core.
 pub async fn sync<A: Account>(u: &mut Unlocked<A>) -> AppResult<SyncStatus> {
-    let r: AppResult<(usize, usize)> = async {
-        let vaults = u.account.vaults().await?;
+    let r: AppResult<(VaultListing, usize)> = async {
+        let l = u.account.vaults().await?;
         let mut secrets = 0;
-        for v in &vaults {
+        for v in &l.vaults {
             secrets += u.account.secrets(&v.id).await?.len();
         }
-        Ok((vaults.len(), secrets))
+        Ok((l, secrets))
     }
     .await;
     match r {
-        Ok((vaults, secrets)) => {
+        Ok((l, secrets)) => {
             u.sync = SyncStatus {
                 last_sync: Some(rfc3339(SystemTime::now())),
-                vaults,
+                vaults: l.vaults.len(),
                 secrets,
+                refused: l.refused,
                 error: None,
             };
             Ok(u.sync.clone())
@@ -637,7 +638,33 @@ mod tests {
             }
             let s = sync(&mut *st.unlocked().await.unwrap()).await.unwrap();
             assert_eq!((s.vaults, s.secrets, s.error), (2, 2, None));
-            assert!(s.last_sync.is_some());
+            assert!(s.last_sync.is_some() && s.refused.is_empty());
+        });
+    }
+
+    #[test]
+    fn sync_reports_a_vault_that_fails_verification() {
+        crate::block_on(async {
+            let (st, core, _) = signed_in(DEFAULT_IDLE_LOCK).await;
+            let prod = {
+                let mut u = st.unlocked().await.unwrap();
+                let prod = u.account.create_vault("prod").await.unwrap();
+                u.account.set_secret(&prod.id, "A", "1", None).await.unwrap();
+                let dev = u.account.create_vault("dev").await.unwrap();
+                u.account.set_secret(&dev.id, "B", "2", None).await.unwrap();
+                prod
+            };
+            core.tamper(&prod.id);
+            // The other vault is still counted; the bad one is named, not
+            // dropped, and the sync itself does not fail.
+            let s = sync(&mut *st.unlocked().await.unwrap()).await.unwrap();
+            assert_eq!((s.vaults, s.secrets, s.error), (1, 1, None));
+            assert_eq!(s.refused.len(), 1);
+            assert_eq!(s.refused[0].id, prod.id);
+            assert!(s.refused[0].reason.contains("does not verify"), "{:?}", s.refused);
+            let l = st.unlocked().await.unwrap().account.vaults().await.unwrap();
+            assert_eq!(l.vaults.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), ["dev"]);
+            assert_eq!(l.refused, s.refused);
         });
     }
 

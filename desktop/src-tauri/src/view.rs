@@ -18,6 +18,23 @@ pub struct VaultView {
     pub created_at: String,
 }
 
+/// A vault the core refused to open: the server sent a grant, key, name or
+/// revision this account did not write (or an older one than this device
+/// has seen). Its name is unknown; the reason names no key or value.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RefusedVaultView {
+    pub id: String,
+    pub reason: String,
+}
+
+/// The vault list: the vaults that verified, and those that did not (shown
+/// apart, never silently dropped).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct VaultListing {
+    pub vaults: Vec<VaultView>,
+    pub refused: Vec<RefusedVaultView>,
+}
+
 /// A secret as listed: never its value.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct SecretSummary {
@@ -72,8 +89,11 @@ pub struct SessionView {
 pub struct SyncStatus {
     /// RFC 3339, UTC; None before the first sync of this unlock.
     pub last_sync: Option<String>,
+    /// Vaults and secrets that verified.
     pub vaults: usize,
     pub secrets: usize,
+    /// Vaults that failed verification in that sync.
+    pub refused: Vec<RefusedVaultView>,
     /// Why the last attempt failed, if it did (the counts are from the last
     /// success).
     pub error: Option<String>,

@@ -12,7 +12,7 @@ use zsm_core::{Client, Config, DeviceState, FileState, SecretKey};
 use crate::core_api::{Account, Core, Credentials};
 use crate::error::{AppError, AppResult};
 use crate::session::rfc3339;
-use crate::view::{RevisionView, SecretSummary, SessionView, VaultView};
+use crate::view::{RefusedVaultView, RevisionView, SecretSummary, SessionView, VaultListing, VaultView};
 
 /// zsm-core with this device's state file.
 pub struct ZsmCore {
@@ -137,10 +137,12 @@ impl ZsmAccount {
             .ok_or_else(|| AppError::NotFound(format!("vault {id}")))
     }
 
-    async fn list(&mut self) -> AppResult<Vec<zsm_core::Vault>> {
-        let vs = self.client.vaults().await.map_err(map_err)?;
-        self.vaults = vs.iter().map(|v| (v.id.to_string(), v.clone())).collect();
-        Ok(vs)
+    /// Lists the memberships; the vaults that verified are remembered for
+    /// the calls that name a vault by id.
+    async fn list(&mut self) -> AppResult<zsm_core::client::VaultList> {
+        let l = self.client.list_vaults().await.map_err(map_err)?;
+        self.vaults = l.vaults.iter().map(|v| (v.id.to_string(), v.clone())).collect();
+        Ok(l)
     }
 }
 
@@ -154,8 +156,19 @@ impl Account for ZsmAccount {
         self.client.unlock(password, &sk).map_err(map_err)
     }
 
-    async fn vaults(&mut self) -> AppResult<Vec<VaultView>> {
-        Ok(self.list().await?.iter().map(vault_view).collect())
+    async fn vaults(&mut self) -> AppResult<VaultListing> {
+        let l = self.list().await?;
+        Ok(VaultListing {
+            vaults: l.vaults.iter().map(vault_view).collect(),
+            refused: l
+                .refused
+                .into_iter()
+                .map(|r| RefusedVaultView {
+                    id: r.id.to_string(),
+                    reason: r.error.to_string(),
+                })
+                .collect(),
+        })
     }
 
     async fn create_vault(&mut self, name: &str) -> AppResult<VaultView> {
