@@ -221,6 +221,9 @@ func TestDesktopApp(t *testing.T) {
 		t.Fatal("the open vault is not the highlighted one")
 	}
 	shot.take(d, "vault-list")
+	// Keys live in Rust: what a script in the page can read holds no
+	// password, Secret Key or token.
+	nothingSecretInThePage(t, d, password, a.secretKey())
 	d.click(`#secret-list li[data-secret-name="DATABASE_URL"]`)
 	d.waitExact("#secret-title", "DATABASE_URL")
 	d.waitExact("#secret-revision", "1")
@@ -527,6 +530,47 @@ func TestDesktopApp(t *testing.T) {
 		t.Fatalf("the sign-in form after sign-out holds %q", got)
 	}
 	shot.take(d, "signed-out")
+}
+
+// nothingSecretInThePage reads, as a script in the web view could, every
+// answer of the commands that list things, the page's DOM and its storage,
+// and fails if any of them holds one of the secrets given (in any case,
+// with or without the Secret Key's dashes) or a bearer token.
+func nothingSecretInThePage(t *testing.T, d *wd, secrets ...string) {
+	t.Helper()
+	var seen []string
+	for _, cmd := range []string{"app_status", "list_vaults", "sync_status", "list_sessions"} {
+		r := invoke(d, cmd, nil)
+		if !r.OK {
+			t.Fatalf("%s: %+v", cmd, r)
+		}
+		seen = append(seen, cmd+": "+string(r.Value))
+	}
+	for name, id := range vaultIDs(t, d) {
+		r := invoke(d, "list_secrets", map[string]any{"vaultId": id})
+		if !r.OK {
+			t.Fatalf("list_secrets %s: %+v", name, r)
+		}
+		seen = append(seen, "list_secrets: "+string(r.Value))
+	}
+	var page string
+	d.exec(`return document.documentElement.outerHTML + "\n" + JSON.stringify(Object.entries(localStorage)) +
+		JSON.stringify(Object.entries(sessionStorage)) + "\n" + Array.from(document.querySelectorAll("input, textarea")).map((e) => e.value).join("\n");`, &page)
+	seen = append(seen, "page: "+page)
+	jwt := regexp.MustCompile(`eyJ[A-Za-z0-9_-]{8,}\.eyJ`)
+	for _, text := range seen {
+		low := strings.ToLower(text)
+		for _, sec := range secrets {
+			for _, form := range []string{sec, strings.ReplaceAll(sec, "-", "")} {
+				if strings.Contains(low, strings.ToLower(form)) {
+					t.Fatalf("a secret reached the web view in %.60s…", text)
+				}
+			}
+		}
+		if jwt.MatchString(text) {
+			t.Fatalf("a token reached the web view in %.60s…", text)
+		}
+	}
 }
 
 // vaultIDs asks the app for its vault list, by name (as a script in the
