@@ -73,7 +73,12 @@ func TestRustCoreAgainstStack(t *testing.T) {
 	if err != nil {
 		t.Fatalf("preparing an account without a key record: %v", err)
 	}
-	cmd := exec.CommandContext(ctx, cargo, "test", "--locked", "-p", "zsm-core", "--features", "stack-tests", "--test", "stack", "--", "--nocapture")
+	// --workspace, though only zsm-core's stack test runs: features are
+	// resolved for the whole workspace then, as for `cargo test --workspace`
+	// and the desktop app's build, so the dependencies they compiled are
+	// reused (with -p zsm-core, tokio and everything over it would be
+	// compiled again with other features).
+	cmd := exec.CommandContext(ctx, cargo, "test", "--locked", "--workspace", "--features", "zsm-core/stack-tests", "--test", "stack", "--", "--nocapture")
 	cmd.Dir = repoRoot
 	cmd.Env = append(os.Environ(),
 		"CARGO_TARGET_DIR="+target,
