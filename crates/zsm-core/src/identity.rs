@@ -133,6 +133,10 @@ pub enum NewIdentityError {
     /// identity.
     #[error("identity mixes writing systems within one part, so it can pass for another identity")]
     MixedScripts,
+    /// Begins with "token:", the form of a machine token's key record
+    /// (docs/crypto.md §11).
+    #[error("identities that begin with \"token:\" name machine tokens and cannot be registered")]
+    Reserved,
 }
 
 /// The script combinations UTS #39 allows at its highly restrictive level.
@@ -170,7 +174,8 @@ fn single_script(part: &str) -> bool {
 
 /// The rules an identity must meet to be registered, on top of
 /// [`normalize`] (it expects the normal form), as Go's
-/// `srpgroup.CheckNewIdentity`: no U+FFFD, and each part between '@' and
+/// `srpgroup.CheckNewIdentity`: no U+FFFD, not the machine token form
+/// ("token:…"), and each part between '@' and
 /// '.' in one script besides the characters every script shares, or in one
 /// of the combinations Japanese, Chinese and Korean are written in (UTS #39,
 /// highly restrictive). authsvc refuses a sign-up that breaks them; the
@@ -178,6 +183,9 @@ fn single_script(part: &str) -> bool {
 pub fn check_new_identity(identity: &str) -> Result<(), NewIdentityError> {
     if identity.contains('\u{fffd}') {
         return Err(NewIdentityError::ReplacementCharacter);
+    }
+    if identity.starts_with(crate::machinetoken::IDENTITY_PREFIX) {
+        return Err(NewIdentityError::Reserved);
     }
     if identity.split(['@', '.']).filter(|p| !p.is_empty()).all(single_script) {
         Ok(())

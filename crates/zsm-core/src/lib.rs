@@ -25,6 +25,7 @@ mod identity_tables;
 mod json;
 pub mod kdf;
 pub mod keyrecord;
+pub mod machinetoken;
 pub mod manifest;
 pub mod memberlog;
 pub mod secret_key;

@@ -16,6 +16,7 @@ use zsm_core::envelope::{self, Context, EnvelopeError, Type};
 use zsm_core::grant::{self, Grant, GrantError, GrantV2};
 use zsm_core::kdf::{self, KdfError, KdfParams};
 use zsm_core::keyrecord::Record as KeyRecord;
+use zsm_core::machinetoken;
 use zsm_core::manifest::{self, ManifestError};
 use zsm_core::memberlog::{self, LogError};
 use zsm_core::secret_key::SecretKey;
@@ -155,6 +156,7 @@ fn checkers() -> BTreeMap<&'static str, fn(&Value, &Value) -> Outcome> {
     m.insert("vault_log.json", check_vault_log);
     m.insert("manifest.json", check_manifest);
     m.insert("identity.json", check_identity);
+    m.insert("token.json", check_token);
     m
 }
 
@@ -968,6 +970,7 @@ fn check_identity(g: &Value, tc: &Value) -> Outcome {
                 let c = match e {
                     zsm_core::identity::NewIdentityError::ReplacementCharacter => "replacement_character",
                     zsm_core::identity::NewIdentityError::MixedScripts => "mixed_scripts",
+                    zsm_core::identity::NewIdentityError::Reserved => "reserved",
                 };
                 (c.to_owned(), e.to_string())
             })
@@ -1075,6 +1078,7 @@ fn checkers_notice_a_wrong_output() {
         ("vault_log.json", "generation"),
         ("manifest.json", "digest"),
         ("identity.json", "normalized"),
+        ("token.json", "check"),
     ];
     let checkers = checkers();
     assert_eq!(corrupt.len(), checkers.len(), "every checker is tried");
@@ -1106,5 +1110,141 @@ fn checkers_notice_a_wrong_output() {
             _ => format!("{text} "),
         });
         assert!(run(g, &bad).is_err(), "{name}: a wrong {field} went unnoticed");
+    }
+}
+
+/// The token of a vector's tokenId and secret.
+fn token_of(tc: &Value) -> machinetoken::Token {
+    machinetoken::Token::from_parts(uuid(tc, "tokenId"), &h32(tc, "secret"))
+        .unwrap_or_else(|e| panic!("tcId {}: {e}", tc["tcId"]))
+}
+
+fn b64_32(tc: &Value, k: &str) -> [u8; 32] {
+    zsm_core::b64::decode(s(tc, k))
+        .and_then(|b| b.try_into().ok())
+        .unwrap_or_else(|| panic!("tcId {}: {k} is not 32 bytes of base64", tc["tcId"]))
+}
+
+fn check_token(g: &Value, tc: &Value) -> Outcome {
+    match s(g, "type") {
+        "parse" => {
+            let t =
+                machinetoken::Token::parse(opt_s(tc, "text")).map_err(|e| ("malformed".to_owned(), e.to_string()))?;
+            let raw = base64::Engine::decode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                t.reveal().trim_start_matches(machinetoken::PREFIX),
+            )
+            .expect("reveal is base64url");
+            eq("token id", t.id().as_bytes(), uuid(tc, "tokenId").as_bytes())?;
+            eq("secret", &raw[16..48], &h(tc, "secret"))?;
+            eq("check", &raw[48..], &h(tc, "check"))?;
+            eq(
+                "text",
+                t.reveal().as_bytes(),
+                s(tc, "text").trim_matches([' ', '\t', '\r', '\n']).as_bytes(),
+            )
+        }
+        "derive" => {
+            let t = token_of(tc);
+            for (k, info) in [
+                ("infoEd25519", machinetoken::INFO_ED25519),
+                ("infoX25519", machinetoken::INFO_X25519),
+                ("infoXWing", machinetoken::INFO_XWING),
+                ("infoCache", machinetoken::INFO_CACHE),
+                ("infoAnchor", machinetoken::INFO_ANCHOR),
+            ] {
+                assert_eq!(s(tc, k), info, "tcId {}: {k}", tc["tcId"]);
+            }
+            eq(
+                "ed25519 seed",
+                &t.derive(machinetoken::INFO_ED25519)[..],
+                &h(tc, "ed25519Seed"),
+            )?;
+            eq(
+                "x25519 private",
+                &t.derive(machinetoken::INFO_X25519)[..],
+                &h(tc, "x25519Private"),
+            )?;
+            eq(
+                "x-wing seed",
+                &t.derive(machinetoken::INFO_XWING)[..],
+                &h(tc, "xwingSeed"),
+            )?;
+            eq(
+                "anchor key",
+                &t.derive(machinetoken::INFO_ANCHOR)[..],
+                &h(tc, "anchorKey"),
+            )?;
+            let k = t.keys();
+            let p = k.public();
+            eq("cache key", k.cache_key(), &h(tc, "cacheKey"))?;
+            eq("ed25519 public", &p.ed25519, &h(tc, "ed25519Public"))?;
+            eq("x25519 public", &p.x25519, &h(tc, "x25519Public"))?;
+            eq("x-wing public", &p.xwing, &h(tc, "xwingPublic"))
+        }
+        "record" => {
+            let id = uuid(tc, "tokenId");
+            assert_eq!(
+                s(tc, "identity"),
+                machinetoken::identity(id),
+                "tcId {}: identity",
+                tc["tcId"]
+            );
+            let p = machinetoken::Public {
+                token_id: id,
+                x25519: b64_32(tc, "x25519PublicB64"),
+                ed25519: b64_32(tc, "ed25519PublicB64"),
+                xwing: zsm_core::b64::decode(s(tc, "xwingPublicB64")).expect("x-wing key in base64"),
+            };
+            p.verify_record(opt_s(tc, "signature"))
+                .map_err(|e| ("bad_signature".to_owned(), e.to_string()))?;
+            let m = p.record_message().expect("a verified record has a message");
+            eq("message", &m, &h(tc, "message"))?;
+            let seed = h32(tc, "ed25519Seed");
+            let sig = ed25519_dalek::Signer::sign(&ed25519_dalek::SigningKey::from_bytes(&seed), &m);
+            eq(
+                "signature",
+                zsm_core::b64::encode(&sig.to_bytes()).as_bytes(),
+                s(tc, "signature").as_bytes(),
+            )
+        }
+        "anchor" => {
+            let k = token_of(tc).keys();
+            let creator = uuid(tc, "creatorId");
+            let ed = h32(tc, "creatorEd25519Public");
+            k.check_anchor(creator, &ed, &h(tc, "anchor"))
+                .map_err(|e| ("bad_anchor".to_owned(), e.to_string()))?;
+            eq(
+                "message",
+                &machinetoken::anchor_message(k.token_id, creator, &ed),
+                &h(tc, "message"),
+            )
+        }
+        "login" => {
+            let id = uuid(tc, "tokenId");
+            let public = h32(tc, "ed25519Public");
+            let nonce = h(tc, "nonce");
+            let aud = s(tc, "audience");
+            let sig = h(tc, "signatureHex");
+            if !machinetoken::verify_login(id, &public, &nonce, aud, &sig) {
+                return fail("bad_signature", "the login signature does not verify");
+            }
+            let m = machinetoken::login_message(id, &nonce, aud).expect("a verified login has a message");
+            eq("message", &m, &h(tc, "message"))?;
+            let seed = h32(tc, "ed25519Seed");
+            let again = ed25519_dalek::Signer::sign(&ed25519_dalek::SigningKey::from_bytes(&seed), &m);
+            eq("signature", &again.to_bytes(), &sig)
+        }
+        "identity" => {
+            let n =
+                zsm_core::identity::normalize(s(tc, "identity")).map_err(|e| ("other".to_owned(), e.to_string()))?;
+            eq("normal form", n.as_bytes(), s(tc, "normal").as_bytes())?;
+            match zsm_core::identity::check_new_identity(&n) {
+                Err(zsm_core::identity::NewIdentityError::Reserved) => fail("reserved", "the token form"),
+                Err(e) => fail("other", e),
+                Ok(()) => Ok(()),
+            }
+        }
+        t => panic!("token.json: unknown group type {t:?}"),
     }
 }
