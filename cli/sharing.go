@@ -203,6 +203,39 @@ func (a *app) vaultShareCmd() *cobra.Command {
 	return a.jsonFlag(c)
 }
 
+func (a *app) vaultRoleCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "role VAULT IDENTITY owner|admin|editor|viewer",
+		Short: "Change a member's role in a vault",
+		Long: `Change a member's role in a vault: a signed entry of its membership log.
+Owners change anyone's role but the vault creator's; admins only between
+editor and viewer. The key is not rotated: a member whose role shrinks
+keeps what it could read (unshare and share again to cut that off).`,
+		Args: exactArgs(3, "vault role VAULT IDENTITY ROLE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			l, err := a.login(ctx)
+			if err != nil {
+				return err
+			}
+			v, err := vaultByName(ctx, l.c, args[0])
+			if err != nil {
+				return err
+			}
+			m, err := l.c.ChangeRole(ctx, v, args[1], args[2])
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(toMemberJSON(m))
+			}
+			a.info("%s is now %s in vault %s.", m.Identity, m.Role, v.Name)
+			return nil
+		},
+	}
+	return a.jsonFlag(c)
+}
+
 func (a *app) vaultUnshareCmd() *cobra.Command {
 	var rekey bool
 	c := &cobra.Command{
