@@ -6,6 +6,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -256,6 +257,12 @@ func (a *app) vaultUnshareCmd() *cobra.Command {
 				return err
 			}
 			a.info("Removed %s from vault %s; what is written from now on uses a new key they do not have.", args[1], v.Name)
+			if !cmd.Flags().Changed("rekey") {
+				// Asked on a terminal; without one (scripts) the answer is no
+				// and the hint below says how to do it later.
+				ans, err := a.prompt(fmt.Sprintf("Re-encrypt every secret of %s under the new key now? [y/N] ", v.Name))
+				rekey = err == nil && (strings.EqualFold(ans, "y") || strings.EqualFold(ans, "yes"))
+			}
 			if !rekey {
 				a.info("The secrets they could read stay under the old key until `zsm vault rekey %s` (change the values too: they may have copied them).", v.Name)
 				return nil
@@ -272,7 +279,7 @@ func (a *app) vaultUnshareCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().BoolVar(&rekey, "rekey", false, "also re-encrypt every secret under the new key now (zsm vault rekey)")
+	c.Flags().BoolVar(&rekey, "rekey", false, "also re-encrypt every secret under the new key now (zsm vault rekey); asked on a terminal when not given, --rekey=false does not ask")
 	return c
 }
 
