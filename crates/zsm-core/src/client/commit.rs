@@ -37,6 +37,12 @@ pub(crate) struct VaultState {
     pub rows: Vec<memberlog::Signed>,
     pub ids: Vec<Identity>,
     pub manifest: Option<manifest::Signed>,
+    /// The listing this client last verified or wrote, and the manifest it
+    /// is exactly: a write whose fresh manifest is that one starts from it
+    /// instead of reading every secret again (the manifest commits to every
+    /// secret's id, revision and generation, so nothing else can have
+    /// changed).
+    pub cache: Option<Box<Listing>>,
 }
 
 impl VaultState {
@@ -49,6 +55,7 @@ impl VaultState {
             rows: Vec::new(),
             ids: Vec::new(),
             manifest: None,
+            cache: None,
         }
     }
 
@@ -62,6 +69,7 @@ impl VaultState {
 }
 
 /// A vault's secrets as verified against its manifest.
+#[derive(Clone)]
 pub(crate) struct Listing {
     /// Decrypted, by name.
     pub secrets: Vec<Secret>,
@@ -287,12 +295,27 @@ impl Client {
                 self.state.see(s.id, s.revision);
             }
             l.secrets.sort_by(|a, b| a.name.cmp(&b.name));
+            let c = l.clone();
+            self.update_vault(v.id, |s| s.cache = Some(Box::new(c)))?;
             return Ok(l);
         }
         Err(Error::Conflict(format!(
             "vault {:?} keeps changing while it is read",
             v.name
         )))
+    }
+
+    /// [`Client::listing`], or the listing this client verified or wrote
+    /// last when the vault's current manifest is still exactly the one it
+    /// belongs to. Writes use it; reads always fetch.
+    async fn cached_listing(&self, v: &Vault) -> Result<Listing, Error> {
+        if let Some(l) = self.state_of(v).await?.cache {
+            let (m, _) = self.current_manifest(v).await?;
+            if m.seen() == l.manifest.seen() {
+                return Ok(*l);
+            }
+        }
+        self.listing(v).await
     }
 
     /// Reads `v`'s verified listing, makes a plan from it and applies it
@@ -308,7 +331,7 @@ impl Client {
             return Err(forbidden(v, "write to it"));
         }
         for attempt in 0..MAX_ATTEMPTS {
-            let l = self.listing(v).await?;
+            let l = self.cached_listing(v).await?;
             let st = self.state_of(v).await?;
             let p = plan(&l, &st)?;
             if p.is_empty() {
@@ -376,6 +399,8 @@ impl Client {
             l.secrets.push(u.secret);
         }
         l.secrets.sort_by(|a, b| a.name.cmp(&b.name));
+        let c = l.clone();
+        self.update_vault(v.id, |s| s.cache = Some(Box::new(c)))?;
         if let Some((_, rev)) = p.meta {
             self.state.see(v.id, rev);
         }

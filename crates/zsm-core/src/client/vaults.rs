@@ -445,6 +445,7 @@ impl Client {
                         rows,
                         ids: people.to_vec(),
                         manifest: Some(o.manifest),
+                        cache: None,
                     },
                 )?;
                 Ok(Listed::Vault(v))
@@ -563,6 +564,7 @@ impl Client {
                 rows: vec![entry],
                 ids: vec![own],
                 manifest: Some(man),
+                cache: None,
             },
         )?;
         self.save_state()?;
