@@ -29,6 +29,16 @@ const (
 	// CodeKeyBundleMismatch: a password change's key bundle does not carry
 	// the account's public keys unchanged.
 	CodeKeyBundleMismatch = "key_bundle_mismatch"
+	// CodeInvalidKeyUpgrade: a key upgrade's bundle is not a version 2
+	// bundle.
+	CodeInvalidKeyUpgrade = "invalid_key_upgrade"
+	// CodeKeyChangeRefused: a key upgrade's bundle is not the stored
+	// version 1 bundle with an X-Wing key added (it would change the
+	// account's keys).
+	CodeKeyChangeRefused = "key_change_refused"
+	// CodeKeysChanged: the account's keys were upgraded or re-wrapped by
+	// another device meanwhile; log in again.
+	CodeKeysChanged = "keys_changed"
 
 	// CodeLoginFailed is the one answer to a failed login: wrong password,
 	// unknown identity, expired or used handshake.
@@ -85,5 +95,6 @@ var Codes = []string{
 	CodeMalformedRequest, CodeInvalidRegistration, CodeInvalidKeyRecord, CodeKeyBundleMismatch,
 	CodeLoginFailed, CodeInvalidRefreshToken, CodeInvalidToken, CodeSessionRevoked, CodeProofFailed,
 	CodeNotFound, CodeIdentityUnavailable, CodePublicKeyInUse, CodeNoPublicKeys,
+	CodeInvalidKeyUpgrade, CodeKeyChangeRefused, CodeKeysChanged,
 	CodeRateLimited, CodeRequestTooLarge, CodeMethodNotAllowed, CodeServiceUnavailable, CodeInternalError, CodeHTTPError,
 }

@@ -18,6 +18,7 @@ const (
 	PathPasswordInit   = "/auth/v1/password/init"
 	PathPasswordChange = "/auth/v1/password/change"
 	PathKeyRecord      = "/auth/v1/keys/record"
+	PathKeyUpgrade     = "/auth/v1/keys/upgrade"
 	PathOpenAPI        = "/auth/v1/openapi.yaml"
 	PathJWKS           = "/.well-known/jwks.json"
 )
@@ -162,6 +163,14 @@ type PasswordChangeResponse struct {
 // KeyRecordRequest is the body of POST /auth/v1/keys/record.
 type KeyRecordRequest struct {
 	KeyRecordSignature string `json:"key_record_signature"`
+}
+
+// KeyUpgradeRequest is the body of POST /auth/v1/keys/upgrade: the
+// account's key bundle version 2 (the stored version 1 members unchanged)
+// and its version 2 key record's signature (docs/crypto.md §3, "Upgrade").
+type KeyUpgradeRequest struct {
+	KeyBundle          json.RawMessage `json:"key_bundle"`
+	KeyRecordSignature string          `json:"key_record_signature"`
 }
 
 // Health is the answer of GET /healthz: the process is up.

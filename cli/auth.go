@@ -351,10 +351,11 @@ func (a *app) logoutCmd() *cobra.Command {
 }
 
 func (a *app) whoamiCmd() *cobra.Command {
+	var fingerprint bool
 	c := &cobra.Command{
 		Use:   "whoami",
-		Short: "Show the logged-in account (checks the session with the server)",
-		Args:  exactArgs(0, "whoami"),
+		Short: "Show the logged-in account (checks the session with the server); --fingerprint its safety number",
+		Args:  exactArgs(0, "whoami [--fingerprint]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			l, err := a.login(cmd.Context())
 			if err != nil {
@@ -364,14 +365,29 @@ func (a *app) whoamiCmd() *cobra.Command {
 				return err
 			}
 			s := l.session()
+			out := map[string]any{"identity": s.Identity, "user_id": s.UserID.String(), "server": s.Server, "session_id": s.SessionID}
+			var fp zsm.Fingerprint
+			if fingerprint {
+				// Computed from this account's own keys, never from the server.
+				if fp, err = l.c.OwnFingerprint(); err != nil {
+					return err
+				}
+				out["safety_number"], out["qr"] = fp.SafetyNumber, fp.QR
+			}
 			if a.jsonOut {
-				return a.printJSON(map[string]any{"identity": s.Identity, "user_id": s.UserID.String(), "server": s.Server, "session_id": s.SessionID})
+				return a.printJSON(out)
 			}
 			fmt.Fprintln(a.stdout, s.Identity)
+			if fingerprint {
+				fmt.Fprintf(a.stdout, "%s\n%s\n", fp.SafetyNumber, fp.QR)
+				a.info("Read this safety number to whoever verifies you (`zsm verify %s` on their side) over a channel the server cannot change.", s.Identity)
+				return nil
+			}
 			a.info("user %s on %s", s.UserID, s.Server)
 			return nil
 		},
 	}
+	c.Flags().BoolVar(&fingerprint, "fingerprint", false, "also print this account's safety number and QR string")
 	return a.jsonFlag(c)
 }
 

@@ -118,7 +118,7 @@ Server: --server or ZSM_SERVER (default ` + DefaultServer + `).
 Configuration: $ZSM_HOME or <user config dir>/zsm.
 Exit codes: 0 ok, 1 error, 2 usage, 3 not logged in, 4 wrong password or
 Secret Key, 5 not found, 6 integrity failure, 7 server unavailable,
-8 conflict. See docs/cli.md.`,
+8 conflict, 9 not allowed for your role in the vault. See docs/cli.md.`,
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
@@ -131,7 +131,7 @@ Secret Key, 5 not found, 6 integrity failure, 7 server unavailable,
 	pf.StringVar(&a.identityFlag, "identity", "", "account identity (default $ZSM_IDENTITY or the last one used)")
 	root.AddCommand(
 		a.signupCmd(), a.loginCmd(), a.logoutCmd(), a.whoamiCmd(), a.statusCmd(),
-		a.vaultCmd(),
+		a.verifyCmd(), a.vaultCmd(),
 		a.setCmd(), a.getCmd(), a.lsCmd(), a.rmCmd(), a.historyCmd(), a.restoreCmd(),
 		a.runCmd(), a.readCmd(), a.injectCmd(), a.importCmd(), a.exportCmd(),
 		a.sessionsCmd(), a.passwordCmd(),

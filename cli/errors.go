@@ -25,6 +25,7 @@ const (
 	ExitIntegrity   = 6 // the server sent data that failed verification
 	ExitUnavailable = 7 // server unreachable, unavailable or rate-limiting
 	ExitConflict    = 8 // already exists, or changed meanwhile
+	ExitForbidden   = 9 // not allowed for your role in the vault
 )
 
 // cliError is an error with the exit code and hint the CLI shows.
@@ -74,6 +75,8 @@ func classify(err error) (code int, msg, hint string) {
 	}
 	msg = err.Error()
 	switch {
+	case errors.Is(err, zsm.ErrKeyChanged):
+		return ExitIntegrity, msg, "compare safety numbers with them again (`zsm verify IDENTITY`); only if they match, confirm with `zsm verify IDENTITY --confirm`"
 	case errors.Is(err, zsm.ErrTampered), errors.Is(err, zsm.ErrRollback), errors.Is(err, zsm.ErrKDFChange):
 		return ExitIntegrity, "the server sent data that failed verification; nothing was trusted: " + msg,
 			"this may be an attack or a server fault; do not retry blindly, and tell the server's operator"
@@ -87,6 +90,10 @@ func classify(err error) (code int, msg, hint string) {
 		return ExitNotFound, msg, ""
 	case errors.Is(err, zsm.ErrExists), errors.Is(err, zsm.ErrConflict):
 		return ExitConflict, msg, ""
+	case errors.Is(err, zsm.ErrForbidden):
+		return ExitForbidden, msg, roleHint(err)
+	case errors.Is(err, zsm.ErrNotVerified):
+		return ExitError, msg, "compare safety numbers (`zsm verify IDENTITY`, then `--confirm`), or share with --trust-on-first-use"
 	case errors.Is(err, context.Canceled):
 		return ExitError, "interrupted", ""
 	}

@@ -28,7 +28,7 @@ func toVaultJSON(v zsm.Vault) vaultJSON {
 func (a *app) vaultCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "vault",
-		Short: "Create, list, rename and delete vaults",
+		Short: "Create, list, rename, delete and share vaults",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return usageErr("see `zsm vault --help`", "unknown command %q for zsm vault", args[0])
@@ -37,7 +37,8 @@ func (a *app) vaultCmd() *cobra.Command {
 		},
 	}
 	c.AddCommand(a.vaultCreateCmd(), a.vaultListCmd(), a.vaultRenameCmd(), a.vaultDeleteCmd(),
-		a.vaultDeclineCmd(), a.vaultAllowCmd())
+		a.vaultDeclineCmd(), a.vaultAllowCmd(),
+		a.vaultShareCmd(), a.vaultRoleCmd(), a.vaultMembersCmd(), a.vaultUnshareCmd(), a.vaultLeaveCmd(), a.vaultRekeyCmd())
 	return c
 }
 
@@ -180,10 +181,17 @@ func (a *app) printInvitations(inv []zsm.Invitation) {
 	a.info("\nInvitations (not verified; none is used; `zsm vault decline VAULT_ID` refuses one and blocks its sender):")
 	tw := tabwriter.NewWriter(a.stderr, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  VAULT_ID\tFROM\tROLE\tINVITED")
+	named := ""
 	for _, i := range inv {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", i.VaultID, inviter(i), i.Role, i.At.UTC().Format(time.RFC3339))
+		if i.FromIdentity != "" && named == "" {
+			named = i.FromIdentity
+		}
 	}
 	_ = tw.Flush()
+	if named != "" {
+		a.info("An invitation opens once you verify who sent it: compare safety numbers, then `zsm verify %s --confirm`.", named)
+	}
 }
 
 func (a *app) vaultDeclineCmd() *cobra.Command {

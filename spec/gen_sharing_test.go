@@ -3,6 +3,7 @@ package spec
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
 	"encoding/binary"
@@ -387,6 +388,18 @@ func genVaultLog(t *testing.T) []byte {
 		e.Hash = h[:]
 		eg.Tests = append(eg.Tests, LogTest{Case: Case{next(), "entry " + dec(row.Entry.Seq) + ": " + row.Entry.Op.String(), []string{}}, Entry: e, Outcome: Outcome{Result: "valid"}})
 	}
+	// A leave may name the hash of the newest manifest the member who
+	// leaves verified (docs/crypto.md §9): entry 9 again, with one.
+	{
+		le := full.rows[8].Entry
+		le.Commitment = sha256.Sum256([]byte("zsm vectors: the manifest the leaver verified last"))
+		row := full.sign(le, erin)
+		e := entryJSON(row.Entry)
+		e.MessageHex, e.SignatureHx = row.Message, row.Signature
+		h := row.Hash()
+		e.Hash = h[:]
+		eg.Tests = append(eg.Tests, LogTest{Case: Case{next(), "entry 9 as a leave naming the hash of the manifest the leaver verified last", []string{}}, Entry: e, Outcome: Outcome{Result: "valid"}})
+	}
 
 	pg := LogGroup{Type: "parse"}
 	add := full.rows[1].Message // seq 2, add, role "editor"
@@ -415,6 +428,7 @@ func genVaultLog(t *testing.T) []byte {
 		{"generation 0", edit(add, func(b []byte) { clear(b[offRole+6+32 : offRole+6+40]) })},
 		{"remove with a fingerprint", edit(rm, func(b []byte) { b[offRole] = 1 })},
 		{"remove without a key commitment", edit(rm, func(b []byte) { clear(b[offRole+40 : offRole+72]) })},
+		{"change_role with a key commitment", edit(full.rows[5].Message, func(b []byte) { b[offRole+6+32+8] = 1 })},
 	} {
 		if _, err := memberlog.Parse(c.m); err == nil {
 			t.Fatalf("parse vector %q parses", c.comment)
@@ -573,7 +587,7 @@ func genVaultLog(t *testing.T) []byte {
 		Algorithm: "ZSM-V1-VAULT-LOG-ED25519-SHA256", Schema: schema, Generator: generatorName, NumberOfTests: next() - 1,
 		Header: []string{
 			"docs/crypto.md §9. message = \"zsm v1 vault-log\" || 0x00 || vault_id (16) || u64be(seq) || prev (32) || u8(op) || subject (16) || u8(len(role)) || role || subject_fingerprint (32) || u64be(generation) || key_commitment (32) || signer (16) || u64be(unix_ms). op: 1 create, 2 add, 3 change_role, 4 remove, 5 rotate, 6 leave. signature = Ed25519(signer, message); hash = SHA-256(message || signature). Rows hold base64 of both.",
-			"Group entry: the fields must encode to messageHex and parse back; the signature verifies under the signer's key (group keys); hash as given. Group parse: the message must be refused (malformed): length, label, seq >= 1, prev zero exactly at seq 1, a known op, a role of owner/admin/editor/viewer exactly for create/add/change_role, a non-zero fingerprint exactly for create/add, a non-zero commitment exactly for create/remove/rotate, generation >= 1.",
+			"Group entry: the fields must encode to messageHex and parse back; the signature verifies under the signer's key (group keys); hash as given. Group parse: the message must be refused (malformed): length, label, seq >= 1, prev zero exactly at seq 1, a known op, a role of owner/admin/editor/viewer exactly for create/add/change_role, a non-zero fingerprint exactly for create/add, a non-zero commitment for create/remove/rotate and a zero one for add/change_role (a leave may carry the hash of the newest manifest its signer verified, or zero), generation >= 1.",
 			"Group replay: replay rows with the verified key records (the test's keys, else the group's; a record is identified by (user id, fingerprint of docs/crypto.md §6)). Valid: members (current, in order of addedSeq), generation, commitments, head, lastCut (seq of the newest remove/leave/change_role/rotate), rotationDue (a leave since the last new generation). Invalid classes: malformed, wrong_vault, broken_chain (seq or prev), bad_create, unknown_signer (no record for the signer), key_mismatch (the records of that user have other fingerprints), bad_signature, not_member, already_member, bad_subject, no_authority, last_owner, generation.",
 			"Authority: an owner adds/changes/removes anyone with any role; an admin only editors and viewers (and gives only those roles); owners and admins rotate; any member leaves; the last owner cannot be removed, leave or be demoted. remove and rotate raise the generation by 1; others keep it; create is generation 1.",
 			"Group open: refuse a log shorter than remembered (rollback) before replaying; replay; refuse a log whose entry at remembered.seq has another hash (fork); then the trust anchor: self must be a current member with its fingerprint (else not_a_member); it opens if self is the creator, or if the signer of the create/add entry that last added self is pinned with the fingerprint the log held for that signer just before (else invitation). Valid tests give invitedBy/invitedBySeq/creator; invitation tests too.",

@@ -1195,12 +1195,66 @@ func genKeyRecord(t *testing.T) []byte {
 	gm := must[[]byte](t)(grant.Grant{VaultID: alice.rec.UserID, UserID: alice.rec.UserID, GrantedBy: alice.rec.UserID, Role: "owner",
 		SealedKey: b64(read(r, grant.SealedKeySize))}.Message())
 	mk(alice.rec, nil, b64(ed25519.Sign(alice.priv, gm)), "a grant signature by the same key", "ModifiedSignature", "bad_signature")
+
+	// Version 2: the same record with the X-Wing key of bundle version 2,
+	// under the label "zsm v2 key-record". Its own reader, so the tests
+	// above keep their bytes.
+	r2 := seeded("key-record-v2")
+	mk2 := func(rec keyrecord.Record, version int, xwing string, seed []byte, sig, comment, flag, errClass string) {
+		mk(rec, seed, sig, comment, flag, errClass)
+		tc := &g.Tests[len(g.Tests)-1]
+		tc.Version, tc.XWingPublic, tc.XWingSeed = version, xwing, nil
+		if m, err := rec.Message(); err == nil {
+			tc.Message = m
+		} else {
+			tc.Message = nil
+		}
+	}
+	newV2 := func(identity string) (account, []byte) {
+		seed, xs, ws := read(r2, 32), read(r2, 32), read(r2, 32)
+		priv := ed25519.NewKeyFromSeed(seed)
+		x := must[*ecdh.PrivateKey](t)(ecdh.X25519().NewPrivateKey(xs))
+		w := must[hpke.PrivateKey](t)(keys.NewXWingKey(bytes.NewReader(ws)))
+		return account{seed, priv, keyrecord.Record{UserID: newUUID(r2), Identity: identity,
+			X25519: x.PublicKey().Bytes(), Ed25519: priv.Public().(ed25519.PublicKey), XWing: w.PublicKey().Bytes()}}, ws
+	}
+	var carol account
+	for i, identity := range []string{"carol@example.com", "zo\u00eb@example.com"} {
+		a, ws := newV2(identity)
+		if i == 0 {
+			carol = a
+		}
+		mk2(a.rec, 2, b64(a.rec.XWing), a.seed, must[string](t)(keyrecord.Sign(a.rec, a.priv)), fmt.Sprintf("valid version 2, identity of %d bytes", len(identity)), "", "")
+		g.Tests[len(g.Tests)-1].XWingSeed = ws
+	}
+	sig2 := must[string](t)(keyrecord.Sign(carol.rec, carol.priv))
+	dave, _ := newV2("dave@example.com")
+	asV1 := carol.rec
+	asV1.XWing = nil
+	mk2(asV1, 1, "", nil, sig2, "version 2 signature presented as a version 1 record (the X-Wing key dropped)", "Downgrade", "bad_signature")
+	v1sig := must[string](t)(keyrecord.Sign(asV1, carol.priv))
+	mk2(carol.rec, 2, b64(carol.rec.XWing), nil, v1sig, "version 1 signature of the same keys presented with an X-Wing key", "ModifiedField", "bad_signature")
+	swapped := carol.rec
+	swapped.XWing = dave.rec.XWing
+	mk2(swapped, 2, b64(dave.rec.XWing), nil, sig2, "X-Wing key substituted", "ModifiedField", "bad_signature")
+	flippedX := carol.rec
+	flippedX.XWing = bytes.Clone(carol.rec.XWing)
+	flippedX.XWing[keyrecord.XWingSize-1] ^= 1
+	mk2(flippedX, 2, b64(flippedX.XWing), nil, sig2, "last byte of the X-Wing key (its X25519 half) flipped", "ModifiedField", "bad_signature")
+	badX := carol.rec
+	badX.XWing = bytes.Repeat([]byte{0xff}, keyrecord.XWingSize)
+	mk2(badX, 2, b64(badX.XWing), nil, sig2, "X-Wing key that is not an ML-KEM-768 key (coefficients above q)", "Unencodable", "bad_signature")
+	short := carol.rec
+	short.XWing = carol.rec.XWing[:keyrecord.XWingSize-1]
+	mk2(short, 2, b64(short.XWing), nil, sig2, "X-Wing key of 1215 bytes", "Unencodable", "bad_signature")
+	mk2(carol.rec, 1, b64(carol.rec.XWing), nil, sig2, "version 1 with an X-Wing key", "Unencodable", "bad_signature")
 	return encode(t, File[KeyRecordGroup]{
 		Algorithm: "ZSM-V1-KEY-RECORD-ED25519", Schema: schema, Generator: generatorName, NumberOfTests: next() - 1,
 		Header: []string{
 			"docs/crypto.md §3. message = \"zsm v1 key-record\" || 0x00 || user_id (16) || u8(len(identity)) || identity || x25519_public (32) || ed25519_public (32), where identity is the normalized identity (UTF-8) and the keys are the 32 decoded bytes.",
 			"signature = base64(Ed25519(account's Ed25519 seed, message)), canonical standard base64 of 64 bytes, verified under ed25519Public of the same record (a record is signed by the key it publishes).",
 			"An identity that is not normalized, a key that is not canonical base64 of 32 bytes, or an Ed25519 key of small order (y, with the sign bit cleared, one of 0, 1, p-1, p, p+1 or the two points of order 8; the list libsodium refuses), cannot be encoded and does not verify (bad_signature). Valid tests give signerSeed: signing again must give the same signature.",
+			"Version 2 (tests with version 2): message = \"zsm v2 key-record\" || 0x00 || user_id (16) || u8(len(identity)) || identity || x25519_public (32) || ed25519_public (32) || xwing_public (1216), xwingPublic canonical standard base64 of 1216 bytes whose first 1184 are a valid ML-KEM-768 encapsulation key. Tests without version are version 1, whose record has no X-Wing key (a version 1 test with xwingPublic cannot be encoded). Valid version 2 tests also give xwingSeed, the X-Wing seed that yields xwingPublic.",
 		},
 		Notes: map[string]Note{
 			"ModifiedField":     {"AUTH_BYPASS", "one field of the record changed after signing"},
@@ -1209,6 +1263,7 @@ func genKeyRecord(t *testing.T) []byte {
 			"Unencodable":       {"EDGE_CASE", "a record that cannot be encoded"},
 			"WeakKey":           {"AUTH_BYPASS", "an Ed25519 key of small order, under which signatures can be made without the private key"},
 			"ModifiedSignature": {"AUTH_BYPASS", "signature modified, mis-encoded, or made for another message"},
+			"Downgrade":         {"AUTH_BYPASS", "a version 2 record presented without its X-Wing key"},
 		},
 		TestGroups: []KeyRecordGroup{g},
 	})

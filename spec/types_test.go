@@ -241,8 +241,11 @@ type KeyRecordTest struct {
 	SignerSeed    Hex    `json:"signerSeed,omitempty"` // the account's Ed25519 seed (valid tests)
 	UserID        string `json:"userId"`
 	Identity      string `json:"identity"`
-	X25519Public  string `json:"x25519Public"`  // base64, as published
-	Ed25519Public string `json:"ed25519Public"` // base64, as published; the verifying key
+	X25519Public  string `json:"x25519Public"`          // base64, as published
+	Ed25519Public string `json:"ed25519Public"`         // base64, as published; the verifying key
+	Version       int    `json:"version,omitempty"`     // 2 for a version 2 record; absent for version 1
+	XWingPublic   string `json:"xwingPublic,omitempty"` // version 2: base64 of 1216 bytes, as published
+	XWingSeed     Hex    `json:"xwingSeed,omitempty"`   // valid version 2 tests: the seed of xwingPublic
 	Message       Hex    `json:"message,omitempty"`
 	Signature     string `json:"signature"` // base64, the stored form
 	SignatureHex  Hex    `json:"signatureHex,omitempty"`

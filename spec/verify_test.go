@@ -647,9 +647,20 @@ func verifyKeyRecord(t *testing.T, data []byte) {
 		}
 		for _, tc := range g.Tests {
 			check(t, tc.Case, tc.Outcome, func() (string, error) {
-				rec, err := keyrecord.FromBase64(uuid.MustParse(tc.UserID), tc.Identity, tc.X25519Public, tc.Ed25519Public)
+				version := tc.Version
+				if version == 0 {
+					version = keyrecord.V1
+				}
+				rec, err := keyrecord.FromPublished(version, uuid.MustParse(tc.UserID), tc.Identity, tc.X25519Public, tc.Ed25519Public, tc.XWingPublic)
 				if err != nil {
 					return "bad_signature", err
+				}
+				if len(tc.XWingSeed) > 0 {
+					// The seed must yield the published X-Wing key.
+					w, err := hpke.MLKEM768X25519().NewPrivateKey(tc.XWingSeed)
+					if err != nil || !bytes.Equal(w.PublicKey().Bytes(), rec.XWing) {
+						return "", errMismatch
+					}
 				}
 				if m, err := rec.Message(); err == nil && !bytes.Equal(m, tc.Message) {
 					return "", errMismatch

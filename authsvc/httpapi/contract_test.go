@@ -45,6 +45,7 @@ var wireTypes = map[string]struct{ req, resp any }{
 	"passwordInit":     {api.PasswordInitRequest{}, api.Challenge{}},
 	"passwordChange":   {api.PasswordChangeRequest{}, api.PasswordChangeResponse{}},
 	"publishKeyRecord": {api.KeyRecordRequest{}, nil},
+	"upgradeKeys":      {api.KeyUpgradeRequest{}, nil},
 	"openapi":          {nil, nil},
 	"jwks":             {nil, nil},
 	"healthz":          {nil, api.Health{}},

@@ -68,6 +68,7 @@ var (
 	errIdentityTaken     = apiError(http.StatusConflict, api.CodeIdentityUnavailable, "this identity cannot be registered")
 	errKeysTaken         = apiError(http.StatusConflict, api.CodePublicKeyInUse, "these public keys are published by another account; a public key belongs to one account only")
 	errNoPublicKeys      = apiError(http.StatusConflict, api.CodeNoPublicKeys, "this account has published no public keys, so it has no key record to publish")
+	errKeysChanged       = apiError(http.StatusConflict, api.CodeKeysChanged, "the account's keys changed meanwhile (upgraded or re-wrapped on another device); log in again")
 	// The message of these three is the refusal itself, which describes
 	// the client's own input.
 	errMalformed       = apiError(http.StatusBadRequest, api.CodeMalformedRequest, "")
@@ -76,6 +77,10 @@ var (
 	// formed (its shape is refused earlier, with 400), but what it proves
 	// is not accepted.
 	errBadKeyRecord = apiError(http.StatusForbidden, api.CodeInvalidKeyRecord, "")
+	// A key upgrade's refusals: its shape (400), and a bundle that would
+	// change the account's keys (403, like a record that does not verify).
+	errBadUpgrade       = apiError(http.StatusBadRequest, api.CodeInvalidKeyUpgrade, "")
+	errKeyChangeRefused = apiError(http.StatusForbidden, api.CodeKeyChangeRefused, "")
 
 	errUnavailable = apiError(http.StatusServiceUnavailable, api.CodeServiceUnavailable, "a service authsvc depends on is unavailable; try again shortly")
 	errInternal    = apiError(http.StatusInternalServerError, api.CodeInternalError, "something went wrong on the server; the request id identifies it in the logs")
@@ -94,11 +99,14 @@ var errorTable = []struct {
 	{is(srplogin.ErrProofFailed), errProofFailed}, // wraps ErrLoginFailed
 	{is(srplogin.ErrLoginFailed), errLoginFailed},
 	{is(srplogin.ErrBadRegistration), errBadRegistration}, // wraps ErrBadRequest
+	{is(srplogin.ErrBadUpgrade), errBadUpgrade},           // wraps ErrBadRequest
 	{is(srplogin.ErrBadRequest), errMalformed},
 	{is(srplogin.ErrBadKeyRecord), errBadKeyRecord},
 	{is(srplogin.ErrTaken), errIdentityTaken},
 	{is(srplogin.ErrKeysTaken), errKeysTaken},
 	{is(srplogin.ErrNoPublicKeys), errNoPublicKeys},
+	{is(srplogin.ErrKeyChangeRefused), errKeyChangeRefused},
+	{is(srplogin.ErrKeysChanged), errKeysChanged},
 	{is(session.ErrInvalidRefresh), errInvalidGrant},
 	{is(session.ErrInvalidAccess), errInvalidToken},
 	{is(session.ErrSessionEnded), errSessionRevoked},

@@ -128,6 +128,12 @@ func (d *fakeDB) PublishedKeysOf(context.Context, string) (store.PublishedKeys, 
 
 func (d *fakeDB) AddKeyRecord(context.Context, store.PublishedKeys) (bool, error) { return false, nil }
 
+func (d *fakeDB) KeyBundleOf(context.Context, string) (json.RawMessage, error) {
+	return nil, store.ErrNotFound
+}
+
+func (d *fakeDB) UpgradeKeys(context.Context, store.KeyUpgrade) error { return store.ErrNotFound }
+
 func (d *fakeDB) Audit(_ context.Context, e store.AuditEvent) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -94,7 +94,7 @@ func (m *Manager) ChangePassword(ctx context.Context, c Caller, r srplogin.Regis
 	n, err := m.accounts.ChangePassword(ctx, store.PasswordChange{
 		UserID: c.UserID, SessionID: c.SessionID,
 		SRPSalt: r.Salt, Verifier: r.Verifier, KDF: r.KDF,
-		KeyBundle: r.KeyBundle, X25519Public: r.X25519Public, Ed25519Public: r.Ed25519Public,
+		KeyBundle: r.KeyBundle, X25519Public: r.X25519Public, Ed25519Public: r.Ed25519Public, XWingPublic: r.XWingPublic,
 	}, m.Now())
 	err = fromStore(err, ErrSessionEnded)
 	if errors.Is(err, ErrKeysDiffer) {

@@ -33,6 +33,15 @@ var (
 	// ErrNoPublicKeys: the account published no public keys, so it has no
 	// key record to publish.
 	ErrNoPublicKeys = errors.New("the account has published no public keys")
+	// ErrBadUpgrade: a key upgrade's bundle is not a version 2 bundle. It
+	// wraps ErrBadRequest.
+	ErrBadUpgrade = fmt.Errorf("%w: not a version 2 key bundle", ErrBadRequest)
+	// ErrKeyChangeRefused: a key upgrade's bundle is not the stored
+	// version 1 bundle with an X-Wing key added.
+	ErrKeyChangeRefused = errors.New("a key upgrade keeps the account's stored keys; it only adds the X-Wing key")
+	// ErrKeysChanged: the stored bundle changed between reading and
+	// writing (another device upgraded or changed the password).
+	ErrKeysChanged = errors.New("the account's keys changed meanwhile (upgraded or re-wrapped on another device); log in again")
 )
 
 // fromStore is where storage errors become this package's: the store's
@@ -47,6 +56,8 @@ func fromStore(err, notFound error) error {
 		return ErrTaken
 	case errors.Is(err, store.ErrKeysTaken):
 		return ErrKeysTaken
+	case errors.Is(err, store.ErrBundleChanged):
+		return ErrKeysChanged
 	case notFound != nil && errors.Is(err, store.ErrNotFound):
 		return notFound
 	}

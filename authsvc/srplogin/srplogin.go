@@ -40,6 +40,7 @@ import (
 	"zsm.dev/zsm/authsvc/handshake"
 	"zsm.dev/zsm/authsvc/store"
 	"zsm.dev/zsm/sdk/keyrecord"
+	"zsm.dev/zsm/sdk/keys"
 	"zsm.dev/zsm/srpgroup"
 )
 
@@ -47,9 +48,12 @@ import (
 type Users interface {
 	UserByIdentity(ctx context.Context, identity string) (store.User, error)
 	CreateUser(ctx context.Context, n store.NewUser) (string, error)
-	// PublishedKeysOf and AddKeyRecord serve PublishKeyRecord.
+	// PublishedKeysOf and AddKeyRecord serve PublishKeyRecord;
+	// PublishedKeysOf, KeyBundleOf and UpgradeKeys serve UpgradeKeys.
 	PublishedKeysOf(ctx context.Context, userID string) (store.PublishedKeys, error)
 	AddKeyRecord(ctx context.Context, k store.PublishedKeys) (bool, error)
+	KeyBundleOf(ctx context.Context, userID string) (json.RawMessage, error)
+	UpgradeKeys(ctx context.Context, u store.KeyUpgrade) error
 }
 
 // Auditor records failed proofs in the authentication audit.
@@ -100,8 +104,9 @@ type Registration struct {
 	Verifier  []byte
 	KDF       json.RawMessage
 	KeyBundle json.RawMessage // optional
-	// Public halves of the bundle, published for sharing.
-	X25519Public, Ed25519Public string
+	// Public halves of the bundle, published for sharing. XWingPublic is
+	// set for a version 2 bundle only.
+	X25519Public, Ed25519Public, XWingPublic string
 	// KeyRecordSignature is the account's signature over its key record
 	// (docs/crypto.md §3), checked by VerifyKeyRecord.
 	KeyRecordSignature string
@@ -141,7 +146,7 @@ func ParseRegistration(identity srpgroup.Identity, req api.SignupRequest) (Regis
 		return Registration{}, fmt.Errorf("%w: key_bundle must be an object; leave it out to publish no keys", ErrBadRegistration)
 	}
 	if len(req.KeyBundle) > 0 {
-		if r.X25519Public, r.Ed25519Public, err = bundlePublicKeys(req.KeyBundle); err != nil {
+		if r.X25519Public, r.Ed25519Public, r.XWingPublic, err = BundlePublicKeys(req.KeyBundle); err != nil {
 			return Registration{}, fmt.Errorf("%w: key_bundle: %w", ErrBadRegistration, err)
 		}
 		r.KeyBundle = req.KeyBundle
@@ -161,8 +166,10 @@ func ParseNewPassword(identity srpgroup.Identity, req api.PasswordChangeRequest)
 }
 
 // VerifyKeyRecord checks that a sign-up which publishes public keys proves
-// possession of them: its key record (user id, identity and both public
-// keys) must be signed by the Ed25519 key it publishes. Without this,
+// possession of them: its key record (user id, identity and the public
+// keys; version 2 with the X-Wing key of a version 2 bundle, which must be
+// a valid X-Wing key for the record to have a message) must be signed by
+// the Ed25519 key it publishes. Without this,
 // anybody could publish another account's public keys as their own. A
 // sign-up without a key bundle publishes nothing and must not send a
 // signature either. Every failure wraps ErrBadKeyRecord.
@@ -183,7 +190,11 @@ func VerifyKeyRecord(r Registration) error {
 	if err != nil {
 		return fmt.Errorf("%w: user_id", ErrBadKeyRecord)
 	}
-	rec, err := keyrecord.FromBase64(uid, r.Identity.String(), r.X25519Public, r.Ed25519Public)
+	version := keyrecord.V1
+	if r.XWingPublic != "" {
+		version = keyrecord.V2
+	}
+	rec, err := keyrecord.FromPublished(version, uid, r.Identity.String(), r.X25519Public, r.Ed25519Public, r.XWingPublic)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadKeyRecord, err)
 	}
@@ -231,50 +242,68 @@ func ParseSignup(req api.SignupRequest) (Registration, error) {
 // MaxBundleBytes bounds a key bundle.
 const MaxBundleBytes = 8192
 
-// bundlePublicKeys reads the public keys out of a key bundle: a JSON object
-// of version 1 whose five other members are base64 strings, the two public
-// ones 32 bytes each.
-func bundlePublicKeys(raw json.RawMessage) (string, string, error) {
-	if len(raw) > MaxBundleBytes {
-		return "", "", errors.New("too large")
+// BundlePublicKeys reads the public keys out of a key bundle (ParseBundleShape).
+func BundlePublicKeys(raw json.RawMessage) (x25519, ed25519, xwing string, err error) {
+	b, err := ParseBundleShape(raw)
+	if err != nil {
+		return "", "", "", err
 	}
-	var b struct {
-		Version        int    `json:"version"`
-		AccountKey     string `json:"account_key"`
-		X25519Public   string `json:"x25519_public"`
-		X25519Private  string `json:"x25519_private"`
-		Ed25519Public  string `json:"ed25519_public"`
-		Ed25519Private string `json:"ed25519_private"`
+	return b.X25519Public, b.Ed25519Public, b.XWingPublic, nil
+}
+
+// ParseBundleShape checks the shape of a key bundle: a JSON object of
+// version 1 with exactly its six members, or of version 2 with exactly its
+// eight; the envelopes canonical base64 (the server cannot open them and
+// keeps them as they are), the X25519 and Ed25519 public keys canonical
+// base64 of 32 bytes, and version 2's X-Wing public key canonical base64 of
+// 1216 bytes. Whether the X-Wing key is a valid ML-KEM-768 key is checked
+// with the key record, which has no message otherwise (VerifyKeyRecord).
+func ParseBundleShape(raw json.RawMessage) (keys.Bundle, error) {
+	var b keys.Bundle
+	if len(raw) > MaxBundleBytes {
+		return b, errors.New("too large")
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&b); err != nil {
-		return "", "", errors.New("not a key bundle object")
+	if err := dec.Decode(&b); err != nil || dec.More() {
+		return b, errors.New("not a key bundle object")
 	}
-	if b.Version != 1 {
-		return "", "", errors.New("version must be 1")
+	envelopes := map[string]string{"account_key": b.AccountKey, "x25519_private": b.X25519Private, "ed25519_private": b.Ed25519Private}
+	switch b.Version {
+	case keys.BundleV1:
+		if b.XWingPublic != "" || b.XWingPrivate != "" {
+			return b, errors.New("a version 1 bundle has no X-Wing members")
+		}
+	case keys.BundleV2:
+		envelopes["xwing_private"] = b.XWingPrivate
+		if k, err := base64.StdEncoding.Strict().DecodeString(b.XWingPublic); err != nil || len(k) != keyrecord.XWingSize ||
+			base64.StdEncoding.EncodeToString(k) != b.XWingPublic {
+			return b, fmt.Errorf("xwing_public is not a %d-byte key in canonical base64", keyrecord.XWingSize)
+		}
+	default:
+		return b, errors.New("version must be 1 or 2")
 	}
-	for name, v := range map[string]string{"account_key": b.AccountKey, "x25519_private": b.X25519Private, "ed25519_private": b.Ed25519Private} {
+	for name, v := range envelopes {
 		// Canonical: the decoder skips line breaks, and a second spelling
 		// of the same bytes is refused here as the client refuses it.
 		if b, err := base64.StdEncoding.Strict().DecodeString(v); err != nil || v == "" || base64.StdEncoding.EncodeToString(b) != v {
-			return "", "", fmt.Errorf("%s is not canonical base64", name)
+			return keys.Bundle{}, fmt.Errorf("%s is not canonical base64", name)
 		}
 	}
 	for name, v := range map[string]string{"x25519_public": b.X25519Public, "ed25519_public": b.Ed25519Public} {
 		k, err := base64.StdEncoding.Strict().DecodeString(v)
 		if err != nil || len(k) != 32 || base64.StdEncoding.EncodeToString(k) != v {
-			return "", "", fmt.Errorf("%s is not a 32-byte key in canonical base64", name)
+			return keys.Bundle{}, fmt.Errorf("%s is not a 32-byte key in canonical base64", name)
 		}
 	}
-	return b.X25519Public, b.Ed25519Public, nil
+	return b, nil
 }
 
 // Register stores a parsed registration and returns the new user id.
 func (s *Service) Register(ctx context.Context, r Registration) (string, error) {
 	id, err := s.users.CreateUser(ctx, store.NewUser{
 		ID: r.UserID, Identity: r.Identity.String(), SRPSalt: r.Salt, Verifier: r.Verifier, KDF: r.KDF,
-		KeyBundle: r.KeyBundle, X25519Public: r.X25519Public, Ed25519Public: r.Ed25519Public,
+		KeyBundle: r.KeyBundle, X25519Public: r.X25519Public, Ed25519Public: r.Ed25519Public, XWingPublic: r.XWingPublic,
 		KeyRecordSignature: r.KeyRecordSignature,
 	})
 	return id, fromStore(err, nil)
@@ -308,6 +337,70 @@ func (s *Service) PublishKeyRecord(ctx context.Context, userID, signature string
 	k.KeyRecordSignature = signature
 	_, err = s.users.AddKeyRecord(ctx, k)
 	return err
+}
+
+// UpgradeKeys moves an account from key bundle version 1 to version 2
+// (docs/crypto.md §3, "Upgrade"): bundle must be the stored one with the
+// two X-Wing members added, the five others byte for byte (so the account
+// key, the X25519 and the Ed25519 keys stay: a stolen access token cannot
+// replace the account's keys), and signature the version 2 key record over
+// the account's user id, identity, published keys and the new X-Wing key,
+// verified under the account's own Ed25519 key. Both are stored in one
+// transaction. An account already at version 2 is left as it is: nil when
+// bundle is its stored bundle (a client may send it after every login),
+// ErrKeysChanged otherwise. Refusals: ErrBadUpgrade (not a version 2
+// bundle), ErrKeyChangeRefused, ErrBadKeyRecord, ErrKeysTaken (another
+// account's X-Wing key), ErrKeysChanged (a race), ErrNoPublicKeys.
+func (s *Service) UpgradeKeys(ctx context.Context, userID string, bundle json.RawMessage, signature string) error {
+	nb, err := ParseBundleShape(bundle)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadUpgrade, err)
+	}
+	if nb.Version != keys.BundleV2 {
+		return fmt.Errorf("%w: version %d", ErrBadUpgrade, nb.Version)
+	}
+	k, err := s.users.PublishedKeysOf(ctx, userID)
+	if err != nil {
+		return fromStore(err, ErrNoPublicKeys)
+	}
+	old, err := s.users.KeyBundleOf(ctx, userID)
+	if err != nil {
+		return fromStore(err, ErrNoPublicKeys)
+	}
+	var ob keys.Bundle
+	if len(old) == 0 || json.Unmarshal(old, &ob) != nil {
+		return ErrNoPublicKeys
+	}
+	if ob.Version == keys.BundleV2 {
+		if ob == nb && k.KeyRecordVersion == keyrecord.V2 {
+			return nil
+		}
+		return ErrKeysChanged
+	}
+	if ob.Version != keys.BundleV1 || ob.AccountKey != nb.AccountKey || ob.X25519Public != nb.X25519Public ||
+		ob.X25519Private != nb.X25519Private || ob.Ed25519Public != nb.Ed25519Public || ob.Ed25519Private != nb.Ed25519Private {
+		return fmt.Errorf("%w: the five members of the stored version 1 bundle must stay unchanged", ErrKeyChangeRefused)
+	}
+	if nb.X25519Public != k.X25519Public || nb.Ed25519Public != k.Ed25519Public {
+		return fmt.Errorf("%w: the bundle's public keys are not the published ones", ErrKeyChangeRefused)
+	}
+	uid, err := uuid.Parse(k.UserID)
+	if err != nil {
+		return fmt.Errorf("srplogin: key upgrade: user id %q: %w", k.UserID, err)
+	}
+	rec, err := keyrecord.FromPublished(keyrecord.V2, uid, k.Identity, k.X25519Public, k.Ed25519Public, nb.XWingPublic)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadKeyRecord, err)
+	}
+	if err := keyrecord.Verify(rec, signature); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadKeyRecord, err)
+	}
+	canon, err := json.Marshal(nb)
+	if err != nil {
+		return err
+	}
+	return fromStore(s.users.UpgradeKeys(ctx, store.KeyUpgrade{UserID: k.UserID, OldBundle: old, NewBundle: canon,
+		XWingPublic: nb.XWingPublic, KeyRecordSignature: signature}), ErrNoPublicKeys)
 }
 
 // Params returns the KDF parameters for identity, made up for an unknown one.

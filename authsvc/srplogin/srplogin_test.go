@@ -32,11 +32,35 @@ type memUsers struct {
 	mu      sync.Mutex
 	byID    map[string]store.User
 	keys    map[string]store.PublishedKeys
+	bundles map[string]json.RawMessage // key bundles by user id
 	lookups int
 }
 
 func newUsers() *memUsers {
-	return &memUsers{byID: map[string]store.User{}, keys: map[string]store.PublishedKeys{}}
+	return &memUsers{byID: map[string]store.User{}, keys: map[string]store.PublishedKeys{}, bundles: map[string]json.RawMessage{}}
+}
+
+func (m *memUsers) KeyBundleOf(_ context.Context, userID string) (json.RawMessage, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.keys[userID]; !ok {
+		return nil, store.ErrNotFound
+	}
+	return m.bundles[userID], nil
+}
+
+// UpgradeKeys keeps the real store's contract: the stored bundle must still
+// be OldBundle and the record not version 2 yet (store.ErrBundleChanged).
+func (m *memUsers) UpgradeKeys(_ context.Context, u store.KeyUpgrade) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k, ok := m.keys[u.UserID]
+	if !ok || !bytes.Equal(m.bundles[u.UserID], u.OldBundle) || k.KeyRecordVersion == 2 {
+		return store.ErrBundleChanged
+	}
+	k.KeyRecordVersion, k.KeyRecordSignature, k.XWingPublic = 2, u.KeyRecordSignature, u.XWingPublic
+	m.keys[u.UserID], m.bundles[u.UserID] = k, u.NewBundle
+	return nil
 }
 
 func (m *memUsers) PublishedKeysOf(_ context.Context, userID string) (store.PublishedKeys, error) {
@@ -96,8 +120,15 @@ func (m *memUsers) CreateUser(_ context.Context, n store.NewUser) (string, error
 	}
 	m.byID[n.Identity] = store.User{ID: id, Identity: n.Identity, SRPSalt: n.SRPSalt, Verifier: n.Verifier, KDF: n.KDF, KeyBundle: n.KeyBundle}
 	if n.X25519Public != "" {
-		m.keys[id] = store.PublishedKeys{UserID: id, Identity: n.Identity, X25519Public: n.X25519Public,
-			Ed25519Public: n.Ed25519Public, KeyRecordSignature: n.KeyRecordSignature}
+		k := store.PublishedKeys{UserID: id, Identity: n.Identity, X25519Public: n.X25519Public,
+			Ed25519Public: n.Ed25519Public, KeyRecordSignature: n.KeyRecordSignature, XWingPublic: n.XWingPublic}
+		if k.KeyRecordSignature != "" {
+			k.KeyRecordVersion = 1
+			if k.XWingPublic != "" {
+				k.KeyRecordVersion = 2
+			}
+		}
+		m.keys[id], m.bundles[id] = k, n.KeyBundle
 	}
 	return id, nil
 }

@@ -26,6 +26,7 @@ const (
 	EventLogout               = "logout"
 	EventSessionRevoked       = "session_revoked"
 	EventPasswordChanged      = "password_changed"
+	EventKeysUpgraded         = "keys_upgraded"
 	EventPasswordChangeFailed = "password_change_failed"
 	// Signing key events (signer.Rotator), recorded without a user; their
 	// detail names the kid.

@@ -299,6 +299,9 @@ type PasswordChange struct {
 	// account's.
 	KeyBundle                   json.RawMessage
 	X25519Public, Ed25519Public string
+	// XWingPublic is the X-Wing key of a version 2 bundle: a password
+	// change keeps the bundle's version and its X-Wing key too.
+	XWingPublic string
 }
 
 // ChangePassword replaces the account's verifier, salt, KDF parameters and
@@ -311,10 +314,10 @@ func (s *Store) ChangePassword(ctx context.Context, c PasswordChange, now time.T
 	revoked := 0
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var hasBundle bool
-		var x, e *string
+		var x, e, w *string
 		err := tx.QueryRow(ctx, `
-			SELECT key_bundle IS NOT NULL, key_bundle ->> 'x25519_public', key_bundle ->> 'ed25519_public'
-			  FROM auth.users WHERE id = $1::uuid FOR UPDATE`, c.UserID).Scan(&hasBundle, &x, &e)
+			SELECT key_bundle IS NOT NULL, key_bundle ->> 'x25519_public', key_bundle ->> 'ed25519_public', key_bundle ->> 'xwing_public'
+			  FROM auth.users WHERE id = $1::uuid FOR UPDATE`, c.UserID).Scan(&hasBundle, &x, &e, &w)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -330,7 +333,7 @@ func (s *Store) ChangePassword(ctx context.Context, c PasswordChange, now time.T
 		if !live {
 			return ErrSessionEnded
 		}
-		if !sameKeys(hasBundle, x, e, c) {
+		if !sameKeys(hasBundle, x, e, c) || (hasBundle && (w == nil) != (c.XWingPublic == "")) || (w != nil && *w != c.XWingPublic) {
 			return ErrKeysDiffer
 		}
 		if _, err := tx.Exec(ctx, `

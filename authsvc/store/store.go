@@ -82,10 +82,12 @@ type NewUser struct {
 	Verifier  []byte
 	KDF       json.RawMessage
 	KeyBundle json.RawMessage // optional
-	// The bundle's public keys, published in api.public_keys; both or neither.
-	X25519Public, Ed25519Public string
+	// The bundle's public keys, published in api.public_keys; both or
+	// neither. XWingPublic is set for a version 2 bundle.
+	X25519Public, Ed25519Public, XWingPublic string
 	// KeyRecordSignature is the verified signature over the account's key
-	// record (version 1), published with the keys.
+	// record (version 2 when there is an X-Wing key, else 1), published
+	// with the keys.
 	KeyRecordSignature string
 }
 
@@ -107,9 +109,9 @@ func (s *Store) CreateUser(ctx context.Context, n NewUser) (string, error) {
 		}
 		if n.X25519Public != "" {
 			_, err := tx.Exec(ctx, `
-				INSERT INTO api.public_keys (user_id, x25519_public, ed25519_public, key_record_version, key_record_signature)
-				VALUES ($1, $2, $3, CASE WHEN $4 <> '' THEN 1 END, nullif($4, ''))`,
-				id, n.X25519Public, n.Ed25519Public, n.KeyRecordSignature)
+				INSERT INTO api.public_keys (user_id, x25519_public, ed25519_public, key_record_version, key_record_signature, xwing_public)
+				VALUES ($1, $2, $3, CASE WHEN $4 = '' THEN NULL WHEN $5 = '' THEN 1 ELSE 2 END, nullif($4, ''), nullif($5, ''))`,
+				id, n.X25519Public, n.Ed25519Public, n.KeyRecordSignature, n.XWingPublic)
 			if isKeyTaken(err) {
 				return ErrKeysTaken
 			}
@@ -133,7 +135,8 @@ func (s *Store) CreateUser(ctx context.Context, n NewUser) (string, error) {
 func isKeyTaken(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23505" &&
-		(pgErr.ConstraintName == "public_keys_x25519_unique" || pgErr.ConstraintName == "public_keys_ed25519_unique")
+		(pgErr.ConstraintName == "public_keys_x25519_unique" || pgErr.ConstraintName == "public_keys_ed25519_unique" ||
+			pgErr.ConstraintName == "public_keys_xwing_unique")
 }
 
 // PublishedKeys is an account's row of api.public_keys.
@@ -141,6 +144,8 @@ type PublishedKeys struct {
 	UserID, Identity            string
 	X25519Public, Ed25519Public string
 	KeyRecordSignature          string // "" when the account has published no record yet
+	KeyRecordVersion            int    // 0 without a record, else 1 or 2
+	XWingPublic                 string // "" unless the record is version 2
 }
 
 // PublishedKeysOf returns the identity and published keys of an account
@@ -148,9 +153,11 @@ type PublishedKeys struct {
 func (s *Store) PublishedKeysOf(ctx context.Context, userID string) (PublishedKeys, error) {
 	k := PublishedKeys{UserID: userID}
 	err := s.pool.QueryRow(ctx, `
-		SELECT u.identity, p.x25519_public, p.ed25519_public, coalesce(p.key_record_signature, '')
+		SELECT u.identity, p.x25519_public, p.ed25519_public, coalesce(p.key_record_signature, ''),
+		       coalesce(p.key_record_version, 0), coalesce(p.xwing_public, '')
 		  FROM auth.users u JOIN api.public_keys p ON p.user_id = u.id
-		 WHERE u.id = $1::uuid`, userID).Scan(&k.Identity, &k.X25519Public, &k.Ed25519Public, &k.KeyRecordSignature)
+		 WHERE u.id = $1::uuid`, userID).Scan(&k.Identity, &k.X25519Public, &k.Ed25519Public, &k.KeyRecordSignature,
+		&k.KeyRecordVersion, &k.XWingPublic)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return PublishedKeys{}, ErrNotFound
 	}
@@ -173,6 +180,77 @@ func (s *Store) AddKeyRecord(ctx context.Context, k PublishedKeys) (bool, error)
 		return false, fmt.Errorf("store: add key record: %w", err)
 	}
 	return tag.RowsAffected() == 1, nil
+}
+
+// KeyUpgrade is an account's move to key bundle version 2
+// (docs/crypto.md §3): the new bundle, checked by the caller against
+// OldBundle, and the verified version 2 key record.
+type KeyUpgrade struct {
+	UserID             string
+	OldBundle          json.RawMessage // the bundle the new one was checked against
+	NewBundle          json.RawMessage
+	XWingPublic        string
+	KeyRecordSignature string
+}
+
+// Errors of UpgradeKeys.
+var (
+	// ErrBundleChanged: the stored bundle is no longer the one the upgrade
+	// was checked against (another device upgraded or changed the password
+	// meanwhile).
+	ErrBundleChanged = errors.New("store: the key bundle changed meanwhile")
+)
+
+// UpgradeKeys stores a version 2 bundle and record in one transaction,
+// provided the stored bundle is still OldBundle (compared as JSON) and the
+// published record is not version 2 already (ErrBundleChanged otherwise;
+// ErrKeysTaken when another account published the X-Wing key).
+func (s *Store) UpgradeKeys(ctx context.Context, u KeyUpgrade) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+			UPDATE auth.users SET key_bundle = $3, updated_at = now()
+			 WHERE id = $1::uuid AND key_bundle = $2::jsonb`, u.UserID, u.OldBundle, u.NewBundle)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() != 1 {
+			return ErrBundleChanged
+		}
+		tag, err = tx.Exec(ctx, `
+			UPDATE api.public_keys SET key_record_version = 2, key_record_signature = $2, xwing_public = $3
+			 WHERE user_id = $1::uuid AND key_record_version IS DISTINCT FROM 2`, u.UserID, u.KeyRecordSignature, u.XWingPublic)
+		if isKeyTaken(err) {
+			return ErrKeysTaken
+		}
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() != 1 {
+			return ErrBundleChanged
+		}
+		return AuditTx(ctx, tx, AuditEvent{Type: EventKeysUpgraded, UserID: u.UserID})
+	})
+	switch {
+	case errors.Is(err, ErrBundleChanged), errors.Is(err, ErrKeysTaken):
+		return err
+	case err != nil:
+		return fmt.Errorf("store: upgrade keys: %w", err)
+	}
+	return nil
+}
+
+// KeyBundleOf returns the account's stored key bundle (nil if it has none;
+// ErrNotFound for no account).
+func (s *Store) KeyBundleOf(ctx context.Context, userID string) (json.RawMessage, error) {
+	var b json.RawMessage
+	err := s.pool.QueryRow(ctx, `SELECT key_bundle FROM auth.users WHERE id = $1::uuid`, userID).Scan(&b)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: key bundle: %w", err)
+	}
+	return b, nil
 }
 
 func nullJSON(b json.RawMessage) any {

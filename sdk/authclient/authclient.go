@@ -261,6 +261,14 @@ func (c *Client) PublishKeyRecord(ctx context.Context, accessToken, signature st
 	return c.do(ctx, http.MethodPost, api.PathKeyRecord, accessToken, api.KeyRecordRequest{KeyRecordSignature: signature}, nil)
 }
 
+// UpgradeKeys moves the account to key bundle version 2: bundle is the
+// version 2 bundle (the stored version 1 members unchanged), signature the
+// version 2 key record's (docs/crypto.md §3, "Upgrade").
+func (c *Client) UpgradeKeys(ctx context.Context, accessToken string, bundle json.RawMessage, signature string) error {
+	return c.do(ctx, http.MethodPost, api.PathKeyUpgrade, accessToken,
+		api.KeyUpgradeRequest{KeyBundle: bundle, KeyRecordSignature: signature}, nil)
+}
+
 // Logout ends the session the refresh token belongs to.
 func (c *Client) Logout(ctx context.Context, refreshToken string) error {
 	return c.Do(ctx, http.MethodPost, api.PathLogout, api.RefreshRequest{RefreshToken: refreshToken}, nil)

@@ -8,13 +8,15 @@
 // identity's keys can check that the keys the server hands out were vouched
 // for by that account and bound to that identity and user id.
 //
-// Version 1 covers the X25519 and Ed25519 keys. The version is the first
-// thing the signed message names ("zsm v1 key-record"), so a later record
-// with more keys is a different message and never verifies as this one.
+// Version 1 covers the X25519 and Ed25519 keys; version 2 adds the X-Wing
+// key (ML-KEM-768 + X25519) of key bundle version 2. The version is the
+// first thing the signed message names ("zsm v1 key-record", "zsm v2
+// key-record"), so a record of one version never verifies as the other.
 package keyrecord
 
 import (
 	"crypto/ed25519"
+	"crypto/hpke"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -25,32 +27,60 @@ import (
 	"zsm.dev/zsm/srpgroup"
 )
 
-// Version is the record version this package signs and verifies.
-const Version = 1
+// The record versions this package signs and verifies.
+const (
+	V1 = 1
+	V2 = 2
+)
 
-// label opens the signed message of version 1.
-const label = "zsm v1 key-record"
+// XWingSize is the size of an X-Wing public key (the ML-KEM-768
+// encapsulation key, 1184 bytes, then the X25519 key, 32).
+const XWingSize = 1216
+
+// labels open the signed messages of the two versions.
+const (
+	labelV1 = "zsm v1 key-record"
+	labelV2 = "zsm v2 key-record"
+)
 
 // ErrBadSignature means a record's signature does not verify (or the record
 // cannot be encoded: an identity that is not normalized, a key of the wrong
 // size, a signature that is not canonical base64 of 64 bytes).
 var ErrBadSignature = errors.New("keyrecord: the key record's signature does not verify")
 
-// Record is what version 1 vouches for.
+// Record is what a key record vouches for. A record with an X-Wing key is
+// version 2, one without is version 1: the version is not a field of its
+// own that could disagree with the keys.
 type Record struct {
 	UserID   uuid.UUID
 	Identity string // in normal form (srpgroup.ParseNormalIdentity)
 	X25519   []byte // 32 bytes
 	Ed25519  []byte // 32 bytes; also the key that signs the record
+	XWing    []byte // version 2: 1216 bytes; nil for version 1
 }
 
-// Message returns the signed bytes:
+// Version is 2 for a record with an X-Wing key, 1 otherwise.
+func (r Record) Version() int {
+	if r.XWing != nil {
+		return V2
+	}
+	return V1
+}
+
+// Message returns the signed bytes, of version 1 without an X-Wing key:
 //
 //	"zsm v1 key-record" || 0x00 || user_id (16) || u8(len(identity)) || identity
 //	  || x25519_public (32) || ed25519_public (32)
 //
+// and of version 2 with one:
+//
+//	"zsm v2 key-record" || 0x00 || user_id (16) || u8(len(identity)) || identity
+//	  || x25519_public (32) || ed25519_public (32) || xwing_public (1216)
+//
 // It fails for an identity that is not in normal form (normalizing it again
-// would change it) and for keys that are not 32 bytes.
+// would change it), for X25519 and Ed25519 keys that are not 32 bytes, for
+// an Ed25519 key of small order, and for an X-Wing key that is not 1216
+// bytes of a valid ML-KEM-768 encapsulation key and an X25519 key.
 func (r Record) Message() ([]byte, error) {
 	if _, err := srpgroup.ParseNormalIdentity(r.Identity); err != nil {
 		return nil, errors.New("keyrecord: the identity is not normalized")
@@ -64,14 +94,25 @@ func (r Record) Message() ([]byte, error) {
 	if SmallOrder(r.Ed25519) {
 		return nil, errors.New("keyrecord: the Ed25519 key is a point of small order, under which anybody can forge signatures")
 	}
-	m := make([]byte, 0, len(label)+1+16+1+len(r.Identity)+64)
+	label := labelV1
+	if r.XWing != nil {
+		if len(r.XWing) != XWingSize {
+			return nil, fmt.Errorf("keyrecord: the X-Wing key must be %d bytes", XWingSize)
+		}
+		if _, err := hpke.MLKEM768X25519().NewPublicKey(r.XWing); err != nil {
+			return nil, fmt.Errorf("keyrecord: the X-Wing key: %w", err)
+		}
+		label = labelV2
+	}
+	m := make([]byte, 0, len(label)+1+16+1+len(r.Identity)+64+len(r.XWing))
 	m = append(m, label...)
 	m = append(m, 0)
 	m = append(m, r.UserID[:]...)
 	m = append(m, byte(len(r.Identity)))
 	m = append(m, r.Identity...)
 	m = append(m, r.X25519...)
-	return append(m, r.Ed25519...), nil
+	m = append(m, r.Ed25519...)
+	return append(m, r.XWing...), nil
 }
 
 // Sign signs r with key, which must be the private half of r.Ed25519, and
@@ -126,6 +167,32 @@ func FromBase64(userID uuid.UUID, identity, x25519, ed25519Public string) (Recor
 		return Record{}, fmt.Errorf("keyrecord: ed25519_public: %w", err)
 	}
 	return Record{UserID: userID, Identity: identity, X25519: x, Ed25519: e}, nil
+}
+
+// FromPublished builds a record of version (1 or 2) from the public keys
+// as they travel: canonical standard base64 of 32 bytes for the X25519 and
+// Ed25519 keys, and for version 2 of 1216 bytes for the X-Wing key, which
+// version 1 must not have.
+func FromPublished(version int, userID uuid.UUID, identity, x25519, ed25519Public, xwing string) (Record, error) {
+	r, err := FromBase64(userID, identity, x25519, ed25519Public)
+	if err != nil {
+		return Record{}, err
+	}
+	switch version {
+	case V1:
+		if xwing != "" {
+			return Record{}, errors.New("keyrecord: a version 1 record has no X-Wing key")
+		}
+	case V2:
+		b, err := base64.StdEncoding.Strict().DecodeString(xwing)
+		if err != nil || len(b) != XWingSize || base64.StdEncoding.EncodeToString(b) != xwing {
+			return Record{}, fmt.Errorf("keyrecord: xwing_public: not a %d-byte key in canonical base64", XWingSize)
+		}
+		r.XWing = b
+	default:
+		return Record{}, fmt.Errorf("keyrecord: unknown record version %d", version)
+	}
+	return r, nil
 }
 
 // smallOrder lists the encodings of the Ed25519 points of order 1, 2, 4

@@ -119,8 +119,13 @@ type Entry struct {
 	Subject    uuid.UUID // the member concerned; for create and rotate the signer
 	Role       string    // create, add, change_role; empty otherwise
 	SubjectFP  trust.Fingerprint
-	Generation uint64         // the key generation in force after this entry
-	Commitment [HashSize]byte // create, remove, rotate: the new generation's key commitment
+	Generation uint64 // the key generation in force after this entry
+	// Commitment is, for create, remove and rotate, the new generation's
+	// key commitment; for leave, the hash of the newest vault manifest the
+	// member who leaves verified (or zero): the one manifest signed by them
+	// that others may still accept after they left (docs/crypto.md §9,
+	// §10); zero for the other ops.
+	Commitment [HashSize]byte
 	Signer     uuid.UUID
 	UnixMilli  uint64 // when, as claimed by the signer
 }
@@ -150,8 +155,10 @@ func (e Entry) check() error {
 		return bad("%v with a role", e.Op)
 	case e.Op.hasFingerprint() == e.SubjectFP.IsZero():
 		return bad("%v with a fingerprint where none belongs, or none where one does", e.Op)
-	case e.Op.newGeneration() == (e.Commitment == [HashSize]byte{}):
-		return bad("%v with a key commitment where none belongs, or none where one does", e.Op)
+	case e.Op.newGeneration() && e.Commitment == [HashSize]byte{}:
+		return bad("%v without a key commitment", e.Op)
+	case !e.Op.newGeneration() && e.Op != OpLeave && e.Commitment != [HashSize]byte{}:
+		return bad("%v with a key commitment where none belongs", e.Op)
 	case e.Generation == 0:
 		return bad("generation 0")
 	}

@@ -70,6 +70,11 @@ func Signup(ctx context.Context, hc *http.Client, server, identity, password str
 	if err != nil {
 		return nil, err
 	}
+	// New accounts have the hybrid key from the start (bundle and key
+	// record version 2).
+	if err := ak.AddXWing(rand.Reader); err != nil {
+		return nil, err
+	}
 	userID := uuid.New()
 	bundle, err := ak.Bundle(d.UnlockKey, userID, rand.Reader)
 	if err != nil {
@@ -163,11 +168,8 @@ func Login(ctx context.Context, hc *http.Client, server, identity, password stri
 		return nil, tamper("key bundle", err)
 	}
 	state.PinKDF(accountKey(server, id), params)
-	// Accounts made before key records existed publish theirs now; for
-	// every other account this is a no-op the server answers 204. Best
-	// effort: the next login tries again, and nothing here depends on it.
-	if sig, err := keyrecord.Sign(ownRecord(uid, id, ak), ak.Ed25519); err == nil {
-		_ = ac.PublishKeyRecord(ctx, sess.AccessToken, sig)
+	if bundle.Version == keys.BundleV1 {
+		upgradeKeys(ctx, ac, sess.AccessToken, bundle, uid, id, ak)
 	}
 	return &Session{
 		Server: strings.TrimRight(server, "/"), Identity: id, UserID: uid, SessionID: sess.SessionID,
@@ -176,10 +178,37 @@ func Login(ctx context.Context, hc *http.Client, server, identity, password stri
 	}, nil
 }
 
-// ownRecord is this account's key record (docs/crypto.md §3).
+// upgradeKeys moves an account with a version 1 bundle to version 2
+// (docs/crypto.md §3, "Upgrade"): a new X-Wing key, sealed under the same
+// account key, uploaded with the version 2 key record. Best effort: when it
+// fails (another device upgraded meanwhile, the server is busy), ak keeps
+// no X-Wing key for this session, everything that needs none works, and
+// the next login tries again.
+func upgradeKeys(ctx context.Context, ac *authclient.Client, token string, bundle keys.Bundle, uid uuid.UUID, identity string, ak *keys.AccountKeys) {
+	nb, err := ak.UpgradeBundle(bundle, uid, rand.Reader)
+	if err == nil {
+		var raw []byte
+		var sig string
+		if raw, err = json.Marshal(nb); err == nil {
+			if sig, err = keyrecord.Sign(ownRecord(uid, identity, ak), ak.Ed25519); err == nil {
+				err = ac.UpgradeKeys(ctx, token, raw, sig)
+			}
+		}
+	}
+	if err != nil {
+		ak.XWing = nil
+	}
+}
+
+// ownRecord is this account's key record (docs/crypto.md §3): version 2
+// when the account has an X-Wing key.
 func ownRecord(userID uuid.UUID, identity string, ak *keys.AccountKeys) keyrecord.Record {
-	return keyrecord.Record{UserID: userID, Identity: identity, X25519: ak.X25519.PublicKey().Bytes(),
+	r := keyrecord.Record{UserID: userID, Identity: identity, X25519: ak.X25519.PublicKey().Bytes(),
 		Ed25519: ak.Ed25519.Public().(ed25519.PublicKey)}
+	if ak.XWing != nil {
+		r.XWing = ak.XWing.PublicKey().Bytes()
+	}
+	return r
 }
 
 // apiError maps authsvc's answers to the SDK's errors.

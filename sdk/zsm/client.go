@@ -21,6 +21,7 @@ import (
 
 	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/sdk/authclient"
+	"zsm.dev/zsm/sdk/trust"
 )
 
 // Client works on behalf of one logged-in session.
@@ -28,8 +29,9 @@ type Client struct {
 	http  *http.Client
 	state State
 
-	mu   sync.Mutex
-	sess *Session
+	mu       sync.Mutex
+	sess     *Session
+	pinCache *trust.PinSet // the pin set as last fetched or written by this Client
 
 	// OnRefresh, if set, is called after the tokens were rotated, so the
 	// caller can store the new session.

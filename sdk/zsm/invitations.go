@@ -5,16 +5,11 @@ package zsm
 
 import (
 	"context"
-	"crypto/ecdh"
-	"crypto/ed25519"
 	"fmt"
 	"net/url"
 	"time"
 
 	"github.com/google/uuid"
-
-	"zsm.dev/zsm/sdk/keyrecord"
-	"zsm.dev/zsm/srpgroup"
 )
 
 type invitationRow struct {
@@ -40,7 +35,9 @@ func (c *Client) nameInviters(ctx context.Context, inv []Invitation) error {
 		}
 	}
 	for i := range inv {
-		inv[i].FromIdentity = names[[2]uuid.UUID{inv[i].VaultID, inv[i].From}]
+		if n, ok := names[[2]uuid.UUID{inv[i].VaultID, inv[i].From}]; ok && inv[i].FromIdentity == "" {
+			inv[i].FromIdentity = n
+		}
 	}
 	return nil
 }
@@ -100,70 +97,4 @@ func (c *Client) AllowInvitationsFrom(ctx context.Context, identity string) (boo
 		return false, err
 	}
 	return len(rows) > 0, nil
-}
-
-// PublicKeys are another account's published public keys.
-type PublicKeys struct {
-	UserID   uuid.UUID
-	Identity string
-	X25519   *ecdh.PublicKey
-	Ed25519  ed25519.PublicKey
-	// Signed reports that the keys come with the account's key record,
-	// verified here: the account itself vouched that these keys are its own
-	// under this identity and user id. False for an account made before key
-	// records existed that has not logged in since. Neither says that the
-	// server did not make the account up; comparing fingerprints out of
-	// band does (the next step of sharing).
-	Signed bool
-}
-
-type lookupRow struct {
-	UserID             uuid.UUID `json:"user_id"`
-	X25519Public       string    `json:"x25519_public"`
-	Ed25519Public      string    `json:"ed25519_public"`
-	KeyRecordVersion   *int      `json:"key_record_version"`
-	KeyRecordSignature *string   `json:"key_record_signature"`
-}
-
-// LookupIdentity finds the account with exactly this identity (after
-// normalization) and its public keys. The server answers one exact identity
-// at a time and lists nobody. A key record that does not verify is
-// ErrTampered; no account is ErrNotFound.
-func (c *Client) LookupIdentity(ctx context.Context, identity string) (PublicKeys, error) {
-	ident, err := srpgroup.ParseIdentity(identity)
-	if err != nil {
-		return PublicKeys{}, fmt.Errorf("identity: %w", err)
-	}
-	id := ident.String()
-	var rows []lookupRow
-	if err := c.rest(ctx, "POST", "/rpc/lookup_identity", map[string]string{"identity": id}, &rows); err != nil {
-		return PublicKeys{}, err
-	}
-	switch len(rows) {
-	case 0:
-		return PublicKeys{}, fmt.Errorf("identity %q: %w", id, ErrNotFound)
-	case 1:
-	default:
-		return PublicKeys{}, tamper(fmt.Sprintf("identity %q: the server named %d accounts", id, len(rows)), nil)
-	}
-	r := rows[0]
-	rec, err := keyrecord.FromBase64(r.UserID, id, r.X25519Public, r.Ed25519Public)
-	if err != nil {
-		return PublicKeys{}, tamper(fmt.Sprintf("identity %q: public keys", id), err)
-	}
-	x, err := ecdh.X25519().NewPublicKey(rec.X25519)
-	if err != nil {
-		return PublicKeys{}, tamper(fmt.Sprintf("identity %q: X25519 key", id), err)
-	}
-	pk := PublicKeys{UserID: r.UserID, Identity: id, X25519: x, Ed25519: ed25519.PublicKey(rec.Ed25519)}
-	if r.KeyRecordSignature != nil {
-		if r.KeyRecordVersion == nil || *r.KeyRecordVersion != keyrecord.Version {
-			return PublicKeys{}, tamper(fmt.Sprintf("identity %q: key record of an unknown version", id), nil)
-		}
-		if err := keyrecord.Verify(rec, *r.KeyRecordSignature); err != nil {
-			return PublicKeys{}, tamper(fmt.Sprintf("identity %q: key record", id), err)
-		}
-		pk.Signed = true
-	}
-	return pk, nil
 }

@@ -17,7 +17,7 @@ import (
 func TestPlaintextMembers(t *testing.T) {
 	key := make([]byte, 32)
 	rand.Read(key)
-	v := Vault{ID: uuid.New(), key: key}
+	v := Vault{ID: uuid.New(), st: &vaultState{gen: 1, keys: map[uint64][]byte{1: key}}}
 	c := &Client{state: NewMemState()}
 	secret := func(plain string) (Secret, error) {
 		id := uuid.New()

@@ -190,10 +190,11 @@ func (c *Client) rotationPolicies(ctx context.Context, vs []Vault, filter string
 
 // Rotate gives the named secret a new value: newValue receives the current
 // value and returns the next one (it may, say, change a database password
-// first). The new value is encrypted here and written as the next revision
-// in the same transaction that marks the rotation done on the server
-// (api.rotate_secret), which records secret.rotated. It fails with
-// ErrConflict if somebody wrote the secret meanwhile.
+// first). The new value is encrypted here and written as the next revision,
+// with the vault's next manifest, in the transaction that marks the
+// rotation done on the server (api.commit_secrets with "rotated"), which
+// records secret.rotated. It fails with ErrConflict if somebody wrote the
+// secret meanwhile.
 func (c *Client) Rotate(ctx context.Context, v Vault, name string, newValue func(old string) (string, error)) (Secret, error) {
 	cur, err := c.SecretByName(ctx, v, name)
 	if err != nil {
@@ -209,27 +210,5 @@ func (c *Client) Rotate(ctx context.Context, v Vault, name string, newValue func
 	if len(value) > MaxValueBytes {
 		return Secret{}, fmt.Errorf("secret %q: the value is %d bytes; at most %d are allowed", name, len(value), MaxValueBytes)
 	}
-	next := cur
-	next.Value, next.Revision = value, cur.Revision+1
-	ct, err := c.sealSecret(v, cur.ID, next.Revision, cur.Name, value)
-	if err != nil {
-		return Secret{}, err
-	}
-	var out struct {
-		SecretID uuid.UUID `json:"secret_id"`
-		Revision uint64    `json:"revision"`
-	}
-	err = c.rest(ctx, "POST", "/rpc/rotate_secret", map[string]any{"secret_id": cur.ID, "revision": next.Revision, "ciphertext": ct}, &out)
-	if isRest(err, 409) {
-		return Secret{}, fmt.Errorf("secret %q: %w", name, ErrConflict)
-	}
-	if err != nil {
-		return Secret{}, err
-	}
-	if out.SecretID != cur.ID || out.Revision != next.Revision {
-		return Secret{}, tamper("the server confirmed another rotation", nil)
-	}
-	c.state.See(cur.ID, next.Revision)
-	next.UpdatedAt = c.Now()
-	return next, nil
+	return c.updateSecret(ctx, v, cur, value, true)
 }

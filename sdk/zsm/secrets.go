@@ -2,11 +2,8 @@ package zsm
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -18,12 +15,13 @@ import (
 
 // Secret is one decrypted secret.
 type Secret struct {
-	ID        uuid.UUID
-	VaultID   uuid.UUID
-	Name      string
-	Value     string
-	Revision  uint64
-	UpdatedAt time.Time
+	ID         uuid.UUID
+	VaultID    uuid.UUID
+	Name       string
+	Value      string
+	Revision   uint64
+	Generation uint64 // the vault key generation it is sealed under
+	UpdatedAt  time.Time
 }
 
 // String never shows the value.
@@ -40,13 +38,14 @@ type secretPayload struct {
 }
 
 type secretRow struct {
-	ID         uuid.UUID `json:"id"`
-	SecretID   uuid.UUID `json:"secret_id"` // secret_versions
-	VaultID    uuid.UUID `json:"vault_id"`
-	Revision   uint64    `json:"revision"`
-	Ciphertext string    `json:"ciphertext"`
-	UpdatedAt  time.Time `json:"updated_at"`
-	CreatedAt  time.Time `json:"created_at"` // secret_versions
+	ID            uuid.UUID `json:"id"`
+	SecretID      uuid.UUID `json:"secret_id"` // secret_versions
+	VaultID       uuid.UUID `json:"vault_id"`
+	Revision      uint64    `json:"revision"`
+	KeyGeneration uint64    `json:"key_generation"`
+	Ciphertext    string    `json:"ciphertext"`
+	UpdatedAt     time.Time `json:"updated_at"`
+	CreatedAt     time.Time `json:"created_at"` // secret_versions
 }
 
 // MaxValueBytes bounds a secret's value (the envelope must fit the column).
@@ -67,38 +66,16 @@ func ValidSecretName(name string) error {
 const pageSize = 1000
 
 // Secrets returns every secret of a vault, each checked: the ciphertext must
-// open under the vault's key with associated data naming this vault, the
-// row's id and its revision, and the revision must be no older than this
-// device has seen.
+// open under the vault's key of the generation the row names, with
+// associated data naming this vault, the row's id and its revision, and
+// the whole listing must be exactly what the vault's signed manifest
+// commits to (no secret hidden, resurrected, older or relabelled).
 func (c *Client) Secrets(ctx context.Context, v Vault) ([]Secret, error) {
-	var out []Secret
-	after := uuid.Nil
-	for {
-		var rows []secretRow
-		path := fmt.Sprintf("/secrets?select=id,vault_id,revision,ciphertext,updated_at&vault_id=eq.%s&order=id&limit=%d", v.ID, pageSize)
-		if after != uuid.Nil {
-			path += "&id=gt." + after.String()
-		}
-		if err := c.rest(ctx, "GET", path, nil, &rows); err != nil {
-			return nil, err
-		}
-		for _, r := range rows {
-			if r.ID.String() <= after.String() && after != uuid.Nil {
-				return nil, tamper("the server repeated or reordered secrets", nil)
-			}
-			s, err := c.openSecret(v, r.ID, r)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, s)
-			after = r.ID
-		}
-		if len(rows) < pageSize {
-			break
-		}
+	l, err := c.verifiedListing(ctx, &v)
+	if err != nil {
+		return nil, err
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	return l.secrets, nil
 }
 
 // openSecret checks and decrypts one row of secrets or secret_versions.
@@ -108,7 +85,17 @@ func (c *Client) openSecret(v Vault, id uuid.UUID, r secretRow) (Secret, error) 
 	if r.VaultID != v.ID {
 		return Secret{}, tamper(fmt.Sprintf("secret %s is listed in vault %s but claims vault %s", id, v.ID, r.VaultID), nil)
 	}
-	plain, err := envelope.OpenString(v.key, envelope.Context{Type: envelope.Secret, VaultID: v.ID, ObjectID: id, Revision: r.Revision}, r.Ciphertext)
+	g := r.KeyGeneration
+	if g == 0 {
+		g = 1
+	}
+	key, ok := v.st.key(g)
+	if !ok {
+		return Secret{}, tamper(fmt.Sprintf("secret %s revision %d is sealed under key generation %d, which this account does not hold", id, r.Revision, g), nil)
+	}
+	// The envelope's key commitment also refuses a row relabelled with
+	// another generation: only the key it was sealed with opens it.
+	plain, err := envelope.OpenString(key, envelope.Context{Type: envelope.Secret, VaultID: v.ID, ObjectID: id, Revision: r.Revision}, r.Ciphertext)
 	if err != nil {
 		return Secret{}, tamper(fmt.Sprintf("secret %s revision %d", id, r.Revision), err)
 	}
@@ -122,7 +109,7 @@ func (c *Client) openSecret(v Vault, id uuid.UUID, r secretRow) (Secret, error) 
 	if when.IsZero() {
 		when = r.CreatedAt
 	}
-	return Secret{ID: id, VaultID: v.ID, Name: p.Name, Value: p.Value, Revision: r.Revision, UpdatedAt: when}, nil
+	return Secret{ID: id, VaultID: v.ID, Name: p.Name, Value: p.Value, Revision: r.Revision, Generation: g, UpdatedAt: when}, nil
 }
 
 // checkFresh refuses a revision older than one this device has seen, and
@@ -168,86 +155,119 @@ func (c *Client) List(ctx context.Context, v Vault) ([]Secret, error) {
 	return all, nil
 }
 
-func (c *Client) sealSecret(v Vault, id uuid.UUID, rev uint64, name, value string) (string, error) {
-	plain, err := json.Marshal(secretPayload{Name: name, Value: value})
-	if err != nil {
-		return "", err
+func checkValue(name, value string) error {
+	if err := ValidSecretName(name); err != nil {
+		return err
 	}
-	defer clear(plain)
-	return envelope.SealString(v.key, envelope.Context{Type: envelope.Secret, VaultID: v.ID, ObjectID: id, Revision: rev}, plain, rand.Reader)
+	if len(value) > MaxValueBytes {
+		return fmt.Errorf("secret %q: the value is %d bytes; at most %d are allowed", name, len(value), MaxValueBytes)
+	}
+	return nil
 }
 
 // SetSecret creates the named secret or writes a new revision of it.
 func (c *Client) SetSecret(ctx context.Context, v Vault, name, value string) (Secret, error) {
-	if err := ValidSecretName(name); err != nil {
+	if err := checkValue(name, value); err != nil {
 		return Secret{}, err
 	}
-	if len(value) > MaxValueBytes {
-		return Secret{}, fmt.Errorf("secret %q: the value is %d bytes; at most %d are allowed", name, len(value), MaxValueBytes)
-	}
-	cur, err := c.SecretByName(ctx, v, name)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return c.CreateSecret(ctx, v, name, value)
-	case err != nil:
+	var out Secret
+	_, err := c.commitSecrets(ctx, &v, func(l *listing) (*secretsPlan, error) {
+		cur := Secret{ID: uuid.New(), VaultID: v.ID, Name: name}
+		for _, s := range l.secrets {
+			if s.Name == name {
+				if err := c.checkFresh(s); err != nil {
+					return nil, err
+				}
+				cur = s
+			}
+		}
+		p, next, err := c.writePlan(v, cur, value, false)
+		out = next
+		return p, err
+	})
+	if err != nil {
 		return Secret{}, err
 	}
-	return c.UpdateSecret(ctx, v, cur, value)
+	out.UpdatedAt = c.Now()
+	return out, nil
+}
+
+// writePlan makes cur (a secret of the listing, or a new one with revision
+// 0) hold value as its next revision.
+func (c *Client) writePlan(v Vault, cur Secret, value string, rotated bool) (*secretsPlan, Secret, error) {
+	next := cur
+	next.Value, next.Revision = value, cur.Revision+1
+	ct, g, err := c.seal(v, next.ID, next.Revision, next.Name, value)
+	if err != nil {
+		return nil, Secret{}, err
+	}
+	next.Generation = g
+	return &secretsPlan{upserts: []upsert{{secret: next, ciphertext: ct, rotated: rotated}}}, next, nil
 }
 
 // CreateSecret adds a new secret without looking for one of the same name
-// first; the caller must know the name is new (SetSecret looks).
+// in the listing first; the caller must know the name is new (SetSecret
+// looks).
 func (c *Client) CreateSecret(ctx context.Context, v Vault, name, value string) (Secret, error) {
-	s := Secret{ID: uuid.New(), VaultID: v.ID, Name: name, Value: value, Revision: 1}
-	ct, err := c.sealSecret(v, s.ID, 1, name, value)
+	if err := checkValue(name, value); err != nil {
+		return Secret{}, err
+	}
+	id := uuid.New()
+	var out Secret
+	_, err := c.commitSecrets(ctx, &v, func(*listing) (*secretsPlan, error) {
+		p, next, err := c.writePlan(v, Secret{ID: id, VaultID: v.ID, Name: name}, value, false)
+		out = next
+		return p, err
+	})
 	if err != nil {
 		return Secret{}, err
 	}
-	if err := c.rest(ctx, "POST", "/secrets", map[string]any{"id": s.ID, "vault_id": v.ID, "revision": 1, "ciphertext": ct}, nil); err != nil {
-		return Secret{}, err
-	}
-	c.state.See(s.ID, 1)
-	s.UpdatedAt = c.Now()
-	return s, nil
+	out.UpdatedAt = c.Now()
+	return out, nil
 }
 
 // UpdateSecret writes value as revision cur.Revision+1, only if nobody
-// wrote another revision meanwhile.
+// wrote another revision meanwhile (ErrConflict otherwise).
 func (c *Client) UpdateSecret(ctx context.Context, v Vault, cur Secret, value string) (Secret, error) {
-	next := cur
-	next.Value, next.Revision = value, cur.Revision+1
-	ct, err := c.sealSecret(v, cur.ID, next.Revision, cur.Name, value)
+	return c.updateSecret(ctx, v, cur, value, false)
+}
+
+func (c *Client) updateSecret(ctx context.Context, v Vault, cur Secret, value string, rotated bool) (Secret, error) {
+	if err := checkValue(cur.Name, value); err != nil {
+		return Secret{}, err
+	}
+	var out Secret
+	_, err := c.commitSecrets(ctx, &v, func(l *listing) (*secretsPlan, error) {
+		for _, s := range l.secrets {
+			if s.ID == cur.ID {
+				if s.Revision != cur.Revision {
+					return nil, fmt.Errorf("secret %q: %w", cur.Name, ErrConflict)
+				}
+				p, next, err := c.writePlan(v, s, value, rotated)
+				out = next
+				return p, err
+			}
+		}
+		return nil, fmt.Errorf("secret %q: %w", cur.Name, ErrConflict)
+	})
 	if err != nil {
 		return Secret{}, err
 	}
-	var rows []secretRow
-	err = c.rest(ctx, "PATCH", fmt.Sprintf("/secrets?id=eq.%s&revision=eq.%d", cur.ID, cur.Revision),
-		map[string]any{"revision": next.Revision, "ciphertext": ct}, &rows, "Prefer", "return=representation")
-	if err != nil {
-		return Secret{}, err
-	}
-	if len(rows) != 1 {
-		return Secret{}, fmt.Errorf("secret %q: %w", cur.Name, ErrConflict)
-	}
-	c.state.See(cur.ID, next.Revision)
-	next.UpdatedAt = c.Now()
-	return next, nil
+	out.UpdatedAt = c.Now()
+	return out, nil
 }
 
 // DeleteSecret removes the named secret and its history.
 func (c *Client) DeleteSecret(ctx context.Context, v Vault, name string) error {
-	s, err := c.SecretByName(ctx, v, name)
-	if err != nil {
-		return err
-	}
-	var rows []secretRow
-	if err := c.rest(ctx, "DELETE", "/secrets?id=eq."+s.ID.String(), nil, &rows, "Prefer", "return=representation"); err != nil {
-		return err
-	}
-	if len(rows) != 1 {
-		return fmt.Errorf("secret %q: %w", name, ErrConflict)
-	}
-	return nil
+	_, err := c.commitSecrets(ctx, &v, func(l *listing) (*secretsPlan, error) {
+		for _, s := range l.secrets {
+			if s.Name == name {
+				return &secretsPlan{deletes: []Secret{s}}, nil
+			}
+		}
+		return nil, fmt.Errorf("secret %q in vault %q: %w", name, v.Name, ErrNotFound)
+	})
+	return err
 }
 
 // History returns every stored revision of the named secret, newest first.
@@ -260,7 +280,7 @@ func (c *Client) History(ctx context.Context, v Vault, name string) ([]Secret, e
 		return nil, err
 	}
 	var rows []secretRow
-	if err := c.rest(ctx, "GET", "/secret_versions?select=secret_id,vault_id,revision,ciphertext,created_at&secret_id=eq."+s.ID.String()+"&order=revision.desc", nil, &rows); err != nil {
+	if err := c.rest(ctx, "GET", "/secret_versions?select=secret_id,vault_id,revision,key_generation,ciphertext,created_at&secret_id=eq."+s.ID.String()+"&order=revision.desc", nil, &rows); err != nil {
 		return nil, err
 	}
 	var out []Secret
@@ -302,41 +322,67 @@ type NameValue struct {
 	Name, Value string
 }
 
-// bulkSize is how many new secrets one request carries.
-const bulkSize = 500
+// bulkSize and bulkBytes bound how many new secrets one write carries (the
+// gateway accepts 1 MiB per request).
+const (
+	bulkSize  = 500
+	bulkBytes = 600 << 10
+)
 
-// CreateSecrets adds many new secrets, encrypting each here and sending
-// them in batches. As with CreateSecret, the caller must know the names are
-// new. progress, if not nil, is called after each batch with the number
-// written so far.
+// CreateSecrets adds many new secrets, encrypting each here and writing
+// them in batches, each with the vault's next manifest. As with
+// CreateSecret, the caller must know the names are new. progress, if not
+// nil, is called after each batch with the number written so far.
 func (c *Client) CreateSecrets(ctx context.Context, v Vault, items []NameValue, progress func(done int)) ([]Secret, error) {
+	for _, it := range items {
+		if err := checkValue(it.Name, it.Value); err != nil {
+			return nil, err
+		}
+	}
+	if !canWrite(v.Role) {
+		return nil, forbidden(v, "write to it")
+	}
 	out := make([]Secret, 0, len(items))
-	for start := 0; start < len(items); start += bulkSize {
-		batch := items[start:min(start+bulkSize, len(items))]
-		body := make([]map[string]any, 0, len(batch))
-		for _, it := range batch {
-			if err := ValidSecretName(it.Name); err != nil {
+	var l *listing
+	for start := 0; start < len(items); {
+		var err error
+		if l == nil {
+			if l, err = c.listing(ctx, &v, true); err != nil {
 				return out, err
 			}
-			if len(it.Value) > MaxValueBytes {
-				return out, fmt.Errorf("secret %q: the value is %d bytes; at most %d are allowed", it.Name, len(it.Value), MaxValueBytes)
-			}
-			s := Secret{ID: uuid.New(), VaultID: v.ID, Name: it.Name, Value: it.Value, Revision: 1}
-			ct, err := c.sealSecret(v, s.ID, 1, it.Name, it.Value)
+		}
+		p := &secretsPlan{}
+		size, end := 0, start
+		for ; end < len(items) && end-start < bulkSize; end++ {
+			it := items[end]
+			sec := Secret{ID: uuid.New(), VaultID: v.ID, Name: it.Name, Value: it.Value, Revision: 1}
+			ct, g, err := c.seal(v, sec.ID, 1, it.Name, it.Value)
 			if err != nil {
 				return out, err
 			}
-			body = append(body, map[string]any{"id": s.ID, "vault_id": v.ID, "revision": 1, "ciphertext": ct})
-			out = append(out, s)
+			if end > start && size+len(ct) > bulkBytes {
+				break
+			}
+			size += len(ct)
+			sec.Generation = g
+			p.upserts = append(p.upserts, upsert{secret: sec, ciphertext: ct})
 		}
-		if err := c.rest(ctx, "POST", "/secrets", body, nil); err != nil {
-			return out[:start], err
+		nl, err := c.apply(ctx, &v, l, p)
+		if isConflict(err) {
+			l = nil // written meanwhile: read the listing again, retry this batch
+			continue
 		}
+		if err != nil {
+			return out, err
+		}
+		l = nl
 		now := c.Now()
-		for i := start; i < len(out); i++ {
-			c.state.See(out[i].ID, 1)
-			out[i].UpdatedAt = now
+		for _, u := range p.upserts {
+			sec := u.secret
+			sec.UpdatedAt = now
+			out = append(out, sec)
 		}
+		start = end
 		if progress != nil {
 			progress(len(out))
 		}

@@ -1,8 +1,10 @@
 package zsm
 
 import (
+	"bytes"
 	"crypto/ecdh"
 	"crypto/ed25519"
+	"crypto/hpke"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -52,6 +54,7 @@ type sessionJSON struct {
 	AccountKey   []byte         `json:"account_key"`
 	X25519       []byte         `json:"x25519"`
 	Ed25519Seed  []byte         `json:"ed25519_seed"`
+	XWingSeed    []byte         `json:"xwing_seed,omitempty"` // accounts with key bundle version 2
 }
 
 const sessionAD = "zsm session v1"
@@ -72,11 +75,21 @@ func SealSession(s *Session) (sealed, key []byte, err error) {
 // ResealSession encrypts a session under an existing key (after a token
 // refresh, so the user's exported key stays valid).
 func ResealSession(s *Session, key []byte) ([]byte, error) {
-	plain, err := json.Marshal(sessionJSON{
+	j := sessionJSON{
 		Version: 1, Server: s.Server, Identity: s.Identity, UserID: s.UserID, SessionID: s.SessionID,
 		AccessToken: s.AccessToken, AccessExpiry: s.AccessExpiry, RefreshToken: s.RefreshToken, KDF: s.KDF,
 		AccountKey: s.Keys.AccountKey, X25519: s.Keys.X25519.Bytes(), Ed25519Seed: s.Keys.Ed25519.Seed(),
-	})
+	}
+	if s.Keys.XWing != nil {
+		seed, err := s.Keys.XWing.Bytes()
+		if err != nil {
+			return nil, err
+		}
+		// Bytes returns the key's own seed: clear a copy, never it.
+		j.XWingSeed = bytes.Clone(seed)
+		defer clear(j.XWingSeed)
+	}
+	plain, err := json.Marshal(j)
 	if err != nil {
 		return nil, err
 	}
@@ -117,10 +130,17 @@ func OpenSession(sealed, key []byte) (*Session, error) {
 	if err != nil || len(j.Ed25519Seed) != ed25519.SeedSize || len(j.AccountKey) != 32 {
 		return nil, errors.New("stored session is damaged; log in again")
 	}
+	ak := &keys.AccountKeys{AccountKey: j.AccountKey, X25519: x, Ed25519: ed25519.NewKeyFromSeed(j.Ed25519Seed)}
+	if j.XWingSeed != nil {
+		if ak.XWing, err = hpke.MLKEM768X25519().NewPrivateKey(j.XWingSeed); err != nil {
+			return nil, errors.New("stored session is damaged; log in again")
+		}
+		clear(j.XWingSeed)
+	}
 	return &Session{
 		Server: j.Server, Identity: j.Identity, UserID: j.UserID, SessionID: j.SessionID,
 		AccessToken: j.AccessToken, AccessExpiry: j.AccessExpiry, RefreshToken: j.RefreshToken, KDF: j.KDF,
-		Keys: &keys.AccountKeys{AccountKey: j.AccountKey, X25519: x, Ed25519: ed25519.NewKeyFromSeed(j.Ed25519Seed)},
+		Keys: ak,
 	}, nil
 }
 

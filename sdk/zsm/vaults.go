@@ -2,9 +2,9 @@ package zsm
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"sort"
@@ -15,20 +15,29 @@ import (
 
 	"zsm.dev/zsm/sdk/envelope"
 	"zsm.dev/zsm/sdk/grant"
+	"zsm.dev/zsm/sdk/manifest"
+	"zsm.dev/zsm/sdk/memberlog"
+	"zsm.dev/zsm/sdk/trust"
 )
 
-// Vault is a vault this account may open, with its key.
+// Vault is a vault this account may open, with its keys. Its members,
+// Role and Generation come from the replayed membership log.
 type Vault struct {
-	ID        uuid.UUID
-	Name      string
-	Role      string
-	Revision  uint64
-	CreatedAt time.Time
-	key       []byte
+	ID         uuid.UUID
+	Name       string
+	Role       string // this account's role, as the log says
+	Revision   uint64
+	CreatedAt  time.Time
+	OwnerID    uuid.UUID // the vault's creator
+	Generation uint64    // the newest key generation, which writes use
+	st         *vaultState
 }
 
-// String names the vault; the key never prints.
+// String names the vault; the keys never print.
 func (v Vault) String() string { return fmt.Sprintf("vault %q (%s)", v.Name, v.ID) }
+
+// GoString is String.
+func (v Vault) GoString() string { return v.String() }
 
 type vaultMeta struct {
 	Name string `json:"name"`
@@ -42,16 +51,6 @@ type vaultRow struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-type policyRow struct {
-	VaultID   uuid.UUID `json:"vault_id"`
-	UserID    uuid.UUID `json:"user_id"`
-	Role      string    `json:"role"`
-	SealedKey string    `json:"sealed_key"`
-	GrantedBy uuid.UUID `json:"granted_by"`
-	Signature string    `json:"signature"`
-	CreatedAt time.Time `json:"created_at"`
-}
-
 // ValidVaultName reports whether name can name a vault: 1–64 characters,
 // no '/' (it separates vault and secret in VAULT/NAME), no control
 // characters, no surrounding space.
@@ -62,9 +61,11 @@ func ValidVaultName(name string) error {
 	return nil
 }
 
-// CreateVault makes a vault: a fresh vault key, the name sealed under it,
-// and this account's owner grant (the key sealed to its own X25519 key and
-// signed with its own Ed25519 key).
+// CreateVault makes a vault, in one transaction on the server: a fresh
+// vault key (generation 1), the name sealed under it, this account's grant
+// (the key sealed to its own X-Wing key, or X25519 key for an account
+// without one, and signed with its Ed25519 key), the membership log's
+// create entry committing to the key, and the first manifest.
 func (c *Client) CreateVault(ctx context.Context, name string) (Vault, error) {
 	if err := ValidVaultName(name); err != nil {
 		return Vault{}, err
@@ -73,76 +74,99 @@ func (c *Client) CreateVault(ctx context.Context, name string) (Vault, error) {
 		return Vault{}, fmt.Errorf("vault %q: %w", name, ErrExists)
 	}
 	s := c.Session()
+	me := s.UserID
 	key, err := grant.NewVaultKey(rand.Reader)
 	if err != nil {
 		return Vault{}, err
 	}
-	v := Vault{ID: uuid.New(), Name: name, Role: "owner", Revision: 1, key: key}
-	meta, err := c.sealMeta(v)
+	id := uuid.New()
+	meta, err := c.sealMeta(id, name, 1, key)
 	if err != nil {
 		return Vault{}, err
 	}
-	g, sig, err := c.ownerGrant(v.ID, key)
+	selfFP, err := c.ownFP()
 	if err != nil {
 		return Vault{}, err
 	}
-	if err := c.rest(ctx, "POST", "/vaults", map[string]any{"id": v.ID, "meta": meta, "revision": 1}, nil); err != nil {
+	commit, err := grant.KeyCommitment(key, id, 1)
+	if err != nil {
 		return Vault{}, err
 	}
-	if err := c.rest(ctx, "POST", "/access_policies", map[string]any{
-		"vault_id": v.ID, "user_id": s.UserID, "role": g.Role, "sealed_key": g.SealedKey,
-		"granted_by": g.GrantedBy, "signature": sig,
+	log, err := memberlog.New(id, c.ownIdentity())
+	if err != nil {
+		return Vault{}, err
+	}
+	entry, err := memberlog.Sign(log.Next(memberlog.OpCreate, me, "owner", selfFP, commit, me, c.Now()), s.Keys.Ed25519)
+	if err != nil {
+		return Vault{}, err
+	}
+	if err := log.Apply(entry); err != nil {
+		return Vault{}, err
+	}
+	g, err := c.sealGrant(id, c.ownKeys(), "owner", 1, key)
+	if err != nil {
+		return Vault{}, err
+	}
+	m, err := manifest.Next(nil, log, 1, nil)
+	if err != nil {
+		return Vault{}, err
+	}
+	man, err := manifest.Sign(m, me, s.Keys.Ed25519)
+	if err != nil {
+		return Vault{}, err
+	}
+	e, sig := entry.Row()
+	if err := c.rest(ctx, "POST", "/rpc/create_vault", map[string]any{
+		"vault_id": id, "meta": meta,
+		"owner_grant": map[string]any{"sealed_key": g.SealedKey, "signature": g.Signature, "grant_version": 2, "kem_id": g.KEMID},
+		"log_entry":   map[string]any{"seq": 1, "entry": e, "signature": sig},
+		"manifest":    manifestBody(man),
 	}, nil); err != nil {
-		_ = c.rest(ctx, "DELETE", "/vaults?id=eq."+v.ID.String(), nil, nil)
-		return Vault{}, err
+		return Vault{}, roleErr(err)
 	}
-	c.state.See(v.ID, 1)
-	return v, nil
+	st := &vaultState{gen: 1, keys: map[uint64][]byte{1: key}, rows: []memberlog.Signed{entry}, ids: []trust.Identity{c.ownIdentity()},
+		log: log, man: &man, people: map[uuid.UUID][]PublicKeys{me: {c.ownKeys()}}}
+	c.state.See(id, 1)
+	c.state.SetLogHead(id, log.Head())
+	c.state.SetManifestSeen(id, man.Seen())
+	return Vault{ID: id, Name: name, Role: "owner", Revision: 1, CreatedAt: c.Now(), OwnerID: me, Generation: 1, st: st}, nil
 }
 
-func (c *Client) ownerGrant(vaultID uuid.UUID, key []byte) (grant.Grant, string, error) {
-	s := c.Session()
-	sealed, err := grant.SealVaultKey(s.Keys.X25519.PublicKey(), vaultID, s.UserID, key)
-	if err != nil {
-		return grant.Grant{}, "", err
-	}
-	g := grant.Grant{VaultID: vaultID, UserID: s.UserID, GrantedBy: s.UserID, Role: "owner", SealedKey: sealed}
-	sig, err := grant.Sign(g, s.Keys.Ed25519)
-	return g, sig, err
-}
-
-func (c *Client) sealMeta(v Vault) (string, error) {
-	plain, err := json.Marshal(vaultMeta{Name: v.Name})
+func (c *Client) sealMeta(id uuid.UUID, name string, revision uint64, key []byte) (string, error) {
+	plain, err := json.Marshal(vaultMeta{Name: name})
 	if err != nil {
 		return "", err
 	}
-	return envelope.SealString(v.key, envelope.Context{Type: envelope.VaultMeta, VaultID: v.ID, ObjectID: v.ID, Revision: v.Revision}, plain, rand.Reader)
+	return envelope.SealString(key, envelope.Context{Type: envelope.VaultMeta, VaultID: id, ObjectID: id, Revision: revision}, plain, rand.Reader)
 }
 
 // VaultList is everything the server lists as this account's memberships,
 // sorted into what this device could verify and what it could not. One
-// vault's grant never spoils the others: a grant signed by somebody else
-// is an invitation, and a grant that claims to be this account's own but
-// fails verification is refused, each for its own vault only.
+// vault never spoils the others: an invitation is listed apart, and a
+// vault that fails verification is refused, each on its own.
 type VaultList struct {
-	// Vaults opened under a grant this account signed itself.
+	// Vaults whose log, grant, keys and manifest verified, anchored in this
+	// account (its creator) or in a member it pinned.
 	Vaults []Vault
-	// Invitations are grants somebody else signed. This device cannot
-	// verify the granter's key yet (sharing is not supported), so it uses
-	// none of them; the user may decline them.
+	// Invitations are memberships this device cannot vouch for yet: added
+	// by somebody whose key this account has not verified (ConfirmIdentity
+	// turns them into vaults), or granted without the vault's log naming
+	// this account. Nothing of them is used; the user may decline them.
 	Invitations []Invitation
 	// Refused are vaults whose grant, key, name or revision failed
 	// verification: the server sent something this account did not write.
 	Refused []RefusedVault
 }
 
-// Invitation is a grant of a vault membership to this account, signed by
-// another user. Nothing in it is verified: who the server says sent it,
-// and what role it gives.
+// Invitation is a membership of a vault this account cannot vouch for
+// yet. Who sent it is the signer of the log entry that added this account
+// (or, for a vault without a log, the grant's granter); the identity is
+// the one their key record names, or the server's word for it; nothing in
+// it is trusted until the user verifies that identity.
 type Invitation struct {
 	VaultID      uuid.UUID
-	From         uuid.UUID // the granting user, as the grant names them
-	FromIdentity string    // their identity, as the server names it ("" if unknown)
+	From         uuid.UUID // who added this account
+	FromIdentity string    // their identity ("" if unknown)
 	Role         string
 	At           time.Time
 }
@@ -161,54 +185,75 @@ func (r RefusedVault) Error() string { return r.Err.Error() }
 func (r RefusedVault) Unwrap() error { return r.Err }
 
 // ListVaults lists this account's memberships: the vaults it can open,
-// each checked (its key comes from a grant signed by this account's own
-// key, its name decrypts under that key at a revision no older than this
-// device has seen), the invitations others sent, and the vaults that failed
-// those checks. It fails as a whole only when the server cannot be asked.
+// each checked (docs/crypto.md §4, §8–§10: the membership log replayed and
+// anchored, the grant verified and its key matching the log's commitment,
+// the manifest verified and no older than this device has seen, the name
+// decrypted at a revision no older than seen), the invitations others
+// sent, and the vaults that failed those checks. It fails as a whole only
+// when the server cannot be asked.
 func (c *Client) ListVaults(ctx context.Context) (VaultList, error) {
 	s := c.Session()
-	var rows []vaultRow
-	if err := c.rest(ctx, "GET", "/vaults?select=id,owner_id,meta,revision,created_at&order=created_at", nil, &rows); err != nil {
-		return VaultList{}, err
-	}
-	var pols []policyRow
-	if err := c.rest(ctx, "GET", "/access_policies?select=vault_id,user_id,role,sealed_key,granted_by,signature,created_at&user_id=eq."+s.UserID.String(), nil, &pols); err != nil {
+	me := s.UserID
+	var rows []stateRow
+	if err := c.rest(ctx, "GET", "/rpc/vault_states", nil, &rows); err != nil {
 		return VaultList{}, err
 	}
 	var out VaultList
-	byVault := map[uuid.UUID]policyRow{}
-	dup := map[uuid.UUID]bool{}
-	for _, p := range pols {
-		switch {
-		case p.UserID != s.UserID:
-			out.Refused = append(out.Refused, RefusedVault{p.VaultID, tamper(fmt.Sprintf("vault %s: the server returned another user's access policy", p.VaultID), nil)})
-			dup[p.VaultID] = true
-		case p.GrantedBy != s.UserID:
-			out.Invitations = append(out.Invitations, Invitation{VaultID: p.VaultID, From: p.GrantedBy, Role: p.Role, At: p.CreatedAt})
-		default:
-			if _, ok := byVault[p.VaultID]; ok {
-				dup[p.VaultID] = true
-			}
-			byVault[p.VaultID] = p
-		}
-	}
+	var people map[uuid.UUID][]PublicKeys
+	var pins *trust.PinSet
+	seen := map[uuid.UUID]bool{}
 	for _, r := range rows {
-		p, ok := byVault[r.ID]
-		if !ok || dup[r.ID] {
-			// A vault without our own grant is one we cannot open (an
-			// invitation, or an interrupted creation); it is not listed.
+		if seen[r.ID] {
+			out.Refused = append(out.Refused, RefusedVault{r.ID, tamper(fmt.Sprintf("vault %s: listed twice", r.ID), nil)})
 			continue
 		}
-		v, err := c.openVault(r, p)
-		if err != nil {
+		seen[r.ID] = true
+		g := r.Grant
+		switch {
+		case g == nil:
+			// Without a grant of ours a vault cannot be opened (an
+			// interrupted creation); it is not listed.
+			continue
+		case g.UserID != me:
+			out.Refused = append(out.Refused, RefusedVault{r.ID, tamper(fmt.Sprintf("vault %s: the server returned another user's access policy", r.ID), nil)})
+			continue
+		case len(r.Log) == 0 && g.GrantedBy != me:
+			// Somebody else's vault without a log: nothing can be verified.
+			out.Invitations = append(out.Invitations, Invitation{VaultID: r.ID, From: g.GrantedBy, Role: g.Role, At: g.CreatedAt})
+			continue
+		case len(r.Log) == 0:
+			v, err := c.openLegacy(r)
+			if err != nil {
+				out.Refused = append(out.Refused, RefusedVault{r.ID, err})
+				continue
+			}
+			out.Vaults = append(out.Vaults, v)
+			continue
+		}
+		if people == nil {
+			var err error
+			if people, err = c.memberKeys(ctx); err != nil {
+				return VaultList{}, err
+			}
+		}
+		if pins == nil {
+			var err error
+			if pins, err = c.pins(ctx); err != nil {
+				return VaultList{}, err
+			}
+		}
+		pinned := func(u uuid.UUID, fp trust.Fingerprint) bool {
+			_, ok := pins.Vouches(u, fp)
+			return ok
+		}
+		v, inv, err := c.openShared(r, people, pinned)
+		switch {
+		case errors.Is(err, errInvitation):
+			out.Invitations = append(out.Invitations, inv)
+		case err != nil:
 			out.Refused = append(out.Refused, RefusedVault{r.ID, err})
-			continue
-		}
-		out.Vaults = append(out.Vaults, v)
-	}
-	for id := range dup {
-		if _, ok := byVault[id]; ok {
-			out.Refused = append(out.Refused, RefusedVault{id, tamper(fmt.Sprintf("vault %s: the server listed two memberships of one vault", id), nil)})
+		default:
+			out.Vaults = append(out.Vaults, v)
 		}
 	}
 	if len(out.Invitations) > 0 {
@@ -227,35 +272,6 @@ func (c *Client) ListVaults(ctx context.Context) (VaultList, error) {
 func (c *Client) Vaults(ctx context.Context) ([]Vault, error) {
 	l, err := c.ListVaults(ctx)
 	return l.Vaults, err
-}
-
-func (c *Client) openVault(r vaultRow, p policyRow) (Vault, error) {
-	s := c.Session()
-	g := grant.Grant{VaultID: r.ID, UserID: s.UserID, GrantedBy: p.GrantedBy, Role: p.Role, SealedKey: p.SealedKey}
-	if p.GrantedBy != s.UserID {
-		// ListVaults sorts these out as invitations before it gets here.
-		return Vault{}, tamper(fmt.Sprintf("vault %s: grant signed by another member, whose key this device cannot check yet", r.ID), nil)
-	}
-	if err := grant.Verify(g, p.Signature, s.Keys.Ed25519.Public().(ed25519.PublicKey)); err != nil {
-		return Vault{}, tamper(fmt.Sprintf("vault %s: grant signature", r.ID), err)
-	}
-	key, err := grant.OpenVaultKey(s.Keys.X25519, r.ID, s.UserID, p.SealedKey)
-	if err != nil {
-		return Vault{}, tamper(fmt.Sprintf("vault %s: vault key", r.ID), err)
-	}
-	if seen := c.state.Seen(r.ID); r.Revision < seen {
-		return Vault{}, fmt.Errorf("vault %s: revision %d after %d: %w", r.ID, r.Revision, seen, ErrRollback)
-	}
-	plain, err := envelope.OpenString(key, envelope.Context{Type: envelope.VaultMeta, VaultID: r.ID, ObjectID: r.ID, Revision: r.Revision}, r.Meta)
-	if err != nil {
-		return Vault{}, tamper(fmt.Sprintf("vault %s: name", r.ID), err)
-	}
-	var m vaultMeta
-	if err := json.Unmarshal(plain, &m); err != nil {
-		return Vault{}, tamper(fmt.Sprintf("vault %s: name", r.ID), err)
-	}
-	c.state.See(r.ID, r.Revision)
-	return Vault{ID: r.ID, Name: m.Name, Role: p.Role, Revision: r.Revision, CreatedAt: r.CreatedAt, key: key}, nil
 }
 
 // VaultByName finds a vault by its name. When no vault that verifies has
@@ -277,7 +293,9 @@ func (c *Client) VaultByName(ctx context.Context, name string) (Vault, error) {
 	return Vault{}, fmt.Errorf("vault %q: %w", name, ErrNotFound)
 }
 
-// RenameVault gives a vault a new name (a new revision of its metadata).
+// RenameVault gives a vault a new name: a new revision of its metadata,
+// sealed under the newest key generation, written with the vault's next
+// manifest. Owners and admins may rename.
 func (c *Client) RenameVault(ctx context.Context, v Vault, name string) (Vault, error) {
 	if err := ValidVaultName(name); err != nil {
 		return Vault{}, err
@@ -285,21 +303,23 @@ func (c *Client) RenameVault(ctx context.Context, v Vault, name string) (Vault, 
 	if other, err := c.VaultByName(ctx, name); err == nil && other.ID != v.ID {
 		return Vault{}, fmt.Errorf("vault %q: %w", name, ErrExists)
 	}
+	if v.Role != "owner" && v.Role != "admin" {
+		return Vault{}, forbidden(v, "rename it")
+	}
 	nv := v
-	nv.Name, nv.Revision = name, v.Revision+1
-	meta, err := c.sealMeta(nv)
+	_, err := c.commitSecrets(ctx, &nv, func(l *listing) (*secretsPlan, error) {
+		_, key := nv.st.newest()
+		rev := l.metaRevision + 1
+		meta, err := c.sealMeta(v.ID, name, rev, key)
+		if err != nil {
+			return nil, err
+		}
+		return &secretsPlan{meta: &metaChange{meta: meta, revision: rev}}, nil
+	})
 	if err != nil {
 		return Vault{}, err
 	}
-	var rows []vaultRow
-	err = c.rest(ctx, "PATCH", fmt.Sprintf("/vaults?id=eq.%s&revision=eq.%d", v.ID, v.Revision),
-		map[string]any{"meta": meta, "revision": nv.Revision}, &rows, "Prefer", "return=representation")
-	if err != nil {
-		return Vault{}, err
-	}
-	if len(rows) != 1 {
-		return Vault{}, fmt.Errorf("vault %q: %w", v.Name, ErrConflict)
-	}
+	nv.Name = name
 	c.state.See(v.ID, nv.Revision)
 	return nv, nil
 }

@@ -68,6 +68,38 @@ func TestCanaryNeverReachesTheServer(t *testing.T) {
 	if got := zsmCLI("", "read", "zsm://"+canary["vault name"]+"/"+canary["secret name"]); got != canary["secret value"]+"-2" {
 		t.Fatalf("read back %q", got)
 	}
+	// A shared vault: a second account verifies the owner and is verified,
+	// joins as an editor, writes a secret of its own, and is removed again
+	// with a new key; none of its names or values reach the server either.
+	ownerHome, peerHome := filepath.Join(home, "zsm"), filepath.Join(home, "peer")
+	as := func(dir, session string) { t.Setenv("ZSM_HOME", dir); t.Setenv("ZSM_SESSION", session) }
+	peer := "canary-peer-" + tag + "@example.test"
+	canary["peer password"] = "canary-peer-password-" + tag
+	canary["shared secret name"] = "CANARY_SHARED_" + strings.ToUpper(tag)
+	canary["shared secret value"] = "canary-shared-value-" + tag
+	as(peerHome, "")
+	peerSession := strings.TrimSpace(zsmCLI(canary["peer password"]+"\n", "signup", peer, "--password-stdin", "--kit", filepath.Join(home, "peer-kit.txt"), "--raw"))
+	as(ownerHome, sessionKey)
+	zsmCLI("", "verify", peer, "--confirm")
+	zsmCLI("", "vault", "share", canary["vault name"], peer, "--role", "editor")
+	as(peerHome, peerSession)
+	zsmCLI("", "verify", identity, "--confirm")
+	zsmCLI("", "set", canary["vault name"]+"/"+canary["shared secret name"], canary["shared secret value"])
+	if got := zsmCLI("", "read", "zsm://"+canary["vault name"]+"/"+canary["secret name"]); got != canary["secret value"]+"-2" {
+		t.Fatalf("the member reads back %q", got)
+	}
+	as(ownerHome, sessionKey)
+	if got := zsmCLI("", "read", "zsm://"+canary["vault name"]+"/"+canary["shared secret name"]); got != canary["shared secret value"] {
+		t.Fatalf("the owner reads the member's secret back as %q", got)
+	}
+	if got := zsmCLI("", "vault", "members", canary["vault name"]); !strings.Contains(got, peer) {
+		t.Fatalf("members: %q", got)
+	}
+	zsmCLI("", "vault", "unshare", canary["vault name"], peer, "--rekey")
+	as(peerHome, peerSession)
+	zsmCLI("", "logout")
+	as(ownerHome, sessionKey)
+
 	// The account key, as the SDK opens it, must not reach the server either.
 	hc := httpFrom(sourceIP())
 	sess, err := zsm.Login(ctx, hc, s.GatewayURL(), identity, canary["password"], sk, zsm.NewMemState())

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"regexp"
 	"strings"
@@ -58,26 +57,12 @@ func TestCLIKeepsWorkingNextToAForeignGrant(t *testing.T) {
 	wantCLI(t, 0, "", "set", "other/TOKEN", "t0ken")
 
 	foreign, stranger := uuid.New(), uuid.New()
-	evil.set(func(path string, body []byte) []byte {
-		switch {
-		case strings.HasPrefix(path, "/rest/access_policies"):
-			return rows("/rest/access_policies", func(rs []map[string]any) []map[string]any {
-				if len(rs) == 0 {
-					return rs
-				}
-				return append(rs, map[string]any{"vault_id": foreign.String(), "user_id": rs[0]["user_id"],
-					"role": "owner", "sealed_key": base64.StdEncoding.EncodeToString(randBytes(80)),
-					"granted_by": stranger.String(), "signature": base64.StdEncoding.EncodeToString(randBytes(64)),
-					"created_at": "2026-11-29T10:00:00Z"})
-			})(path, body)
-		case strings.HasPrefix(path, "/rest/vaults"):
-			return rows("/rest/vaults", func(rs []map[string]any) []map[string]any {
-				return append(rs, map[string]any{"id": foreign.String(), "owner_id": stranger.String(), "meta": "AAAA",
-					"revision": 1, "created_at": "2026-11-29T10:00:00Z"})
-			})(path, body)
+	evil.set(states(func(rs []map[string]any) []map[string]any {
+		if len(rs) == 0 {
+			return rs
 		}
-		return body
-	})
+		return append(rs, foreignVault(foreign, stranger, grantOf(rs[0])["user_id"]))
+	}))
 	errOut = wantCLI(t, 0, "mine\nother\n", "vault", "list")
 	wantErr := "\nInvitations (not verified; none is used; `zsm vault decline VAULT_ID` refuses one and blocks its sender):\n" +
 		"  VAULT_ID                              FROM                                       ROLE   INVITED\n" +
@@ -107,10 +92,10 @@ func TestCLIKeepsWorkingNextToAForeignGrant(t *testing.T) {
 
 	// The server tampers with the grant of "mine" (the signature covers the
 	// role): that vault alone is refused.
-	evil.set(rows("/rest/access_policies", func(rs []map[string]any) []map[string]any {
+	evil.set(states(func(rs []map[string]any) []map[string]any {
 		for _, r := range rs {
-			if r["vault_id"] == mineID {
-				r["role"] = "admin"
+			if r["id"] == mineID {
+				grantOf(r)["role"] = "admin"
 			}
 		}
 		return rs

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -41,6 +43,11 @@ func newEvilServer(t *testing.T) *evilServer {
 	}
 	e := &evilServer{}
 	proxy := httputil.NewSingleHostReverseProxy(target)
+	// Each proxy reaches the gateway from a loopback address of its own, so
+	// that the per-address limits of one test's accounts never touch
+	// another's (like httpFrom).
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(sourceIP())}, Timeout: 5 * time.Second}
+	proxy.Transport = &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 4}
 	direct := proxy.Director
 	proxy.Director = func(r *http.Request) {
 		direct(r)
@@ -102,6 +109,29 @@ func rows(prefix string, edit func([]map[string]any) []map[string]any) func(stri
 		out, _ := json.Marshal(edit(rs))
 		return out
 	}
+}
+
+// states edits the answer of api.vault_states, the one snapshot ListVaults
+// opens vaults from.
+func states(edit func([]map[string]any) []map[string]any) func(string, []byte) []byte {
+	return rows("/rest/rpc/vault_states", edit)
+}
+
+// grantOf is the caller's grant inside a vault_states row.
+func grantOf(r map[string]any) map[string]any {
+	g, _ := r["grant"].(map[string]any)
+	return g
+}
+
+// foreignVault is a vault_states row the server makes up: a vault of
+// stranger's with a grant to user that stranger "signed" (random bytes),
+// and no log.
+func foreignVault(vault, stranger uuid.UUID, user any) map[string]any {
+	return map[string]any{"id": vault.String(), "owner_id": stranger.String(), "meta": "AAAA", "revision": 1,
+		"created_at": "2026-11-29T10:00:00Z", "log": []any{}, "chain": []any{}, "manifest": nil,
+		"grant": map[string]any{"user_id": user, "role": "owner", "sealed_key": base64.StdEncoding.EncodeToString(randBytes(80)),
+			"granted_by": stranger.String(), "signature": base64.StdEncoding.EncodeToString(randBytes(64)),
+			"created_at": "2026-11-29T10:00:00Z", "key_generation": 1, "grant_version": 1, "kem_id": nil}}
 }
 
 // account signs up through the honest gateway and logs in through evil.
@@ -296,29 +326,28 @@ func TestMaliciousServerIsDetected(t *testing.T) {
 	})
 
 	t.Run("substitute the vault key", func(t *testing.T) {
-		// The server knows the account's public key and seals a key of its
-		// own choosing to it: it decrypts fine, but nobody signed it.
-		var pub struct {
-			X25519 string `json:"x25519_public"`
-		}
+		// The server knows the account's public keys and seals a key of its
+		// own choosing to them: it decrypts fine, but nobody signed it, and
+		// the log commits to another key.
+		var xw string
 		conn := db(t)
-		if err := conn.QueryRow(ctx, `SELECT x25519_public FROM api.public_keys WHERE user_id = $1`, c.Session().UserID).Scan(&pub.X25519); err != nil {
+		if err := conn.QueryRow(ctx, `SELECT xwing_public FROM api.public_keys WHERE user_id = $1`, c.Session().UserID).Scan(&xw); err != nil {
 			t.Fatal(err)
 		}
-		raw, _ := base64.StdEncoding.DecodeString(pub.X25519)
-		pk, err := ecdh.X25519().NewPublicKey(raw)
+		raw, _ := base64.StdEncoding.DecodeString(xw)
+		pk, err := grant.RecipientKey(nil, raw)
 		if err != nil {
 			t.Fatal(err)
 		}
 		evilKey := randBytes(32)
-		evil.set(rows("/rest/access_policies", func(rs []map[string]any) []map[string]any {
+		evil.set(states(func(rs []map[string]any) []map[string]any {
 			for _, r := range rs {
-				vid := uuid.MustParse(r["vault_id"].(string))
-				sealed, err := grant.SealVaultKey(pk, vid, c.Session().UserID, evilKey)
+				vid := uuid.MustParse(r["id"].(string))
+				sealed, _, err := grant.SealVaultKeyV2(pk, vid, c.Session().UserID, 1, evilKey)
 				if err != nil {
 					panic(err)
 				}
-				r["sealed_key"] = sealed
+				grantOf(r)["sealed_key"] = sealed
 			}
 			return rs
 		}))
@@ -339,10 +368,10 @@ func TestMaliciousServerIsDetected(t *testing.T) {
 	})
 
 	t.Run("tamper with one vault's grant: the other vaults still open", func(t *testing.T) {
-		evil.set(rows("/rest/access_policies", func(rs []map[string]any) []map[string]any {
+		evil.set(states(func(rs []map[string]any) []map[string]any {
 			for _, r := range rs {
-				if r["vault_id"] == va.ID.String() {
-					r["role"] = "viewer" // the signature covers the role
+				if r["id"] == va.ID.String() {
+					grantOf(r)["role"] = "viewer" // the signature and the log cover the role
 				}
 			}
 			return rs
@@ -369,23 +398,9 @@ func TestMaliciousServerIsDetected(t *testing.T) {
 		// invitation: listed apart, used for nothing, and the account's
 		// own vaults open as before.
 		foreign, stranger := uuid.New(), uuid.New()
-		evil.set(func(path string, body []byte) []byte {
-			switch {
-			case strings.HasPrefix(path, "/rest/access_policies"):
-				return rows("/rest/access_policies", func(rs []map[string]any) []map[string]any {
-					return append(rs, map[string]any{"vault_id": foreign.String(), "user_id": c.Session().UserID.String(),
-						"role": "owner", "sealed_key": base64.StdEncoding.EncodeToString(randBytes(80)),
-						"granted_by": stranger.String(), "signature": base64.StdEncoding.EncodeToString(randBytes(64)),
-						"created_at": "2026-11-29T10:00:00Z"})
-				})(path, body)
-			case strings.HasPrefix(path, "/rest/vaults"):
-				return rows("/rest/vaults", func(rs []map[string]any) []map[string]any {
-					return append(rs, map[string]any{"id": foreign.String(), "owner_id": stranger.String(), "meta": "AAAA",
-						"revision": 1, "created_at": "2026-11-29T10:00:00Z"})
-				})(path, body)
-			}
-			return body
-		})
+		evil.set(states(func(rs []map[string]any) []map[string]any {
+			return append(rs, foreignVault(foreign, stranger, c.Session().UserID.String()))
+		}))
 		defer evil.set(nil)
 		l, err := c.ListVaults(ctx)
 		if err != nil {

@@ -1,0 +1,12 @@
+DROP FUNCTION api.vault_states();
+DROP FUNCTION api.create_vault(uuid, text, json, json, json);
+DROP FUNCTION api.commit_members(uuid, json, json, json, json, uuid[]);
+DROP FUNCTION api.commit_secrets(uuid, json, json, json, json);
+DROP FUNCTION gate.put_manifest(uuid, json);
+DROP FUNCTION gate.write_conflict(text);
+DROP TRIGGER vaults_b_manifest_guard ON api.vaults;
+DROP TRIGGER secrets_b_manifest_guard ON api.secrets;
+DROP FUNCTION gate.manifest_guard();
+DROP TABLE api.vault_manifests;
+DROP FUNCTION gate.vault_manifest_write();
+DROP FUNCTION gate.committing(uuid);
