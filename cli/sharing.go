@@ -6,6 +6,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -203,6 +204,39 @@ func (a *app) vaultShareCmd() *cobra.Command {
 	return a.jsonFlag(c)
 }
 
+func (a *app) vaultRoleCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "role VAULT IDENTITY owner|admin|editor|viewer",
+		Short: "Change a member's role in a vault",
+		Long: `Change a member's role in a vault: a signed entry of its membership log.
+Owners change anyone's role but the vault creator's; admins only between
+editor and viewer. The key is not rotated: a member whose role shrinks
+keeps what it could read (unshare and share again to cut that off).`,
+		Args: exactArgs(3, "vault role VAULT IDENTITY ROLE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			l, err := a.login(ctx)
+			if err != nil {
+				return err
+			}
+			v, err := vaultByName(ctx, l.c, args[0])
+			if err != nil {
+				return err
+			}
+			m, err := l.c.ChangeRole(ctx, v, args[1], args[2])
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(toMemberJSON(m))
+			}
+			a.info("%s is now %s in vault %s.", m.Identity, m.Role, v.Name)
+			return nil
+		},
+	}
+	return a.jsonFlag(c)
+}
+
 func (a *app) vaultUnshareCmd() *cobra.Command {
 	var rekey bool
 	c := &cobra.Command{
@@ -223,6 +257,12 @@ func (a *app) vaultUnshareCmd() *cobra.Command {
 				return err
 			}
 			a.info("Removed %s from vault %s; what is written from now on uses a new key they do not have.", args[1], v.Name)
+			if !cmd.Flags().Changed("rekey") {
+				// Asked on a terminal; without one (scripts) the answer is no
+				// and the hint below says how to do it later.
+				ans, err := a.prompt(fmt.Sprintf("Re-encrypt every secret of %s under the new key now? [y/N] ", v.Name))
+				rekey = err == nil && (strings.EqualFold(ans, "y") || strings.EqualFold(ans, "yes"))
+			}
 			if !rekey {
 				a.info("The secrets they could read stay under the old key until `zsm vault rekey %s` (change the values too: they may have copied them).", v.Name)
 				return nil
@@ -239,7 +279,7 @@ func (a *app) vaultUnshareCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().BoolVar(&rekey, "rekey", false, "also re-encrypt every secret under the new key now (zsm vault rekey)")
+	c.Flags().BoolVar(&rekey, "rekey", false, "also re-encrypt every secret under the new key now (zsm vault rekey); asked on a terminal when not given, --rekey=false does not ask")
 	return c
 }
 

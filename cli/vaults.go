@@ -38,7 +38,7 @@ func (a *app) vaultCmd() *cobra.Command {
 	}
 	c.AddCommand(a.vaultCreateCmd(), a.vaultListCmd(), a.vaultRenameCmd(), a.vaultDeleteCmd(),
 		a.vaultDeclineCmd(), a.vaultAllowCmd(),
-		a.vaultShareCmd(), a.vaultMembersCmd(), a.vaultUnshareCmd(), a.vaultLeaveCmd(), a.vaultRekeyCmd())
+		a.vaultShareCmd(), a.vaultRoleCmd(), a.vaultMembersCmd(), a.vaultUnshareCmd(), a.vaultLeaveCmd(), a.vaultRekeyCmd())
 	return c
 }
 

@@ -326,6 +326,89 @@ func (c *Client) addMember(ctx context.Context, v Vault, pk PublicKeys, role str
 	return Member{}, fmt.Errorf("vault %q: %w", v.Name, ErrConflict)
 }
 
+// ChangeRole gives identity, a member of v, the role role: a change_role
+// entry, the member's grant of the current key generation signed again for
+// the new role (the grant's signature covers the role, and opening checks
+// it against the log), and the manifest, in one transaction. An owner
+// changes anyone's role; an admin only between editor and viewer. The
+// vault's creator keeps its role, and the last owner stays an owner. No new
+// key generation is made: a member whose role shrinks can still read what
+// it could (unshare and share again to cut that off).
+func (c *Client) ChangeRole(ctx context.Context, v Vault, identity, role string) (Member, error) {
+	if !slices.Contains(grant.Roles, role) {
+		return Member{}, fmt.Errorf("role %q: use one of owner, admin, editor, viewer", role)
+	}
+	s := c.Session()
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		if err := c.prepare(ctx, &v); err != nil {
+			return Member{}, err
+		}
+		m, pk, err := c.memberByIdentity(v, identity)
+		if err != nil {
+			return Member{}, err
+		}
+		switch {
+		case m.Role == role:
+			return Member{}, fmt.Errorf("vault %q: %s is %s %s already: %w", v.Name, pk.Identity, article(role), role, ErrExists)
+		case m.UserID == s.UserID:
+			return Member{}, fmt.Errorf("vault %q: you cannot change your own role: %w", v.Name, ErrForbidden)
+		case m.UserID == v.OwnerID:
+			return Member{}, fmt.Errorf("vault %q: its creator keeps the role owner: %w", v.Name, ErrForbidden)
+		case !manages(v.Role, m.Role) || !manages(v.Role, role):
+			return Member{}, forbidden(v, "change "+article(m.Role)+" "+m.Role+" to "+role)
+		}
+		if !pk.Signed {
+			return Member{}, tamper(fmt.Sprintf("vault %q: no verified key record for member %s", v.Name, pk.Identity), nil)
+		}
+		pins, err := c.pins(ctx)
+		if err != nil {
+			return Member{}, err
+		}
+		// Sealed to with the newest record this account saw for the member,
+		// never an older one (no downgrade to X25519).
+		if p, ok := pins.Vouches(m.UserID, m.Fingerprint); ok && p.RecordVersion == 2 && pk.RecordVersion != 2 {
+			return Member{}, tamper(fmt.Sprintf("vault %q: member %s shows an older key record than the one pinned", v.Name, pk.Identity), trust.ErrDowngrade)
+		}
+		prev, err := c.currentManifest(ctx, &v)
+		if err != nil {
+			return Member{}, err
+		}
+		log, _, _, _ := v.st.snapshot()
+		next := log.Clone()
+		entry, err := memberlog.Sign(next.Next(memberlog.OpChangeRole, m.UserID, role, trust.Fingerprint{}, [32]byte{}, s.UserID, c.Now()), s.Keys.Ed25519)
+		if err != nil {
+			return Member{}, err
+		}
+		if err := next.Apply(entry); err != nil {
+			return Member{}, fmt.Errorf("vault %q: %w", v.Name, err)
+		}
+		gen, key := v.st.newest()
+		g, err := c.sealGrant(v.ID, pk, role, gen, key)
+		if err != nil {
+			return Member{}, err
+		}
+		err = c.commitMembers(ctx, &v, prev, &memberChange{entries: []memberlog.Signed{entry}, grants: []sealedGrant{g}, log: next})
+		if isConflict(err) {
+			if err := c.reopen(ctx, &v); err != nil {
+				return Member{}, err
+			}
+			continue
+		}
+		if err != nil {
+			return Member{}, err
+		}
+		out := Member{UserID: m.UserID, Identity: pk.Identity, Role: role, AddedBy: m.AddedBy, AddedAt: m.AddedAt, Status: StatusUnverified}
+		if p, ok := pins.Vouches(m.UserID, m.Fingerprint); ok {
+			out.Status = IdentityStatus(p.Status)
+		}
+		if f, err := fingerprintOf(pk); err == nil {
+			out.SafetyNumber = f.SafetyNumber
+		}
+		return out, nil
+	}
+	return Member{}, fmt.Errorf("vault %q: %w", v.Name, ErrConflict)
+}
+
 func (c *Client) pinCacheVouch(u uuid.UUID, fp trust.Fingerprint) (trust.Pin, bool) {
 	c.mu.Lock()
 	set := c.pinCache

@@ -3,8 +3,10 @@ package rustcore
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,10 +16,14 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"zsm.dev/zsm/api"
 	"zsm.dev/zsm/desktop/toolchain"
-	"zsm.dev/zsm/sdk/zsm"
+	"zsm.dev/zsm/sdk/authclient"
+	"zsm.dev/zsm/sdk/keyrecord"
+	"zsm.dev/zsm/sdk/keys"
 	"zsm.dev/zsm/srpgroup"
 	"zsm.dev/zsm/stack"
 )
@@ -108,26 +114,66 @@ func TestRustCoreAgainstStack(t *testing.T) {
 // legacy is an account as it was before key records existed.
 type legacy struct{ identity, password, secretKey string }
 
-// legacyAccount signs up an account with the Go SDK and removes its key
+// legacyAccount signs up an account as a client from before key bundle
+// version 2 did (a version 1 bundle: no X-Wing key, keys derived from the
+// password and a Secret Key as the SDK derives them) and removes its key
 // record in the database, as for an account made before records existed:
-// the Rust core must publish the record at its next login.
+// the Rust core must upgrade it (which publishes its record) at its next
+// login.
 func legacyAccount(ctx context.Context, s *stack.Stack) (legacy, error) {
 	var b [6]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return legacy{}, err
 	}
 	l := legacy{identity: "legacy-" + hex.EncodeToString(b[:]) + "@example.test", password: "a legacy password " + hex.EncodeToString(b[:3])}
-	res, err := zsm.Signup(ctx, nil, s.GatewayURL(), l.identity, l.password, zsm.NewMemState())
+	id, err := srpgroup.ParseIdentity(l.identity)
 	if err != nil {
 		return legacy{}, err
 	}
-	l.secretKey = res.SecretKey.Text()
+	sk, err := keys.NewSecretKey(rand.Reader)
+	if err != nil {
+		return legacy{}, err
+	}
+	kdf, err := keys.DefaultKDF(rand.Reader)
+	if err != nil {
+		return legacy{}, err
+	}
+	d, err := keys.Derive(l.password, sk, id.String(), kdf)
+	if err != nil {
+		return legacy{}, err
+	}
+	ak, err := keys.NewAccountKeys(rand.Reader)
+	if err != nil {
+		return legacy{}, err
+	}
+	uid := uuid.New()
+	bundle, err := ak.Bundle(d.UnlockKey, uid, rand.Reader)
+	if err != nil {
+		return legacy{}, err
+	}
+	if bundle.Version != keys.BundleV1 {
+		return legacy{}, fmt.Errorf("a bundle of version %d, want 1", bundle.Version)
+	}
+	raw, err := json.Marshal(bundle)
+	if err != nil {
+		return legacy{}, err
+	}
+	sig, err := keyrecord.Sign(keyrecord.Record{UserID: uid, Identity: id.String(), X25519: ak.X25519.PublicKey().Bytes(),
+		Ed25519: ak.Ed25519.Public().(ed25519.PublicKey)}, ak.Ed25519)
+	if err != nil {
+		return legacy{}, err
+	}
+	if _, err := authclient.New(s.GatewayURL()).SignupAccount(ctx, authclient.Account{UserID: uid.String(), Identity: id,
+		Secret: d.SRPSecret, KDF: api.KDF(kdf), KeyBundle: raw, KeyRecordSignature: sig}); err != nil {
+		return legacy{}, err
+	}
+	l.secretKey = sk.Text()
 	conn, err := pgx.Connect(ctx, s.AdminDSN())
 	if err != nil {
 		return legacy{}, err
 	}
 	defer conn.Close(context.Background())
-	tag, err := conn.Exec(ctx, `UPDATE api.public_keys SET key_record_version = NULL, key_record_signature = NULL WHERE user_id = $1`, res.UserID)
+	tag, err := conn.Exec(ctx, `UPDATE api.public_keys SET key_record_version = NULL, key_record_signature = NULL WHERE user_id = $1`, uid)
 	if err != nil {
 		return legacy{}, err
 	}

@@ -1,5 +1,5 @@
 //! The signed key record (docs/crypto.md §3): an account's own statement,
-//! signed with its Ed25519 key, that a user id and an identity own a pair of
+//! signed with its Ed25519 key, that a user id and an identity own its
 //! public keys. The Go SDK's `sdk/keyrecord`.
 //!
 //! The record proves possession: only the holder of the Ed25519 private key
@@ -8,18 +8,29 @@
 //! server hands out were vouched for by that account under that identity
 //! and user id.
 //!
+//! Version 1 covers the X25519 and Ed25519 keys; version 2 adds the X-Wing
+//! key of bundle version 2. The version is the first thing the message
+//! names, so a record of one version never verifies as the other:
+//!
 //! ```text
 //! "zsm v1 key-record" || 0x00 || user_id (16) || u8(len(identity)) || identity
 //!   || x25519_public (32) || ed25519_public (32)
+//! "zsm v2 key-record" || 0x00 || user_id (16) || u8(len(identity)) || identity
+//!   || x25519_public (32) || ed25519_public (32) || xwing_public (1216)
 //! ```
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use uuid::Uuid;
 
-/// The record version this module signs and verifies.
-pub const VERSION: u32 = 1;
+use crate::xwing;
 
-const LABEL: &[u8] = b"zsm v1 key-record";
+/// Record version 1: the X25519 and Ed25519 keys.
+pub const V1: u32 = 1;
+/// Record version 2: version 1's keys and the X-Wing key.
+pub const V2: u32 = 2;
+
+const LABEL_V1: &[u8] = b"zsm v1 key-record";
+const LABEL_V2: &[u8] = b"zsm v2 key-record";
 
 /// Why a key record was refused. Every refusal is a bad signature: a record
 /// that cannot be encoded has no message, so nothing verifies as it.
@@ -31,7 +42,9 @@ pub enum KeyRecordError {
     BadSignature(&'static str),
 }
 
-/// What version 1 vouches for.
+/// What a record vouches for. A record with an X-Wing key is version 2, one
+/// without is version 1: the version is not a field of its own that could
+/// disagree with the keys.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
     /// The account.
@@ -42,11 +55,13 @@ pub struct Record {
     pub x25519: [u8; 32],
     /// The Ed25519 public key; also the key that signs the record.
     pub ed25519: [u8; 32],
+    /// Version 2: the X-Wing public key (1216 bytes); `None` for version 1.
+    pub xwing: Option<Vec<u8>>,
 }
 
 impl Record {
-    /// Builds a record from the public keys as they travel (canonical
-    /// standard base64 of 32 bytes each).
+    /// Builds a version 1 record from the public keys as they travel
+    /// (canonical standard base64 of 32 bytes each).
     pub fn from_base64(user_id: Uuid, identity: &str, x25519: &str, ed25519: &str) -> Result<Record, KeyRecordError> {
         let key = |s: &str| -> Result<[u8; 32], KeyRecordError> {
             crate::b64::decode(s)
@@ -60,13 +75,49 @@ impl Record {
             identity: identity.to_owned(),
             x25519: key(x25519)?,
             ed25519: key(ed25519)?,
+            xwing: None,
         })
     }
 
+    /// Builds a record of `version` (1 or 2) from the public keys as they
+    /// travel: version 2 has the X-Wing key, canonical standard base64 of
+    /// 1216 bytes, and version 1 must not have one.
+    pub fn from_published(
+        version: u32,
+        user_id: Uuid,
+        identity: &str,
+        x25519: &str,
+        ed25519: &str,
+        xwing: Option<&str>,
+    ) -> Result<Record, KeyRecordError> {
+        let mut r = Record::from_base64(user_id, identity, x25519, ed25519)?;
+        match (version, xwing) {
+            (V1, None) => {}
+            (V1, Some(_)) => return Err(KeyRecordError::BadSignature("a version 1 record has no X-Wing key")),
+            (V2, Some(k)) => {
+                let k = crate::b64::decode(k)
+                    .filter(|b| b.len() == xwing::PUBLIC_KEY_SIZE)
+                    .ok_or(KeyRecordError::BadSignature(
+                        "the X-Wing key is not 1216 bytes of canonical base64",
+                    ))?;
+                r.xwing = Some(k);
+            }
+            (V2, None) => return Err(KeyRecordError::BadSignature("a version 2 record needs its X-Wing key")),
+            _ => return Err(KeyRecordError::BadSignature("an unknown record version")),
+        }
+        Ok(r)
+    }
+
+    /// 2 for a record with an X-Wing key, 1 otherwise.
+    pub fn version(&self) -> u32 {
+        if self.xwing.is_some() { V2 } else { V1 }
+    }
+
     /// The signed bytes. Refused (no message, so nothing verifies) for an
-    /// identity that is not in normal form or longer than 255 bytes, and for
+    /// identity that is not in normal form or longer than 255 bytes, for
     /// an Ed25519 key of small order, under which anybody can forge
-    /// signatures.
+    /// signatures, and for an X-Wing key that is not 1216 bytes of a valid
+    /// ML-KEM-768 encapsulation key and an X25519 key.
     pub fn message(&self) -> Result<Vec<u8>, KeyRecordError> {
         if !normalized(&self.identity) {
             return Err(KeyRecordError::BadSignature("the identity is not normalized"));
@@ -76,14 +127,23 @@ impl Record {
                 "the Ed25519 key is a point of small order",
             ));
         }
-        let mut m = Vec::with_capacity(LABEL.len() + 1 + 16 + 1 + self.identity.len() + 64);
-        m.extend_from_slice(LABEL);
+        let label = match &self.xwing {
+            None => LABEL_V1,
+            Some(k) => {
+                xwing::check_public_key(k).map_err(KeyRecordError::BadSignature)?;
+                LABEL_V2
+            }
+        };
+        let xw = self.xwing.as_deref().unwrap_or_default();
+        let mut m = Vec::with_capacity(label.len() + 1 + 16 + 1 + self.identity.len() + 64 + xw.len());
+        m.extend_from_slice(label);
         m.push(0);
         m.extend_from_slice(self.user_id.as_bytes());
         m.push(self.identity.len() as u8);
         m.extend_from_slice(self.identity.as_bytes());
         m.extend_from_slice(&self.x25519);
         m.extend_from_slice(&self.ed25519);
+        m.extend_from_slice(xw);
         Ok(m)
     }
 
@@ -182,6 +242,7 @@ mod tests {
             identity: "alice@example.com".into(),
             x25519: [9; 32],
             ed25519: key.verifying_key().to_bytes(),
+            xwing: None,
         };
         (r, key)
     }
@@ -215,5 +276,40 @@ mod tests {
             assert!(small_order(&signed));
         }
         assert!(!small_order(&record(1).0.ed25519));
+    }
+
+    #[test]
+    fn versions_never_verify_as_each_other() {
+        let (mut r, key) = record(1);
+        let v1 = r.sign(&key).unwrap();
+        r.xwing = Some(xwing::public_key(&[4; 32]));
+        assert_eq!(r.version(), V2);
+        let v2 = r.sign(&key).unwrap();
+        r.verify(&v2).unwrap();
+        assert!(r.verify(&v1).is_err(), "a version 1 signature for a version 2 record");
+        let mut other = r.clone();
+        other.xwing = Some(xwing::public_key(&[5; 32]));
+        assert!(other.verify(&v2).is_err(), "another X-Wing key");
+        let mut down = r.clone();
+        down.xwing = None;
+        assert!(down.verify(&v2).is_err(), "the X-Wing key dropped");
+        let mut short = r.clone();
+        short.xwing.as_mut().unwrap().pop();
+        assert!(short.message().is_err(), "1215 bytes");
+    }
+
+    #[test]
+    fn from_published_checks_the_version_against_the_keys() {
+        let (r, _) = record(1);
+        let (x, e) = (crate::b64::encode(&r.x25519), crate::b64::encode(&r.ed25519));
+        let w = crate::b64::encode(&xwing::public_key(&[4; 32]));
+        let id = r.identity.as_str();
+        assert_eq!(Record::from_published(V1, r.user_id, id, &x, &e, None).unwrap(), r);
+        let v2 = Record::from_published(V2, r.user_id, id, &x, &e, Some(&w)).unwrap();
+        assert_eq!(v2.version(), V2);
+        assert!(Record::from_published(V1, r.user_id, id, &x, &e, Some(&w)).is_err());
+        assert!(Record::from_published(V2, r.user_id, id, &x, &e, None).is_err());
+        assert!(Record::from_published(3, r.user_id, id, &x, &e, Some(&w)).is_err());
+        assert!(Record::from_published(V2, r.user_id, id, &x, &e, Some(&w[..w.len() - 4])).is_err());
     }
 }

@@ -188,7 +188,10 @@ pub struct Entry {
     pub subject_fp: Fingerprint,
     /// The key generation in force after this entry.
     pub generation: u64,
-    /// Create, remove, rotate: the new generation's key commitment.
+    /// Create, remove, rotate: the new generation's key commitment. Leave:
+    /// the hash of the newest vault manifest the member who leaves verified
+    /// (or zero), the one manifest signed by them that others may still
+    /// accept after they left (docs/crypto.md §9, §10). Zero otherwise.
     pub commitment: [u8; HASH_SIZE],
     /// Who signed.
     pub signer: Uuid,
@@ -219,10 +222,11 @@ impl Entry {
                 "{op:?} with a fingerprint where none belongs, or none where one does"
             ));
         }
-        if op.new_generation() == (self.commitment == [0; HASH_SIZE]) {
-            return bad(format!(
-                "{op:?} with a key commitment where none belongs, or none where one does"
-            ));
+        if op.new_generation() && self.commitment == [0; HASH_SIZE] {
+            return bad(format!("{op:?} without a key commitment"));
+        }
+        if !op.new_generation() && op != Op::Leave && self.commitment != [0; HASH_SIZE] {
+            return bad(format!("{op:?} with a key commitment where none belongs"));
         }
         if self.generation == 0 {
             return bad("generation 0".into());

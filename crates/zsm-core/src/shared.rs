@@ -228,7 +228,7 @@ pub fn open(inp: &Inputs<'_>, keys: &AccountKeys) -> Result<Outcome, SharedError
     let m = inp
         .manifest
         .ok_or_else(|| SharedError::Manifest(ManifestError::Malformed("a membership log without a manifest".into())))?;
-    manifest::verify(m, &log).map_err(SharedError::Manifest)?;
+    verify_manifest(m, &log, inp.log, inp.keys, &inp.manifest_seen)?;
     manifest::check_rollback(m, &inp.manifest_seen).map_err(SharedError::Manifest)?;
     if m.manifest.meta_revision != inp.revision {
         return Err(SharedError::Manifest(ManifestError::MetaRevision {
@@ -243,6 +243,45 @@ pub fn open(inp: &Inputs<'_>, keys: &AccountKeys) -> Result<Outcome, SharedError
         keys: vault_keys,
         manifest: m.clone(),
     })))
+}
+
+/// Checks a manifest against the replayed log ([`manifest::verify`]), with
+/// one allowance for leaves (docs/crypto.md §10): a manifest made stale only
+/// by members leaving (and others being added) is still the vault's
+/// manifest if each leave of its own signer names its hash (the leaver's
+/// last manifest, bound into the entry the leaver signed) or this device
+/// verified exactly this manifest before. A leave is signed by the member
+/// who leaves, who can no longer sign a manifest, so until an owner or
+/// admin rotates the key (and signs a new one) the manifest before the
+/// leave stands; a removal, a role change or a rotation is always signed
+/// together with a new manifest. Anything the member who left signs
+/// afterwards has another hash and stays refused.
+pub fn verify_manifest(
+    m: &manifest::Signed,
+    log: &memberlog::State,
+    rows: &[memberlog::Signed],
+    keys: &[Identity],
+    seen: &manifest::Seen,
+) -> Result<(), SharedError> {
+    let err = match manifest::verify(m, log) {
+        Err(e @ ManifestError::Stale { .. }) => e,
+        other => return other.map_err(SharedError::Manifest),
+    };
+    let at = m.manifest.log_seq;
+    if at == 0 || at > rows.len() as u64 {
+        return Err(SharedError::Manifest(err));
+    }
+    let hash = m.hash();
+    let remembered = seen.version != 0 && m.seen() == *seen;
+    for r in &rows[at as usize..] {
+        match r.entry.op {
+            Op::Add => {}
+            Op::Leave if r.entry.subject != m.signer || r.entry.commitment == hash || remembered => {}
+            _ => return Err(SharedError::Manifest(err)),
+        }
+    }
+    let then = memberlog::replay(log.vault_id(), &rows[..at as usize], keys).map_err(SharedError::Log)?;
+    manifest::verify(m, &then).map_err(SharedError::Manifest)
 }
 
 /// Checks this account's grant and opens the vault key it seals.
@@ -586,5 +625,53 @@ mod tests {
         f.chain = vec![(1, grant::wrap_previous(&f.key2, f.vault, 1, &[5; 32]).unwrap())];
         let e = open_as_bob(&f, &g, true, Head::default(), manifest::Seen::default(), 1).unwrap_err();
         assert_eq!(e, grant_err(GrantError::KeyCommitment(1)));
+    }
+
+    /// Carol, an editor, writes and then leaves naming her last manifest:
+    /// it stays the vault's manifest for the others (until a rotation), and
+    /// nothing else she signs is accepted after her leave.
+    #[test]
+    fn a_leave_keeps_only_the_leavers_last_manifest() {
+        let mut f = fixture();
+        let carol = Person::new("carol", true);
+        let keys = [f.alice.ident(), f.bob.ident(), carol.ident()];
+        let mut st = memberlog::replay(f.vault, &f.rows, &keys).unwrap();
+        let add = st.next(Op::Add, carol.id, "editor", carol.fp(), [0; 32], f.alice.id, 4);
+        let add = memberlog::Signed::sign(add, &f.alice.keys.signing_key()).unwrap();
+        st.apply(&add).unwrap();
+        f.rows.push(add);
+        let m = manifest::Manifest::next(Some(&f.manifest), &st, 1, &[]).unwrap();
+        let carols = manifest::Signed::sign(m, carol.id, &carol.keys.signing_key()).unwrap();
+        let after_leave = |named: [u8; 32]| {
+            let mut st = st.clone();
+            let mut rows = f.rows.clone();
+            let e = st.next(Op::Leave, carol.id, "", Fingerprint::default(), named, carol.id, 5);
+            let e = memberlog::Signed::sign(e, &carol.keys.signing_key()).unwrap();
+            st.apply(&e).unwrap();
+            rows.push(e);
+            (st, rows)
+        };
+        let none = manifest::Seen::default();
+
+        let (st2, rows2) = after_leave(carols.hash());
+        verify_manifest(&carols, &st2, &rows2, &keys, &none).unwrap();
+        // Another manifest of hers, made after she left (at the last entry
+        // she was a member at): its hash is not the one her leave names.
+        let mut later = carols.manifest.clone();
+        later.meta_revision = 2;
+        let later = manifest::Signed::sign(later, carol.id, &carol.keys.signing_key()).unwrap();
+        assert!(matches!(
+            verify_manifest(&later, &st2, &rows2, &keys, &none),
+            Err(SharedError::Manifest(ManifestError::Stale { .. }))
+        ));
+
+        // A leave naming no manifest: hers is stale, unless this device
+        // verified exactly it before.
+        let (st3, rows3) = after_leave([0; 32]);
+        assert!(matches!(
+            verify_manifest(&carols, &st3, &rows3, &keys, &none),
+            Err(SharedError::Manifest(ManifestError::Stale { .. }))
+        ));
+        verify_manifest(&carols, &st3, &rows3, &keys, &carols.seen()).unwrap();
     }
 }

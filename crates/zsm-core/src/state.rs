@@ -1,6 +1,7 @@
 //! What a device remembers between runs, so that a malicious server cannot
 //! quietly undo what it has already seen: the KDF parameters pinned per
-//! account, and the highest revision seen of every vault and secret
+//! account, the highest revision seen of every vault and secret, and for
+//! vaults with a membership log the log head and the manifest last accepted
 //! (docs/crypto.md §5). [`FileState`] keeps it in the same JSON file format
 //! as the Go SDK's `FileState`.
 
@@ -13,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::kdf::KdfParams;
+use crate::manifest;
+use crate::memberlog::Head;
 
 /// A device's memory. Implementations must be safe to share between tasks.
 pub trait DeviceState: Send + Sync {
@@ -24,6 +27,16 @@ pub trait DeviceState: Send + Sync {
     fn seen(&self, id: Uuid) -> u64;
     /// Remembers `revision` if it is higher than the one seen.
     fn see(&self, id: Uuid, revision: u64);
+    /// The membership log head last accepted for a vault (the default if
+    /// none).
+    fn log_head(&self, vault: Uuid) -> Head;
+    /// Remembers `head` unless a longer one is remembered (the caller
+    /// checked that it extends the one remembered).
+    fn set_log_head(&self, vault: Uuid, head: Head);
+    /// The highest manifest verified for a vault (the default if none).
+    fn manifest_seen(&self, vault: Uuid) -> manifest::Seen;
+    /// Remembers `m` unless a higher version is remembered.
+    fn set_manifest_seen(&self, vault: Uuid, m: manifest::Seen);
     /// Makes the state durable.
     fn save(&self) -> std::io::Result<()>;
 }
@@ -35,6 +48,38 @@ struct Data {
     kdf: BTreeMap<String, KdfParams>,
     #[serde(default)]
     seen: BTreeMap<Uuid, u64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    log_heads: BTreeMap<Uuid, SeenHash>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    manifests: BTreeMap<Uuid, SeenHash>,
+    /// The highest pin set revision per account, kept for the Go SDK, which
+    /// writes it (this client does not read pins yet).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pins: BTreeMap<Uuid, u64>,
+}
+
+/// A (sequence number or version, hash) pair as the file keeps it: the hash
+/// in standard base64, as Go writes a byte slice.
+#[derive(Serialize, Deserialize, Clone, Copy, Default)]
+struct SeenHash {
+    n: u64,
+    #[serde(with = "hash_b64")]
+    hash: [u8; 32],
+}
+
+mod hash_b64 {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(h: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::b64::encode(h))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let t = String::deserialize(d)?;
+        crate::b64::decode(&t)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| D::Error::custom("a hash is not 32 bytes of base64"))
+    }
 }
 
 /// A [`DeviceState`] in a JSON file (or only in memory). Changes are held in
@@ -115,6 +160,49 @@ impl DeviceState for FileState {
         }
     }
 
+    fn log_head(&self, vault: Uuid) -> Head {
+        self.lock()
+            .log_heads
+            .get(&vault)
+            .map_or_else(Head::default, |h| Head { seq: h.n, hash: h.hash })
+    }
+
+    fn set_log_head(&self, vault: Uuid, head: Head) {
+        let mut d = self.lock();
+        if head.seq >= d.log_heads.get(&vault).map_or(0, |h| h.n) {
+            d.log_heads.insert(
+                vault,
+                SeenHash {
+                    n: head.seq,
+                    hash: head.hash,
+                },
+            );
+        }
+    }
+
+    fn manifest_seen(&self, vault: Uuid) -> manifest::Seen {
+        self.lock()
+            .manifests
+            .get(&vault)
+            .map_or_else(manifest::Seen::default, |h| manifest::Seen {
+                version: h.n,
+                hash: h.hash,
+            })
+    }
+
+    fn set_manifest_seen(&self, vault: Uuid, m: manifest::Seen) {
+        let mut d = self.lock();
+        if m.version >= d.manifests.get(&vault).map_or(0, |h| h.n) {
+            d.manifests.insert(
+                vault,
+                SeenHash {
+                    n: m.version,
+                    hash: m.hash,
+                },
+            );
+        }
+    }
+
     fn save(&self) -> std::io::Result<()> {
         let Some(path) = &self.path else {
             return Ok(());
@@ -173,8 +261,18 @@ mod tests {
         let p = KdfParams::default_with_random_salt();
         s.pin_kdf("http://x|alice", &p);
         s.save().unwrap();
+        let head = Head { seq: 3, hash: [7; 32] };
+        s.set_log_head(id, head);
+        s.set_log_head(id, Head { seq: 2, hash: [8; 32] });
+        let m = manifest::Seen {
+            version: 4,
+            hash: [9; 32],
+        };
+        s.set_manifest_seen(id, m);
+        s.save().unwrap();
         let again = FileState::load(&path).unwrap();
         assert_eq!(again.seen(id), 5);
+        assert_eq!((again.log_head(id), again.manifest_seen(id)), (head, m));
         assert_eq!(again.pinned_kdf("http://x|alice"), Some(p));
         std::fs::write(&path, b"{not json").unwrap();
         assert!(FileState::load(&path).is_err());

@@ -180,15 +180,56 @@ async fn malicious_server_is_detected() {
     expect_err(c.secrets(&va).await, tampered, "flipped byte");
     evil.clear();
 
-    // Substitute the vault key: sealed to the account's real public key, so
-    // it opens, but nobody this account trusts signed it. Each vault is
-    // refused on its own; the listing itself does not fail.
-    let bundle_pub = c.x25519_public().unwrap();
+    // A listing that hides a secret, or shows one the manifest does not
+    // name: the vault's signed manifest commits to every (id, revision,
+    // key generation), so either is refused.
+    let alpha = va.id.to_string();
+    evil.set(Box::new(move |path: &str, body: Vec<u8>| {
+        if path.starts_with("/rest/secrets") && path.contains(&alpha) {
+            rows("/rest/secrets", |rs| {
+                rs.pop();
+            })(path, body)
+        } else {
+            body
+        }
+    }));
+    expect_err(c.secrets(&va).await, tampered, "a secret hidden from the listing");
+    evil.clear();
+
+    // An older manifest after a newer one was verified: a rollback.
+    let old_manifest = evil.capture("/rest/vault_manifests", &va.id.to_string());
+    c.secrets(&va).await.unwrap();
+    let old_manifest = old_manifest.take().expect("alpha's manifest captured");
+    evil.clear();
+    c.set_secret(&va, "ROLLBACK_PROBE", "x").await.unwrap();
+    let vid = va.id.to_string();
+    evil.set(Box::new(move |path: &str, body: Vec<u8>| {
+        if path.starts_with("/rest/vault_manifests") && path.contains(&vid) {
+            old_manifest.clone()
+        } else {
+            body
+        }
+    }));
+    expect_err(
+        c.secrets(&va).await,
+        |e| matches!(e, Error::Rollback(_)),
+        "an older manifest",
+    );
+    evil.clear();
+    c.delete_secret(&va, "ROLLBACK_PROBE").await.unwrap();
+
+    // Substitute the vault key: sealed to the account's real X-Wing key, so
+    // it opens, but nobody this account trusts signed it, and it is not the
+    // key the membership log commits to. Each vault is refused on its own;
+    // the listing itself does not fail.
+    let xwing_pub = c.xwing_public().unwrap().expect("a new account has an X-Wing key");
     let me = c.user_id();
-    evil.set(rows("/rest/access_policies", move |rs| {
+    evil.set(rows("/rest/rpc/vault_states", move |rs| {
         for r in rs.iter_mut() {
-            let vid = Uuid::parse_str(r["vault_id"].as_str().unwrap()).unwrap();
-            r["sealed_key"] = serde_json::json!(zsm_core::grant::seal_vault_key(&bundle_pub, vid, me, &[7u8; 32]));
+            let vid = Uuid::parse_str(r["id"].as_str().unwrap()).unwrap();
+            let recipient = zsm_core::grant::RecipientKey::XWing(xwing_pub.clone());
+            let (sealed, _) = zsm_core::grant::seal_vault_key_v2(&recipient, vid, me, 1, &[7u8; 32]).unwrap();
+            r["grant"]["sealed_key"] = serde_json::json!(sealed);
         }
     }));
     let l = c.list_vaults().await.unwrap();
@@ -203,12 +244,13 @@ async fn malicious_server_is_detected() {
     );
     evil.clear();
 
-    // Tamper with one vault's grant (the signature covers the role): that
-    // vault alone is refused; the other opens and its secrets read.
+    // Tamper with one vault's grant (the signature covers the role, and the
+    // log gives another): that vault alone is refused; the other opens and
+    // its secrets read.
     let alpha = va.id.to_string();
-    evil.set(rows("/rest/access_policies", move |rs| {
-        for r in rs.iter_mut().filter(|r| r["vault_id"] == alpha.as_str()) {
-            r["role"] = serde_json::json!("viewer");
+    evil.set(rows("/rest/rpc/vault_states", move |rs| {
+        for r in rs.iter_mut().filter(|r| r["id"] == alpha.as_str()) {
+            r["grant"]["role"] = serde_json::json!("viewer");
         }
     }));
     let l = c.list_vaults().await.unwrap();
@@ -225,9 +267,9 @@ async fn malicious_server_is_detected() {
 
     // Another user's access policy in our listing: that vault is refused.
     let alpha = va.id.to_string();
-    evil.set(rows("/rest/access_policies", move |rs| {
-        for r in rs.iter_mut().filter(|r| r["vault_id"] == alpha.as_str()) {
-            r["user_id"] = serde_json::json!(Uuid::new_v4());
+    evil.set(rows("/rest/rpc/vault_states", move |rs| {
+        for r in rs.iter_mut().filter(|r| r["id"] == alpha.as_str()) {
+            r["grant"]["user_id"] = serde_json::json!(Uuid::new_v4());
         }
     }));
     let l = c.list_vaults().await.unwrap();
@@ -242,25 +284,17 @@ async fn malicious_server_is_detected() {
     );
     evil.clear();
 
-    // The server adds a vault with a membership signed by a stranger: an
-    // invitation, listed apart and used for nothing; the account's own
-    // vaults open as before.
+    // The server adds a vault with a membership signed by a stranger and no
+    // log: an invitation, listed apart and used for nothing; the account's
+    // own vaults open as before.
     let (foreign, stranger) = (Uuid::new_v4(), Uuid::new_v4());
-    evil.set(Box::new(move |path: &str, body: Vec<u8>| {
-        if path.starts_with("/rest/access_policies") {
-            rows("/rest/access_policies", move |rs| {
-                rs.push(serde_json::json!({"vault_id": foreign, "user_id": me, "role": "owner",
-                    "sealed_key": zsm_core::b64::encode(&[5u8; 80]), "granted_by": stranger,
-                    "signature": zsm_core::b64::encode(&[6u8; 64]), "created_at": "2026-11-29T10:00:00Z"}));
-            })(path, body)
-        } else if path.starts_with("/rest/vaults") {
-            rows("/rest/vaults", move |rs| {
-                rs.push(serde_json::json!({"id": foreign, "owner_id": stranger, "meta": "AAAA",
-                    "revision": 1, "created_at": "2026-11-29T10:00:00Z"}));
-            })(path, body)
-        } else {
-            body
-        }
+    evil.set(rows("/rest/rpc/vault_states", move |rs| {
+        rs.push(serde_json::json!({"id": foreign, "owner_id": stranger, "meta": "AAAA",
+            "revision": 1, "created_at": "2026-11-29T10:00:00Z",
+            "grant": {"user_id": me, "role": "owner", "sealed_key": zsm_core::b64::encode(&[5u8; 80]),
+                "granted_by": stranger, "signature": zsm_core::b64::encode(&[6u8; 64]),
+                "created_at": "2026-11-29T10:00:00Z", "key_generation": 1, "grant_version": 1, "kem_id": null},
+            "log": [], "chain": [], "manifest": null}));
     }));
     let l = c.list_vaults().await.unwrap();
     assert!(
@@ -320,8 +354,8 @@ async fn malicious_server_is_detected() {
     );
     evil.clear();
 
-    // Serve a vault's older name after its rename was seen.
-    let old_vaults = evil.capture("/rest/vaults", "");
+    // Serve a vault's older name (and manifest) after its rename was seen.
+    let old_vaults = evil.capture("/rest/rpc/vault_states", "");
     c.vaults().await.unwrap();
     let old_vaults = old_vaults.take().expect("vault list captured");
     evil.clear();
@@ -329,7 +363,7 @@ async fn malicious_server_is_detected() {
     assert_eq!(renamed.revision, 2);
     assert_eq!(c.vault_by_name("beta-2").await.unwrap().id, vb.id);
     evil.set(Box::new(move |path: &str, body: Vec<u8>| {
-        if path.starts_with("/rest/vaults") {
+        if path.starts_with("/rest/rpc/vault_states") {
             old_vaults.clone()
         } else {
             body
@@ -784,6 +818,12 @@ async fn invitations_and_key_records() {
         "{pk:?}"
     );
     assert_eq!(pk.x25519, victim.x25519_public().unwrap());
+    // A new account starts at key record version 2, with its X-Wing key.
+    assert!(
+        pk.record_version == 2 && pk.xwing.as_ref().is_some_and(|k| k.len() == 1216),
+        "a new account's record: version {}",
+        pk.record_version
+    );
     expect_err(
         mallory.lookup_identity("nobody-here@example.test").await,
         |e| matches!(e, Error::NotFound(_)),
@@ -805,6 +845,12 @@ async fn invitations_and_key_records() {
         "after login: {after:?}"
     );
     assert_eq!((after.x25519, after.ed25519), (before.x25519, before.ed25519));
+    // Its login moved it to bundle and record version 2: an X-Wing key
+    // added, its other keys unchanged.
+    assert!(
+        before.record_version == 0 && before.xwing.is_none() && after.record_version == 2 && after.xwing.is_some(),
+        "the upgrade at login: before {before:?}, after {after:?}"
+    );
 
     // The victim's own vault, and mallory's unsolicited grant of hers.
     let mine = victim.create_vault("mine").await.unwrap();

@@ -46,6 +46,13 @@ pub struct PublicKeys {
     pub x25519: [u8; 32],
     /// Its Ed25519 public key.
     pub ed25519: [u8; 32],
+    /// Its X-Wing public key (1216 bytes), from a version 2 key record;
+    /// `None` otherwise.
+    pub xwing: Option<Vec<u8>>,
+    /// The version of the key record the keys came with: 2 (with the X-Wing
+    /// key) or 1, or 0 for an account made before key records existed that
+    /// has not logged in since.
+    pub record_version: u32,
     /// The keys come with the account's key record, verified here: the
     /// account itself vouched that they are its own under this identity and
     /// user id. False for an account made before key records existed that
@@ -54,13 +61,19 @@ pub struct PublicKeys {
     pub signed: bool,
 }
 
+/// A published key row, as api.lookup_identity and api.vault_member_keys
+/// return it.
 #[derive(Deserialize)]
-struct LookupRow {
-    user_id: Uuid,
+pub(crate) struct LookupRow {
+    pub(crate) user_id: Uuid,
+    #[serde(default)]
+    pub(crate) identity: String,
     x25519_public: String,
     ed25519_public: String,
     key_record_version: Option<u32>,
     key_record_signature: Option<String>,
+    #[serde(default)]
+    xwing_public: Option<String>,
 }
 
 impl Client {
@@ -163,23 +176,43 @@ impl Client {
                 )));
             }
         };
-        let rec = keyrecord::Record::from_base64(r.user_id, &id, &r.x25519_public, &r.ed25519_public)
-            .map_err(|e| tamper(format!("identity {id:?}: public keys: {e}")))?;
-        let mut pk = PublicKeys {
-            user_id: r.user_id,
-            identity: id.clone(),
-            x25519: rec.x25519,
-            ed25519: rec.ed25519,
-            signed: false,
-        };
-        if let Some(sig) = &r.key_record_signature {
-            if r.key_record_version != Some(keyrecord::VERSION) {
-                return Err(tamper(format!("identity {id:?}: key record of an unknown version")));
-            }
-            rec.verify(sig)
-                .map_err(|e| tamper(format!("identity {id:?}: key record: {e}")))?;
-            pk.signed = true;
-        }
-        Ok(pk)
+        check_keys(r, &id)
     }
+}
+
+/// Checks a published key row for `identity` (normalized): the keys
+/// well-formed, and its key record, if any, signed by its own Ed25519 key
+/// over exactly these keys, this user id and this identity. Keys that name
+/// a record version or an X-Wing key come with their record; without one
+/// they are an account's from before records. Any failure is
+/// [`Error::Tampered`].
+pub(crate) fn check_keys(r: &LookupRow, id: &str) -> Result<PublicKeys, Error> {
+    if r.key_record_signature.is_none() && (r.key_record_version.is_some() || r.xwing_public.is_some()) {
+        return Err(tamper(format!("identity {id:?}: keys without their key record")));
+    }
+    let rec = keyrecord::Record::from_published(
+        r.key_record_version.unwrap_or(keyrecord::V1),
+        r.user_id,
+        id,
+        &r.x25519_public,
+        &r.ed25519_public,
+        r.xwing_public.as_deref(),
+    )
+    .map_err(|e| tamper(format!("identity {id:?}: public keys: {e}")))?;
+    let mut pk = PublicKeys {
+        user_id: r.user_id,
+        identity: id.to_owned(),
+        x25519: rec.x25519,
+        ed25519: rec.ed25519,
+        xwing: rec.xwing.clone(),
+        record_version: 0,
+        signed: false,
+    };
+    if let Some(sig) = &r.key_record_signature {
+        rec.verify(sig)
+            .map_err(|e| tamper(format!("identity {id:?}: key record: {e}")))?;
+        pk.signed = true;
+        pk.record_version = rec.version();
+    }
+    Ok(pk)
 }

@@ -12,6 +12,7 @@
 //! zeroizes them and every vault key; [`Client::unlock`] opens them again
 //! from the password and the Secret Key, without the network.
 
+mod commit;
 mod http;
 mod invitations;
 mod secrets;
@@ -152,10 +153,11 @@ pub struct Client {
     keys: RwLock<Option<Unlocked>>,
 }
 
-/// What a lock zeroizes.
+/// What a lock zeroizes: the account keys, and what opening each vault
+/// established (its keys among it).
 struct Unlocked {
     account: AccountKeys,
-    vault_keys: HashMap<Uuid, Zeroizing<[u8; 32]>>,
+    vaults: HashMap<Uuid, commit::VaultState>,
 }
 
 impl fmt::Debug for Client {
@@ -208,7 +210,10 @@ impl Client {
         let sk = SecretKey::generate();
         let params = KdfParams::default_with_random_salt();
         let d = kdf::derive(password.as_bytes(), &sk, &id, &params)?;
-        let keys = AccountKeys::generate();
+        // New accounts start at bundle and record version 2, with the
+        // X-Wing key vault keys are sealed to (docs/crypto.md §3).
+        let mut keys = AccountKeys::generate();
+        keys.add_xwing().map_err(|e| Error::Invalid(e.to_string()))?;
         let user_id = Uuid::new_v4();
         let b = keys.bundle(&d.unlock_key, user_id);
         let record_signature = own_record(user_id, &id, &keys)
@@ -335,7 +340,7 @@ impl Client {
         cfg.state.pin_kdf(&acct, &params);
         cfg.state.save().map_err(|e| Error::State(e.to_string()))?;
         let record = own_record(user_id, &id, &keys).sign(&keys.signing_key());
-        let c = Client {
+        let mut c = Client {
             http: cfg.http.clone(),
             server: cfg.server.clone(),
             identity: id,
@@ -346,17 +351,55 @@ impl Client {
             tokens: tokio::sync::Mutex::new(Tokens::from_answer(ans.tokens, started)),
             keys: RwLock::new(Some(Unlocked {
                 account: keys,
-                vault_keys: HashMap::new(),
+                vaults: HashMap::new(),
             })),
         };
-        // An account made before key records existed publishes its record
-        // now; for every other account this is a no-op the server answers
-        // 204. Best effort, as in the Go SDK: the next login tries again,
-        // and nothing here depends on it.
-        if let Ok(sig) = record {
+        // An account with a version 1 bundle moves to version 2 now (which
+        // also publishes its record if it had none). If that fails, one made
+        // before key records existed publishes its version 1 record; for
+        // every other account that is a no-op the server answers 204. Best
+        // effort, as in the Go SDK: the next login tries again, and nothing
+        // here depends on it.
+        if c.bundle.version == bundle::BUNDLE_V1
+            && !c.upgrade_keys().await
+            && let Ok(sig) = record
+        {
             let _ = c.publish_key_record(&sig).await;
         }
         Ok(c)
+    }
+
+    /// Moves this account from key bundle version 1 to version 2
+    /// (docs/crypto.md §3, "Upgrade"), as the Go SDK does at login: a new
+    /// X-Wing key sealed under the same account key, the five other members
+    /// of the bundle unchanged, uploaded with the version 2 key record
+    /// (POST /auth/v1/keys/upgrade). On success the client holds the new
+    /// bundle and keys; on failure (another device upgraded meanwhile, the
+    /// server is busy) it keeps the version 1 keys, everything that needs no
+    /// X-Wing key works, and the next login tries again. Reports success.
+    async fn upgrade_keys(&mut self) -> bool {
+        let Ok(Some(mut keys)) = self.with_keys(|k| (k.xwing_seed().is_none()).then(|| k.clone())) else {
+            return false;
+        };
+        let Ok(nb) = keys.upgrade_bundle(&self.bundle, self.user_id) else {
+            return false;
+        };
+        let Ok(sig) = own_record(self.user_id, &self.identity, &keys).sign(&keys.signing_key()) else {
+            return false;
+        };
+        let body = json!({ "key_bundle": nb, "key_record_signature": sig });
+        if self
+            .authed::<serde_json::Value>(Method::POST, "/auth/v1/keys/upgrade", Some(&body))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        self.bundle = nb;
+        if let Some(u) = self.keys.write().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            u.account = keys;
+        }
+        true
     }
 
     /// Sends this account's key record signature (POST
@@ -393,6 +436,12 @@ impl Client {
         self.with_keys(|k| k.x25519_public())
     }
 
+    /// This account's X-Wing public key (1216 bytes), if it has one (key
+    /// bundle version 2).
+    pub fn xwing_public(&self) -> Result<Option<Vec<u8>>, Error> {
+        self.with_keys(|k| k.xwing_public())
+    }
+
     /// The id of this client's session.
     pub async fn session_id(&self) -> String {
         self.tokens.lock().await.session_id.clone()
@@ -426,7 +475,7 @@ impl Client {
         })?;
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Some(Unlocked {
             account: keys,
-            vault_keys: HashMap::new(),
+            vaults: HashMap::new(),
         });
         Ok(())
     }
@@ -437,16 +486,29 @@ impl Client {
         k.as_ref().map(|u| f(&u.account)).ok_or(Error::Locked)
     }
 
-    fn vault_key(&self, id: Uuid) -> Result<Option<Zeroizing<[u8; 32]>>, Error> {
+    /// What opening vault `id` established, if this client opened it since
+    /// its last unlock.
+    fn vault_state(&self, id: Uuid) -> Result<Option<commit::VaultState>, Error> {
         let k = self.keys.read().unwrap_or_else(|p| p.into_inner());
         let u = k.as_ref().ok_or(Error::Locked)?;
-        Ok(u.vault_keys.get(&id).cloned())
+        Ok(u.vaults.get(&id).cloned())
     }
 
-    fn remember_vault_key(&self, id: Uuid, key: Zeroizing<[u8; 32]>) -> Result<(), Error> {
+    /// Remembers what opening vault `id` established.
+    fn remember_vault(&self, id: Uuid, st: commit::VaultState) -> Result<(), Error> {
         let mut k = self.keys.write().unwrap_or_else(|p| p.into_inner());
         let u = k.as_mut().ok_or(Error::Locked)?;
-        u.vault_keys.insert(id, key);
+        u.vaults.insert(id, st);
+        Ok(())
+    }
+
+    /// Changes what is remembered of vault `id` (nothing if it is not).
+    fn update_vault(&self, id: Uuid, f: impl FnOnce(&mut commit::VaultState)) -> Result<(), Error> {
+        let mut k = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        let u = k.as_mut().ok_or(Error::Locked)?;
+        if let Some(st) = u.vaults.get_mut(&id) {
+            f(st);
+        }
         Ok(())
     }
 
@@ -506,13 +568,15 @@ impl Client {
     }
 }
 
-/// This account's key record (docs/crypto.md §3).
+/// This account's key record (docs/crypto.md §3): version 2 when the
+/// account has an X-Wing key.
 fn own_record(user_id: Uuid, identity: &str, keys: &AccountKeys) -> keyrecord::Record {
     keyrecord::Record {
         user_id,
         identity: identity.to_owned(),
         x25519: keys.x25519_public(),
         ed25519: keys.ed25519_public(),
+        xwing: keys.xwing_public(),
     }
 }
 
