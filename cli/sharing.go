@@ -114,11 +114,7 @@ func (a *app) vaultMembersCmd() *cobra.Command {
 		Args:  exactArgs(1, "vault members VAULT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			l, err := a.login(ctx)
-			if err != nil {
-				return err
-			}
-			v, err := vaultByName(ctx, l.c, args[0])
+			l, v, err := a.loginToVault(ctx, args[0])
 			if err != nil {
 				return err
 			}
@@ -176,11 +172,7 @@ func (a *app) vaultShareCmd() *cobra.Command {
 			if role == "" {
 				return usageErr("give the role: --role viewer (read), editor (write), admin (manage editors and viewers) or owner", "no --role")
 			}
-			l, err := a.login(ctx)
-			if err != nil {
-				return err
-			}
-			v, err := vaultByName(ctx, l.c, args[0])
+			l, v, err := a.loginToVault(ctx, args[0])
 			if err != nil {
 				return err
 			}
@@ -215,11 +207,7 @@ keeps what it could read (unshare and share again to cut that off).`,
 		Args: exactArgs(3, "vault role VAULT IDENTITY ROLE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			l, err := a.login(ctx)
-			if err != nil {
-				return err
-			}
-			v, err := vaultByName(ctx, l.c, args[0])
+			l, v, err := a.loginToVault(ctx, args[0])
 			if err != nil {
 				return err
 			}
@@ -245,11 +233,7 @@ func (a *app) vaultUnshareCmd() *cobra.Command {
 		Args:  exactArgs(2, "vault unshare VAULT IDENTITY [--rekey]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			l, err := a.login(ctx)
-			if err != nil {
-				return err
-			}
-			v, err := vaultByName(ctx, l.c, args[0])
+			l, v, err := a.loginToVault(ctx, args[0])
 			if err != nil {
 				return err
 			}
@@ -300,11 +284,7 @@ func (a *app) vaultLeaveCmd() *cobra.Command {
 					return usageErr("", "not confirmed; you are still a member")
 				}
 			}
-			l, err := a.login(ctx)
-			if err != nil {
-				return err
-			}
-			v, err := vaultByName(ctx, l.c, args[0])
+			l, v, err := a.loginToVault(ctx, args[0])
 			if err != nil {
 				return err
 			}
@@ -326,11 +306,7 @@ func (a *app) vaultRekeyCmd() *cobra.Command {
 		Args:  exactArgs(1, "vault rekey VAULT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			l, err := a.login(ctx)
-			if err != nil {
-				return err
-			}
-			v, err := vaultByName(ctx, l.c, args[0])
+			l, v, err := a.loginToVault(ctx, args[0])
 			if err != nil {
 				return err
 			}

@@ -42,6 +42,20 @@ func (a *app) vaultCmd() *cobra.Command {
 	return c
 }
 
+// loginToVault logs in and finds the vault named name: the start of every
+// command that works on one vault.
+func (a *app) loginToVault(ctx context.Context, name string) (*loggedIn, zsm.Vault, error) {
+	l, err := a.login(ctx)
+	if err != nil {
+		return nil, zsm.Vault{}, err
+	}
+	v, err := vaultByName(ctx, l.c, name)
+	if err != nil {
+		return nil, zsm.Vault{}, err
+	}
+	return l, v, nil
+}
+
 // vault finds a vault by name with a hint when it does not exist.
 func vaultByName(ctx context.Context, c *zsm.Client, name string) (zsm.Vault, error) {
 	v, err := c.VaultByName(ctx, name)

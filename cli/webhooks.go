@@ -254,11 +254,7 @@ func (a *app) auditCmd() *cobra.Command {
 			if types != "" {
 				opts.Types = strings.Split(types, ",")
 			}
-			l, err := a.login(ctx)
-			if err != nil {
-				return err
-			}
-			v, err := vaultByName(ctx, l.c, args[0])
+			l, v, err := a.loginToVault(ctx, args[0])
 			if err != nil {
 				return err
 			}
