@@ -64,7 +64,7 @@ func ensureNpm(ctx context.Context, cacheDir, npmDir string, log logger) error {
 		return fmt.Errorf("create cache dir: %w", err)
 	}
 	// Serialize installers (other processes, e.g. parallel test packages).
-	unlock, err := flockFile(ctx, filepath.Join(cacheDir, "install.lock"))
+	unlock, err := LockFile(ctx, filepath.Join(cacheDir, "install.lock"))
 	if err != nil {
 		return err
 	}
@@ -222,8 +222,11 @@ func ensureDebian(ctx context.Context, log logger) (redis, nginx string, err err
 	return redis, nginx, nil
 }
 
-// flockFile takes an exclusive advisory lock on path, waiting until ctx ends.
-func flockFile(ctx context.Context, path string) (func(), error) {
+// LockFile takes an exclusive advisory lock on path (created when missing),
+// waiting until ctx ends; the function it returns releases the lock. The
+// stack runner and the desktop toolchain take their install and build locks
+// with it, so concurrent runs on one machine wait for each other.
+func LockFile(ctx context.Context, path string) (func(), error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open lock %s: %w", path, err)

@@ -34,7 +34,7 @@ func EnsureSchemathesis(ctx context.Context, cacheDir string, log logger) (strin
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return "", fmt.Errorf("create cache dir: %w", err)
 	}
-	unlock, err := flockFile(ctx, filepath.Join(cacheDir, "schemathesis.lock"))
+	unlock, err := LockFile(ctx, filepath.Join(cacheDir, "schemathesis.lock"))
 	if err != nil {
 		return "", err
 	}

@@ -440,7 +440,7 @@ func (s *Stack) allRunning() bool {
 // postgres, its fast shutdown) to the whole process group, SIGKILL after a
 // grace period. Stale pid files are removed.
 func (s *Stack) Stop(ctx context.Context) error {
-	unlock, err := flockFile(ctx, lockPath(s.st.Dir))
+	unlock, err := LockFile(ctx, lockPath(s.st.Dir))
 	if err != nil {
 		return err
 	}
@@ -464,7 +464,7 @@ func (s *Stack) StopService(ctx context.Context, name string) error {
 	if err := s.validService(name); err != nil {
 		return err
 	}
-	unlock, err := flockFile(ctx, lockPath(s.st.Dir))
+	unlock, err := LockFile(ctx, lockPath(s.st.Dir))
 	if err != nil {
 		return err
 	}
@@ -515,7 +515,7 @@ func (s *Stack) StartService(ctx context.Context, name string) error {
 	if err := s.validService(name); err != nil {
 		return err
 	}
-	unlock, err := flockFile(ctx, lockPath(s.st.Dir))
+	unlock, err := LockFile(ctx, lockPath(s.st.Dir))
 	if err != nil {
 		return err
 	}

@@ -41,7 +41,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
-	unlock, err := flockFile(ctx, lockPath(dir))
+	unlock, err := LockFile(ctx, lockPath(dir))
 	if err != nil {
 		return nil, err
 	}

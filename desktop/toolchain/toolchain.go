@@ -22,7 +22,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
+
+	"zsm.dev/zsm/stack"
 )
 
 // Pinned versions.
@@ -285,28 +286,13 @@ func tail(s string, lines int) string {
 	return strings.Join(l, "\n")
 }
 
-// lockFile takes an exclusive advisory lock on path until ctx ends.
+// lockFile takes an exclusive advisory lock on path until ctx ends,
+// creating its directory first.
 func lockFile(ctx context.Context, path string) (func(), error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("open lock %s: %w", path, err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- syscall.Flock(int(f.Fd()), syscall.LOCK_EX) }()
-	select {
-	case err := <-done:
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
-		}
-		return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
-	case <-ctx.Done():
-		f.Close()
-		return nil, fmt.Errorf("waiting for lock %s: %w", path, ctx.Err())
-	}
+	return stack.LockFile(ctx, path)
 }
 
 // Typecheck runs the TypeScript compiler over the front end (tsc --noEmit).
