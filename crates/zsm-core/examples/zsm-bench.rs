@@ -5,6 +5,7 @@
 //!
 //! zsm-bench --server URL --identity ID --password PW --secret-key ZSM1-… \
 //!           --sync-vault NAME --write-vault NAME [--rounds 3] [--writes 50]
+//!           [--name-prefix RUST_W_]
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,6 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sk = SecretKey::parse(&need("--secret-key")?)?;
     let rounds: usize = arg(&args, "--rounds").map_or(Ok(3), |s| s.parse())?;
     let writes: usize = arg(&args, "--writes").map_or(Ok(50), |s| s.parse())?;
+    let prefix = arg(&args, "--name-prefix").unwrap_or_else(|| "RUST_W_".into());
 
     let cfg = Config::new(&server, Arc::new(FileState::memory()));
     let t = Instant::now();
@@ -57,7 +59,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut write = Vec::new();
     for i in 0..writes {
         let t = Instant::now();
-        c.create_secret(&w, &format!("RUST_W_{i}"), "value").await?;
+        c.create_secret(&w, &format!("{prefix}{i}"), "value").await?;
         write.push(ms(t));
     }
     println!(

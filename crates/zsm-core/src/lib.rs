@@ -35,7 +35,7 @@ pub mod state;
 pub mod trust;
 pub mod xwing;
 
-pub use client::{Client, Config, Secret, SessionInfo, SignupResult, Vault};
+pub use client::{Client, Config, IdentityCheck, IdentityStatus, Secret, SessionInfo, SignupResult, Vault};
 pub use error::Error;
 pub use kdf::KdfParams;
 pub use secret_key::SecretKey;

@@ -37,6 +37,11 @@ pub trait DeviceState: Send + Sync {
     fn manifest_seen(&self, vault: Uuid) -> manifest::Seen;
     /// Remembers `m` unless a higher version is remembered.
     fn set_manifest_seen(&self, vault: Uuid, m: manifest::Seen);
+    /// The highest revision of `user`'s pin set seen (0 if none).
+    fn pins_seen(&self, user: Uuid) -> u64;
+    /// Remembers `revision` for `user`'s pin set if it is higher than the
+    /// one seen.
+    fn set_pins_seen(&self, user: Uuid, revision: u64);
     /// Makes the state durable.
     fn save(&self) -> std::io::Result<()>;
 }
@@ -52,8 +57,7 @@ struct Data {
     log_heads: BTreeMap<Uuid, SeenHash>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     manifests: BTreeMap<Uuid, SeenHash>,
-    /// The highest pin set revision per account, kept for the Go SDK, which
-    /// writes it (this client does not read pins yet).
+    /// The highest pin set revision per account (the Go SDK's `pins`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pins: BTreeMap<Uuid, u64>,
 }
@@ -200,6 +204,18 @@ impl DeviceState for FileState {
                     hash: m.hash,
                 },
             );
+        }
+    }
+
+    fn pins_seen(&self, user: Uuid) -> u64 {
+        self.lock().pins.get(&user).copied().unwrap_or(0)
+    }
+
+    fn set_pins_seen(&self, user: Uuid, revision: u64) {
+        let mut d = self.lock();
+        let e = d.pins.entry(user).or_insert(0);
+        if revision > *e {
+            *e = revision;
         }
     }
 

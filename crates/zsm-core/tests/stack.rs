@@ -996,3 +996,138 @@ fn parsers_agree_with_go() {
     );
     eprintln!("{n} parser inputs answered as Go does ({accepted} accepted)");
 }
+
+/// Sharing between the Go CLI and this core through pins (docs/crypto.md
+/// §7, §8): a vault the CLI's account shares with this core's account is
+/// an invitation (with its role) until this account pins the sharer's key
+/// after comparing safety numbers; then it opens with that role, reads and
+/// writes both ways, and the pin set this core wrote is the one the Go CLI
+/// reads. A pin set the server made, or one it hides after it was seen, is
+/// refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_vaults_open_through_pins() {
+    let gateway = env("ZSM_TEST_GATEWAY");
+    let dir = std::path::PathBuf::from(env("ZSM_TEST_DIR")).join(format!("pins-{}", random_hex(4)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let password = format!("a long password {}", random_hex(4));
+
+    // Bob: this core's account, talking through a proxy that can tamper.
+    let bob_id = format!("bob-{}@example.test", random_hex(5));
+    let acct = Client::signup(&test_config(&gateway, Arc::new(FileState::memory())), &bob_id, &password)
+        .await
+        .unwrap();
+    let evil = EvilServer::start(&gateway).await;
+    let bob = Client::login(
+        &test_config(&evil.url, Arc::new(FileState::memory())),
+        &bob_id,
+        &password,
+        &acct.secret_key,
+    )
+    .await
+    .unwrap();
+
+    // Alice: the CLI's account. She shares a vault with Bob, trusting his
+    // key on first use.
+    let alice_id = format!("alice-{}@example.test", random_hex(5));
+    let kit = dir.join("kit.txt");
+    let mut alice = cli::Cli::new(&gateway, &dir.join("home-alice"), &password);
+    alice.run_ok(&["signup", &alice_id, "--kit", kit.to_str().unwrap()], "");
+    let kit_text = std::fs::read_to_string(&kit).unwrap();
+    alice.secret_key = kit_text
+        .split_whitespace()
+        .find(|w| w.starts_with("ZSM1-"))
+        .map(str::to_owned);
+    alice.login(&alice_id);
+    alice.run_ok(&["vault", "create", "team"], "");
+    alice.run_ok(&["set", "team/API_KEY", "-"], "from alice\n");
+    alice.run_ok(
+        &["vault", "share", "team", &bob_id, "--role", "editor", "--trust-on-first-use"],
+        "",
+    );
+
+    // Not pinned: an invitation with its role; the vault is not opened.
+    let l = bob.list_vaults().await.unwrap();
+    assert!(
+        l.vaults.iter().all(|v| v.name != "team") && l.refused.is_empty(),
+        "{l:?}"
+    );
+    assert_eq!(
+        l.invitations
+            .iter()
+            .map(|i| (i.from_identity.as_str(), i.role.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(alice_id.as_str(), "editor")]
+    );
+
+    // A pin set the server made (it has no account key to seal one) is
+    // refused, and so nothing is pinned by it.
+    let planted = zsm_core::trust::PinSet::default().seal(&[7u8; 32], bob.user_id(), 1);
+    let body = serde_json::json!([{"revision": 1, "ciphertext": planted}]).to_string();
+    evil.answer(Box::new(move |path: &str| {
+        path.starts_with("/rest/pins").then(|| (200, body.clone().into_bytes()))
+    }));
+    expect_err(bob.check_identity(&alice_id).await, tampered, "a pin set the server sealed");
+    evil.clear();
+
+    // Bob compares the safety number with the one Alice's CLI shows, and
+    // confirms.
+    let chk = bob.check_identity(&alice_id).await.unwrap();
+    assert_eq!(chk.status, zsm_core::IdentityStatus::Unverified);
+    let alice_fp = alice.run_ok(&["whoami", "--fingerprint"], "");
+    assert!(
+        alice_fp.contains(&chk.safety_number),
+        "Alice's CLI shows {alice_fp:?}, this core computed {}",
+        chk.safety_number
+    );
+    bob.confirm_identity(&chk, zsm_core::trust::Status::Verified)
+        .await
+        .unwrap();
+    assert_eq!(
+        bob.check_identity(&alice_id).await.unwrap().status,
+        zsm_core::IdentityStatus::Verified
+    );
+
+    // Pinned: the vault opens with its role, and data flows both ways.
+    let l = bob.list_vaults().await.unwrap();
+    assert!(l.invitations.is_empty() && l.refused.is_empty(), "{l:?}");
+    let team = l.vaults.iter().find(|v| v.name == "team").expect("the shared vault opens");
+    assert_eq!(team.role, "editor");
+    assert_eq!(bob.secret(team, "API_KEY").await.unwrap().value.as_str(), "from alice");
+    bob.set_secret(team, "FROM_BOB", "written by bob").await.unwrap();
+    assert_eq!(alice.run_ok(&["get", "team/FROM_BOB"], ""), "written by bob\n");
+
+    // The pin set this core wrote is the Go SDK's: Bob's CLI reads it.
+    let mut bob_cli = cli::Cli::new(&gateway, &dir.join("home-bob"), &password);
+    bob_cli.secret_key = Some(acct.secret_key.text());
+    bob_cli.login(&bob_id);
+    let v: serde_json::Value = serde_json::from_str(&bob_cli.run_ok(&["verify", &alice_id, "--json"], "")).unwrap();
+    assert_eq!(
+        (v["status"].as_str(), v["safety_number"].as_str()),
+        (Some("verified"), Some(chk.safety_number.as_str())),
+        "{v}"
+    );
+    assert_eq!(bob_cli.run_ok(&["get", "team/API_KEY"], ""), "from alice\n");
+
+    // The server hides the pin set this device has seen: a rollback.
+    evil.answer(Box::new(|path: &str| {
+        path.starts_with("/rest/pins").then(|| (200, b"[]".to_vec()))
+    }));
+    expect_err(
+        bob.reload_pins().await,
+        |e| matches!(e, Error::Rollback(_)),
+        "the pin set hidden after it was seen",
+    );
+    evil.clear();
+    bob.reload_pins().await.unwrap();
+
+    // A viewer's role holds in this core as in the server: Alice lowers
+    // Bob to viewer; his write is refused before it is sent.
+    alice.run_ok(&["vault", "role", "team", &bob_id, "viewer"], "");
+    let team = bob.vault_by_name("team").await.unwrap();
+    assert_eq!(team.role, "viewer");
+    expect_err(
+        bob.set_secret(&team, "FROM_BOB", "again").await,
+        |e| matches!(e, Error::Invalid(m) if m.contains("you are a viewer")),
+        "a viewer's write",
+    );
+}

@@ -15,6 +15,7 @@
 mod commit;
 mod http;
 mod invitations;
+mod pins;
 mod secrets;
 mod vaults;
 
@@ -39,6 +40,7 @@ use crate::state::DeviceState;
 use crate::{identity, srp};
 
 pub use invitations::{Invitation, PublicKeys};
+pub use pins::{IdentityCheck, IdentityStatus};
 pub use secrets::{MAX_VALUE_BYTES, Secret, valid_secret_name};
 pub use vaults::{RefusedVault, Vault, VaultList, valid_vault_name};
 
@@ -158,6 +160,8 @@ pub struct Client {
 struct Unlocked {
     account: AccountKeys,
     vaults: HashMap<Uuid, commit::VaultState>,
+    /// The pin set, once read.
+    pins: Option<crate::trust::PinSet>,
 }
 
 impl fmt::Debug for Client {
@@ -352,6 +356,7 @@ impl Client {
             keys: RwLock::new(Some(Unlocked {
                 account: keys,
                 vaults: HashMap::new(),
+                pins: None,
             })),
         };
         // An account with a version 1 bundle moves to version 2 now (which
@@ -476,6 +481,7 @@ impl Client {
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Some(Unlocked {
             account: keys,
             vaults: HashMap::new(),
+            pins: None,
         });
         Ok(())
     }
@@ -509,6 +515,19 @@ impl Client {
         if let Some(st) = u.vaults.get_mut(&id) {
             f(st);
         }
+        Ok(())
+    }
+
+    /// The pin set read since the last unlock, if any.
+    fn cached_pins(&self) -> Result<Option<crate::trust::PinSet>, Error> {
+        let k = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        Ok(k.as_ref().ok_or(Error::Locked)?.pins.clone())
+    }
+
+    /// Keeps `set` as the pin set until the next lock.
+    fn set_cached_pins(&self, set: crate::trust::PinSet) -> Result<(), Error> {
+        let mut k = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        k.as_mut().ok_or(Error::Locked)?.pins = Some(set);
         Ok(())
     }
 

@@ -23,7 +23,7 @@ use crate::grant::{self, Grant, GrantV2, RecipientKey};
 use crate::manifest;
 use crate::memberlog::{self, Op};
 use crate::shared::{self, GrantRow, Inputs, Outcome};
-use crate::trust::Identity;
+use crate::trust::{Identity, PinSet};
 
 /// A vault this account may open. Its keys stay inside the [`Client`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,6 +203,7 @@ impl Client {
         let rows: Vec<StateRow> = self.rows(Method::GET, "/rpc/vault_states", None, None).await?;
         let mut out = VaultList::default();
         let mut people: Option<Vec<Identity>> = None;
+        let mut pins: Option<PinSet> = None;
         let mut seen = HashSet::new();
         for r in rows {
             if !seen.insert(r.id) {
@@ -244,7 +245,15 @@ impl Client {
                 if people.is_none() {
                     people = Some(self.member_keys().await?);
                 }
-                self.open_logged(&r, g, people.as_deref().unwrap_or_default())
+                if pins.is_none() {
+                    pins = Some(self.pins().await?);
+                }
+                self.open_logged(
+                    &r,
+                    g,
+                    people.as_deref().unwrap_or_default(),
+                    pins.as_ref().expect("read above"),
+                )
             };
             match res {
                 Ok(Listed::Vault(v)) => out.vaults.push(v),
@@ -364,7 +373,7 @@ impl Client {
 
     /// Opens a vault that has a membership log ([`shared::open`]), or says
     /// it is an invitation.
-    fn open_logged(&self, r: &StateRow, g: &GrantJson, people: &[Identity]) -> Result<Listed, Error> {
+    fn open_logged(&self, r: &StateRow, g: &GrantJson, people: &[Identity], pins: &PinSet) -> Result<Listed, Error> {
         let mut rows = Vec::with_capacity(r.log.len());
         for l in &r.log {
             let s = memberlog::parse_row(&l.entry, &l.signature)
@@ -397,9 +406,11 @@ impl Client {
         let self_fp = me
             .fingerprint()
             .map_err(|e| Error::Invalid(format!("this account's fingerprint: {e}")))?;
-        // This client keeps no pins: a vault is anchored only in its
-        // creator being this account; every other one stays an invitation.
-        let pinned = |_: Uuid, _: &crate::trust::Fingerprint| false;
+        // A vault is anchored in this account's own key (its creator) or in
+        // a member this account pinned (docs/crypto.md §7, §8): the one who
+        // added this account must be vouched for by a pin, compared by
+        // fingerprint, or the vault stays an invitation.
+        let pinned = |u: Uuid, fp: &crate::trust::Fingerprint| pins.vouches(u, fp).is_some();
         let inp = Inputs {
             vault_id: r.id,
             revision: r.revision,
