@@ -1013,9 +1013,13 @@ async fn shared_vaults_open_through_pins() {
 
     // Bob: this core's account, talking through a proxy that can tamper.
     let bob_id = format!("bob-{}@example.test", random_hex(5));
-    let acct = Client::signup(&test_config(&gateway, Arc::new(FileState::memory())), &bob_id, &password)
-        .await
-        .unwrap();
+    let acct = Client::signup(
+        &test_config(&gateway, Arc::new(FileState::memory())),
+        &bob_id,
+        &password,
+    )
+    .await
+    .unwrap();
     let evil = EvilServer::start(&gateway).await;
     let bob = Client::login(
         &test_config(&evil.url, Arc::new(FileState::memory())),
@@ -1041,7 +1045,15 @@ async fn shared_vaults_open_through_pins() {
     alice.run_ok(&["vault", "create", "team"], "");
     alice.run_ok(&["set", "team/API_KEY", "-"], "from alice\n");
     alice.run_ok(
-        &["vault", "share", "team", &bob_id, "--role", "editor", "--trust-on-first-use"],
+        &[
+            "vault",
+            "share",
+            "team",
+            &bob_id,
+            "--role",
+            "editor",
+            "--trust-on-first-use",
+        ],
         "",
     );
 
@@ -1066,7 +1078,11 @@ async fn shared_vaults_open_through_pins() {
     evil.answer(Box::new(move |path: &str| {
         path.starts_with("/rest/pins").then(|| (200, body.clone().into_bytes()))
     }));
-    expect_err(bob.check_identity(&alice_id).await, tampered, "a pin set the server sealed");
+    expect_err(
+        bob.check_identity(&alice_id).await,
+        tampered,
+        "a pin set the server sealed",
+    );
     evil.clear();
 
     // Bob compares the safety number with the one Alice's CLI shows, and
@@ -1090,7 +1106,11 @@ async fn shared_vaults_open_through_pins() {
     // Pinned: the vault opens with its role, and data flows both ways.
     let l = bob.list_vaults().await.unwrap();
     assert!(l.invitations.is_empty() && l.refused.is_empty(), "{l:?}");
-    let team = l.vaults.iter().find(|v| v.name == "team").expect("the shared vault opens");
+    let team = l
+        .vaults
+        .iter()
+        .find(|v| v.name == "team")
+        .expect("the shared vault opens");
     assert_eq!(team.role, "editor");
     assert_eq!(bob.secret(team, "API_KEY").await.unwrap().value.as_str(), "from alice");
     bob.set_secret(team, "FROM_BOB", "written by bob").await.unwrap();
