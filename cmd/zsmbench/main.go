@@ -78,7 +78,7 @@ func run() error {
 	flag.IntVar(&c.loginConns, "login-conns", 4, "concurrent logins")
 	flag.IntVar(&c.users, "users", 20, "users whose rows are read")
 	flag.IntVar(&c.rows, "rows", 100, "rows per user")
-	flag.StringVar(&c.only, "only", "", "run only these phases (comma-separated: logins, timing, reads, client, sharing, events, rust)")
+	flag.StringVar(&c.only, "only", "", "run only these phases (comma-separated: logins, timing, reads, client, sharing, events, rust, desktop)")
 	flag.IntVar(&c.samples, "timing-samples", 300, "requests per identity (registered, unknown) and endpoint in the timing phase")
 	flag.IntVar(&c.events, "events", 2000, "secrets written at once for the webhook phase")
 	flag.Parse()
@@ -136,7 +136,7 @@ func run() error {
 	phases := []struct {
 		name string
 		run  func(context.Context, *stack.Stack, config) error
-	}{{"logins", benchLogins}, {"timing", benchTiming}, {"reads", benchReads}, {"client", benchClient}, {"sharing", benchSharing}, {"events", benchEvents}, {"rust", benchRust}}
+	}{{"logins", benchLogins}, {"timing", benchTiming}, {"reads", benchReads}, {"client", benchClient}, {"sharing", benchSharing}, {"events", benchEvents}, {"rust", benchRust}, {"desktop", benchDesktop}}
 	for _, p := range phases {
 		if c.only != "" && !slices.Contains(strings.Split(c.only, ","), p.name) {
 			continue

@@ -39,9 +39,31 @@ export interface RefusedVault {
   reason: string;
 }
 
+/** A vault another account shared with this one, from someone this
+ * account has not verified: nothing of it is opened until the person
+ * compares safety numbers and trusts the sender. */
+export interface Invitation {
+  vault_id: string;
+  from_identity: string;
+  from_user_id: string;
+  role: string;
+  at: string;
+}
+
 export interface VaultListing {
   vaults: Vault[];
   refused: RefusedVault[];
+  invitations: Invitation[];
+}
+
+/** Another account's keys as the Rust side checked them; the safety
+ * numbers are computed there. */
+export interface IdentityCheck {
+  identity: string;
+  user_id: string;
+  safety_number: string;
+  status: "unverified" | "verified" | "tofu" | "changed" | "downgrade";
+  own_safety_number: string;
 }
 
 export interface SecretSummary {
@@ -136,4 +158,8 @@ export const api = {
   syncNow: () => call<SyncStatus>("sync_now"),
   listSessions: () => call<Session[]>("list_sessions"),
   revokeSession: (sessionId: string) => call<void>("revoke_session", { sessionId }),
+  checkIdentity: (identity: string) => call<IdentityCheck>("check_identity", { identity }),
+  trustIdentity: (identity: string, safetyNumber: string) =>
+    call<IdentityCheck>("trust_identity", { identity, safetyNumber }),
+  declineInvitation: (vaultId: string) => call<void>("decline_invitation", { vaultId }),
 };

@@ -2,7 +2,7 @@
 // process: this code sees what a screen shows and what the person types,
 // and asks for the rest through the IPC commands of api.ts.
 import "./style.css";
-import { api, AppStatus, CommandError, RefusedVault, Revision, SecretSummary, Session, SyncStatus, Vault } from "./api";
+import { api, AppStatus, CommandError, Invitation, RefusedVault, Revision, SecretSummary, Session, SyncStatus, Vault } from "./api";
 import { ago, h, mount, when } from "./dom";
 
 type View =
@@ -12,7 +12,8 @@ type View =
   | { kind: "history"; name: string }
   | { kind: "add" }
   | { kind: "sessions" }
-  | { kind: "refused"; id: string };
+  | { kind: "refused"; id: string }
+  | { kind: "invitation"; id: string };
 
 const app = document.getElementById("app")!;
 
@@ -20,6 +21,8 @@ let status: AppStatus | null = null;
 let vaults: Vault[] = [];
 // Vaults that failed verification: listed apart, never silently dropped.
 let refused: RefusedVault[] = [];
+// Vaults shared by accounts not verified yet: shown apart, never opened.
+let invitations: Invitation[] = [];
 let vault: Vault | null = null;
 let secrets: SecretSummary[] = [];
 let view: View = { kind: "vault" };
@@ -102,6 +105,7 @@ async function refreshStatus(force = false): Promise<void> {
     if (s.phase !== "unlocked") {
       vaults = [];
       refused = [];
+      invitations = [];
       vault = null;
       secrets = [];
       sync = null;
@@ -274,10 +278,12 @@ async function loadVaults(): Promise<void> {
   vaults = l.vaults;
   vaults.sort((a, b) => a.name.localeCompare(b.name));
   refused = l.refused;
+  invitations = l.invitations;
   if (vault) vault = vaults.find((v) => v.id === vault!.id) ?? null;
   if (!vault && vaults.length > 0) vault = vaults[0]!;
   if (view.kind === "refused" && !refused.some((r) => r.id === (view as { id: string }).id)) view = { kind: "vault" };
-  if (!vault && view.kind !== "sessions" && view.kind !== "refused") view = { kind: "vault" };
+  if (view.kind === "invitation" && !invitations.some((i) => i.vault_id === (view as { id: string }).id)) view = { kind: "vault" };
+  if (!vault && view.kind !== "sessions" && view.kind !== "refused" && view.kind !== "invitation") view = { kind: "vault" };
 }
 
 async function loadSecrets(): Promise<void> {
@@ -375,6 +381,16 @@ function sidebar(): HTMLElement {
       li.addEventListener("click", () => go({ kind: "refused", id: r.id }));
       return li;
     }),
+    ...invitations.map((i) => {
+      const li = h(
+        "li",
+        { "data-vault-id": i.vault_id, "data-invitation-from": i.from_identity, class: "invitation", title: `shared with you as ${i.role}` },
+        h("span", { class: "vault-name" }, `From ${i.from_identity || "an unnamed account"}`),
+        h("span", { class: "badge invitation" }, `invitation · ${i.role}`),
+      );
+      li.addEventListener("click", () => go({ kind: "invitation", id: i.vault_id }));
+      return li;
+    }),
   );
   const newName = h("input", { id: "new-vault-name", type: "text", placeholder: "Vault name", maxlength: 64 });
   const createForm = h(
@@ -406,7 +422,7 @@ function sidebar(): HTMLElement {
     { class: "sidebar" },
     h("div", { class: "sidebar-head" }, h("h2", {}, "Vaults"), newBtn),
     createForm,
-    vaults.length + refused.length === 0 ? h("p", { class: "empty" }, "No vaults yet.") : list,
+    vaults.length + refused.length + invitations.length === 0 ? h("p", { class: "empty" }, "No vaults yet.") : list,
   );
 }
 
@@ -457,7 +473,7 @@ function go(v: View): void {
 
 /** Highlights the open vault in the sidebar (none on the sessions screen). */
 function markSelected(): void {
-  const id = view.kind === "sessions" ? null : view.kind === "refused" ? view.id : vault?.id;
+  const id = view.kind === "sessions" ? null : view.kind === "refused" || view.kind === "invitation" ? view.id : vault?.id;
   document.querySelectorAll<HTMLElement>("#vault-list li").forEach((li) => {
     li.classList.toggle("selected", li.dataset.vaultId === id);
   });
@@ -471,6 +487,8 @@ async function drawContent(): Promise<void> {
   switch (view.kind) {
     case "refused":
       return drawRefused(content, view.id);
+    case "invitation":
+      return drawInvitation(content, view.id);
     case "sessions":
       return drawSessions(content);
     case "vault":
@@ -611,6 +629,102 @@ function drawRefused(content: HTMLElement, id: string): void {
     ),
     h("dl", { class: "facts wide" }, h("dt", {}, "Vault id"), h("dd", { id: "refused-id" }, r.id), h("dt", {}, "Refused"), h("dd", { id: "refused-reason" }, r.reason)),
   );
+}
+
+// ------------------------------------------------------------ invitation
+
+/** An invitation: the sender's safety number, computed on the Rust side
+ * from the keys it would trust, next to this account's own; the person
+ * compares them with the sender out of band, then trusts or declines. */
+async function drawInvitation(content: HTMLElement, id: string): Promise<void> {
+  const inv = invitations.find((x) => x.vault_id === id);
+  if (!inv) {
+    go({ kind: "vault" });
+    return;
+  }
+  const my = nav;
+  const head = h(
+    "div",
+    { class: "content-head" },
+    h("h2", { id: "invitation-title" }, `${inv.from_identity || "An unnamed account"} shared a vault with you`),
+  );
+  const intro = h(
+    "p",
+    {},
+    `You would be ${inv.role === "admin" || inv.role === "owner" || inv.role === "editor" ? "an" : "a"} ${inv.role} of it. ` +
+      "Nothing of it is opened until you have checked that the keys the server shows for the sender are really theirs: " +
+      "compare safety numbers with them in person or on a call, not by a message the server could change.",
+  );
+  const declineForm = h(
+    "form",
+    { id: "decline-form", class: "confirm", hidden: true },
+    h("p", {}, `Decline, and stop ${inv.from_identity || "this account"} from sharing vaults with you again?`),
+    h(
+      "div",
+      { class: "row" },
+      h("button", { id: "confirm-decline", type: "submit", class: "danger small" }, "Decline"),
+      button("cancel-decline", "Cancel", () => (declineForm.hidden = true), "small"),
+    ),
+  );
+  declineForm.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    void act(declineForm.querySelector("button"), async () => {
+      await api.declineInvitation(inv.vault_id);
+      toast(`Declined the invitation from ${inv.from_identity || "an unnamed account"}.`);
+      view = { kind: "vault" };
+      await loadVaults();
+      await loadSecrets();
+      drawMain();
+    });
+  });
+  const decline = button("decline-invitation", "Decline…", () => (declineForm.hidden = false), "small");
+  const body = h("div", { id: "invitation-check" }, h("p", { class: "muted" }, "Checking the sender's keys…"));
+  mount(content, h("div", { class: "crumbs" }, back()), head, intro, body, h("div", { class: "row" }, decline), declineForm);
+  if (!inv.from_identity) {
+    mount(body, h("p", { class: "error" }, "The server does not say who sent it, so it cannot be verified. Decline it, or ask the sender to share it again."));
+    return;
+  }
+  try {
+    const c = await api.checkIdentity(inv.from_identity);
+    if (my !== nav) return;
+    const trust = button("trust-sharer", `The numbers match: trust ${c.identity}`, (b) =>
+      void act(b, async () => {
+        await api.trustIdentity(c.identity, c.safety_number);
+        toast(`${c.identity} is verified.`);
+        await loadVaults();
+        const opened = vaults.find((v) => v.id === inv.vault_id);
+        if (opened) vault = opened;
+        view = { kind: "vault" };
+        await loadSecrets();
+        drawMain();
+      }),
+      "primary",
+    );
+    const changed = c.status === "changed" || c.status === "downgrade";
+    mount(
+      body,
+      h(
+        "dl",
+        { class: "facts wide" },
+        h("dt", {}, `${c.identity}'s safety number`),
+        h("dd", {}, h("code", { id: "their-safety-number", class: "safety" }, c.safety_number)),
+        h("dt", {}, "Yours"),
+        h("dd", {}, h("code", { id: "own-safety-number", class: "safety" }, c.own_safety_number)),
+        h("dt", {}, "Status"),
+        h("dd", { id: "identity-status" }, c.status),
+      ),
+      changed
+        ? h("p", { class: "error" }, `The keys of ${c.identity} are not the ones you verified before. Compare the new number with them before you trust it.`)
+        : h("p", { class: "hint" }, `Ask ${c.identity} to read you the safety number their app shows for you (or run zsm whoami --fingerprint) and compare both.`),
+      h("div", { class: "row" }, trust),
+    );
+  } catch (e) {
+    if (e instanceof CommandError && GONE.includes(e.code)) {
+      await refreshStatus(true);
+      return;
+    }
+    if (my === nav) mount(body, h("p", { id: "invitation-error", class: "error" }, errorText(e)));
+  }
 }
 
 // ----------------------------------------------------------------- secret

@@ -497,6 +497,76 @@ func TestDesktopApp(t *testing.T) {
 	d.must("#vault-list")
 	d.waitText("#sync-status", "2 vaults, 4 secrets verified")
 
+	// --- sharing: a vault another account shares is an invitation, with
+	// its role, until the person compares safety numbers and trusts the
+	// sender; then it opens with that role -----------------------------------
+	b := signup(t)
+	b.zsm(0, "", "vault", "create", "team")
+	b.zsm(0, "", "set", "team/SHARED_TOKEN", "shared-by-"+b.identity)
+	b.zsm(0, "", "vault", "share", "team", a.identity, "--role", "editor", "--trust-on-first-use")
+	d.click("#sync-refresh")
+	invitation := `#vault-list li.invitation[data-invitation-from="` + b.identity + `"]`
+	d.waitText(invitation, "invitation · editor")
+	if _, ok := d.textOf(`#vault-list li[data-vault-name="team"]`); ok {
+		t.Fatal("the shared vault opened before its sender was verified")
+	}
+	d.click(invitation)
+	d.waitText("#invitation-title", b.identity+" shared a vault with you")
+	d.waitExact("#identity-status", "unverified")
+	// The numbers the app computed are the ones each account's CLI prints
+	// for itself (zsm whoami --fingerprint).
+	if theirs, cli := d.text("#their-safety-number"), b.zsm(0, "", "whoami", "--fingerprint"); len(theirs) != 71 || !strings.Contains(cli, theirs) {
+		t.Fatalf("the app shows %q for %s, whose CLI prints %q", theirs, b.identity, cli)
+	}
+	if own, cli := d.text("#own-safety-number"), a.zsm(0, "", "whoami", "--fingerprint"); len(own) != 71 || !strings.Contains(cli, own) {
+		t.Fatalf("the app shows %q as its own number, the CLI prints %q", own, cli)
+	}
+	shot.take(d, "invitation")
+	d.click("#trust-sharer")
+	d.waitText("#toast", b.identity+" is verified")
+	d.waitExact("#vault-title", "team")
+	d.waitText(`#vault-list li[data-vault-name="team"]`, "editor")
+	if _, ok := d.textOf(invitation); ok {
+		t.Fatal("the invitation is still listed after its sender was trusted")
+	}
+	d.click(`#secret-list li[data-secret-name="SHARED_TOKEN"]`)
+	d.click("#reveal")
+	d.waitExact("#revealed-value", "shared-by-"+b.identity)
+	shot.take(d, "shared-vault")
+	// The account's CLI reads the pin the app wrote, and the vault.
+	var verified struct {
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(a.zsm(0, "", "verify", b.identity, "--json")), &verified); err != nil || verified.Status != "verified" {
+		t.Fatalf("zsm verify after the app trusted %s: %+v %v", b.identity, verified, err)
+	}
+	if got := a.zsm(0, "", "get", "team/SHARED_TOKEN"); got != "shared-by-"+b.identity+"\n" {
+		t.Fatalf("the CLI reads %q from the shared vault", got)
+	}
+	// An invitation declined from the app: gone from both clients.
+	c := signup(t)
+	c.zsm(0, "", "vault", "create", "unwanted")
+	c.zsm(0, "", "vault", "share", "unwanted", a.identity, "--role", "viewer", "--trust-on-first-use")
+	d.click("#sync-refresh")
+	unwanted := `#vault-list li.invitation[data-invitation-from="` + c.identity + `"]`
+	d.waitText(unwanted, "invitation · viewer")
+	d.click(unwanted)
+	d.waitExact("#identity-status", "unverified")
+	d.click("#decline-invitation")
+	d.waitText("#decline-form", "stop "+c.identity+" from sharing vaults with you again")
+	d.click("#confirm-decline")
+	d.waitText("#toast", "Declined the invitation from "+c.identity)
+	d.waitFor("the declined invitation to leave the list", 10*time.Second, func() bool {
+		_, ok := d.textOf(unwanted)
+		return !ok
+	})
+	var listed struct {
+		Invitations []json.RawMessage `json:"invitations"`
+	}
+	if err := json.Unmarshal([]byte(a.zsm(0, "", "vault", "list", "--json")), &listed); err != nil || len(listed.Invitations) != 0 {
+		t.Fatalf("the CLI still lists invitations after the app declined: %+v %v", listed, err)
+	}
+
 	d.click(`#vault-list li[data-vault-name="desk-vault"]`)
 	d.waitExact("#vault-title", "desk-vault")
 	d.click("#delete-vault")

@@ -10,24 +10,20 @@
 package desktop
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"zsm.dev/zsm/desktop/toolchain"
+	"zsm.dev/zsm/desktop/webdriver"
 	"zsm.dev/zsm/stack"
 )
 
@@ -115,104 +111,36 @@ func setup() (func(), error) {
 	return startXvfb()
 }
 
-// startXvfb starts an X server on a display it picks itself (-displayfd).
+// startXvfb starts our own X server and remembers its display.
 func startXvfb() (func(), error) {
-	xvfb, err := exec.LookPath("Xvfb")
-	if err != nil {
-		return nil, fmt.Errorf("Xvfb is not installed (go tool task desktop:deps installs it): %w", err)
-	}
-	r, w, err := os.Pipe()
+	display, stop, err := webdriver.StartXvfb()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(xvfb, "-displayfd", "3", "-screen", "0", "1280x800x24", "-nolisten", "tcp")
-	cmd.ExtraFiles = []*os.File{w}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	w.Close()
-	got := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(r).ReadString('\n')
-		got <- strings.TrimSpace(line)
-	}()
-	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_, _ = cmd.Process.Wait()
-	}
-	select {
-	case n := <-got:
-		if _, err := strconv.Atoi(n); err != nil {
-			stop()
-			return nil, fmt.Errorf("Xvfb reported display %q", n)
-		}
-		h.display = ":" + n
-		return stop, nil
-	case <-time.After(20 * time.Second):
-		stop()
-		return nil, fmt.Errorf("Xvfb did not report a display within 20 s")
-	}
+	h.display = display
+	return stop, nil
 }
 
-// freePort asks the kernel for an unused loopback port.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startDriver starts tauri-driver with the app's environment and waits
-// until it answers; it is stopped when the test ends.
+// startDriver starts tauri-driver with the app's environment; it is
+// stopped (with the app) when the test ends.
 func startDriver(t *testing.T, env []string) string {
 	t.Helper()
-	port, native := freePort(t), freePort(t)
-	cmd := exec.Command(h.driver, "--port", strconv.Itoa(port), "--native-port", strconv.Itoa(native))
-	cmd.Env = env
 	logf, err := os.Create(filepath.Join(t.TempDir(), "tauri-driver.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start tauri-driver: %v", err)
+	d, err := webdriver.StartDriver(h.driver, env, logf)
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		// The whole group: tauri-driver, WebKitWebDriver and the app.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _, _ = cmd.Process.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
+		d.Stop()
 		if t.Failed() {
 			b, _ := os.ReadFile(logf.Name())
 			t.Logf("tauri-driver log:\n%s", tailLines(string(b), 80))
 		}
 	})
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/status")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return base
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("tauri-driver did not answer on %s within 30 s: %v", base, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return d.Base
 }
 
 func tailLines(s string, n int) string {

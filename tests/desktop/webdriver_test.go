@@ -2,16 +2,15 @@ package desktop
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"zsm.dev/zsm/desktop/webdriver"
 )
 
 // wd is a W3C WebDriver session, spoken over plain HTTP to tauri-driver
@@ -23,62 +22,9 @@ type wd struct {
 	http *http.Client
 }
 
-// elementKey is the W3C name of an element reference in JSON.
-const elementKey = "element-6066-11e4-a52e-4f735466cecf"
-
-type wdError struct {
-	Status  int
-	Code    string
-	Message string
-}
-
-func (e *wdError) Error() string {
-	return fmt.Sprintf("webdriver %d %s: %s", e.Status, e.Code, e.Message)
-}
-
-// raw sends one command; a WebDriver error comes back as *wdError.
+// raw sends one command; a WebDriver error comes back as *webdriver.Error.
 func (d *wd) raw(method, path string, body any) (json.RawMessage, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, d.base+path, rd)
-	if err != nil {
-		return nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := d.http.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	var out struct {
-		Value json.RawMessage `json:"value"`
-	}
-	if err := json.Unmarshal(b, &out); err != nil {
-		return nil, fmt.Errorf("%s %s: status %d, body %.300s", method, path, resp.StatusCode, b)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error   string `json:"error"`
-			Message string `json:"message"`
-		}
-		_ = json.Unmarshal(out.Value, &e)
-		return nil, &wdError{Status: resp.StatusCode, Code: e.Error, Message: e.Message}
-	}
-	return out.Value, nil
+	return webdriver.Do(d.http, d.base, method, path, body)
 }
 
 // cmd is raw on the session, failing the test on error.
@@ -124,7 +70,7 @@ func (d *wd) find(css string) string {
 	d.t.Helper()
 	v, err := d.raw("POST", "/session/"+d.id+"/element", map[string]string{"using": "css selector", "value": css})
 	if err != nil {
-		if e, ok := err.(*wdError); ok && e.Code == "no such element" {
+		if webdriver.IsCode(err, "no such element") {
 			return ""
 		}
 		d.t.Fatalf("find %s: %v", css, err)
@@ -133,7 +79,7 @@ func (d *wd) find(css string) string {
 	if err := json.Unmarshal(v, &ref); err != nil {
 		d.t.Fatalf("find %s: %s", css, v)
 	}
-	return ref[elementKey]
+	return ref[webdriver.ElementKey]
 }
 
 // must waits (bounded) for an element matching css to exist and be
@@ -169,7 +115,7 @@ func (d *wd) click(css string) {
 				return
 			}
 		}
-		var we *wdError
+		var we *webdriver.Error
 		stale := errors.As(err, &we) && we.Code == "stale element reference"
 		if err != nil && !stale {
 			d.t.Fatalf("click %s: %v", css, err)
@@ -195,7 +141,7 @@ func (d *wd) typeInto(css, text string) {
 		if err == nil {
 			return
 		}
-		var we *wdError
+		var we *webdriver.Error
 		if !errors.As(err, &we) || we.Code != "stale element reference" || time.Now().After(deadline) {
 			d.t.Fatalf("type into %s: %v", css, err)
 		}

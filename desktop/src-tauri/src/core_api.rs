@@ -10,7 +10,7 @@ use std::future::Future;
 use zeroize::Zeroizing;
 
 use crate::error::AppResult;
-use crate::view::{RevisionView, SecretSummary, SessionView, VaultListing, VaultView};
+use crate::view::{IdentityView, RevisionView, SecretSummary, SessionView, VaultListing, VaultView};
 
 /// What signing in takes. Debug never shows the password or Secret Key.
 pub struct Credentials {
@@ -92,6 +92,21 @@ pub trait Account: Send + 'static {
         name: &str,
         revision: u64,
     ) -> impl Future<Output = AppResult<SecretSummary>> + Send;
+
+    /// Looks an account up and computes its safety number from the keys
+    /// the core checked, with what this account's pins say of them.
+    fn check_identity(&mut self, identity: &str) -> impl Future<Output = AppResult<IdentityView>> + Send;
+    /// Pins identity's keys as verified, but only if their safety number is
+    /// still `safety_number` (the one the person compared): keys that
+    /// changed in between are an Integrity error and nothing is pinned.
+    fn trust_identity(
+        &mut self,
+        identity: &str,
+        safety_number: &str,
+    ) -> impl Future<Output = AppResult<IdentityView>> + Send;
+    /// Refuses the invitation to vault_id: the server deletes the grant and
+    /// blocks its sender from inviting this account again.
+    fn decline_invitation(&mut self, vault_id: &str) -> impl Future<Output = AppResult<()>> + Send;
 
     fn sessions(&mut self) -> impl Future<Output = AppResult<Vec<SessionView>>> + Send;
     fn revoke_session(&mut self, id: &str) -> impl Future<Output = AppResult<()>> + Send;

@@ -21,7 +21,8 @@ use crate::core_api::Account;
 use crate::error::{AppError, AppResult};
 use crate::session::{self, AppState};
 use crate::view::{
-    AppStatus, KitInfo, RevealedSecret, RevisionView, SecretSummary, SessionView, SyncStatus, VaultListing, VaultView,
+    AppStatus, IdentityView, KitInfo, RevealedSecret, RevisionView, SecretSummary, SessionView, SyncStatus,
+    VaultListing, VaultView,
 };
 use crate::{generator, kit};
 
@@ -67,6 +68,9 @@ ipc_commands![
     sync_now,
     list_sessions,
     revoke_session,
+    check_identity,
+    trust_identity,
+    decline_invitation,
 ];
 
 /// Where the app is (polled by the screen; not activity).
@@ -254,5 +258,32 @@ async fn list_sessions(state: St<'_>) -> AppResult<Vec<SessionView>> {
 #[tauri::command]
 async fn revoke_session(state: St<'_>, session_id: String) -> AppResult<()> {
     let r = state.unlocked().await?.account.revoke_session(&session_id).await;
+    state.settle(r).await
+}
+
+/// Another account's keys and safety number (computed here), to compare.
+#[tauri::command]
+async fn check_identity(state: St<'_>, identity: String) -> AppResult<IdentityView> {
+    let r = state.unlocked().await?.account.check_identity(&identity).await;
+    state.settle(r).await
+}
+
+/// Pins an account's keys after the person compared their safety number:
+/// only if it is still the number they compared.
+#[tauri::command]
+async fn trust_identity(state: St<'_>, identity: String, safety_number: String) -> AppResult<IdentityView> {
+    let r = state
+        .unlocked()
+        .await?
+        .account
+        .trust_identity(&identity, &safety_number)
+        .await;
+    state.settle(r).await
+}
+
+/// Refuses an invitation (and blocks its sender).
+#[tauri::command]
+async fn decline_invitation(state: St<'_>, vault_id: String) -> AppResult<()> {
+    let r = state.unlocked().await?.account.decline_invitation(&vault_id).await;
     state.settle(r).await
 }

@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 use crate::core_api::{Account, Core, Credentials};
 use crate::error::{AppError, AppResult};
 use crate::session::rfc3339;
-use crate::view::{RefusedVaultView, RevisionView, SecretSummary, SessionView, VaultListing, VaultView};
+use crate::view::{IdentityView, RefusedVaultView, RevisionView, SecretSummary, SessionView, VaultListing, VaultView};
 
 #[derive(Default)]
 struct Vault {
@@ -167,6 +167,7 @@ impl Account for MemoryAccount {
                         reason: format!("vault {id}: name does not verify"),
                     })
                     .collect(),
+                invitations: Vec::new(),
             })
         })
     }
@@ -284,6 +285,20 @@ impl Account for MemoryAccount {
             revs.push(old);
             Ok(summary(name, revs))
         })
+    }
+
+    // This pretend server holds one account: there is nobody to verify and
+    // nothing shared.
+    async fn check_identity(&mut self, identity: &str) -> AppResult<IdentityView> {
+        self.with(|_| Err(AppError::NotFound(format!("identity {identity:?}"))))
+    }
+
+    async fn trust_identity(&mut self, identity: &str, _safety_number: &str) -> AppResult<IdentityView> {
+        self.with(|_| Err(AppError::NotFound(format!("identity {identity:?}"))))
+    }
+
+    async fn decline_invitation(&mut self, vault_id: &str) -> AppResult<()> {
+        self.with(|_| Err(AppError::NotFound(format!("invitation to vault {vault_id}"))))
     }
 
     async fn sessions(&mut self) -> AppResult<Vec<SessionView>> {

@@ -27,12 +27,44 @@ pub struct RefusedVaultView {
     pub reason: String,
 }
 
-/// The vault list: the vaults that verified, and those that did not (shown
-/// apart, never silently dropped).
+/// A vault another account shared with this one whose sharer this account
+/// has not verified: nothing of it is opened until the person compares the
+/// sharer's safety number and trusts them (or declines). Who sent it is
+/// what the server says; the role is what the grant says.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct InvitationView {
+    pub vault_id: String,
+    /// The sharer's identity as the server names it (empty if unknown).
+    pub from_identity: String,
+    pub from_user_id: String,
+    pub role: String,
+    /// RFC 3339, as the server sent it.
+    pub at: String,
+}
+
+/// The vault list: the vaults that verified, those that did not (shown
+/// apart, never silently dropped), and invitations from accounts not yet
+/// verified.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
 pub struct VaultListing {
     pub vaults: Vec<VaultView>,
     pub refused: Vec<RefusedVaultView>,
+    pub invitations: Vec<InvitationView>,
+}
+
+/// Another account's keys as this device checked them, for the screen on
+/// which the person compares safety numbers. The safety number is computed
+/// here from the keys the core will use, never taken from the server.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct IdentityView {
+    pub identity: String,
+    pub user_id: String,
+    /// 12 groups of 5 digits.
+    pub safety_number: String,
+    /// unverified, verified, tofu, changed or downgrade.
+    pub status: String,
+    /// This account's own safety number, for the other person to compare.
+    pub own_safety_number: String,
 }
 
 /// A secret as listed: never its value.

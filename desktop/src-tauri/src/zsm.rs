@@ -12,7 +12,9 @@ use zsm_core::{Client, Config, DeviceState, FileState, SecretKey};
 use crate::core_api::{Account, Core, Credentials};
 use crate::error::{AppError, AppResult};
 use crate::session::rfc3339;
-use crate::view::{RefusedVaultView, RevisionView, SecretSummary, SessionView, VaultListing, VaultView};
+use crate::view::{
+    IdentityView, InvitationView, RefusedVaultView, RevisionView, SecretSummary, SessionView, VaultListing, VaultView,
+};
 
 /// zsm-core with this device's state file.
 pub struct ZsmCore {
@@ -63,6 +65,7 @@ impl Core for ZsmCore {
         Ok(ZsmAccount {
             client,
             vaults: HashMap::new(),
+            invitations: HashMap::new(),
         })
     }
 }
@@ -72,6 +75,8 @@ impl Core for ZsmCore {
 pub struct ZsmAccount {
     client: Client,
     vaults: HashMap<String, zsm_core::Vault>,
+    /// The invitations of the last listing, by vault id.
+    invitations: HashMap<String, zsm_core::client::Uuid>,
 }
 
 /// zsm-core's errors as the web view sees them. Integrity failures keep
@@ -125,6 +130,16 @@ fn when(t: &str) -> String {
 }
 
 impl ZsmAccount {
+    fn identity_view(&self, c: &zsm_core::IdentityCheck) -> AppResult<IdentityView> {
+        Ok(IdentityView {
+            identity: c.keys.identity.clone(),
+            user_id: c.keys.user_id.to_string(),
+            safety_number: c.safety_number.clone(),
+            status: c.status.as_str().to_owned(),
+            own_safety_number: self.client.own_safety_number().map_err(map_err)?,
+        })
+    }
+
     /// The vault with that id, from the last listing or a new one.
     async fn vault(&mut self, id: &str) -> AppResult<zsm_core::Vault> {
         if let Some(v) = self.vaults.get(id) {
@@ -142,6 +157,11 @@ impl ZsmAccount {
     async fn list(&mut self) -> AppResult<zsm_core::client::VaultList> {
         let l = self.client.list_vaults().await.map_err(map_err)?;
         self.vaults = l.vaults.iter().map(|v| (v.id.to_string(), v.clone())).collect();
+        self.invitations = l
+            .invitations
+            .iter()
+            .map(|i| (i.vault_id.to_string(), i.vault_id))
+            .collect();
         Ok(l)
     }
 }
@@ -157,9 +177,22 @@ impl Account for ZsmAccount {
     }
 
     async fn vaults(&mut self) -> AppResult<VaultListing> {
+        // Another device of the account may have verified someone since.
+        self.client.reload_pins().await.map_err(map_err)?;
         let l = self.list().await?;
         Ok(VaultListing {
             vaults: l.vaults.iter().map(vault_view).collect(),
+            invitations: l
+                .invitations
+                .iter()
+                .map(|i| InvitationView {
+                    vault_id: i.vault_id.to_string(),
+                    from_identity: i.from_identity.clone(),
+                    from_user_id: i.from.to_string(),
+                    role: i.role.clone(),
+                    at: i.at.clone(),
+                })
+                .collect(),
             refused: l
                 .refused
                 .into_iter()
@@ -261,6 +294,39 @@ impl Account for ZsmAccount {
         let v = self.vault(vault_id).await?;
         let s = self.client.restore(&v, name, revision).await.map_err(map_err)?;
         Ok(summary(&s))
+    }
+
+    async fn check_identity(&mut self, identity: &str) -> AppResult<IdentityView> {
+        let c = self.client.check_identity(identity).await.map_err(map_err)?;
+        self.identity_view(&c)
+    }
+
+    async fn trust_identity(&mut self, identity: &str, safety_number: &str) -> AppResult<IdentityView> {
+        let c = self.client.check_identity(identity).await.map_err(map_err)?;
+        // The person compared the number the screen showed: pin exactly
+        // those keys or nothing.
+        if c.safety_number != safety_number {
+            return Err(AppError::Integrity(format!(
+                "the keys of {} changed since their safety number was shown; compare the new one",
+                c.keys.identity
+            )));
+        }
+        self.client
+            .confirm_identity(&c, zsm_core::trust::Status::Verified)
+            .await
+            .map_err(map_err)?;
+        let c = self.client.check_identity(identity).await.map_err(map_err)?;
+        self.identity_view(&c)
+    }
+
+    async fn decline_invitation(&mut self, vault_id: &str) -> AppResult<()> {
+        // Only an invitation the last listing showed can be declined.
+        let Some(id) = self.invitations.get(vault_id).copied() else {
+            return Err(AppError::NotFound(format!("invitation to vault {vault_id}")));
+        };
+        self.client.decline_invitation(id).await.map_err(map_err)?;
+        self.invitations.remove(vault_id);
+        Ok(())
     }
 
     async fn sessions(&mut self) -> AppResult<Vec<SessionView>> {

@@ -69,6 +69,9 @@ fn the_command_set_is_the_reviewed_one() {
         "sync_now",
         "list_sessions",
         "revoke_session",
+        "check_identity",
+        "trust_identity",
+        "decline_invitation",
     ];
     assert_eq!(listed_commands(), want);
     let doc = read("../../docs/desktop.md");

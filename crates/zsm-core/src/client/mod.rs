@@ -28,7 +28,8 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
-use uuid::Uuid;
+/// The id type of vaults, secrets and accounts.
+pub use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::bundle::{self, AccountKeys, Bundle};
