@@ -137,13 +137,20 @@ func benchDesktop(ctx context.Context, st *stack.Stack, c config) error {
 	for i := range total {
 		total[i] = ms(start[i]) + ms(signIn[i])
 	}
-	fmt.Printf("medians of %d rounds (each a new app process on the same device state)\n", rounds)
-	fmt.Printf("  launch to the sign-in screen                              %8.0f ms\n", median(msAll(start)))
-	fmt.Printf("  Sign in to the verified vault list (Argon2id, SRP, sync)   %8.0f ms\n", median(msAll(signIn)))
-	fmt.Printf("  app start to the unlocked, verified vault list (sum)       %8.0f ms   (typing not counted)\n", median(total))
-	fmt.Printf("  Unlock after Lock to the verified vault list                %8.0f ms\n", median(msAll(unlock)))
-	fmt.Printf("  baseline: Go SDK login + list and verify the same, no app   %8.0f ms   app start to list / baseline %.2f\n",
-		median(msAll(goLogin)), median(total)/median(msAll(goLogin)))
+	row := func(what string, v []float64) {
+		each := make([]string, len(v))
+		for i, x := range v {
+			each[i] = fmt.Sprintf("%.0f", x)
+		}
+		fmt.Printf("  %-58s %6.0f ms   (rounds: %s)\n", what, median(v), strings.Join(each, ", "))
+	}
+	fmt.Printf("medians of %d rounds, each a new app process on the same device state (typing not counted)\n", rounds)
+	row("launch to the sign-in screen", msAll(start))
+	row("Sign in to the verified vault list (Argon2id, SRP, sync)", msAll(signIn))
+	row("app start to the unlocked, verified vault list (the two)", total)
+	row("Unlock after Lock to the verified vault list", msAll(unlock))
+	row("baseline: Go SDK login, list and verify the same, no app", msAll(goLogin))
+	fmt.Printf("  app start to the verified vault list / baseline: %.2f\n", median(total)/median(msAll(goLogin)))
 	return nil
 }
 

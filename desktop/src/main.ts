@@ -672,6 +672,7 @@ async function drawInvitation(content: HTMLElement, id: string): Promise<void> {
       await api.declineInvitation(inv.vault_id);
       toast(`Declined the invitation from ${inv.from_identity || "an unnamed account"}.`);
       view = { kind: "vault" };
+      sync = await api.syncNow().catch(() => api.syncStatus());
       await loadVaults();
       await loadSecrets();
       drawMain();
@@ -691,6 +692,9 @@ async function drawInvitation(content: HTMLElement, id: string): Promise<void> {
       void act(b, async () => {
         await api.trustIdentity(c.identity, c.safety_number);
         toast(`${c.identity} is verified.`);
+        // Check everything again: the vault now opens, and the status bar
+        // counts it.
+        sync = await api.syncNow().catch(() => api.syncStatus());
         await loadVaults();
         const opened = vaults.find((v) => v.id === inv.vault_id);
         if (opened) vault = opened;
@@ -706,9 +710,9 @@ async function drawInvitation(content: HTMLElement, id: string): Promise<void> {
       h(
         "dl",
         { class: "facts wide" },
-        h("dt", {}, `${c.identity}'s safety number`),
+        h("dt", {}, "Their safety number"),
         h("dd", {}, h("code", { id: "their-safety-number", class: "safety" }, c.safety_number)),
-        h("dt", {}, "Yours"),
+        h("dt", {}, "Your safety number"),
         h("dd", {}, h("code", { id: "own-safety-number", class: "safety" }, c.own_safety_number)),
         h("dt", {}, "Status"),
         h("dd", { id: "identity-status" }, c.status),

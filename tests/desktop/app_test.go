@@ -526,6 +526,7 @@ func TestDesktopApp(t *testing.T) {
 	d.waitText("#toast", b.identity+" is verified")
 	d.waitExact("#vault-title", "team")
 	d.waitText(`#vault-list li[data-vault-name="team"]`, "editor")
+	d.waitText("#sync-status", "3 vaults, 5 secrets verified")
 	if _, ok := d.textOf(invitation); ok {
 		t.Fatal("the invitation is still listed after its sender was trusted")
 	}
