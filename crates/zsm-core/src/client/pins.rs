@@ -117,8 +117,10 @@ impl Client {
         let set = self
             .with_keys(|k| trust::pins::open_pin_set(k.account_key(), self.user_id, r.revision, &r.ciphertext))?
             .map_err(|e| tamper(format!("pins: {e}")))?;
-        self.state.set_pins_seen(self.user_id, r.revision);
-        self.save_state()?;
+        if r.revision > seen {
+            self.state.set_pins_seen(self.user_id, r.revision);
+            self.save_state()?;
+        }
         Ok((set, r.revision))
     }
 
