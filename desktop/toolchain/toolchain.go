@@ -36,11 +36,13 @@ const (
 // DebianPackages are the system packages the build and the end-to-end test
 // need: WebKitGTK's headers (they bring GTK 3, libsoup 3, JavaScriptCore and
 // libdbus), its WebDriver (WebKitWebDriver), an X server without a screen,
-// xauth, the C toolchain, pkg-config, and xclip, with which the test reads
-// the clipboard from outside the app.
+// xauth, the C toolchain, pkg-config, xclip, with which the test reads
+// the clipboard from outside the app, and librsvg2-dev, which Tauri's Linux
+// prerequisites name for SVG images (the app ships PNG icons today; a tray
+// or SVG icon would need it).
 var DebianPackages = []string{
 	"libwebkit2gtk-4.1-dev", "webkit2gtk-driver", "xvfb", "xauth",
-	"build-essential", "pkg-config", "xclip",
+	"build-essential", "pkg-config", "xclip", "librsvg2-dev",
 }
 
 // Paths are where the desktop toolchain lives on this machine.

@@ -98,7 +98,7 @@ func TestResolveRefusesWhatIsNoCheckout(t *testing.T) {
 // package is reported by name (never silently skipped).
 func TestDebianPackages(t *testing.T) {
 	want := map[string]bool{"libwebkit2gtk-4.1-dev": true, "webkit2gtk-driver": true, "xvfb": true, "xauth": true,
-		"build-essential": true, "pkg-config": true, "xclip": true}
+		"build-essential": true, "pkg-config": true, "xclip": true, "librsvg2-dev": true}
 	if len(DebianPackages) != len(want) {
 		t.Fatalf("packages %v", DebianPackages)
 	}
