@@ -57,6 +57,7 @@ type config struct {
 	conns       int
 	loginConns  int
 	users, rows int
+	otherRows   int
 	only        string
 	events      int
 	samples     int
@@ -78,6 +79,7 @@ func run() error {
 	flag.IntVar(&c.loginConns, "login-conns", 4, "concurrent logins")
 	flag.IntVar(&c.users, "users", 20, "users whose rows are read")
 	flag.IntVar(&c.rows, "rows", 100, "rows per user")
+	flag.IntVar(&c.otherRows, "other-rows", 0, "rows of other accounts in the read tables, never read (a table of realistic size)")
 	flag.StringVar(&c.only, "only", "", "run only these phases (comma-separated: logins, timing, reads, client, sharing, events, rust, desktop)")
 	flag.IntVar(&c.samples, "timing-samples", 300, "requests per identity (registered, unknown) and endpoint in the timing phase")
 	flag.IntVar(&c.events, "events", 2000, "secrets written at once for the webhook phase")
