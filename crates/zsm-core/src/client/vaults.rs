@@ -110,10 +110,9 @@ pub struct VaultList {
     /// signed itself), by name.
     pub vaults: Vec<Vault>,
     /// Memberships this device cannot vouch for: added by somebody whose key
-    /// this account has not verified (this client keeps no pins, so every
-    /// vault somebody else added it to), or granted without the vault's log
-    /// naming this account. Nothing of them is used; the user may decline
-    /// them.
+    /// this account has not pinned ([`Client::confirm_identity`]), or
+    /// granted without the vault's log naming this account. Nothing of them
+    /// is used; the user may verify the sender or decline them.
     pub invitations: Vec<Invitation>,
     /// Vaults whose log, grant, key, manifest, name or revision failed
     /// verification: the server sent something this account did not write.
