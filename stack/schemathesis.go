@@ -58,7 +58,7 @@ func EnsureSchemathesis(ctx context.Context, cacheDir string, log logger) (strin
 	cmd := exec.CommandContext(ctx, filepath.Join(dir, "bin", "python"), "-m", "pip", "install",
 		"--no-input", "--disable-pip-version-check", "--no-cache-dir", "-r", req)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("pip install of schemathesis %s failed: %w\n%s", SchemathesisVersion, err, tailString(string(out), 40))
+		return "", fmt.Errorf("pip install of schemathesis %s failed: %w\n%s", SchemathesisVersion, err, TailLines(string(out), 40))
 	}
 	out, err := exec.CommandContext(ctx, st, "--version").CombinedOutput()
 	if err != nil {
@@ -96,13 +96,13 @@ func makeVenv(ctx context.Context, dir string, log logger) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("python3 -m venv: %w\n%s(install python3-venv)", err, out)
 	}
-	log.Info("installing Debian's python3-venv", "reason", tailString(string(out), 3))
+	log.Info("installing Debian's python3-venv", "reason", TailLines(string(out), 3))
 	os.RemoveAll(dir)
 	for _, args := range [][]string{{"apt-get", "update"}, {"apt-get", "install", "-y", "--no-install-recommends", "python3-venv", "python3-pip"}} {
 		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		if o, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("%v: %w\n%s", args, err, tailString(string(o), 20))
+			return fmt.Errorf("%v: %w\n%s", args, err, TailLines(string(o), 20))
 		}
 	}
 	if out, err := venv(); err != nil {

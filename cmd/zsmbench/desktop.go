@@ -128,7 +128,7 @@ func benchDesktop(ctx context.Context, st *stack.Stack, c config) error {
 		d, err := appRound(drv.Base, app, identity, password, res.SecretKey.Text(), want)
 		if err != nil {
 			b, _ := os.ReadFile(logf.Name())
-			return fmt.Errorf("round %d: %w\ntauri-driver log:\n%s", r+1, err, lastLines(string(b), 30))
+			return fmt.Errorf("round %d: %w\ntauri-driver log:\n%s", r+1, err, stack.TailLines(string(b), 30))
 		}
 		start, signIn, unlock = append(start, d[0]), append(signIn, d[1]), append(unlock, d[2])
 	}
@@ -200,12 +200,4 @@ func appRound(base, app, identity, password, secretKey, want string) ([3]time.Du
 	}
 	_, err = s.WaitDisplayed("#sign-in-form", 30*time.Second)
 	return out, err
-}
-
-func lastLines(s string, n int) string {
-	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(l) > n {
-		l = l[len(l)-n:]
-	}
-	return strings.Join(l, "\n")
 }

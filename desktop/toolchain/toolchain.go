@@ -275,17 +275,9 @@ func run(ctx context.Context, dir string, env []string, name string, args ...str
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, tail(string(out), 40))
+		return fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, stack.TailLines(string(out), 40))
 	}
 	return nil
-}
-
-func tail(s string, lines int) string {
-	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(l) > lines {
-		l = l[len(l)-lines:]
-	}
-	return strings.Join(l, "\n")
 }
 
 // lockFile takes an exclusive advisory lock on path until ctx ends,

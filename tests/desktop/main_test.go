@@ -96,7 +96,7 @@ func setup() (func(), error) {
 	start := time.Now()
 	var buildLog strings.Builder
 	if h.app, err = toolchain.Build(ctx, p, &buildLog); err != nil {
-		return nil, fmt.Errorf("%w\n%s", err, tailLines(buildLog.String(), 60))
+		return nil, fmt.Errorf("%w\n%s", err, stack.TailLines(buildLog.String(), 60))
 	}
 	fmt.Fprintf(os.Stderr, "desktop app built in %.1fs: %s\n", time.Since(start).Seconds(), h.app)
 	if h.tmp, err = os.MkdirTemp("", "zsm-desktop-e2e-"); err != nil {
@@ -137,18 +137,10 @@ func startDriver(t *testing.T, env []string) string {
 		d.Stop()
 		if t.Failed() {
 			b, _ := os.ReadFile(logf.Name())
-			t.Logf("tauri-driver log:\n%s", tailLines(string(b), 80))
+			t.Logf("tauri-driver log:\n%s", stack.TailLines(string(b), 80))
 		}
 	})
 	return d.Base
-}
-
-func tailLines(s string, n int) string {
-	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(l) > n {
-		l = l[len(l)-n:]
-	}
-	return strings.Join(l, "\n")
 }
 
 // shots saves screenshots under one directory, numbered in order.
@@ -196,6 +188,6 @@ func (s *shots) onFailure(d *wd) {
 	if v, err := d.raw("GET", "/session/"+d.id+"/source", nil); err == nil {
 		var src string
 		_ = json.Unmarshal(v, &src)
-		s.t.Logf("the page at the failure:\n%s", tailLines(src, 60))
+		s.t.Logf("the page at the failure:\n%s", stack.TailLines(src, 60))
 	}
 }

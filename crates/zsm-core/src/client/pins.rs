@@ -184,14 +184,6 @@ impl Client {
         self.set_cached_pins(set)
     }
 
-    /// The identities this account pinned, in identity order.
-    pub async fn pinned_identities(&self) -> Result<Vec<Pin>, Error> {
-        let (set, _) = self.load_pins().await?;
-        let out = set.pins().to_vec();
-        self.set_cached_pins(set)?;
-        Ok(out)
-    }
-
     /// This account's own safety number, for others to compare with what
     /// their client shows for it.
     pub fn own_safety_number(&self) -> Result<String, Error> {
