@@ -553,6 +553,20 @@ func TestDesktopApp(t *testing.T) {
 	d.waitText(unwanted, "invitation · viewer")
 	d.click(unwanted)
 	d.waitExact("#identity-status", "unverified")
+	// Trusting keys whose safety number is not the one compared (as when
+	// the server swaps the sender's keys after the screen showed them) is
+	// refused, and nothing is pinned.
+	wrong := strings.TrimSpace(strings.Repeat("12345 ", 12))
+	if r := invoke(d, "trust_identity", map[string]any{"identity": c.identity, "safetyNumber": wrong}); r.OK || r.Code != "integrity" ||
+		!strings.Contains(r.Error, "changed since their safety number was shown") {
+		t.Fatalf("trust_identity with another safety number: %+v", r)
+	}
+	var unpinned struct {
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(a.zsm(0, "", "verify", c.identity, "--json")), &unpinned); err != nil || unpinned.Status != "unverified" {
+		t.Fatalf("zsm verify after a refused trust: %+v %v", unpinned, err)
+	}
 	d.click("#decline-invitation")
 	d.waitText("#decline-form", "stop "+c.identity+" from sharing vaults with you again")
 	d.click("#confirm-decline")
