@@ -20,6 +20,7 @@ import (
 	"zsm.dev/zsm/authsvc/events"
 	"zsm.dev/zsm/authsvc/handshake"
 	"zsm.dev/zsm/authsvc/httpapi"
+	"zsm.dev/zsm/authsvc/jwtcache"
 	"zsm.dev/zsm/authsvc/machine"
 	"zsm.dev/zsm/authsvc/metrics"
 	"zsm.dev/zsm/authsvc/ratelimit"
@@ -91,6 +92,14 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	sg := signer.New(cfg.Issuer, cfg.Audience, cfg.AccessTTL, cfg.KeyEncryptionKey)
+	if cfg.PostgrestURL != "" {
+		// Every token issued is replayed to PostgREST once it has
+		// expired, which drops it from PostgREST's JWT cache (12.0.2
+		// never purges it by itself).
+		ev := &jwtcache.Evictor{URL: cfg.PostgrestURL, Log: log}
+		sg.Track(ev)
+		go ev.Run(ctx)
+	}
 
 	// The keys must be loaded and published before tokens are issued. If the
 	// database is not up yet, keep trying in the background; /readyz says 503

@@ -18,9 +18,10 @@ import (
 )
 
 // HTTPProber asks PostgREST itself whether it took a key: it signs a token
-// with the key for a session that does not exist and expects the database's
-// "session_revoked" refusal (the signature was accepted, then the gate
-// refused), not PostgREST's signature refusal (PGRST301). It also checks
+// with the key for a session that does not exist and expects the gate's
+// refusal (session_revoked, or token_expired within RevocationWindow of a
+// revocation: the signature was accepted, then the gate refused), not
+// PostgREST's signature refusal (PGRST301). It also checks
 // that an HS256 token keyed with the JWKS text is refused, the forgery
 // PostgREST 12 would accept had it mistaken the JWKS for an HMAC secret.
 type HTTPProber struct {
@@ -65,7 +66,11 @@ func (p *HTTPProber) Probe(ctx context.Context, key store.SigningKey, jwks []byt
 	deadline := time.Now().Add(timeout)
 	for {
 		code, err := p.ask(ctx, token)
-		if err == nil && code == "session_revoked" {
+		// The gate answered (the session does not exist, or, within
+		// RevocationWindow of a revocation, the token is dated before the
+		// cutoff): PostgREST verified the signature. PostgREST's own
+		// refusal would be PGRST301.
+		if err == nil && (code == "session_revoked" || code == "token_expired") {
 			break
 		}
 		if time.Now().After(deadline) {

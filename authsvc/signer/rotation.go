@@ -51,7 +51,7 @@ func (r *Rotator) publish(ctx context.Context, t store.KeyTx) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return jwks, t.Publish(ctx, jwks, r.Issuer, r.Audience, r.AccessTTL)
+	return jwks, t.Publish(ctx, jwks, r.Issuer, r.Audience, r.AccessTTL, MinIssuedAt(keys))
 }
 
 // Result says what a rotation did.

@@ -83,6 +83,65 @@ type Signer struct {
 	signKey jwk.Key // private, with kid and alg
 	verify  jwk.Set // public keys, with kid and alg
 	jwks    []byte
+	minIAT  time.Time // MinIssuedAt of stored
+	tracker Tracker
+	sleep   func(time.Duration) // time.Sleep; tests replace it
+}
+
+// Tracker is told of every access token the signer issues, with its
+// expiry (jwtcache.Evictor, which later evicts it from PostgREST's JWT
+// cache).
+type Tracker interface {
+	Add(token string, exp time.Time)
+}
+
+// Track makes t hear of every token issued from now on.
+func (s *Signer) Track(t Tracker) {
+	s.mu.Lock()
+	s.tracker = t
+	s.mu.Unlock()
+}
+
+// RevocationWindow is how long after a key's emergency revocation tokens
+// that PostgREST may have verified with it can still say they were issued:
+// PostgREST refuses an iat more than 30 s ahead of its clock, and reloads
+// its keys within milliseconds of the commit (5 s allowed here), plus a
+// second because iat has whole seconds. PostgREST 12.0.2's JWT cache keeps
+// a token it verified until the token's exp, revoked key or not, and a
+// token forged with a stolen key may name any published key; so every
+// token issued before the revocation + RevocationWindow is refused from
+// the revocation's commit on (gate.check_request(), [Signer.Verify]), and
+// the signer dates new tokens no earlier (docs/auth.md "PostgREST's JWT
+// cache").
+const RevocationWindow = 36 * time.Second
+
+// MaxForward is how far ahead of the clock the signer dates a token's iat
+// (only ever to reach the cutoff after a revocation): PostgREST refuses an
+// iat more than 30 s ahead, and its clock may differ a little from this
+// one. Issuing waits, at most RevocationWindow - MaxForward after a
+// revocation, until the cutoff is within reach.
+const MaxForward = 25 * time.Second
+
+// MinIssuedAt is the earliest iat a token may carry given keys: the
+// latest emergency revocation plus RevocationWindow, rounded up to a
+// whole second; the zero time if no key was ever revoked. Keys pruned
+// after their tokens expired do not count: nobody can have forged with
+// them without stealing them, and then they would be revoked.
+func MinIssuedAt(keys []store.SigningKey) time.Time {
+	var cutoff time.Time
+	for _, k := range keys {
+		if !k.Revoked || k.RemovedAt == nil {
+			continue
+		}
+		at := k.RemovedAt.Add(RevocationWindow)
+		if t := at.Truncate(time.Second); t.Before(at) {
+			at = t.Add(time.Second)
+		}
+		if at.After(cutoff) {
+			cutoff = at
+		}
+	}
+	return cutoff
 }
 
 // New returns a Signer; Reload (or Rotator.Load) must succeed before it
@@ -163,7 +222,7 @@ func (s *Signer) use(keys []store.SigningKey) error {
 		}
 	}
 	s.mu.Lock()
-	s.signKey, s.verify, s.jwks, s.stored = signKey, set, doc, keys
+	s.signKey, s.verify, s.jwks, s.stored, s.minIAT = signKey, set, doc, keys, MinIssuedAt(keys)
 	s.mu.Unlock()
 	return nil
 }
@@ -247,13 +306,27 @@ func (s *Signer) IssueMachine(tokenID string, now time.Time) (string, time.Time,
 
 func (s *Signer) issue(sub string, now time.Time, extra map[string]string) (string, time.Time, error) {
 	s.mu.RLock()
-	key := s.signKey
+	key, minIAT, tracker := s.signKey, s.minIAT, s.tracker
 	s.mu.RUnlock()
 	if key == nil {
 		return "", time.Time{}, ErrNotLoaded
 	}
-	now = now.Truncate(time.Second)
-	exp := now.Add(s.ttl)
+	iat := now.Truncate(time.Second)
+	if minIAT.After(iat) {
+		// A key was revoked moments ago: date the token at the cutoff,
+		// which the gate requires, once that is near enough for PostgREST
+		// to take it (a wait of at most RevocationWindow - MaxForward, once
+		// after an emergency revocation).
+		if wait := minIAT.Sub(now) - MaxForward; wait > 0 {
+			sleep := s.sleep
+			if sleep == nil {
+				sleep = time.Sleep
+			}
+			sleep(min(wait, RevocationWindow))
+		}
+		iat = minIAT
+	}
+	exp := iat.Add(s.ttl)
 	// jti: 128 random bits, so that two tokens issued in the same second
 	// for the same session never have the same bytes (Ed25519 signatures
 	// are deterministic, and iat has one-second resolution).
@@ -262,7 +335,7 @@ func (s *Signer) issue(sub string, now time.Time, extra map[string]string) (stri
 		Issuer(s.issuer).
 		Audience([]string{s.audience}).
 		Subject(sub).
-		IssuedAt(now).
+		IssuedAt(iat).
 		Expiration(exp).
 		Claim("role", Role).
 		// The signing key's kid, also in the claims: PostgREST shows the
@@ -284,6 +357,9 @@ func (s *Signer) issue(sub string, now time.Time, extra map[string]string) (stri
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("signer: sign: %w", err)
 	}
+	if tracker != nil {
+		tracker.Add(string(signed), exp)
+	}
 	return string(signed), exp, nil
 }
 
@@ -301,7 +377,7 @@ var ErrInvalidToken = errors.New("invalid access token")
 // the caller's question.
 func (s *Signer) Verify(token string, now time.Time) (Claims, error) {
 	s.mu.RLock()
-	set := s.verify
+	set, minIAT := s.verify, s.minIAT
 	s.mu.RUnlock()
 	if set == nil {
 		return Claims{}, ErrNotLoaded
@@ -318,6 +394,13 @@ func (s *Signer) Verify(token string, now time.Time) (Claims, error) {
 		jwt.WithKeySet(set, jws.WithRequireKid(true), jws.WithInferAlgorithmFromKey(false)),
 		jwt.WithValidate(true),
 		jwt.WithClock(jwt.ClockFunc(func() time.Time { return now })),
+		// exp and nbf against the clock; iat no later than the clock or
+		// the revocation cutoff (a token dated at the cutoff, see issue)
+		// and never before the cutoff, as gate.check_request() demands.
+		jwt.WithResetValidators(true),
+		jwt.WithValidator(jwt.IsExpirationValid()),
+		jwt.WithValidator(jwt.IsNbfValid()),
+		jwt.WithValidator(issuedAtValid(now, minIAT)),
 		jwt.WithIssuer(s.issuer),
 		jwt.WithAudience(s.audience),
 		jwt.WithRequiredClaim(jwt.ExpirationKey),
@@ -347,6 +430,25 @@ func (s *Signer) Verify(token string, now time.Time) (Claims, error) {
 		return Claims{}, fmt.Errorf("%w: missing sid", ErrInvalidToken)
 	}
 	return c, nil
+}
+
+// issuedAtValid accepts an iat from minIAT up to now, or up to minIAT
+// itself when that is later (whole seconds).
+func issuedAtValid(now, minIAT time.Time) jwt.Validator {
+	return jwt.ValidatorFunc(func(_ context.Context, t jwt.Token) jwt.ValidationError {
+		iat := t.IssuedAt().Truncate(time.Second)
+		latest := now.Truncate(time.Second)
+		if minIAT.After(latest) {
+			latest = minIAT
+		}
+		switch {
+		case iat.After(latest):
+			return jwt.NewValidationError(errors.New("iat is in the future"))
+		case iat.Before(minIAT):
+			return jwt.NewValidationError(errors.New("issued before a signing key was revoked"))
+		}
+		return nil
+	})
 }
 
 // requireClaimTypes checks the JSON types of the claims, as strictly as

@@ -895,3 +895,101 @@ func mustIssue(t *testing.T, s *Signer, now time.Time) string {
 	}
 	return tok
 }
+
+func TestMinIssuedAt(t *testing.T) {
+	t0 := time.Date(2026, 11, 30, 6, 0, 0, 250_000_000, time.UTC)
+	later := t0.Add(time.Hour)
+	keys := []store.SigningKey{
+		{KID: "pruned", State: store.KeyRemoved, RemovedAt: &later}, // not revoked: no cutoff
+		{KID: "revoked", State: store.KeyRemoved, Revoked: true, RemovedAt: &t0},
+		{KID: "current", State: store.KeyCurrent},
+	}
+	want := time.Date(2026, 11, 30, 6, 0, 37, 0, time.UTC) // 36.25 s later, rounded up
+	if got := MinIssuedAt(keys); !got.Equal(want) {
+		t.Fatalf("MinIssuedAt = %v, want %v", got, want)
+	}
+	if got := MinIssuedAt(keys[:1]); !got.IsZero() {
+		t.Fatalf("without a revocation: %v, want the zero time", got)
+	}
+	t1 := t0.Add(2 * time.Minute)
+	keys = append(keys, store.SigningKey{KID: "revoked later", State: store.KeyRemoved, Revoked: true, RemovedAt: &t1})
+	if got := MinIssuedAt(keys); !got.Equal(want.Add(2 * time.Minute)) {
+		t.Fatalf("two revocations: %v, want the later one's cutoff", got)
+	}
+}
+
+// After a revocation, tokens are dated at the cutoff (after a wait until
+// the cutoff is within MaxForward), Verify takes them, and refuses a token
+// issued before the cutoff — which is exactly what a token forged with the
+// revoked key and cached by PostgREST would be.
+func TestIssueAndVerifyAroundARevocationCutoff(t *testing.T) {
+	ctx := context.Background()
+	s, ks, kek := loaded(t)
+	var slept []time.Duration
+	s.sleep = func(d time.Duration) { slept = append(slept, d) }
+	r := rotator(ks, kek)
+	next, err := r.EnsureNext(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _, err := s.Issue("u", "s", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	revokedAt := time.Now()
+	r.Now = func() time.Time { return revokedAt }
+	// The next key is revoked (say it leaked): the current key, which
+	// signed before, goes on signing.
+	if err := r.Revoke(ctx, next.KID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reload(ctx, ks); err != nil {
+		t.Fatal(err)
+	}
+	cutoff := MinIssuedAt(stored(t, ks))
+	if d := cutoff.Sub(revokedAt); d < RevocationWindow || d >= RevocationWindow+time.Second {
+		t.Fatalf("cutoff %v after the revocation, want %v plus under a second", d, RevocationWindow)
+	}
+	if pubs := ks.Published(); !pubs[len(pubs)-1].MinIAT.Equal(cutoff) {
+		t.Fatalf("published min_iat %v, want %v", pubs[len(pubs)-1].MinIAT, cutoff)
+	}
+
+	// A token of the current key, still published, issued before the
+	// cutoff: refused all the same.
+	if _, err := s.Verify(before, time.Now()); !errors.Is(err, ErrInvalidToken) || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("a token issued before the revocation: %v, want ErrInvalidToken (revoked)", err)
+	}
+	now := revokedAt.Add(time.Second)
+	tok, exp, err := s.Issue("u", "s", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(slept) != 1 || slept[0] != cutoff.Sub(now)-MaxForward {
+		t.Fatalf("waited %v before issuing, want once %v", slept, cutoff.Sub(now)-MaxForward)
+	}
+	c, err := s.Verify(tok, now)
+	if err != nil {
+		t.Fatalf("a token dated at the cutoff: %v", err)
+	}
+	if !c.IssuedAt.Equal(cutoff) || !exp.Equal(cutoff.Add(testTTL)) || !c.Expiry.Equal(exp) {
+		t.Fatalf("iat %v exp %v, want %v and %v", c.IssuedAt, exp, cutoff, cutoff.Add(testTTL))
+	}
+	// Once the cutoff has passed, tokens carry the time again, no wait.
+	slept = nil
+	late := cutoff.Add(time.Minute)
+	tok, _, err = s.Issue("u", "s", late)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.Verify(tok, late); err != nil || !c.IssuedAt.Equal(late.Truncate(time.Second)) || slept != nil {
+		t.Fatalf("after the cutoff: iat %v, %v, waited %v", c.IssuedAt, err, slept)
+	}
+	// An iat later than both the clock and the cutoff is refused.
+	_, priv := currentPrivate(t, ks, kek)
+	kid := s.CurrentKID()
+	ahead := forge(t, priv, map[string]any{"alg": "EdDSA", "typ": "JWT", "kid": kid},
+		claimsWith(now, "iat", cutoff.Unix()+1, "exp", cutoff.Unix()+60, "kid", kid))
+	if _, err := s.Verify(ahead, now); !errors.Is(err, ErrInvalidToken) || !strings.Contains(err.Error(), "future") {
+		t.Fatalf("an iat after the cutoff and the clock: %v, want ErrInvalidToken (future)", err)
+	}
+}

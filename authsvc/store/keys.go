@@ -60,8 +60,10 @@ type KeyTx interface {
 	// Publish hands jwks to PostgREST with the token policy the database
 	// enforces (auth.publish_jwks, and the idle lifetime set with
 	// SetSessionIdleTTL), and announces the change to the other replicas;
-	// both take effect at commit.
-	Publish(ctx context.Context, jwks []byte, issuer, audience string, maxTTL time.Duration) error
+	// both take effect at commit. minIAT is the earliest iat a token may
+	// carry (auth.token_policy.min_iat; the zero time is none): raised when
+	// a key is revoked, never lowered by the signer (signer.MinIssuedAt).
+	Publish(ctx context.Context, jwks []byte, issuer, audience string, maxTTL time.Duration, minIAT time.Time) error
 	// Audit records an event in the authentication audit, at commit.
 	Audit(ctx context.Context, e AuditEvent) error
 }
@@ -160,8 +162,15 @@ func (t *pgKeyTx) Remove(ctx context.Context, kid string, revoked bool, now time
 // gate.check_request() enforces (migration 000006). It is the only path
 // that publishes keys, so the policy and the session checks authsvc makes
 // itself (SetSessionIdleTTL) never drift apart.
-func (t *pgKeyTx) Publish(ctx context.Context, jwks []byte, issuer, audience string, maxTTL time.Duration) error {
+func (t *pgKeyTx) Publish(ctx context.Context, jwks []byte, issuer, audience string, maxTTL time.Duration, minIAT time.Time) error {
 	if _, err := t.tx.Exec(ctx, `SELECT auth.publish_jwks($1, $2, $3, $4)`, string(jwks), issuer, audience, int(maxTTL/time.Second)); err != nil {
+		return err
+	}
+	var cutoff int64
+	if !minIAT.IsZero() {
+		cutoff = minIAT.Unix()
+	}
+	if _, err := t.tx.Exec(ctx, `UPDATE auth.token_policy SET min_iat = $1`, cutoff); err != nil {
 		return err
 	}
 	if t.s.idleTTL > 0 {

@@ -58,6 +58,7 @@ type config struct {
 	loginConns  int
 	users, rows int
 	otherRows   int
+	cacheTokens int
 	only        string
 	events      int
 	samples     int
@@ -80,12 +81,13 @@ func run() error {
 	flag.IntVar(&c.users, "users", 20, "users whose rows are read")
 	flag.IntVar(&c.rows, "rows", 100, "rows per user")
 	flag.IntVar(&c.otherRows, "other-rows", 0, "rows of other accounts in the read tables, never read (a table of realistic size)")
-	flag.StringVar(&c.only, "only", "", "run only these phases (comma-separated: logins, timing, reads, client, sharing, events, rust, desktop)")
+	flag.IntVar(&c.cacheTokens, "cache-tokens", 100000, "distinct access tokens the jwtcache phase sends PostgREST (twice as many in all, plus a replay)")
+	flag.StringVar(&c.only, "only", "", "run only these phases (comma-separated: logins, timing, reads, client, sharing, events, rust, desktop, jwtcache)")
 	flag.IntVar(&c.samples, "timing-samples", 300, "requests per identity (registered, unknown) and endpoint in the timing phase")
 	flag.IntVar(&c.events, "events", 2000, "secrets written at once for the webhook phase")
 	flag.Parse()
-	if c.duration > time.Minute || c.round > time.Minute || c.round < 500*time.Millisecond || c.rounds < 1 || c.rounds > 30 || c.conns > 256 || c.users*c.rows > 1_000_000 || c.events > 50000 || c.samples < 20 || c.samples > 900 {
-		return errors.New("keep the load bounded: at most 1m per phase, 0.5s to 1m per read round and 1 to 30 rounds, 256 connections, 1e6 rows, 50000 events, 20 to 900 timing samples")
+	if c.duration > time.Minute || c.round > time.Minute || c.round < 500*time.Millisecond || c.rounds < 1 || c.rounds > 30 || c.conns > 256 || c.users*c.rows > 1_000_000 || c.events > 50000 || c.samples < 20 || c.samples > 900 || c.cacheTokens < 1000 || c.cacheTokens > 200000 {
+		return errors.New("keep the load bounded: at most 1m per phase, 0.5s to 1m per read round and 1 to 30 rounds, 256 connections, 1e6 rows, 50000 events, 20 to 900 timing samples, 1000 to 200000 cache tokens")
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
@@ -138,7 +140,7 @@ func run() error {
 	phases := []struct {
 		name string
 		run  func(context.Context, *stack.Stack, config) error
-	}{{"logins", benchLogins}, {"timing", benchTiming}, {"reads", benchReads}, {"client", benchClient}, {"sharing", benchSharing}, {"events", benchEvents}, {"rust", benchRust}, {"desktop", benchDesktop}}
+	}{{"logins", benchLogins}, {"timing", benchTiming}, {"reads", benchReads}, {"client", benchClient}, {"sharing", benchSharing}, {"events", benchEvents}, {"rust", benchRust}, {"desktop", benchDesktop}, {"jwtcache", benchJWTCache}}
 	for _, p := range phases {
 		if c.only != "" && !slices.Contains(strings.Split(c.only, ","), p.name) {
 			continue

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -16,16 +17,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"zsm.dev/zsm/authsvc/jwtcache"
 	"zsm.dev/zsm/authsvc/signer"
 	"zsm.dev/zsm/authsvc/store"
 	"zsm.dev/zsm/sdk/authclient"
 )
 
 // cachingPostgrest starts a second PostgREST 12.0.2 on the stack's database
-// with the project's configuration but its JWT cache on (an hour), which
-// 12.0.2 does not clear when the keys change, and returns its URL.
-// cachingPostgrest starts a second PostgREST with the JWT cache on; it
-// returns its URL and the path of its log.
+// with the project's configuration, JWT cache on (which 12.0.2 does not
+// clear when the keys change); it returns its URL and the path of its log.
 func cachingPostgrest(t *testing.T) (string, string) {
 	t.Helper()
 	s := need(t)
@@ -34,9 +36,11 @@ func cachingPostgrest(t *testing.T) (string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf := strings.Replace(string(src), "jwt-cache-max-lifetime = 0", "jwt-cache-max-lifetime = 3600", 1)
-	if conf == string(src) {
-		t.Fatal("postgrest.conf has no jwt-cache-max-lifetime = 0 line to change")
+	// The project's configuration, cache included: a PostgREST of its own
+	// gives the test its own cache and log.
+	conf := string(src)
+	if !strings.Contains(conf, "\njwt-cache-max-lifetime = 3600\n") {
+		t.Fatal("postgrest.conf does not turn the JWT cache on (jwt-cache-max-lifetime = 3600)")
 	}
 	if err := os.WriteFile(filepath.Join(dir, "postgrest.conf"), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -223,4 +227,184 @@ func mustStatus(t *testing.T, token, url string, want int) string {
 		t.Fatalf("GET %s: %d %s, want %d", url, code, body, want)
 	}
 	return body
+}
+
+// The hole the issued-at cutoff closes: PostgREST 12.0.2 tries every
+// published key whatever kid a token names, so a token signed with a
+// stolen key A can name a key B that stays published; once cached, it is
+// not verified again when A is revoked, and the gate's key check sees B.
+// From the revocation's commit on, the gate refuses it because it was
+// issued before the cutoff (auth.token_policy.min_iat = removal + 36 s,
+// rounded up). Tokens issued after the revocation are dated at the cutoff
+// and work at once, through the gateway and straight at the caching
+// PostgREST; a session whose token was refused goes on after a refresh.
+func TestCachedForgeryNamingAPublishedKeyRefusedAfterRevocation(t *testing.T) {
+	s := need(t)
+	pg, _ := cachingPostgrest(t)
+	u := signup(t, s.GatewayURL())
+	authsvc(t, "keys", "rotate")
+	a := inState(keys(t), store.KeyCurrent)[0]
+	b := inState(keys(t), store.KeyNext)[0]
+	var victim authclient.Session
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if victim = login(t, s.GatewayURL(), u); kidOf(t, victim.AccessToken) == a.KID {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tokens still signed by %s, not the current key %s", kidOf(t, victim.AccessToken), a.KID)
+		}
+	}
+	kek, err := hex.DecodeString(s.KeyEncryptionKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stolen, err := signer.OpenPrivateKey(kek, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Unix()
+	// iat 25 s ahead: PostgREST allows 30 s, so the thief dates it as late
+	// as it can.
+	forged := handMade(t, b.KID, stolen, map[string]any{
+		"iss": s.GatewayURL(), "aud": "zsm-api", "sub": victim.UserID, "role": "app_user",
+		"sid": victim.SessionID, "iat": now + 25, "exp": now + 25 + 600, "kid": b.KID, "jti": "forged",
+	})
+	if code, body := get(forged, pg+"/vaults"); code != 200 {
+		t.Fatalf("the forged token before the revocation: %d %s (the attack needs it cached)", code, body)
+	}
+	if code, body := get(victim.AccessToken, pg+"/vaults"); code != 200 {
+		t.Fatalf("the victim's own token before the revocation: %d %s", code, body)
+	}
+
+	authsvc(t, "keys", "revoke", a.KID)
+	for name, tok := range map[string]string{"cached forgery naming a published key": forged, "honest token of the revoked key": victim.AccessToken} {
+		body := mustStatus(t, tok, pg+"/vaults", 401)
+		c, m := refusal(t, body)
+		if name == "honest token of the revoked key" {
+			if c != "PGRST301" {
+				t.Fatalf("%s: %s", name, body)
+			}
+			continue
+		}
+		if c != "token_expired" || m != "token was issued before a signing key was revoked; refresh it" {
+			t.Fatalf("%s, first request after the revoke: %s", name, body)
+		}
+	}
+	var removed time.Time
+	var minIAT int64
+	conn, err := pgx.Connect(context.Background(), s.AdminDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if err := conn.QueryRow(context.Background(),
+		`SELECT k.removed_at, p.min_iat FROM auth.signing_keys k, auth.token_policy p WHERE k.kid = $1 AND k.revoked`, a.KID).
+		Scan(&removed, &minIAT); err != nil {
+		t.Fatal(err)
+	}
+	if want := removed.Add(signer.RevocationWindow); minIAT < want.Unix() || minIAT > want.Unix()+1 {
+		t.Fatalf("min_iat %d, want the removal %v + %v rounded up", minIAT, removed, signer.RevocationWindow)
+	}
+
+	// A refresh after the revocation: a token dated at the cutoff, taken
+	// at once by the gateway's PostgREST and the caching one.
+	start := time.Now()
+	fresh, err := authclient.New(s.GatewayURL()).Refresh(context.Background(), victim.RefreshToken)
+	if err != nil {
+		t.Fatalf("refresh after the revocation: %v", err)
+	}
+	t.Logf("refresh right after the revocation took %v", time.Since(start).Round(time.Millisecond))
+	if iat := claimInt(t, fresh.AccessToken, "iat"); iat < minIAT {
+		t.Fatalf("new token's iat %d is before the cutoff %d", iat, minIAT)
+	}
+	for _, url := range []string{s.GatewayURL() + "/rest/vaults", pg + "/vaults"} {
+		if code, body := get(fresh.AccessToken, url); code != 200 {
+			t.Fatalf("a token issued after the revocation at %s: %d %s", url, code, body)
+		}
+	}
+	if code, body := get(forged, pg+"/vaults"); code != 401 || !strings.Contains(body, "token_expired") {
+		t.Fatalf("the forgery after the refresh: %d %s", code, body)
+	}
+}
+
+func claimInt(t *testing.T, token, name string) int64 {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWS: %d parts", len(parts))
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	v, ok := c[name].(float64)
+	if !ok {
+		t.Fatalf("claim %s is %v", name, c[name])
+	}
+	return int64(v)
+}
+
+// The evictor against the real PostgREST: an access token past its expiry
+// and PostgREST's 30 s of skew is refused (401: PostgREST looked it up,
+// which drops a cached entry, and did not cache it again), and one that
+// still verifies is reported, not counted as evicted.
+func TestEvictorReplayAgainstPostgREST(t *testing.T) {
+	s := need(t)
+	pg, _ := cachingPostgrest(t)
+	cur := inState(keys(t), store.KeyCurrent)[0]
+	kek, err := hex.DecodeString(s.KeyEncryptionKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := signer.OpenPrivateKey(kek, cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := signup(t, s.GatewayURL())
+	sess := login(t, s.GatewayURL(), u)
+	mk := func(iat, exp int64, jti string) string {
+		return handMade(t, cur.KID, priv, map[string]any{
+			"iss": s.GatewayURL(), "aud": "zsm-api", "sub": sess.UserID, "role": "app_user",
+			"sid": sess.SessionID, "iat": iat, "exp": exp, "kid": cur.KID, "jti": jti,
+		})
+	}
+	// Dated no earlier than a revocation's cutoff (an earlier test of the
+	// package revoked a key moments ago), as authsvc dates its tokens.
+	var cutoff int64
+	conn, err := pgx.Connect(context.Background(), s.AdminDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if err := conn.QueryRow(context.Background(), `SELECT min_iat FROM auth.token_policy`).Scan(&cutoff); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Unix()
+	expired, live := mk(now-120, now-40, "expired"), mk(max(now, cutoff), max(now, cutoff)+300, "live")
+	if code, body := get(live, pg+"/vaults"); code != 200 {
+		t.Fatalf("the live token: %d %s", code, body)
+	}
+	var logs strings.Builder
+	e := &jwtcache.Evictor{URL: pg, Delay: time.Millisecond, Log: slog.New(slog.NewTextHandler(&logs, nil)),
+		Now: func() time.Time { return time.Now().Add(time.Hour) }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.Run(ctx); close(done) }()
+	e.Add(expired, time.Unix(now-40, 0))
+	e.Add(live, time.Unix(now+300, 0))
+	for deadline := time.Now().Add(10 * time.Second); e.Stats().Replayed+e.Stats().Failed < 2 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if st := e.Stats(); st.Replayed != 1 || st.Failed != 1 {
+		t.Fatalf("evictor stats %+v, want the expired token evicted and the live one reported; log:\n%s", st, logs.String())
+	}
+	if strings.Contains(logs.String(), live) || strings.Contains(logs.String(), expired) {
+		t.Fatal("a token reached the evictor's log")
+	}
 }

@@ -24,6 +24,7 @@ type Publication struct {
 	JWKS             []byte
 	Issuer, Audience string
 	MaxTTL           time.Duration
+	MinIAT           time.Time
 }
 
 // Keys is an in-memory key store. The zero value is empty and ready.
@@ -204,7 +205,7 @@ func (t *tx) Remove(_ context.Context, kid string, revoked bool, now time.Time) 
 	return fmt.Errorf("no published key %s: %w", kid, store.ErrNotFound)
 }
 
-func (t *tx) Publish(_ context.Context, jwks []byte, issuer, audience string, maxTTL time.Duration) error {
+func (t *tx) Publish(_ context.Context, jwks []byte, issuer, audience string, maxTTL time.Duration, minIAT time.Time) error {
 	if t.broken != nil {
 		return t.broken
 	}
@@ -214,7 +215,7 @@ func (t *tx) Publish(_ context.Context, jwks []byte, issuer, audience string, ma
 	if maxTTL < time.Minute || maxTTL > 15*time.Minute {
 		return t.fail(errors.New("memstore: max_ttl_seconds violates token_policy_max_ttl_seconds_check"))
 	}
-	t.published = append(t.published, Publication{JWKS: slices.Clone(jwks), Issuer: issuer, Audience: audience, MaxTTL: maxTTL})
+	t.published = append(t.published, Publication{JWKS: slices.Clone(jwks), Issuer: issuer, Audience: audience, MaxTTL: maxTTL, MinIAT: minIAT})
 	return nil
 }
 

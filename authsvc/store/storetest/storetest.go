@@ -332,7 +332,7 @@ func testPublishAndAudit(t *testing.T, ks signer.KeyStore) {
 		if err != nil {
 			return err
 		}
-		if err := tx.Publish(ctx, jwks, "http://127.0.0.1:8080", "zsm-api", 15*time.Minute); err != nil {
+		if err := tx.Publish(ctx, jwks, "http://127.0.0.1:8080", "zsm-api", 15*time.Minute, time.Time{}); err != nil {
 			return fmt.Errorf("publish: %w", err)
 		}
 		return tx.Audit(ctx, store.AuditEvent{Type: store.EventSigningKeyCreated, Detail: map[string]any{"kid": cur.KID}})
@@ -346,7 +346,7 @@ func testPublishAndAudit(t *testing.T, ks signer.KeyStore) {
 	}
 	// A token policy the database refuses fails the transaction.
 	err := inTx(t, ks, func(ctx context.Context, tx store.KeyTx) error {
-		_ = tx.Publish(ctx, []byte(`{"keys":[]}`), "i", "a", time.Hour)
+		_ = tx.Publish(ctx, []byte(`{"keys":[]}`), "i", "a", time.Hour, time.Time{})
 		return tx.Remove(ctx, cur.KID, true, at(time.Minute))
 	})
 	if err == nil {
