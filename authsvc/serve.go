@@ -92,13 +92,18 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	sg := signer.New(cfg.Issuer, cfg.Audience, cfg.AccessTTL, cfg.KeyEncryptionKey)
+	mx := metrics.New(sg.Keys)
 	if cfg.PostgrestURL != "" {
 		// Every token issued is replayed to PostgREST once it has
 		// expired, which drops it from PostgREST's JWT cache (12.0.2
 		// never purges it by itself).
-		ev := &jwtcache.Evictor{URL: cfg.PostgrestURL, Log: log}
-		sg.Track(ev)
-		go ev.Run(ctx)
+		evictor := &jwtcache.Evictor{URL: cfg.PostgrestURL, Log: log}
+		sg.Track(evictor)
+		go evictor.Run(ctx)
+		mx.JWTCache(func() metrics.EvictorCounts {
+			st := evictor.Stats()
+			return metrics.EvictorCounts{Added: st.Added, Replayed: st.Replayed, Failed: st.Failed, Dropped: st.Dropped, Pending: evictor.Pending()}
+		})
 	}
 
 	// The keys must be loaded and published before tokens are issued. If the
@@ -145,7 +150,6 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	defer ev.Close()
 	go ev.Run(ctx)
-	mx := metrics.New(sg.Keys)
 	sessions, err := session.New(st, st, sg, cfg.SessionTTL, log)
 	if err != nil {
 		return err

@@ -491,12 +491,16 @@ func TestAdminMetrics(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		body := string(b)
-		for _, m := range []string{"zsm_authsvc_signing_key_age_seconds", "zsm_authsvc_request_duration_seconds"} {
+		for _, m := range []string{"zsm_authsvc_signing_key_age_seconds", "zsm_authsvc_request_duration_seconds",
+			"zsm_authsvc_jwtcache_tokens_pending", "zsm_authsvc_jwtcache_evicted_total", "zsm_authsvc_jwtcache_failed_total"} {
 			if !strings.Contains(body, m) {
 				t.Fatalf("replica %d metrics lack %s", i, m)
 			}
 		}
-		found = strings.Contains(body, `zsm_authsvc_logins_total{outcome="success"`)
+		// The replica that issued the login's token queued it for
+		// eviction from PostgREST's JWT cache.
+		found = strings.Contains(body, `zsm_authsvc_logins_total{outcome="success"`) &&
+			!strings.Contains(body, "zsm_authsvc_jwtcache_tokens_added_total 0\n")
 	}
 	if !found {
 		t.Fatal("no replica counted the login")
