@@ -12,6 +12,7 @@ import (
 
 	"zsm.dev/zsm/authsvc/config"
 	"zsm.dev/zsm/authsvc/migrate"
+	"zsm.dev/zsm/authsvc/signer"
 	"zsm.dev/zsm/authsvc/store"
 )
 
@@ -89,7 +90,12 @@ func Keys(ctx context.Context, cfg config.Config, args []string, stdout io.Write
 		if err := rot.Revoke(ctx, args[1]); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "revoked %s: it is published nowhere and its tokens are refused\n", args[1])
+		keys, err := st.SigningKeys(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "revoked %s: it is published nowhere and its tokens are refused; every access token issued before %s is refused too (clients refresh)\n",
+			args[1], signer.MinIssuedAt(keys).UTC().Format(time.RFC3339))
 	default:
 		return usage
 	}

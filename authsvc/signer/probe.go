@@ -88,6 +88,40 @@ func (p *HTTPProber) Probe(ctx context.Context, key store.SigningKey, jwks []byt
 	return nil
 }
 
+// ProbeRevoked waits until PostgREST itself refuses the signature of the
+// revoked key (401 PGRST301), which the issued-at cutoff assumes happens
+// within RevocationReload of the commit. The probe token names the
+// published key publishedKID, so that the gate's own key check lets it
+// through: while PostgREST still verifies the revoked key, the gate answers
+// (the token is dated before the cutoff, or its session does not exist).
+func (p *HTTPProber) ProbeRevoked(ctx context.Context, revoked store.SigningKey, publishedKID string) error {
+	priv, err := OpenPrivateKey(p.KEK, revoked)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(RevocationReload)
+	for i := 0; ; i++ {
+		now := time.Now().Unix()
+		claims := map[string]any{
+			"iss": p.Issuer, "aud": p.Audience, "sub": uuid.NewString(), "sid": uuid.NewString(),
+			"role": Role, "iat": now, "exp": now + 60, "kid": publishedKID, "jti": fmt.Sprintf("revocation-probe-%d", i),
+		}
+		in := jwsSegment(map[string]string{"alg": "EdDSA", "typ": "JWT", "kid": publishedKID}) + "." + jwsSegment(claims)
+		code, err := p.ask(ctx, in+"."+jwsSegment(ed25519.Sign(priv, []byte(in))))
+		if err == nil && code == "PGRST301" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("PostgREST still verifies the revoked key %s %s after the commit (last answer %q, %v)", revoked.KID, RevocationReload, code, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // ask sends a request with token and returns the error code of the answer.
 func (p *HTTPProber) ask(ctx context.Context, token string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/", nil)

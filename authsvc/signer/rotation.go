@@ -174,12 +174,23 @@ func (r *Rotator) rotate(ctx context.Context, due func(cur *store.SigningKey) bo
 	return res, nil
 }
 
+// revocationProber is what Revoke asks, after the commit, whether
+// PostgREST has dropped the revoked key (HTTPProber.ProbeRevoked).
+type revocationProber interface {
+	ProbeRevoked(ctx context.Context, revoked store.SigningKey, publishedKID string) error
+}
+
 // Revoke removes a key from every published set at once: tokens it signed
 // stop working as soon as PostgREST reloads (milliseconds) and the replicas
 // reload (LISTEN/NOTIFY). If it was the current key, the next key (or a new
-// one) signs from now on.
+// one) signs from now on. It also sets the issued-at cutoff
+// (MinIssuedAt), which assumes PostgREST drops the key within
+// RevocationReload: with a prober, Revoke checks that it did and says so
+// if not (the revocation stands; PostgREST must then be restarted).
 func (r *Rotator) Revoke(ctx context.Context, kid string) error {
-	return r.Keys.InKeyTx(ctx, func(ctx context.Context, t store.KeyTx) error {
+	var revoked store.SigningKey
+	var current string
+	err := r.Keys.InKeyTx(ctx, func(ctx context.Context, t store.KeyTx) error {
 		keys, err := t.Keys(ctx)
 		if err != nil {
 			return err
@@ -193,6 +204,7 @@ func (r *Rotator) Revoke(ctx context.Context, kid string) error {
 		if target == nil {
 			return fmt.Errorf("no published key %q: %w", kid, store.ErrNotFound)
 		}
+		revoked = *target
 		now := r.now()
 		if target.State == store.KeyCurrent {
 			if n := find(keys, store.KeyNext); n != nil {
@@ -218,8 +230,24 @@ func (r *Rotator) Revoke(ctx context.Context, kid string) error {
 		if _, err := r.publish(ctx, t); err != nil {
 			return err
 		}
+		after, err := t.Keys(ctx)
+		if err != nil {
+			return err
+		}
+		if cur := find(after, store.KeyCurrent); cur != nil {
+			current = cur.KID
+		}
 		return r.audit(ctx, t, store.EventSigningKeyRevoked, kid)
 	})
+	if err != nil {
+		return err
+	}
+	if p, ok := r.Prober.(revocationProber); ok && current != "" {
+		if err := p.ProbeRevoked(ctx, revoked, current); err != nil {
+			return fmt.Errorf("key %s is revoked and no longer published, but %w: restart PostgREST", kid, err)
+		}
+	}
+	return nil
 }
 
 // Prune removes retired keys whose every token has expired.

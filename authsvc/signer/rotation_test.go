@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -338,5 +339,50 @@ func TestDueAndScheduledRotation(t *testing.T) {
 	}
 	if one(t, ks, store.KeyCurrent).KID != cur.KID {
 		t.Fatal("a rotation that was no longer due happened")
+	}
+}
+
+// revocationProbe is a prober that also answers whether PostgREST dropped
+// a revoked key.
+type revocationProbe struct {
+	proberFunc
+	revoked   func(ctx context.Context, revoked store.SigningKey, publishedKID string) error
+	asked     []string
+	published []string
+}
+
+func (p *revocationProbe) ProbeRevoked(ctx context.Context, revoked store.SigningKey, publishedKID string) error {
+	p.asked, p.published = append(p.asked, revoked.KID), append(p.published, publishedKID)
+	return p.revoked(ctx, revoked, publishedKID)
+}
+
+// After the commit, Revoke asks whether PostgREST dropped the key, naming
+// the key that is current now; if PostgREST did not, the revocation stands
+// and Revoke says to restart PostgREST.
+func TestRevokeChecksPostgRESTDroppedTheKey(t *testing.T) {
+	ctx := context.Background()
+	r, ks, _ := started(t)
+	first := one(t, ks, store.KeyCurrent)
+	p := &revocationProbe{
+		proberFunc: func(context.Context, store.SigningKey, []byte) error { return nil },
+		revoked: func(context.Context, store.SigningKey, string) error {
+			return errors.New("PostgREST still verifies it")
+		},
+	}
+	r.Prober = p
+	err := r.Revoke(ctx, first.KID)
+	if err == nil || !strings.Contains(err.Error(), "restart PostgREST") {
+		t.Fatalf("Revoke with PostgREST still verifying the key: %v", err)
+	}
+	cur := one(t, ks, store.KeyCurrent)
+	if gone := stored(t, ks)[0]; gone.KID != first.KID || gone.State != store.KeyRemoved || !gone.Revoked {
+		t.Fatalf("the revocation did not stand: %+v", gone)
+	}
+	if len(p.asked) != 1 || p.asked[0] != first.KID || p.published[0] != cur.KID {
+		t.Fatalf("asked about %v naming %v, want %s naming the new current key %s", p.asked, p.published, first.KID, cur.KID)
+	}
+	p.revoked = func(context.Context, store.SigningKey, string) error { return nil }
+	if err := r.Revoke(ctx, cur.KID); err != nil {
+		t.Fatalf("Revoke with PostgREST dropping the key: %v", err)
 	}
 }

@@ -113,7 +113,12 @@ func (s *Signer) Track(t Tracker) {
 // the revocation's commit on (gate.check_request(), [Signer.Verify]), and
 // the signer dates new tokens no earlier (docs/auth.md "PostgREST's JWT
 // cache").
-const RevocationWindow = 36 * time.Second
+const RevocationWindow = 30*time.Second + RevocationReload + time.Second
+
+// RevocationReload is how long PostgREST may take to drop a revoked key
+// (it takes milliseconds after the NOTIFY); [Rotator.Revoke] checks it
+// did, when it has a prober.
+const RevocationReload = 5 * time.Second
 
 // MaxForward is how far ahead of the clock the signer dates a token's iat
 // (only ever to reach the cutoff after a revocation): PostgREST refuses an
