@@ -276,7 +276,11 @@ func TestCachedForgeryNamingAPublishedKeyRefusedAfterRevocation(t *testing.T) {
 		t.Fatalf("the victim's own token before the revocation: %d %s", code, body)
 	}
 
-	authsvc(t, "keys", "revoke", a.KID)
+	// The command returns once PostgREST itself refuses the key's
+	// signatures (it probes), and names the cutoff.
+	if out := authsvc(t, "keys", "revoke", a.KID); !strings.Contains(out, "every access token issued before") {
+		t.Fatalf("revoke output: %s", out)
+	}
 	for name, tok := range map[string]string{"cached forgery naming a published key": forged, "honest token of the revoked key": victim.AccessToken} {
 		body := mustStatus(t, tok, pg+"/vaults", 401)
 		c, m := refusal(t, body)
