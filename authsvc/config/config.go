@@ -71,7 +71,7 @@ type Config struct {
 	// Signing keys.
 	KeyPublishDelay     time.Duration // how long a next key is published before it signs
 	KeyRotationInterval time.Duration // 0: no automatic rotation
-	PostgrestURL        string        // for probing PostgREST after a key change; "" skips the probe
+	PostgrestURL        string        // for probing PostgREST after a key change and evicting expired tokens from its JWT cache; "" skips both
 
 	// The admin listener: loopback only, admin token required.
 	AdminListen string
