@@ -90,7 +90,7 @@ func run() error {
 		return errors.New("keep the load bounded: at most 1m per phase, 0.5s to 1m per read round and 1 to 30 rounds, 256 connections, 1e6 rows, 50000 events, 20 to 900 timing samples, 1000 to 200000 cache tokens")
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	dir, _ := filepath.Abs(c.dir)
