@@ -22,6 +22,7 @@ import (
 	"container/heap"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -60,6 +61,28 @@ type Evictor struct {
 	dropped int
 	stats   Stats
 }
+
+// The Evictor holds access tokens, which are credentials: every way of
+// printing or encoding it shows its counts only.
+
+// String shows the counts, never a token.
+func (e *Evictor) String() string {
+	st := e.Stats()
+	return fmt.Sprintf("jwtcache.Evictor{pending: %d, added: %d, evicted: %d, failed: %d, dropped: %d}",
+		e.Pending(), st.Added, st.Replayed, st.Failed, st.Dropped)
+}
+
+// GoString keeps the tokens out of %#v.
+func (e *Evictor) GoString() string { return e.String() }
+
+// Format keeps the tokens out of every fmt verb.
+func (e *Evictor) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, e.String()) }
+
+// MarshalJSON keeps the tokens out of JSON.
+func (e *Evictor) MarshalJSON() ([]byte, error) { return json.Marshal(e.String()) }
+
+// LogValue keeps the tokens out of slog.
+func (e *Evictor) LogValue() slog.Value { return slog.StringValue(e.String()) }
 
 // Stats counts what an Evictor did.
 type Stats struct {

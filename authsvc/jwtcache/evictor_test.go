@@ -3,6 +3,7 @@ package jwtcache
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -129,4 +130,27 @@ func TestEvictorBound(t *testing.T) {
 	}
 	var nilEvictor *Evictor
 	nilEvictor.Add("ignored", now) // must not panic
+}
+
+// The evictor holds tokens: printing, encoding or logging it shows none.
+func TestEvictorRedacts(t *testing.T) {
+	secret := "eyJhbGciOiJFZERTQSJ9.claims-of-a-live-token.signature-of-a-live-token"
+	e := &Evictor{URL: "http://127.0.0.1:1"}
+	e.Add(secret, time.Now().Add(time.Hour))
+	var logs bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logs, nil)).Info("evictor", "e", e)
+	j, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{
+		fmt.Sprint(e), fmt.Sprintf("%v %+v %#v %s %q %x", e, e, e, e, e, e), string(j), logs.String(),
+	} {
+		if strings.Contains(out, "live-token") {
+			t.Errorf("a token was printed: %s", out)
+		}
+	}
+	if !strings.Contains(fmt.Sprint(e), "pending: 1") {
+		t.Errorf("String = %q, want the counts", fmt.Sprint(e))
+	}
 }
