@@ -353,9 +353,14 @@ type permanentError struct{ err error }
 
 func (e permanentError) Error() string { return e.err.Error() }
 
+// ErrPortInUse means a port the stack was to listen on was taken. Ports
+// picked at random are free when picked; another process (a test's
+// outgoing connection, say) may take one before the service binds it.
+var ErrPortInUse = errors.New("port already in use by another process")
+
 func (s *Stack) checkPort(name string, port int) error {
 	if !portFree(port) {
-		return fmt.Errorf("port %d (%s) is already in use by another process", port, name)
+		return fmt.Errorf("port %d (%s): %w", port, name, ErrPortInUse)
 	}
 	return nil
 }

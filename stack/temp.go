@@ -2,6 +2,7 @@ package stack
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -15,6 +16,21 @@ import (
 // so a TestMain can call it whatever happened. When err is not nil the tests
 // must fail, not skip: the caller keeps err and reports it from each test.
 func StartTemp(prefix string, cfg Config) (s *Stack, stop func(), err error) {
+	// Its ports are picked at random when the configuration names none:
+	// one taken between the pick and the bind (by another test's outgoing
+	// connection, say) fails the start, and a fresh start picks others.
+	auto := cfg.GatewayPort == 0 && cfg.AuthsvcPort == 0 && cfg.PostgrestPort == 0 &&
+		cfg.PostgrestAdminPort == 0 && cfg.PostgresPort == 0 && cfg.RedisPort == 0
+	for attempt := 1; ; attempt++ {
+		s, stop, err = startTemp(prefix, cfg)
+		if err == nil || !auto || !errors.Is(err, ErrPortInUse) || attempt == 3 {
+			return s, stop, err
+		}
+		fmt.Fprintf(os.Stderr, "starting a test stack: %v; starting again with other ports\n", err)
+	}
+}
+
+func startTemp(prefix string, cfg Config) (s *Stack, stop func(), err error) {
 	dir, err := os.MkdirTemp("", prefix)
 	if err != nil {
 		return nil, func() {}, err
