@@ -100,10 +100,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		evictor := &jwtcache.Evictor{URL: cfg.PostgrestURL, Log: log}
 		sg.Track(evictor)
 		go evictor.Run(ctx)
-		mx.JWTCache(func() metrics.EvictorCounts {
-			st := evictor.Stats()
-			return metrics.EvictorCounts{Added: st.Added, Replayed: st.Replayed, Failed: st.Failed, Dropped: st.Dropped, Pending: evictor.Pending()}
-		})
+		mx.JWTCache(evictor)
 	}
 
 	// The keys must be loaded and published before tokens are issued. If the

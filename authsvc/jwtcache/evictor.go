@@ -57,8 +57,7 @@ type Evictor struct {
 
 	mu      sync.Mutex
 	queue   tokenHeap
-	wake    chan struct{}
-	dropped int
+	wake    chan struct{} // made on first use; see wakeup
 	stats   Stats
 }
 
@@ -159,14 +158,10 @@ func (e *Evictor) Add(token string, exp time.Time) {
 	if len(e.queue) >= max {
 		heap.Pop(&e.queue)
 		e.stats.Dropped++
-		e.dropped++
 	}
 	heap.Push(&e.queue, entry{due: exp.Add(e.delay()), token: token})
 	e.stats.Added++
-	if e.wake == nil {
-		e.wake = make(chan struct{}, 1)
-	}
-	wake := e.wake
+	wake := e.wakeup()
 	e.mu.Unlock()
 	select {
 	case wake <- struct{}{}:
@@ -174,13 +169,19 @@ func (e *Evictor) Add(token string, exp time.Time) {
 	}
 }
 
-// due takes the tokens whose time has come, and the time of the next one.
-func (e *Evictor) due() ([]string, time.Time, int, chan struct{}) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+// wakeup is the channel Add signals Run on; e.mu must be held.
+func (e *Evictor) wakeup() chan struct{} {
 	if e.wake == nil {
 		e.wake = make(chan struct{}, 1)
 	}
+	return e.wake
+}
+
+// due takes the tokens whose time has come, and returns them with the time
+// of the next one and how many tokens were dropped so far.
+func (e *Evictor) due() ([]string, time.Time, int, chan struct{}) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	now := e.now()
 	var out []string
 	for len(e.queue) > 0 && !e.queue[0].due.After(now) {
@@ -190,9 +191,7 @@ func (e *Evictor) due() ([]string, time.Time, int, chan struct{}) {
 	if len(e.queue) > 0 {
 		next = e.queue[0].due
 	}
-	dropped := e.dropped
-	e.dropped = 0
-	return out, next, dropped, e.wake
+	return out, next, e.stats.Dropped, e.wakeup()
 }
 
 // Run replays tokens as they fall due until ctx ends.
@@ -201,11 +200,13 @@ func (e *Evictor) Run(ctx context.Context) {
 	if client == nil {
 		client = &http.Client{Timeout: 5 * time.Second}
 	}
+	reported := 0 // tokens dropped that a warning has told of
 	for {
 		tokens, next, dropped, wake := e.due()
-		if dropped > 0 {
+		if dropped > reported {
 			e.log().WarnContext(ctx, "JWT cache evictor dropped tokens it could not keep; PostgREST's cache keeps them until it restarts",
-				"dropped", dropped)
+				"dropped", dropped-reported)
+			reported = dropped
 		}
 		for _, t := range tokens {
 			ok := e.replay(ctx, client, t)

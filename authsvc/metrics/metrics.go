@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"zsm.dev/zsm/authsvc/jwtcache"
 	"zsm.dev/zsm/authsvc/store"
 )
 
@@ -60,31 +61,30 @@ func New(keys func() []store.SigningKey) *Metrics {
 	return m
 }
 
-// EvictorCounts is what [Metrics.JWTCache] exports: the tokens the
-// evictor took, replayed (PostgREST refused them: evicted), failed to
-// evict, dropped unevicted past its bound, and holds now.
-type EvictorCounts struct {
-	Added, Replayed, Failed, Dropped, Pending int
+// Evictor is what [Metrics.JWTCache] reads (*jwtcache.Evictor).
+type Evictor interface {
+	Stats() jwtcache.Stats
+	Pending() int
 }
 
-// JWTCache exports the counts of authsvc's JWT cache evictor
-// (jwtcache.Evictor), read at each scrape.
-func (m *Metrics) JWTCache(counts func() EvictorCounts) {
-	counter := func(name, help string, f func(EvictorCounts) int) prometheus.Collector {
+// JWTCache exports the counts of authsvc's JWT cache evictor, read at each
+// scrape.
+func (m *Metrics) JWTCache(ev Evictor) {
+	counter := func(name, help string, f func(jwtcache.Stats) int) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
-			func() float64 { return float64(f(counts())) })
+			func() float64 { return float64(f(ev.Stats())) })
 	}
 	m.reg.MustRegister(
 		counter("zsm_authsvc_jwtcache_tokens_added_total", "Access tokens issued and queued for eviction from PostgREST's JWT cache.",
-			func(c EvictorCounts) int { return c.Added }),
+			func(c jwtcache.Stats) int { return c.Added }),
 		counter("zsm_authsvc_jwtcache_evicted_total", "Expired access tokens replayed to PostgREST and refused by it (dropped from its cache).",
-			func(c EvictorCounts) int { return c.Replayed }),
+			func(c jwtcache.Stats) int { return c.Replayed }),
 		counter("zsm_authsvc_jwtcache_failed_total", "Replays PostgREST did not refuse itself or that did not reach it (the token may stay cached).",
-			func(c EvictorCounts) int { return c.Failed }),
+			func(c jwtcache.Stats) int { return c.Failed }),
 		counter("zsm_authsvc_jwtcache_dropped_total", "Tokens dropped unevicted because the evictor's queue was full.",
-			func(c EvictorCounts) int { return c.Dropped }),
+			func(c jwtcache.Stats) int { return c.Dropped }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "zsm_authsvc_jwtcache_tokens_pending", Help: "Access tokens waiting for their eviction replay."},
-			func() float64 { return float64(counts().Pending) }),
+			func() float64 { return float64(ev.Pending()) }),
 	)
 }
 

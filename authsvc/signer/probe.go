@@ -40,19 +40,34 @@ func jwsSegment(v any) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// probeClaims are the claims of a probe token: ours, for a session that
+// does not exist, valid for a minute; extra pairs are added.
+func (p *HTTPProber) probeClaims(extra ...any) map[string]any {
+	now := time.Now().Unix()
+	claims := map[string]any{
+		"iss": p.Issuer, "aud": p.Audience, "sub": uuid.NewString(), "sid": uuid.NewString(),
+		"role": Role, "iat": now, "exp": now + 60,
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		claims[extra[i].(string)] = extra[i+1]
+	}
+	return claims
+}
+
+// signEdDSA signs claims with priv under a header naming kid.
+func signEdDSA(priv ed25519.PrivateKey, kid string, claims map[string]any) string {
+	in := jwsSegment(map[string]string{"alg": "EdDSA", "typ": "JWT", "kid": kid}) + "." + jwsSegment(claims)
+	return in + "." + jwsSegment(ed25519.Sign(priv, []byte(in)))
+}
+
 // Probe implements Prober.
 func (p *HTTPProber) Probe(ctx context.Context, key store.SigningKey, jwks []byte) error {
 	priv, err := OpenPrivateKey(p.KEK, key)
 	if err != nil {
 		return err
 	}
-	now := time.Now().Unix()
-	claims := map[string]any{
-		"iss": p.Issuer, "aud": p.Audience, "sub": uuid.NewString(), "sid": uuid.NewString(),
-		"role": Role, "iat": now, "exp": now + 60,
-	}
-	in := jwsSegment(map[string]string{"alg": "EdDSA", "typ": "JWT", "kid": key.KID}) + "." + jwsSegment(claims)
-	token := in + "." + jwsSegment(ed25519.Sign(priv, []byte(in)))
+	claims := p.probeClaims()
+	token := signEdDSA(priv, key.KID, claims)
 
 	mac := hmac.New(sha256.New, jwks)
 	forged := jwsSegment(map[string]string{"alg": "HS256", "typ": "JWT"}) + "." + jwsSegment(claims)
@@ -101,13 +116,8 @@ func (p *HTTPProber) ProbeRevoked(ctx context.Context, revoked store.SigningKey,
 	}
 	deadline := time.Now().Add(RevocationReload)
 	for i := 0; ; i++ {
-		now := time.Now().Unix()
-		claims := map[string]any{
-			"iss": p.Issuer, "aud": p.Audience, "sub": uuid.NewString(), "sid": uuid.NewString(),
-			"role": Role, "iat": now, "exp": now + 60, "kid": publishedKID, "jti": fmt.Sprintf("revocation-probe-%d", i),
-		}
-		in := jwsSegment(map[string]string{"alg": "EdDSA", "typ": "JWT", "kid": publishedKID}) + "." + jwsSegment(claims)
-		code, err := p.ask(ctx, in+"."+jwsSegment(ed25519.Sign(priv, []byte(in))))
+		claims := p.probeClaims("kid", publishedKID, "jti", fmt.Sprintf("revocation-probe-%d", i))
+		code, err := p.ask(ctx, signEdDSA(priv, publishedKID, claims))
 		if err == nil && code == "PGRST301" {
 			return nil
 		}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,17 +45,13 @@ import (
 func benchJWTCache(ctx context.Context, st *stack.Stack, c config) error {
 	n := c.cacheTokens
 	fmt.Printf("\n== PostgREST's JWT cache: memory for %d distinct tokens, and eviction ==\n", n)
-	priv, kid, err := currentKey(ctx, st)
+	priv, kid, issuer, audience, err := currentKey(ctx, st)
 	if err != nil {
 		return err
 	}
 	pid := st.Pid(stack.Postgrest)
 	if pid == 0 {
 		return errors.New("PostgREST is not running")
-	}
-	issuer, audience, err := tokenPolicy(ctx, st)
-	if err != nil {
-		return err
 	}
 	// Each token expires 2 s after it is signed: long enough to reach
 	// PostgREST and be cached, short enough that the whole batch can be
@@ -81,11 +78,11 @@ func benchJWTCache(ctx context.Context, st *stack.Stack, c config) error {
 	after1, _ := rss(pid)
 	fmt.Printf("PostgREST resident memory: %s at the start\n", mib(before))
 	fmt.Printf("  %d distinct valid tokens, each sent once (%s): %s (+%s, %s per token)\n",
-		n, res, mib(after1), mib(after1-before), perToken(after1-before, n))
+		n, res, mib(after1), mib(after1-before), fmt.Sprintf("%.0f bytes", float64(after1-before)/float64(n)))
 
 	// Every token must be past exp + PostgREST's 30 s of skew (and a
 	// second of rounding) before it is replayed.
-	last := exps[len(exps)-1].Add(31 * time.Second)
+	last := slices.MaxFunc(exps, time.Time.Compare).Add(31 * time.Second)
 	if d := time.Until(last); d > 0 {
 		fmt.Printf("  waiting %.0f s until every token is past its expiry and PostgREST's 30 s of skew …\n", d.Seconds())
 		select {
@@ -195,42 +192,26 @@ func signJWT(priv ed25519.PrivateKey, kid string, claims map[string]any) string 
 }
 
 // currentKey opens the stack's current signing key with its
-// key-encryption key.
-func currentKey(ctx context.Context, st *stack.Stack) (ed25519.PrivateKey, string, error) {
+// key-encryption key (hex, as the stack runner writes it), and reads the
+// issuer and audience tokens must carry.
+func currentKey(ctx context.Context, st *stack.Stack) (priv ed25519.PrivateKey, kid, issuer, audience string, err error) {
 	conn, err := pgx.Connect(ctx, st.AdminDSN())
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", "", err
 	}
 	defer conn.Close(ctx)
 	var k store.SigningKey
-	if err := conn.QueryRow(ctx, `SELECT kid, public_key, private_sealed FROM auth.signing_keys WHERE state = 'current'`).
-		Scan(&k.KID, &k.Public, &k.Sealed); err != nil {
-		return nil, "", fmt.Errorf("current signing key: %w", err)
+	if err := conn.QueryRow(ctx, `SELECT k.kid, k.public_key, k.private_sealed, p.issuer, p.audience
+		FROM auth.signing_keys k, auth.token_policy p WHERE k.state = 'current'`).
+		Scan(&k.KID, &k.Public, &k.Sealed, &issuer, &audience); err != nil {
+		return nil, "", "", "", fmt.Errorf("current signing key: %w", err)
 	}
-	kek, err := decodeKey(st.KeyEncryptionKey())
+	kek, err := hex.DecodeString(st.KeyEncryptionKey())
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", "", err
 	}
-	priv, err := signer.OpenPrivateKey(kek, k)
-	return priv, k.KID, err
-}
-
-func tokenPolicy(ctx context.Context, st *stack.Stack) (issuer, audience string, err error) {
-	conn, err := pgx.Connect(ctx, st.AdminDSN())
-	if err != nil {
-		return "", "", err
-	}
-	defer conn.Close(ctx)
-	err = conn.QueryRow(ctx, `SELECT issuer, audience FROM auth.token_policy`).Scan(&issuer, &audience)
-	return issuer, audience, err
-}
-
-func decodeKey(s string) ([]byte, error) {
-	s = strings.TrimSpace(s)
-	if b, err := hex.DecodeString(s); err == nil {
-		return b, nil
-	}
-	return base64.StdEncoding.DecodeString(s)
+	priv, err = signer.OpenPrivateKey(kek, k)
+	return priv, k.KID, issuer, audience, err
 }
 
 // rss is a process's resident memory in bytes.
@@ -249,10 +230,3 @@ func rss(pid int) (int64, error) {
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
-
-func perToken(b int64, n int) string {
-	if n == 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.0f bytes", float64(b)/float64(n))
-}

@@ -492,7 +492,7 @@ func TestAdminMetrics(t *testing.T) {
 		resp.Body.Close()
 		body := string(b)
 		for _, m := range []string{"zsm_authsvc_signing_key_age_seconds", "zsm_authsvc_request_duration_seconds",
-			"zsm_authsvc_jwtcache_tokens_pending", "zsm_authsvc_jwtcache_evicted_total", "zsm_authsvc_jwtcache_failed_total"} {
+			"zsm_authsvc_jwtcache_tokens_added_total", "zsm_authsvc_jwtcache_tokens_pending", "zsm_authsvc_jwtcache_evicted_total", "zsm_authsvc_jwtcache_failed_total"} {
 			if !strings.Contains(body, m) {
 				t.Fatalf("replica %d metrics lack %s", i, m)
 			}
