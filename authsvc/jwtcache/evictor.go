@@ -55,10 +55,10 @@ type Evictor struct {
 	Log    *slog.Logger  // nil: discard
 	Now    func() time.Time
 
-	mu      sync.Mutex
-	queue   tokenHeap
-	wake    chan struct{} // made on first use; see wakeup
-	stats   Stats
+	mu    sync.Mutex
+	queue tokenHeap
+	wake  chan struct{} // made on first use; see wakeup
+	stats Stats
 }
 
 // The Evictor holds access tokens, which are credentials: every way of
